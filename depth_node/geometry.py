@@ -1,0 +1,113 @@
+"""Camera geometry shared by the runtime, replay and training (the one copy; see DESIGN.md).
+
+Conventions: camera optical frame (REP 103: x right, y down, z forward); pixel (u, v) is the
+column/row index of the pixel, and a pixel's centre sits at its integer index, as in
+depth_image_proc: x = (u - cx) * z / fx, y = (v - cy) * z / fy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def scale_intrinsics(K: np.ndarray, from_size: tuple[int, int], to_size: tuple[int, int]) -> np.ndarray:
+    """Return K for an image resized from ``from_size`` to ``to_size`` (both ``(width, height)``).
+
+    Scales fx, cx by the width ratio and fy, cy by the height ratio (Monodepth2's convention, which
+    is what the networks are trained with). Works for a 3x3 K or a 3x4 projection matrix P.
+    """
+    sx = to_size[0] / from_size[0]
+    sy = to_size[1] / from_size[1]
+    scaled = np.array(K, dtype=np.float64, copy=True)
+    scaled[0, :] *= sx
+    scaled[1, :] *= sy
+    return scaled
+
+
+def crop_intrinsics(K: np.ndarray, left: int, top: int) -> np.ndarray:
+    """Return K after cropping ``left`` columns and ``top`` rows off the image."""
+    cropped = np.array(K, dtype=np.float64, copy=True)
+    cropped[0, 2] -= left
+    cropped[1, 2] -= top
+    return cropped
+
+
+def pixel_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column (u) and row (v) index images, float32, shape (height, width)."""
+    v, u = np.mgrid[0:height, 0:width].astype(np.float32)
+    return u, v
+
+
+def depth_to_points(depth: np.ndarray, fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
+    """Back-project a depth image (metres, NaN = invalid) into an (H, W, 3) float32 array of x, y, z.
+
+    Invalid pixels stay NaN in all three coordinates, which is what an organized PointCloud2 wants.
+    """
+    depth = np.asarray(depth, dtype=np.float32)
+    u, v = pixel_grid(*depth.shape)
+    points = np.empty(depth.shape + (3,), dtype=np.float32)
+    points[..., 0] = (u - np.float32(cx)) * depth / np.float32(fx)
+    points[..., 1] = (v - np.float32(cy)) * depth / np.float32(fy)
+    points[..., 2] = depth
+    return points
+
+
+def transform_points(T: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Apply a 4x4 rigid transform to (N, 3) points."""
+    points = np.asarray(points, dtype=np.float64)
+    return points @ T[:3, :3].T + T[:3, 3]
+
+
+def project_points(points_cam: np.ndarray, P: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Project (N, 3) camera-frame points with a 3x3 K or 3x4 P. Returns float u, v and depth z."""
+    points_cam = np.asarray(points_cam, dtype=np.float64)
+    P = np.asarray(P, dtype=np.float64)
+    if P.shape == (3, 3):
+        P = np.hstack([P, np.zeros((3, 1))])
+    homogeneous = np.hstack([points_cam, np.ones((len(points_cam), 1))]) @ P.T
+    z = homogeneous[:, 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = homogeneous[:, 0] / z
+        v = homogeneous[:, 1] / z
+    return u, v, z
+
+
+def points_to_depth_map(points_cam: np.ndarray, P: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Sparse depth image from camera-frame points, the way KITTI's ground truth is built.
+
+    Points behind the camera are dropped, image coordinates are rounded to the nearest pixel,
+    points outside the image are dropped, and where several points land on one pixel the nearest
+    wins. Returns float32 metres with 0 where no point landed (KITTI's convention for sparse GT).
+
+    Unlike Monodepth2's ``generate_depth_map`` there is no ``- 1`` after rounding: that offset comes
+    from MATLAB's 1-based indexing in the devkit and shifts every point by one pixel.
+    """
+    u, v, z = project_points(points_cam, P)
+    in_front = z > 0
+    u, v, z = np.round(u[in_front]).astype(np.int64), np.round(v[in_front]).astype(np.int64), z[in_front]
+    inside = (u >= 0) & (u < width) & (v >= 0) & (v < height)
+    u, v, z = u[inside], v[inside], z[inside]
+    depth = np.zeros((height, width), dtype=np.float32)
+    # Write far points first so that nearer ones overwrite them: the nearest point wins per pixel.
+    order = np.argsort(-z)
+    depth[v[order], u[order]] = z[order]
+    return depth
+
+
+def rotation_matrix(roll: float, pitch: float, yaw: float) -> np.ndarray:
+    """R = Rz(yaw) @ Ry(pitch) @ Rx(roll): the attitude convention of KITTI's OXTS records."""
+    cr, sr = np.cos(roll), np.sin(roll)
+    cp, sp = np.cos(pitch), np.sin(pitch)
+    cy, sy = np.cos(yaw), np.sin(yaw)
+    rx = np.array([[1, 0, 0], [0, cr, -sr], [0, sr, cr]])
+    ry = np.array([[cp, 0, sp], [0, 1, 0], [-sp, 0, cp]])
+    rz = np.array([[cy, -sy, 0], [sy, cy, 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+def make_transform(R: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """4x4 homogeneous transform from a 3x3 rotation and a translation."""
+    T = np.eye(4)
+    T[:3, :3] = R
+    T[:3, 3] = np.asarray(t, dtype=np.float64).reshape(3)
+    return T

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine: set up .venv with every extra, lint, run pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup_venv.sh runtime,replay,training,test
+.venv/bin/ruff check .
+.venv/bin/python -m pytest "$@"
