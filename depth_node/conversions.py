@@ -1,0 +1,269 @@
+"""sensor_msgs Image / CompressedImage <-> numpy, without cv_bridge and without ROS.
+
+Works with message classes from rclpy (``data`` is an ``array.array('B')``) and from rosbags
+(``data`` is a numpy uint8 array) alike: reading goes through ``np.frombuffer``, and writing goes
+through the ``uint8_array`` converter of the :class:`~depth_node.messages.MessageTypes` namespace.
+
+Arrays returned by :func:`image_to_numpy` may be read-only views of the message's buffer (no copy
+on the hot path); copy them before writing into them.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+
+if TYPE_CHECKING:
+    from depth_node.messages import MessageTypes
+
+
+class BadInputError(ValueError):
+    """A frame the runtime cannot use. The node catches this type, drops the frame and counts it."""
+
+
+class UnsupportedEncodingError(BadInputError):
+    """An image encoding (or compressed format) this module does not handle."""
+
+
+class ImageDataError(BadInputError):
+    """A malformed image: data shorter than ``step * height``, ``step`` too small, wrong shape/dtype."""
+
+
+class ImageDecodeError(BadInputError):
+    """Compressed image bytes that OpenCV cannot decode."""
+
+
+# encoding -> (numpy dtype of one channel, channels). Names follow sensor_msgs/image_encodings.h.
+ENCODINGS: dict[str, tuple[np.dtype, int]] = {
+    "rgb8": (np.dtype(np.uint8), 3),
+    "bgr8": (np.dtype(np.uint8), 3),
+    "rgba8": (np.dtype(np.uint8), 4),
+    "bgra8": (np.dtype(np.uint8), 4),
+    "mono8": (np.dtype(np.uint8), 1),
+    "mono16": (np.dtype(np.uint16), 1),
+    "16UC1": (np.dtype(np.uint16), 1),
+    "32FC1": (np.dtype(np.float32), 1),
+}
+SUPPORTED_ENCODINGS = tuple(ENCODINGS)
+DEPTH_ENCODINGS = ("32FC1", "16UC1")
+COMPRESSED_FORMATS = ("jpeg", "png")
+
+# cv2 colour conversions to RGB for the colour/mono encodings (None: already RGB).
+_TO_RGB: dict[str, int | None] = {
+    "rgb8": None,
+    "bgr8": cv2.COLOR_BGR2RGB,
+    "rgba8": cv2.COLOR_RGBA2RGB,
+    "bgra8": cv2.COLOR_BGRA2RGB,
+    "mono8": cv2.COLOR_GRAY2RGB,
+    "mono16": cv2.COLOR_GRAY2RGB,
+    "16UC1": cv2.COLOR_GRAY2RGB,
+}
+_HOST_BIGENDIAN = sys.byteorder == "big"
+
+
+def _unsupported(encoding: str, supported: tuple[str, ...] = SUPPORTED_ENCODINGS) -> UnsupportedEncodingError:
+    return UnsupportedEncodingError(
+        f"unsupported image encoding {encoding!r}; supported: {', '.join(supported)}"
+    )
+
+
+def _as_bytes_array(data: Any) -> np.ndarray:
+    """A flat uint8 view of a message's ``data`` (numpy array, array.array, bytes, list)."""
+    if isinstance(data, np.ndarray):
+        return (
+            data.reshape(-1).view(np.uint8) if data.dtype.itemsize == 1 else data.view(np.uint8).reshape(-1)
+        )
+    try:
+        return np.frombuffer(data, dtype=np.uint8)
+    except TypeError:  # a plain list of ints (some hand-built messages)
+        return np.asarray(data, dtype=np.uint8)
+
+
+def image_to_numpy(msg: Any) -> np.ndarray:
+    """Image message -> (H, W) or (H, W, C) array in the encoding's dtype, native byte order.
+
+    Honours row padding (``step`` > width * bytes per pixel) and ``is_bigendian``. Zero-copy where
+    the data is already in native byte order (the result may then be a read-only view).
+    """
+    encoding = msg.encoding
+    if encoding not in ENCODINGS:
+        raise _unsupported(encoding)
+    dtype, channels = ENCODINGS[encoding]
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    row_bytes = width * channels * dtype.itemsize
+    if height <= 0 or width <= 0:
+        raise ImageDataError(f"image has empty size {width}x{height}")
+    if step < row_bytes:
+        raise ImageDataError(
+            f"image step {step} is smaller than width*bytes per pixel = {row_bytes} ({encoding})"
+        )
+    data = _as_bytes_array(msg.data)
+    if data.size < step * height:
+        raise ImageDataError(
+            f"image data has {data.size} bytes, expected step*height = {step}*{height} = {step * height}"
+        )
+    rows = data[: step * height].reshape(height, step)[:, :row_bytes]
+    if dtype.itemsize > 1:
+        wire = dtype.newbyteorder(">" if msg.is_bigendian else "<")
+        array = rows.view(wire)
+        if wire != dtype:  # swap to native only when the wire order differs
+            array = array.astype(dtype)
+    else:
+        array = rows
+    return array.reshape(height, width, channels) if channels > 1 else array
+
+
+def numpy_to_image(
+    array: np.ndarray,
+    encoding: str,
+    header: Any,
+    types: MessageTypes,
+    step: int | None = None,
+    is_bigendian: bool = False,
+) -> Any:
+    """(H, W[, C]) array -> Image message of ``types``.
+
+    ``step`` (bytes per row, >= the packed row size) pads each row; ``is_bigendian`` writes
+    multi-byte data big-endian. Both exist so that messages from other machines can be reproduced.
+    """
+    if encoding not in ENCODINGS:
+        raise _unsupported(encoding)
+    dtype, channels = ENCODINGS[encoding]
+    array = np.asarray(array)
+    expected_ndim = 2 if channels == 1 else 3
+    if array.ndim == 3 and channels == 1 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim != expected_ndim or (channels > 1 and array.shape[2] != channels):
+        raise ImageDataError(
+            f"array of shape {array.shape} does not fit encoding {encoding} ({channels} channel(s))"
+        )
+    height, width = array.shape[:2]
+    wire = dtype.newbyteorder(">" if is_bigendian else "<") if dtype.itemsize > 1 else dtype
+    row_bytes = width * channels * dtype.itemsize
+    step = row_bytes if step is None else int(step)
+    if step < row_bytes:
+        raise ImageDataError(f"step {step} is smaller than the row size {row_bytes}")
+    packed = np.ascontiguousarray(array, dtype=wire).reshape(height, row_bytes // wire.itemsize)
+    if step == row_bytes:
+        data = packed.view(np.uint8).reshape(-1)
+    else:
+        padded = np.zeros((height, step), dtype=np.uint8)
+        padded[:, :row_bytes] = packed.view(np.uint8)
+        data = padded.reshape(-1)
+    return types.Image(
+        header=header,
+        height=height,
+        width=width,
+        encoding=encoding,
+        is_bigendian=int(bool(is_bigendian)),
+        step=step,
+        data=types.uint8_array(data),
+    )
+
+
+def _is_compressed(msg: Any) -> bool:
+    return hasattr(msg, "format") and not hasattr(msg, "encoding")
+
+
+def _compressed_is_rgb_order(fmt: str) -> bool:
+    # image_transport writes "<orig>; jpeg compressed <enc>". Publishers convert colour to bgr8 before
+    # encoding (OpenCV's order); only an explicit "compressed rgb8" means the bytes hold RGB order.
+    _, _, compressed = fmt.partition("compressed")
+    return compressed.strip().startswith("rgb")
+
+
+def _check_compressed_format(fmt: str) -> None:
+    lowered = fmt.lower()
+    if "compresseddepth" in lowered:
+        raise UnsupportedEncodingError(
+            f"unsupported compressed format {fmt!r} (compressedDepth); supported: jpeg, png"
+        )
+    if lowered and not any(name in lowered for name in ("jpeg", "jpg", "png")):
+        raise UnsupportedEncodingError(f"unsupported compressed format {fmt!r}; supported: jpeg, png")
+
+
+def compressed_to_numpy(msg: Any, flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarray:
+    """CompressedImage (JPEG/PNG) -> array as cv2.imdecode returns it (BGR order for colour)."""
+    _check_compressed_format(msg.format)
+    buffer = _as_bytes_array(msg.data)
+    if buffer.size == 0:
+        raise ImageDecodeError(f"compressed image ({msg.format!r}) has no data")
+    image = cv2.imdecode(buffer, flags)
+    if image is None:
+        raise ImageDecodeError(f"cannot decode compressed image ({msg.format!r}, {buffer.size} bytes)")
+    return image
+
+
+def to_rgb8(msg: Any) -> np.ndarray:
+    """Any colour or mono Image, or a JPEG/PNG CompressedImage -> (H, W, 3) uint8 RGB.
+
+    16-bit mono keeps its 8 most significant bits. rgb8 input is returned without a copy (it may be
+    a read-only view with padded rows).
+    """
+    if _is_compressed(msg):
+        image = compressed_to_numpy(msg, cv2.IMREAD_COLOR)  # always 8-bit, 3 channels
+        if _compressed_is_rgb_order(msg.format):
+            return image
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    encoding = msg.encoding
+    if encoding not in _TO_RGB:
+        supported = tuple(_TO_RGB)
+        if encoding in ENCODINGS:
+            raise UnsupportedEncodingError(
+                f"image encoding {encoding!r} is not a colour/mono image; supported: {', '.join(supported)}"
+            )
+        raise _unsupported(encoding, supported)
+    array = image_to_numpy(msg)
+    if array.dtype == np.uint16:
+        array = (array >> 8).astype(np.uint8)
+    code = _TO_RGB[encoding]
+    return array if code is None else cv2.cvtColor(array, code)
+
+
+def depth_to_image_msg(depth_m: np.ndarray, header: Any, types: MessageTypes, encoding: str = "32FC1") -> Any:
+    """Depth in metres (NaN = invalid) -> REP 118 Image: 32FC1 metres, or 16UC1 millimetres.
+
+    16UC1: invalid (NaN, <= 0) -> 0, depths beyond 65.535 m clip to 65535 mm. Written in the host's
+    byte order with ``is_bigendian`` set accordingly (no swap on the hot path).
+    """
+    depth_m = np.asarray(depth_m)
+    if depth_m.ndim != 2:
+        raise ImageDataError(f"depth image must be 2-D (H, W), got shape {depth_m.shape}")
+    if encoding == "32FC1":
+        data = np.ascontiguousarray(depth_m, dtype=np.float32)
+        itemsize = 4
+    elif encoding == "16UC1":
+        millimetres = np.multiply(depth_m, 1000.0, dtype=np.float32)
+        np.nan_to_num(millimetres, copy=False, nan=0.0, posinf=65535.0, neginf=0.0)
+        np.clip(millimetres, 0.0, 65535.0, out=millimetres)
+        data = np.rint(millimetres, out=millimetres).astype(np.uint16)
+        itemsize = 2
+    else:
+        raise _unsupported(encoding, DEPTH_ENCODINGS)
+    height, width = data.shape
+    return types.Image(
+        header=header,
+        height=height,
+        width=width,
+        encoding=encoding,
+        is_bigendian=int(_HOST_BIGENDIAN),
+        step=width * itemsize,
+        data=types.uint8_array(data.reshape(-1).view(np.uint8)),
+    )
+
+
+def image_msg_to_depth(msg: Any) -> np.ndarray:
+    """REP 118 depth Image (32FC1 metres or 16UC1 millimetres) -> float32 metres, NaN = invalid."""
+    if msg.encoding not in DEPTH_ENCODINGS:
+        raise _unsupported(msg.encoding, DEPTH_ENCODINGS)
+    array = image_to_numpy(msg)
+    if msg.encoding == "16UC1":
+        depth = array.astype(np.float32) * np.float32(0.001)
+        depth[array == 0] = np.nan
+        return depth
+    depth = np.array(array, dtype=np.float32)  # writable copy: the caller owns it
+    depth[~np.isfinite(depth) | (depth <= 0)] = np.nan
+    return depth

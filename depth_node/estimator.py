@@ -1,0 +1,278 @@
+"""ONNX Runtime depth estimator: one InferenceSession, sizes and units read from the model.
+
+Model contract (DESIGN.md): input ``image`` float32 [N,3,H,W] RGB in [0,1]; output ``depth`` float32
+[N,1,H,W]; ``metadata_props`` carry input_height, input_width, min_depth, max_depth, metric_scale,
+backbone, training_mode, source (required) and scale_is_metric, name (optional).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from depth_node.conversions import BadInputError
+
+LOG = logging.getLogger(__name__)
+
+PROVIDER_NAMES = {
+    "tensorrt": "TensorrtExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+}
+# Providers whose sessions gain from I/O binding (device buffers); on CPU a plain run is as fast.
+_BINDING_PROVIDERS = {"TensorrtExecutionProvider", "CUDAExecutionProvider"}
+REQUIRED_METADATA = (
+    "input_height",
+    "input_width",
+    "min_depth",
+    "max_depth",
+    "metric_scale",
+    "backbone",
+    "training_mode",
+    "source",
+)
+# training_mode values that make a model metric when the model does not say scale_is_metric itself.
+_METRIC_TRAINING_TOKENS = ("velocity", "lidar", "gt", "supervised_depth", "metric", "stereo")
+
+
+class ModelLoadError(RuntimeError):
+    """The model file is missing, corrupt, or does not follow the model contract (one-line message)."""
+
+
+class InputShapeError(BadInputError):
+    """A batch passed to :meth:`DepthEstimator.infer` that does not match the model's input."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the runtime knows about a model, all from its metadata_props."""
+
+    input_height: int
+    input_width: int
+    min_depth: float
+    max_depth: float
+    metric_scale: float
+    scale_is_metric: bool
+    backbone: str
+    training_mode: str
+    source: str
+    name: str
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+def parse_model_info(metadata: dict[str, str], default_name: str, where: str = "model") -> ModelInfo:
+    """ModelInfo from a metadata_props dict; ModelLoadError naming the missing/bad key otherwise."""
+    missing = [key for key in REQUIRED_METADATA if key not in metadata]
+    if missing:
+        raise ModelLoadError(
+            f"{where}: metadata_props lack {', '.join(missing)} (required: {', '.join(REQUIRED_METADATA)})"
+        )
+    try:
+        info_fields = {
+            "input_height": int(metadata["input_height"]),
+            "input_width": int(metadata["input_width"]),
+            "min_depth": float(metadata["min_depth"]),
+            "max_depth": float(metadata["max_depth"]),
+            "metric_scale": float(metadata["metric_scale"]),
+        }
+    except ValueError as error:
+        raise ModelLoadError(f"{where}: bad numeric metadata_props value ({error})") from None
+    if info_fields["input_height"] <= 0 or info_fields["input_width"] <= 0:
+        raise ModelLoadError(
+            f"{where}: input size {info_fields['input_width']}x{info_fields['input_height']} is not positive"
+        )
+    if not 0 < info_fields["min_depth"] < info_fields["max_depth"]:
+        raise ModelLoadError(
+            f"{where}: need 0 < min_depth < max_depth, "
+            f"got {info_fields['min_depth']} and {info_fields['max_depth']}"
+        )
+    if not (np.isfinite(info_fields["metric_scale"]) and info_fields["metric_scale"] > 0):
+        raise ModelLoadError(
+            f"{where}: metric_scale must be a positive number, got {info_fields['metric_scale']}"
+        )
+    training_mode = metadata["training_mode"]
+    if "scale_is_metric" in metadata:
+        try:
+            scale_is_metric = _parse_bool(metadata["scale_is_metric"])
+        except ValueError as error:
+            raise ModelLoadError(f"{where}: bad scale_is_metric metadata ({error})") from None
+    else:
+        # Older exports: metric when metric_scale was calibrated or the training mode used metric
+        # supervision (velocity, LiDAR/GT depth, stereo).
+        lowered = training_mode.lower()
+        scale_is_metric = info_fields["metric_scale"] != 1.0 or any(
+            t in lowered for t in _METRIC_TRAINING_TOKENS
+        )
+    return ModelInfo(
+        **info_fields,
+        scale_is_metric=scale_is_metric,
+        backbone=metadata["backbone"],
+        training_mode=training_mode,
+        source=metadata["source"],
+        name=metadata.get("name", default_name),
+    )
+
+
+def resolve_providers(requested: Sequence[str], available: Sequence[str]) -> list[str]:
+    """Map friendly names to ONNX Runtime provider names, in order, keeping only available ones."""
+    resolved: list[str] = []
+    for name in requested:
+        provider = PROVIDER_NAMES.get(name.lower(), name)
+        if provider not in available:
+            LOG.info("execution provider %s (%s) is not available here, skipping it", name, provider)
+            continue
+        if provider not in resolved:
+            resolved.append(provider)
+    return resolved
+
+
+def _static_dim(dim: object) -> int | None:
+    return dim if isinstance(dim, int) and dim > 0 else None
+
+
+class DepthEstimator:
+    """Runs a depth ONNX model with ONNX Runtime.
+
+    ``providers``: friendly names ("tensorrt", "cuda", "cpu") or ONNX Runtime names, in priority
+    order; unavailable ones are skipped with a log line. ``threads``: intra-op threads (0 = ONNX
+    Runtime's default). ``trt_cache_dir``: where TensorRT keeps built engines (building one takes
+    minutes; the cache makes restarts fast). ``io_binding``: None = use I/O binding on CUDA/TensorRT
+    only (it saves the host<->device copies ``run`` makes); True/False forces it.
+    """
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str],
+        providers: Sequence[str] = ("tensorrt", "cuda", "cpu"),
+        threads: int = 0,
+        trt_cache_dir: str | os.PathLike[str] | None = None,
+        trt_fp16: bool = True,
+        warmup: bool = True,
+        io_binding: bool | None = None,
+    ) -> None:
+        self.model_path = Path(model_path)
+        if not self.model_path.is_file():
+            raise ModelLoadError(f"model file not found: {self.model_path}")
+        if isinstance(providers, str):
+            providers = [p.strip() for p in providers.split(",") if p.strip()]
+        available = ort.get_available_providers()
+        chosen = resolve_providers(providers, available)
+        if not chosen:
+            raise ModelLoadError(
+                f"none of the requested execution providers {list(providers)} is available "
+                f"(available: {available})"
+            )
+        provider_list: list[str | tuple[str, dict[str, object]]] = []
+        for provider in chosen:
+            if provider == "TensorrtExecutionProvider":
+                options: dict[str, object] = {"trt_fp16_enable": bool(trt_fp16)}
+                if trt_cache_dir is not None:
+                    Path(trt_cache_dir).mkdir(parents=True, exist_ok=True)
+                    options["trt_engine_cache_enable"] = True
+                    options["trt_engine_cache_path"] = str(trt_cache_dir)
+                provider_list.append((provider, options))
+            else:
+                provider_list.append(provider)
+
+        session_options = ort.SessionOptions()
+        session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session_options.intra_op_num_threads = max(int(threads), 0)
+        session_options.log_severity_level = 3  # errors only: ORT's warnings are noise on the car's console
+        try:
+            self.session = ort.InferenceSession(
+                str(self.model_path), sess_options=session_options, providers=provider_list
+            )
+        except Exception as error:  # ORT raises several private exception types for bad files
+            detail = " ".join(str(error).split())[:200]
+            raise ModelLoadError(
+                f"cannot load model {self.model_path}: not a valid ONNX model ({detail})"
+            ) from None
+
+        metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.info = parse_model_info(metadata, self.model_path.stem, where=f"model {self.model_path.name}")
+        self._check_io()
+        self.provider: str = self.session.get_providers()[0]
+        if io_binding is None:
+            io_binding = self.provider in _BINDING_PROVIDERS
+        self._binding = self.session.io_binding() if io_binding else None
+        LOG.info(
+            "loaded %s (%s, %dx%d) on %s",
+            self.model_path.name,
+            self.info.backbone,
+            self.info.input_width,
+            self.info.input_height,
+            self.provider,
+        )
+        if warmup:
+            # The first run allocates arenas and (TensorRT) builds engines; do it before real frames.
+            batch = self._batch_size or 1
+            self.infer(np.zeros((batch, 3, self.info.input_height, self.info.input_width), dtype=np.float32))
+
+    def _check_io(self) -> None:
+        where = f"model {self.model_path.name}"
+        inputs = self.session.get_inputs()
+        outputs = {o.name: o for o in self.session.get_outputs()}
+        if len(inputs) != 1 or inputs[0].name != "image":
+            names = [i.name for i in inputs]
+            raise ModelLoadError(f"{where}: expected one input named 'image' [N,3,H,W], got inputs {names}")
+        if "depth" not in outputs:
+            raise ModelLoadError(
+                f"{where}: expected an output named 'depth' [N,1,H,W], got outputs {list(outputs)}"
+            )
+        image, depth = inputs[0], outputs["depth"]
+        height, width = self.info.input_height, self.info.input_width
+        for arg, channels in ((image, 3), (depth, 1)):
+            shape = list(arg.shape)
+            if len(shape) != 4 or _static_dim(shape[1]) != channels:
+                raise ModelLoadError(f"{where}: {arg.name} has shape {shape}, expected [N,{channels},H,W]")
+            h, w = _static_dim(shape[2]), _static_dim(shape[3])
+            if (h is not None and h != height) or (w is not None and w != width):
+                raise ModelLoadError(
+                    f"{where}: {arg.name} is {shape[3]}x{shape[2]} but metadata says {width}x{height}"
+                )
+        if image.type not in ("tensor(float)", "tensor(float16)") or depth.type not in (
+            "tensor(float)",
+            "tensor(float16)",
+        ):
+            raise ModelLoadError(
+                f"{where}: expected float32 image/depth tensors, got {image.type} -> {depth.type}"
+            )
+        # The contract is float32 I/O (fp16 exports keep float32 at the boundary); a model with float16
+        # I/O still works: inputs are cast on the way in.
+        self._input_dtype = np.float16 if image.type == "tensor(float16)" else np.float32
+        self._batch_size = _static_dim(image.shape[0])
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        """float32 [N,3,H,W] RGB in [0,1] -> float32 [N,1,H,W] depth in model units."""
+        batch = np.asarray(batch)
+        expected = (3, self.info.input_height, self.info.input_width)
+        if batch.ndim != 4 or batch.shape[1:] != expected:
+            raise InputShapeError(
+                f"model input must be [N,{expected[0]},{expected[1]},{expected[2]}], got {list(batch.shape)}"
+            )
+        if self._batch_size is not None and batch.shape[0] != self._batch_size:
+            raise InputShapeError(f"model has a fixed batch size {self._batch_size}, got {batch.shape[0]}")
+        if batch.dtype != self._input_dtype or not batch.flags.c_contiguous:
+            batch = np.ascontiguousarray(batch, dtype=self._input_dtype)
+        if self._binding is None:
+            (depth,) = self.session.run(["depth"], {"image": batch})
+        else:
+            self._binding.bind_cpu_input("image", batch)
+            self._binding.bind_output("depth", "cpu")
+            self.session.run_with_iobinding(self._binding)
+            depth = self._binding.copy_outputs_to_cpu()[0]
+        return depth if depth.dtype == np.float32 else depth.astype(np.float32)

@@ -1,0 +1,244 @@
+"""Message classes as a namespace, and the one place where output messages are built.
+
+The node (rclpy classes) and the offline replay (rosbags classes) both call :func:`build_outputs`,
+so what the car publishes and what the replay evaluates are byte-for-byte the same construction.
+Messages are always constructed with every field as a keyword argument, which both rclpy's
+generated classes and rosbags' dataclasses accept.
+"""
+
+from __future__ import annotations
+
+import array
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+
+from depth_node.conversions import ImageDataError, depth_to_image_msg
+from depth_node.geometry import crop_intrinsics, scale_intrinsics
+from depth_node.pointcloud import cloud_intrinsics, depth_to_cloud, make_pointcloud2
+
+if TYPE_CHECKING:
+    from depth_node.pipeline import DepthResult
+
+
+def numpy_uint8_array(data: np.ndarray) -> np.ndarray:
+    """uint8[] field value for rosbags messages: a flat, contiguous numpy uint8 array (no copy)."""
+    return np.ascontiguousarray(data, dtype=np.uint8).reshape(-1)
+
+
+def numpy_float64_array(data: Any) -> np.ndarray:
+    """float64[] field value for rosbags messages."""
+    return np.asarray(data, dtype=np.float64).reshape(-1)
+
+
+def ros_uint8_array(data: np.ndarray) -> array.array:
+    """uint8[] field value for rclpy messages: array('B') passes rclpy's setter without a per-byte check."""
+    out = array.array("B")
+    out.frombytes(np.ascontiguousarray(data, dtype=np.uint8).reshape(-1))  # one memcpy
+    return out
+
+
+def ros_float64_array(data: Any) -> array.array:
+    """float64[] (variable length, e.g. CameraInfo.d) value for rclpy messages."""
+    out = array.array("d")
+    out.frombytes(np.ascontiguousarray(data, dtype=np.float64).reshape(-1))
+    return out
+
+
+@dataclass(frozen=True)
+class MessageTypes:
+    """The message classes the runtime builds, from rclpy or from rosbags.
+
+    ``uint8_array`` / ``float64_array`` turn numpy arrays into the value each library wants for
+    variable-length uint8[] / float64[] fields (numpy for rosbags, ``array.array`` for rclpy).
+    Fixed-size float64 arrays (K, R, P) are passed as numpy float64 arrays, which both accept.
+    """
+
+    Image: Any
+    CompressedImage: Any
+    CameraInfo: Any
+    PointCloud2: Any
+    PointField: Any
+    Header: Any
+    RegionOfInterest: Any
+    uint8_array: Callable[[np.ndarray], Any] = numpy_uint8_array
+    float64_array: Callable[[Any], Any] = numpy_float64_array
+
+
+def rosbags_types(store: str | None = None) -> MessageTypes:
+    """MessageTypes from rosbags' typestore (default: ROS 2 Humble definitions)."""
+    from rosbags.typesys import Stores, get_typestore
+
+    typestore = get_typestore(Stores(store) if store else Stores.ROS2_HUMBLE)
+    t = typestore.types
+    return MessageTypes(
+        Image=t["sensor_msgs/msg/Image"],
+        CompressedImage=t["sensor_msgs/msg/CompressedImage"],
+        CameraInfo=t["sensor_msgs/msg/CameraInfo"],
+        PointCloud2=t["sensor_msgs/msg/PointCloud2"],
+        PointField=t["sensor_msgs/msg/PointField"],
+        Header=t["std_msgs/msg/Header"],
+        RegionOfInterest=t["sensor_msgs/msg/RegionOfInterest"],
+    )
+
+
+def _is_rclpy_class(message_class: Any) -> bool:
+    # rosidl-generated Python classes expose their field table; rosbags' classes are dataclasses.
+    return hasattr(message_class, "get_fields_and_field_types") and not hasattr(
+        message_class, "__dataclass_fields__"
+    )
+
+
+def ros_types() -> MessageTypes:
+    """MessageTypes from the ROS 2 Python message packages (imported here, only when called).
+
+    The array converters follow the classes found: ``array.array`` for rosidl-generated classes,
+    numpy for rosbags-backed stand-ins (as the ROS-free test environment provides).
+    """
+    from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField, RegionOfInterest
+    from std_msgs.msg import Header
+
+    rclpy_style = _is_rclpy_class(Image)
+    return MessageTypes(
+        Image=Image,
+        CompressedImage=CompressedImage,
+        CameraInfo=CameraInfo,
+        PointCloud2=PointCloud2,
+        PointField=PointField,
+        Header=Header,
+        RegionOfInterest=RegionOfInterest,
+        uint8_array=ros_uint8_array if rclpy_style else numpy_uint8_array,
+        float64_array=ros_float64_array if rclpy_style else numpy_float64_array,
+    )
+
+
+def _empty_roi(types: MessageTypes) -> Any:
+    return types.RegionOfInterest(x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
+
+
+def scale_camera_info(
+    camera_info: Any,
+    width: int,
+    height: int,
+    types: MessageTypes,
+    header: Any = None,
+    crop: tuple[int, int, int, int] | None = None,
+    image_size: tuple[int, int] | None = None,
+) -> Any:
+    """CameraInfo for an image of ``width`` x ``height`` made from the camera's image.
+
+    K and P follow with :func:`depth_node.geometry.scale_intrinsics` (and ``crop_intrinsics`` for
+    a ``crop`` = (left, top, width, height) in camera pixels); D and R are unchanged (distortion is
+    in normalised coordinates); binning and ROI are reset, since the new K/P describe the depth image
+    itself. ``image_size`` (w, h) is the size of the image the crop refers to, when the CameraInfo's
+    own width/height differ from it (or are unset).
+    """
+    from_size = (int(camera_info.width), int(camera_info.height))
+    if image_size is None:
+        image_size = from_size
+    if min(image_size) <= 0:
+        raise ImageDataError(f"camera_info has no usable size ({from_size[0]}x{from_size[1]})")
+    K = np.asarray(camera_info.k, dtype=np.float64).reshape(3, 3)
+    P = np.asarray(camera_info.p, dtype=np.float64).reshape(3, 4)
+    if from_size != tuple(image_size) and min(from_size) > 0:
+        K, P = scale_intrinsics(K, from_size, image_size), scale_intrinsics(P, from_size, image_size)
+    size = tuple(image_size)
+    if crop is not None:
+        left, top, crop_w, crop_h = crop
+        K, P = crop_intrinsics(K, left, top), crop_intrinsics(P, left, top)
+        size = (crop_w, crop_h)
+    K = scale_intrinsics(K, size, (width, height))
+    P = scale_intrinsics(P, size, (width, height))
+    return types.CameraInfo(
+        header=camera_info.header if header is None else header,
+        height=int(height),
+        width=int(width),
+        distortion_model=camera_info.distortion_model,
+        d=types.float64_array(np.asarray(camera_info.d, dtype=np.float64)),
+        k=K.reshape(-1),
+        r=np.asarray(camera_info.r, dtype=np.float64).reshape(-1).copy(),
+        p=P.reshape(-1),
+        binning_x=0,
+        binning_y=0,
+        roi=_empty_roi(types),
+    )
+
+
+def camera_info_from_K(K: np.ndarray, width: int, height: int, header: Any, types: MessageTypes) -> Any:
+    """CameraInfo of an ideal rectified pinhole camera (no distortion, P = [K | 0])."""
+    K = np.asarray(K, dtype=np.float64).reshape(3, 3)
+    P = np.hstack([K, np.zeros((3, 1))])
+    return types.CameraInfo(
+        header=header,
+        height=int(height),
+        width=int(width),
+        distortion_model="plumb_bob",
+        d=types.float64_array(np.zeros(5)),
+        k=K.reshape(-1).copy(),
+        r=np.eye(3).reshape(-1),
+        p=P.reshape(-1),
+        binning_x=0,
+        binning_y=0,
+        roi=_empty_roi(types),
+    )
+
+
+@dataclass
+class DepthOutputs:
+    """The messages published for one input frame (all with the input image's header)."""
+
+    image: Any
+    camera_info: Any
+    points: Any | None = None
+
+
+def build_outputs(
+    result: DepthResult,
+    header: Any,
+    camera_info: Any | None,
+    types: MessageTypes,
+    cloud: bool = False,
+    stride: int = 1,
+    min_range: float = 0.0,
+    max_range: float = float("inf"),
+    organized: bool = True,
+    rgb: np.ndarray | None = None,
+    encoding: str = "32FC1",
+) -> DepthOutputs:
+    """Depth image, its CameraInfo and (optionally) a PointCloud2 for one pipeline result.
+
+    ``header`` is the input image's header (same stamp and frame_id on every output). The output
+    CameraInfo is the input ``camera_info`` scaled (and cropped) to the depth image, or, when
+    ``camera_info`` is None, an ideal pinhole camera built from ``result.K``. The cloud uses that
+    CameraInfo's P when set, else its K (depth_image_proc's choice). ``rgb`` (the camera image, any
+    size) colours the cloud; it is resized to the depth image with INTER_AREA when needed.
+    """
+    depth = result.depth
+    height, width = depth.shape
+    image = depth_to_image_msg(depth, header, types, encoding)
+    if camera_info is None:
+        info = camera_info_from_K(result.K, width, height, header, types)
+    else:
+        info = scale_camera_info(
+            camera_info, width, height, types, header=header, crop=result.crop, image_size=result.input_size
+        )
+    points = None
+    if cloud:
+        colour = None
+        if rgb is not None:
+            colour = np.asarray(rgb)
+            if result.crop is not None and colour.shape[:2] != (height, width):
+                left, top, crop_w, crop_h = result.crop
+                colour = colour[top : top + crop_h, left : left + crop_w]
+            if colour.shape[:2] != (height, width):
+                colour = cv2.resize(colour, (width, height), interpolation=cv2.INTER_AREA)
+        fx, fy, cx, cy = cloud_intrinsics(info)
+        points = make_pointcloud2(
+            depth_to_cloud(depth, fx, fy, cx, cy, stride, min_range, max_range, organized, colour),
+            header,
+            types,
+        )
+    return DepthOutputs(image=image, camera_info=info, points=points)

@@ -1,0 +1,363 @@
+"""The depth node: camera image + camera_info in, depth image, its camera_info and a cloud out.
+
+Thin rclpy glue over the ROS-free runtime: parameters and their validation, the frame mailbox and
+the inference thread live in :mod:`depth_node.node_core`; inference in :mod:`depth_node.pipeline`;
+output messages are built by :func:`depth_node.messages.build_outputs` (as the offline replay does).
+
+Threads: subscription callbacks only store the newest frame (they never block the executor); one
+worker thread runs inference and publishes. A frame still waiting when a newer one arrives is
+dropped and counted, so latency stays bounded when the model is slower than the camera.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.exceptions import ParameterException
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from std_msgs.msg import Header
+
+from depth_node.conversions import ImageDataError, ImageDecodeError, UnsupportedEncodingError, to_rgb8
+from depth_node.estimator import DepthEstimator, ModelLoadError
+from depth_node.messages import build_outputs, ros_types
+from depth_node.node_core import (
+    NODE_NAME,
+    PARAMETER_NAMES,
+    PARAMETERS,
+    DiagnosticSummary,
+    FrameStats,
+    InferenceWorker,
+    LatestSlot,
+    LogThrottle,
+    NodeSettings,
+    ParameterError,
+    ParamSpec,
+    diagnostic_summary,
+    find_default_model,
+    validate_parameters,
+)
+from depth_node.pipeline import DepthPipeline
+
+try:  # executors.ExternalShutdownException: raised by spin() when the context is shut down (Ctrl-C)
+    from rclpy.executors import ExternalShutdownException
+except ImportError:  # pragma: no cover - older rclpy
+    ExternalShutdownException = KeyboardInterrupt  # type: ignore[assignment, misc]
+
+_LEVELS = {0: DiagnosticStatus.OK, 1: DiagnosticStatus.WARN, 2: DiagnosticStatus.ERROR}
+_RELIABILITY = {"reliable": ReliabilityPolicy.RELIABLE, "best_effort": ReliabilityPolicy.BEST_EFFORT}
+DROP_LOG_PERIOD_S = 5.0
+
+
+class StartupError(RuntimeError):
+    """The node cannot start (bad parameter, model missing or corrupt): one line for the log."""
+
+
+@dataclass
+class _Frame:
+    image: Any  # sensor_msgs Image or CompressedImage
+    camera_info: Any
+    arrival: float  # FrameStats clock (monotonic seconds)
+
+
+def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
+    descriptor = ParameterDescriptor(
+        description=spec.description,
+        additional_constraints=spec.additional_constraints,
+        read_only=spec.read_only,
+    )
+    if spec.value_range is not None:
+        low, high = spec.value_range
+        if isinstance(spec.default, float):
+            descriptor.floating_point_range = [
+                FloatingPointRange(from_value=float(low), to_value=float(high), step=0.0)
+            ]
+        else:
+            descriptor.integer_range = [IntegerRange(from_value=int(low), to_value=int(high), step=1)]
+    return descriptor
+
+
+def _qos(reliability: str, depth: int) -> QoSProfile:
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=depth,
+        reliability=_RELIABILITY[reliability],
+        durability=DurabilityPolicy.VOLATILE,
+    )
+
+
+def _stamp_seconds(stamp: Any) -> float:
+    return float(stamp.sec) + float(stamp.nanosec) * 1e-9
+
+
+def default_model_dirs() -> list[Path]:
+    """Where the demo model is looked for: the installed share/depth_node/models, then the repo's."""
+    dirs: list[Path] = []
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        dirs.append(Path(get_package_share_directory("depth_node")) / "models")
+    except (ImportError, LookupError):  # no ROS, or the package is not installed in an overlay
+        pass
+    dirs.append(Path(__file__).resolve().parent.parent / "models")
+    return dirs
+
+
+class DepthNode(Node):
+    """Monocular depth: declare parameters in __init__, then :meth:`start` (model, topics, worker)."""
+
+    def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        self.types = ros_types()
+        self.settings: NodeSettings | None = None
+        self.pipeline: DepthPipeline | None = None
+        self.estimator: DepthEstimator | None = None
+        self.stats = FrameStats()
+        self._throttle = LogThrottle(DROP_LOG_PERIOD_S)
+        self._slot: LatestSlot[_Frame] = LatestSlot()
+        self._worker: InferenceWorker[_Frame] | None = None
+        self._camera_info: Any = None
+        self._waiting_logged = False
+        self._scale: float | None = None
+        self._reported_drops: dict[str, int] = dict(self.stats.dropped_by_reason)
+        self._image_sub = self._info_sub = None
+        self._image_pub = self._info_pub = self._points_pub = self._diag_pub = None
+
+    # --- start-up ------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Declare and validate parameters, load the model, create topics and the worker.
+
+        Raises StartupError with a one-line reason; nothing is subscribed before everything worked.
+        """
+        try:
+            for spec in PARAMETERS:
+                self.declare_parameter(spec.name, spec.default, _descriptor(spec))
+            settings = validate_parameters({name: self.get_parameter(name).value for name in PARAMETER_NAMES})
+        except (ParameterException, ParameterError) as error:
+            raise StartupError(f"invalid parameter: {error}") from None
+
+        model_path = settings.model_path
+        if not model_path:
+            found = find_default_model(default_model_dirs())
+            if found is None:
+                searched = ", ".join(str(d) for d in default_model_dirs())
+                raise StartupError(f"no model: set the model_path parameter (no *.onnx in {searched})")
+            model_path = str(found)
+        try:
+            self.estimator = DepthEstimator(
+                model_path,
+                providers=settings.providers,
+                threads=settings.threads,
+                trt_cache_dir=settings.tensorrt_cache_dir,
+                trt_fp16=settings.tensorrt_fp16,
+            )
+            self.pipeline = DepthPipeline(self.estimator, settings.pipeline_config())
+        except ModelLoadError as error:
+            raise StartupError(str(error)) from None
+        except ValueError as error:  # PipelineConfig refusing a combination
+            raise StartupError(f"invalid parameter: {error}") from None
+        self.settings = settings
+
+        out_qos = _qos(settings.output_reliability, settings.output_depth)
+        self._image_pub = self.create_publisher(Image, settings.depth_image_topic, out_qos)
+        self._info_pub = self.create_publisher(CameraInfo, settings.depth_camera_info_topic, out_qos)
+        self._points_pub = self.create_publisher(PointCloud2, settings.points_topic, out_qos)
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+
+        self._worker = InferenceWorker(self._slot, self._process, self._on_worker_error)
+        self._worker.start()
+        in_qos = _qos(settings.input_reliability, settings.input_depth)
+        self._info_sub = self.create_subscription(
+            CameraInfo, settings.camera_info_topic, self._on_camera_info, in_qos
+        )
+        image_type = CompressedImage if settings.compressed else Image
+        self._image_sub = self.create_subscription(
+            image_type, settings.subscribed_image_topic, self._on_image, in_qos
+        )
+        self.create_timer(1.0, self.publish_diagnostics)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+        info = self.estimator.info
+        self.get_logger().info(
+            f"model {info.name} ({info.backbone}, {info.input_width}x{info.input_height}) on "
+            f"{self.estimator.provider}, scale mode {self.pipeline.scale_mode}; "
+            f"{settings.subscribed_image_topic} + {settings.camera_info_topic} -> "
+            f"{self._image_pub.topic_name}, {self._info_pub.topic_name}, {self._points_pub.topic_name}"
+        )
+
+    def _on_set_parameters(self, parameters: list[Any]) -> SetParametersResult:
+        # Only the output parameters are writable (read_only=False); they apply from the next frame.
+        if self.settings is None:
+            return SetParametersResult(successful=True, reason="")
+        values = {name: self.get_parameter(name).value for name in PARAMETER_NAMES}
+        values.update({p.name: p.value for p in parameters if p.name in values})
+        try:
+            self.settings = validate_parameters(values)
+        except ParameterError as error:
+            return SetParametersResult(successful=False, reason=str(error))
+        return SetParametersResult(successful=True, reason="")
+
+    # --- callbacks (executor thread: cheap, never block) ----------------------------------------
+    def _on_camera_info(self, msg: Any) -> None:
+        if self._camera_info is None and self._waiting_logged:
+            self.get_logger().info(f"camera_info received ({msg.width}x{msg.height}); depth starts now")
+        self._camera_info = msg
+
+    def _on_image(self, msg: Any) -> None:
+        arrival = self.stats.frame_in()
+        camera_info = self._camera_info
+        if camera_info is None:
+            self.stats.drop("no_camera_info")
+            if not self._waiting_logged:
+                self._waiting_logged = True
+                self.get_logger().warning(
+                    f"waiting for camera_info on {self._info_sub.topic_name}; "
+                    "images are dropped until it arrives"
+                )
+            return
+        if self._slot.put(_Frame(msg, camera_info, arrival)) is not None:
+            self.stats.drop("superseded")
+
+    # --- worker thread ---------------------------------------------------------------------------
+    def _drop(self, reason: str, detail: str) -> None:
+        count = self.stats.drop(reason)
+        if self._throttle.should_log(reason):
+            self.get_logger().warning(f"dropped frame ({reason}): {detail} [{count} so far]")
+
+    def _process(self, frame: _Frame) -> None:
+        settings, pipeline = self.settings, self.pipeline
+        assert settings is not None and pipeline is not None
+        try:
+            rgb = to_rgb8(frame.image)
+        except (UnsupportedEncodingError, ImageDecodeError) as error:
+            self._drop("bad_encoding", str(error))
+            return
+        except ImageDataError as error:
+            self._drop("size_mismatch", str(error))
+            return
+        height, width = rgb.shape[:2]
+        info = frame.camera_info
+        if info.width and info.height and (info.width, info.height) != (width, height):
+            self._drop(
+                "size_mismatch", f"image is {width}x{height} but camera_info says {info.width}x{info.height}"
+            )
+            return
+        K = np.asarray(info.k, dtype=np.float64).reshape(3, 3)
+        if not np.isfinite(K).all():
+            self._drop("nan", "camera_info K holds NaN/inf")
+            return
+        if K[0, 0] <= 0 or K[1, 1] <= 0:
+            self._drop(
+                "bad_camera_info", f"camera_info K has fx={K[0, 0]:g}, fy={K[1, 1]:g} (uncalibrated camera?)"
+            )
+            return
+
+        result = pipeline.process(rgb, K)
+        if not np.isfinite(result.depth).any():
+            self._drop("nan", "the model's depth has no valid (finite, in-range) pixel")
+            return
+        cloud = settings.publish_points and self._points_pub.get_subscription_count() > 0
+        outputs = build_outputs(
+            result,
+            frame.image.header,
+            info,
+            self.types,
+            cloud=cloud,
+            stride=settings.points_stride,
+            min_range=settings.min_range,
+            max_range=settings.max_range,
+            organized=settings.points_organized,
+            rgb=rgb if settings.points_color else None,
+            encoding=settings.depth_encoding,
+        )
+        self._image_pub.publish(outputs.image)
+        self._info_pub.publish(outputs.camera_info)
+        if outputs.points is not None:
+            self._points_pub.publish(outputs.points)
+        self._scale = result.scale
+        stamp = _stamp_seconds(frame.image.header.stamp)
+        now = self.get_clock().now().nanoseconds * 1e-9
+        self.stats.frame_out(frame.arrival, now - stamp if stamp > 0 else None)
+
+    def _on_worker_error(self, frame: _Frame, error: Exception) -> None:
+        # Anything the checks above did not foresee: the frame is dropped, the node keeps running.
+        reason = "size_mismatch" if isinstance(error, ImageDataError) else "error"
+        self._drop(reason, f"{type(error).__name__}: {error}")
+
+    # --- diagnostics (1 Hz timer) ----------------------------------------------------------------
+    def diagnostic_summary(self) -> DiagnosticSummary:
+        settings, estimator = self.settings, self.estimator
+        assert settings is not None and estimator is not None and self.pipeline is not None
+        snapshot = self.stats.snapshot()
+        new_bad = {
+            reason: count - self._reported_drops.get(reason, 0)
+            for reason, count in snapshot.dropped_by_reason.items()
+            if reason not in ("superseded", "no_camera_info")
+        }
+        self._reported_drops = dict(snapshot.dropped_by_reason)
+        return diagnostic_summary(
+            snapshot,
+            image_topic=self._image_sub.topic_name,
+            camera_info_topic=self._info_sub.topic_name,
+            waiting_for_camera_info=self._camera_info is None,
+            provider=estimator.provider,
+            model_name=estimator.info.name,
+            scale_mode=self.pipeline.scale_mode,
+            scale=self._scale,
+            new_bad_drops=new_bad,
+        )
+
+    def publish_diagnostics(self) -> None:
+        summary = self.diagnostic_summary()
+        status = DiagnosticStatus(
+            level=_LEVELS[summary.level],
+            name=f"{self.get_name()}: depth estimation",
+            message=summary.message,
+            hardware_id=self.estimator.provider if self.estimator else "",
+            values=[KeyValue(key=key, value=value) for key, value in summary.values],
+        )
+        header = Header(stamp=self.get_clock().now().to_msg(), frame_id="")
+        self._diag_pub.publish(DiagnosticArray(header=header, status=[status]))
+
+    # --- shutdown --------------------------------------------------------------------------------
+    def destroy_node(self) -> None:
+        """Stop and join the inference thread before the publishers go away."""
+        if self._worker is not None:
+            if not self._worker.stop(timeout=10.0):
+                self.get_logger().warning("inference thread did not stop within 10 s")
+            self._worker = None
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    """``ros2 run depth_node depth_node``: exit code 0 after Ctrl-C, 1 when the node cannot start."""
+    rclpy.init(args=args)
+    node: DepthNode | None = None
+    code = 0
+    try:
+        node = DepthNode()
+        node.start()
+        rclpy.spin(node)
+    except StartupError as error:
+        assert node is not None
+        node.get_logger().error(str(error))
+        code = 1
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass  # Ctrl-C: a clean stop, no traceback
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

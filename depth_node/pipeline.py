@@ -1,0 +1,196 @@
+"""Camera frame -> metric depth image: crop, resize, infer, scale, mask, resize back.
+
+The hot path reuses its buffers (resized image, network input) between frames; only the returned
+depth image is new each frame, because callers keep it (messages, replay metrics).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from depth_node.conversions import ImageDataError
+from depth_node.estimator import ModelInfo
+from depth_node.geometry import crop_intrinsics, scale_intrinsics
+from depth_node.scale import GroundPlaneScale
+
+LOG = logging.getLogger(__name__)
+
+OUTPUT_RESOLUTIONS = ("camera", "model")
+SCALE_MODES = ("auto", "model", "fixed", "camera_height")
+_INTERPOLATIONS = {"linear": cv2.INTER_LINEAR, "nearest": cv2.INTER_NEAREST}
+
+
+class Estimator(Protocol):
+    """What the pipeline needs from :class:`depth_node.estimator.DepthEstimator`."""
+
+    info: ModelInfo
+
+    def infer(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass
+class PipelineConfig:
+    """How camera frames become depth images.
+
+    output_resolution: "camera" (the camera image, or the crop, size) or "model" (network size).
+    scale_mode: "model" (the model's metric_scale), "fixed" (``fixed_scale``), "camera_height"
+        (online ground-plane recovery from ``camera_height`` metres), "auto" (the model's metric
+        scale when the model is metric, else camera height when given, else the model's scale).
+    crop: (left, top, width, height) in camera pixels, applied before resizing to the network.
+    upsample: "linear" (default: what Monodepth2's evaluation does to predictions; smooth surfaces,
+        but points interpolated across depth edges) or "nearest" (no "flying pixels" between a car
+        and the road behind it, blocky surfaces).
+    """
+
+    output_resolution: str = "camera"
+    scale_mode: str = "auto"
+    fixed_scale: float | None = None
+    camera_height: float | None = None
+    crop: tuple[int, int, int, int] | None = None
+    upsample: str = "linear"
+    scale_window: int = 15
+
+    def __post_init__(self) -> None:
+        if self.output_resolution not in OUTPUT_RESOLUTIONS:
+            raise ValueError(
+                f"output_resolution must be one of {OUTPUT_RESOLUTIONS}, got {self.output_resolution!r}"
+            )
+        if self.scale_mode not in SCALE_MODES:
+            raise ValueError(f"scale_mode must be one of {SCALE_MODES}, got {self.scale_mode!r}")
+        if self.upsample not in _INTERPOLATIONS:
+            raise ValueError(f"upsample must be one of {tuple(_INTERPOLATIONS)}, got {self.upsample!r}")
+        if self.scale_mode == "fixed" and not (self.fixed_scale and self.fixed_scale > 0):
+            raise ValueError("scale_mode 'fixed' needs a positive fixed_scale")
+        if self.scale_mode == "camera_height" and not (self.camera_height and self.camera_height > 0):
+            raise ValueError("scale_mode 'camera_height' needs a positive camera_height (metres)")
+        if self.crop is not None:
+            self.crop = tuple(int(c) for c in self.crop)  # type: ignore[assignment]
+            if len(self.crop) != 4 or self.crop[0] < 0 or self.crop[1] < 0 or min(self.crop[2:]) <= 0:
+                raise ValueError(
+                    f"crop must be (left, top, width, height) with positive size, got {self.crop}"
+                )
+
+
+@dataclass
+class DepthResult:
+    """One frame's depth. ``depth``: float32 metres, NaN = invalid, at the output resolution; ``K``:
+    3x3 intrinsics of ``depth``; ``scale``: model units -> metres used for this frame; ``timings``:
+    seconds per stage; ``input_size``: (w, h) of the camera image; ``crop``: the crop applied."""
+
+    depth: np.ndarray
+    K: np.ndarray
+    scale: float
+    timings: dict[str, float] = field(default_factory=dict)
+    input_size: tuple[int, int] | None = None
+    crop: tuple[int, int, int, int] | None = None
+
+
+class DepthPipeline:
+    """Runs an estimator on RGB frames and turns its output into metric depth images."""
+
+    def __init__(self, estimator: Estimator, config: PipelineConfig | None = None) -> None:
+        self.estimator = estimator
+        self.config = config or PipelineConfig()
+        self.info = estimator.info
+        self.model_size = (self.info.input_width, self.info.input_height)
+        self.scale_mode = self._resolve_scale_mode()
+        self.ground: GroundPlaneScale | None = None
+        if self.scale_mode == "camera_height":
+            # Until the first good ground fit, fall back to the model's own scale.
+            self.ground = GroundPlaneScale(
+                self.config.camera_height,
+                window=self.config.scale_window,
+                initial_scale=self.info.metric_scale,
+            )
+        # Reused per-frame buffers: the resized image and the network input.
+        width, height = self.model_size
+        self._resized = np.empty((height, width, 3), dtype=np.uint8)
+        self._input = np.empty((1, 3, height, width), dtype=np.float32)
+
+    def _resolve_scale_mode(self) -> str:
+        mode = self.config.scale_mode
+        if mode != "auto":
+            return mode
+        if self.info.scale_is_metric:
+            return "model"
+        if self.config.camera_height:
+            return "camera_height"
+        LOG.warning(
+            "model %s is not metric and no camera_height is set: depth uses the model's metric_scale %.3g",
+            self.info.name,
+            self.info.metric_scale,
+        )
+        return "model"
+
+    def reset(self) -> None:
+        """Forget the smoothed scale (call between drives / bags)."""
+        if self.ground is not None:
+            self.ground.reset()
+
+    def _check_inputs(self, rgb: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            got = f"{rgb.shape} {rgb.dtype}" if isinstance(rgb, np.ndarray) else type(rgb).__name__
+            raise ImageDataError(f"rgb image must be (H, W, 3) uint8, got {got}")
+        K = np.asarray(K, dtype=np.float64)
+        if K.shape != (3, 3) or not np.isfinite(K).all() or K[0, 0] <= 0 or K[1, 1] <= 0:
+            raise ImageDataError(f"K must be a finite 3x3 matrix with fx, fy > 0, got {K.tolist()}")
+        return rgb, K
+
+    def process(self, rgb: np.ndarray, K: np.ndarray) -> DepthResult:
+        """RGB (H, W, 3) uint8 + its 3x3 K -> DepthResult (metric depth, NaN = invalid)."""
+        t0 = time.perf_counter()
+        rgb, K = self._check_inputs(rgb, K)
+        height, width = rgb.shape[:2]
+        crop = self.config.crop
+        if crop is not None:
+            left, top, crop_w, crop_h = crop
+            if left + crop_w > width or top + crop_h > height:
+                raise ImageDataError(f"crop {crop} does not fit the {width}x{height} image")
+            rgb = rgb[top : top + crop_h, left : left + crop_w]
+            K = crop_intrinsics(K, left, top)
+        source_size = (rgb.shape[1], rgb.shape[0])
+        # INTER_AREA, as in training (INTERFACES.md); into a reused buffer, then HWC uint8 -> NCHW [0,1].
+        cv2.resize(rgb, self.model_size, dst=self._resized, interpolation=cv2.INTER_AREA)
+        np.multiply(self._resized.transpose(2, 0, 1), np.float32(1.0 / 255.0), out=self._input[0])
+        t1 = time.perf_counter()
+
+        raw = self.estimator.infer(self._input)[0, 0]
+        t2 = time.perf_counter()
+
+        K_model = scale_intrinsics(K, source_size, self.model_size)
+        scale = self._frame_scale(raw, K_model)
+        t3 = time.perf_counter()
+
+        # Mask at network resolution (4x fewer pixels than the camera image), in model units, then
+        # scale and resize. NaN spreads to the interpolated neighbours of invalid pixels, which is the
+        # conservative choice: no depth is invented next to an invalid one.
+        valid = (raw >= self.info.min_depth) & (raw <= self.info.max_depth)  # False for NaN
+        depth = np.multiply(raw, np.float32(scale), dtype=np.float32)
+        depth[~valid] = np.nan
+        if self.config.output_resolution == "camera" and source_size != self.model_size:
+            depth = cv2.resize(depth, source_size, interpolation=_INTERPOLATIONS[self.config.upsample])
+            K_out = K
+        else:
+            K_out = K_model
+        t4 = time.perf_counter()
+        timings = {"preprocess": t1 - t0, "inference": t2 - t1, "postprocess": t4 - t3, "scale": t3 - t2}
+        return DepthResult(
+            depth=depth, K=K_out, scale=scale, timings=timings, input_size=(width, height), crop=crop
+        )
+
+    def _frame_scale(self, raw: np.ndarray, K_model: np.ndarray) -> float:
+        mode = self.scale_mode
+        if mode == "fixed":
+            return float(self.config.fixed_scale)  # type: ignore[arg-type]
+        if mode == "camera_height":
+            assert self.ground is not None
+            # Ground-plane fit in model units; out-of-range depth is not trusted for the fit either.
+            in_range = np.where((raw >= self.info.min_depth) & (raw <= self.info.max_depth), raw, np.nan)
+            return self.ground.update(in_range, K_model)
+        return float(self.info.metric_scale)

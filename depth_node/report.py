@@ -1,0 +1,407 @@
+"""The replay's visual report: PNG pictures (matplotlib, no pyplot) and one HTML page that shows them.
+
+Everything here works from plain numbers and numpy arrays, so the report can be rebuilt from a
+replay's ``results.json`` and its frame panels without ROS or a model. Layout of a report folder::
+
+    report.html                 the page (relative links only: the folder can be moved or zipped)
+    report_files/*.png          frame panels, metrics over time, latency histogram
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.colors import LogNorm, Normalize
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from depth_node.metrics import METRIC_NAMES
+
+REPORT_FILES = "report_files"
+DEPTH_CMAP = "magma_r"  # near = bright, far = dark, as depth pictures usually read
+ERROR_CMAP = "RdBu_r"  # red: prediction too far, blue: too near
+ERROR_RANGE = 0.5  # relative error shown saturates at +-50 %
+# Lower-is-better metrics; the a1..a3 accuracies are higher-is-better.
+LOWER_IS_BETTER = ("abs_rel", "sq_rel", "rmse", "rmse_log")
+
+
+def spread_sparse_depth(depth: np.ndarray, radius: int = 2) -> np.ndarray:
+    """Grow isolated LiDAR pixels into small blobs (nearest point wins) so a picture can show them.
+
+    Dense depth maps come back unchanged (only NaN holes get filled from neighbours, by at most
+    ``radius`` pixels). Only for pictures: metrics always use the untouched ground truth.
+    """
+    depth = np.asarray(depth, dtype=np.float32)
+    valid = np.isfinite(depth) & (depth > 0)
+    if valid.mean() > 0.5:
+        return depth
+    # Dilating inverse depth keeps the nearest point where several blobs overlap.
+    inverse = np.zeros_like(depth)
+    inverse[valid] = 1.0 / depth[valid]
+    kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
+    grown = cv2.dilate(inverse, kernel)
+    out = np.full_like(depth, np.nan)
+    out[grown > 0] = 1.0 / grown[grown > 0]
+    return out
+
+
+def relative_error_map(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """(pred - gt) / gt where both are valid, NaN elsewhere (signed: shows too near vs too far)."""
+    pred = np.asarray(pred, dtype=np.float32)
+    gt = np.asarray(gt, dtype=np.float32)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        error = (pred - gt) / gt
+        error[~(np.isfinite(gt) & (gt > 0) & np.isfinite(pred) & (pred > 0))] = np.nan
+    return error
+
+
+def _depth_limits(*depths: np.ndarray, cap: float) -> tuple[float, float]:
+    """A log colour range shared by prediction and ground truth, robust to a few outliers."""
+    values = np.concatenate([d[np.isfinite(d) & (d > 0)].ravel() for d in depths if d is not None])
+    if values.size == 0:
+        return 1.0, cap
+    low, high = np.percentile(values, [1, 99])
+    low = max(float(low), 0.5)
+    high = min(max(float(high), low * 2.0), cap)
+    return low, high
+
+
+def _show(ax: Any, image: np.ndarray, title: str, cmap: str | None = None, norm: Any = None) -> Any:
+    if cmap is not None:
+        colour_map = colormaps[cmap].with_extremes(bad="#202020")  # invalid (sky, no LiDAR) dark grey
+        artist = ax.imshow(np.ma.masked_invalid(image), cmap=colour_map, norm=norm, interpolation="nearest")
+    else:
+        artist = ax.imshow(image, interpolation="nearest")
+    ax.set_title(title, fontsize=9, loc="left")
+    ax.set_axis_off()
+    return artist
+
+
+def _depth_ticks(low: float, high: float) -> list[float]:
+    """Colour-bar ticks in metres: both ends plus round values (1, 2, 3, 5, 10, ...) between them."""
+    nice = [m * 10.0**e for e in range(-1, 4) for m in (1, 2, 3, 5)]
+    inner = [t for t in nice if low * 1.15 < t < high / 1.15]
+    return [low, *inner, high]
+
+
+def frame_panel(
+    path: Path,
+    rgb: np.ndarray,
+    pred: np.ndarray,
+    gt: np.ndarray | None,
+    title: str,
+    max_depth: float = 80.0,
+) -> Path:
+    """One PNG: input | predicted depth | ground truth | relative error, stacked for wide images.
+
+    ``pred`` and ``gt`` are metres (NaN = invalid) at the same size; ``rgb`` may be any size.
+    """
+    rows = 4 if gt is not None else 2
+    height, width = pred.shape
+    aspect = height / width
+    fig = Figure(figsize=(9.0, rows * 8.4 * aspect + 0.35 * rows + 0.4), dpi=100, layout="constrained")
+    # A colour-bar column on every row (empty for the input) keeps all pictures the same width.
+    grid = fig.add_gridspec(rows, 2, width_ratios=(1.0, 0.018))
+    axes = [fig.add_subplot(grid[r, 0]) for r in range(rows)]
+    bars = [fig.add_subplot(grid[r, 1]) for r in range(rows)]
+    fig.suptitle(title, fontsize=10, x=0.01, ha="left")
+    _show(axes[0], cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA), "input")
+    bars[0].set_axis_off()
+    low, high = _depth_limits(pred, gt, cap=max_depth)
+    norm = LogNorm(vmin=low, vmax=high, clip=True)
+    ticks = _depth_ticks(low, high)
+
+    def depth_bar(artist: Any, cax: Any) -> None:
+        bar = fig.colorbar(artist, cax=cax, ticks=ticks)
+        bar.ax.minorticks_off()
+        bar.ax.set_yticklabels([f"{t:.3g}" for t in ticks], fontsize=8)
+
+    depth_bar(_show(axes[1], pred, "predicted depth [m]", DEPTH_CMAP, norm), bars[1])
+    if gt is not None:
+        depth_bar(_show(axes[2], spread_sparse_depth(gt), "ground truth [m]", DEPTH_CMAP, norm), bars[2])
+        error = spread_sparse_depth_error(relative_error_map(pred, gt), gt)
+        artist = _show(
+            axes[3],
+            error,
+            "relative error (pred - gt) / gt   red: too far, blue: too near",
+            ERROR_CMAP,
+            Normalize(-ERROR_RANGE, ERROR_RANGE, clip=True),
+        )
+        bar = fig.colorbar(artist, cax=bars[3], ticks=[-0.5, -0.25, 0, 0.25, 0.5])
+        bar.ax.tick_params(labelsize=8)
+    fig.savefig(path)
+    return path
+
+
+def spread_sparse_depth_error(error: np.ndarray, gt: np.ndarray, radius: int = 2) -> np.ndarray:
+    """Grow a sparse error map like :func:`spread_sparse_depth` grows sparse ground truth."""
+    valid = np.isfinite(error)
+    if (np.isfinite(gt) & (gt > 0)).mean() > 0.5 or not valid.any():
+        return error
+    # Nearest valid pixel's value: dilate the index of every valid pixel.
+    kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
+    grown = cv2.dilate(valid.astype(np.uint8), kernel).astype(bool)
+    flat = np.where(valid.ravel(), np.arange(error.size, dtype=np.float32) + 1, 0).reshape(error.shape)
+    index = cv2.dilate(flat, kernel).astype(np.int64) - 1
+    out = np.full_like(error, np.nan)
+    out[grown] = error.ravel()[index[grown]]
+    return out
+
+
+def plot_metrics_over_time(path: Path, per_frame: Sequence[Mapping[str, Any]]) -> Path | None:
+    """abs_rel and a1 per frame (metric and median-scaled), and the scale error, against frame index."""
+    scored = [f for f in per_frame if f.get("metric")]
+    if not scored:
+        return None
+    index = np.array([f["index"] for f in scored])
+    fig = Figure(figsize=(9.0, 6.6), dpi=100, layout="constrained")
+    ax_rel, ax_a1, ax_scale = fig.subplots(3, 1, sharex=True)
+    for key, label, style in (
+        ("metric", "metric (runtime scale)", "-"),
+        ("median_scaled", "median-scaled", "--"),
+    ):
+        ax_rel.plot(index, [f[key]["abs_rel"] for f in scored], style, marker=".", label=label)
+        ax_a1.plot(index, [f[key]["a1"] for f in scored], style, marker=".", label=label)
+    ax_rel.set_ylabel("abs_rel (lower is better)")
+    ax_rel.legend(fontsize=8)
+    ax_rel.grid(alpha=0.3)
+    ax_a1.set_ylabel("a1 = δ<1.25 (higher is better)")
+    ax_a1.set_ylim(0, 1.02)
+    ax_a1.grid(alpha=0.3)
+    ax_scale.plot(index, [f["median_scale"] for f in scored], marker=".", color="tab:green")
+    ax_scale.axhline(1.0, color="grey", lw=0.8)
+    ax_scale.set_ylabel("median(gt)/median(pred)\n(1 = metric scale right)")
+    ax_scale.set_xlabel("frame")
+    ax_scale.grid(alpha=0.3)
+    fig.savefig(path)
+    return path
+
+
+def plot_latency(
+    path: Path, latencies_ms: Mapping[str, Sequence[float]], end_to_end: str = "end_to_end"
+) -> Path | None:
+    """Histogram of end-to-end latency with p50/p95/p99 marks, and a box per pipeline stage."""
+    total = np.asarray(latencies_ms.get(end_to_end, []), dtype=np.float64)
+    if total.size == 0:
+        return None
+    stages = [name for name in latencies_ms if name != end_to_end and len(latencies_ms[name])]
+    fig = Figure(figsize=(9.0, 3.4 + 0.25 * len(stages)), dpi=100, layout="constrained")
+    ax_hist, ax_box = fig.subplots(1, 2, width_ratios=(3, 2))
+    ax_hist.hist(total, bins=min(40, max(5, total.size // 2)), color="tab:blue", alpha=0.8)
+    for q, colour in ((50, "black"), (95, "tab:orange"), (99, "tab:red")):
+        value = float(np.percentile(total, q))
+        ax_hist.axvline(value, color=colour, ls="--", lw=1, label=f"p{q} {value:.1f} ms")
+    ax_hist.set_xlabel("end-to-end latency per frame [ms]")
+    ax_hist.set_ylabel("frames")
+    ax_hist.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_hist.legend(fontsize=8)
+    if stages:
+        stages = stages[::-1]  # first stage at the top
+        data = [latencies_ms[name] for name in stages]
+        try:
+            ax_box.boxplot(data, orientation="horizontal")  # matplotlib >= 3.10
+        except TypeError:
+            ax_box.boxplot(data, vert=False)
+        ax_box.set_yticks(range(1, len(stages) + 1), stages, fontsize=8)
+        ax_box.set_xlabel("stage latency [ms]")
+        ax_box.grid(alpha=0.3, axis="x")
+    else:
+        ax_box.set_axis_off()
+    fig.savefig(path)
+    return path
+
+
+# ---------------------------------------------------------------- HTML
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 24px; color: #222; max-width: 1100px; }
+h1 { font-size: 22px; margin-bottom: 4px; }
+h2 { font-size: 17px; margin-top: 28px; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; font-size: 13px; margin: 8px 0; }
+th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+th { background: #f3f3f3; }
+.kv td { text-align: left; font-family: ui-monospace, monospace; }
+.kv td:first-child { font-family: system-ui, sans-serif; font-weight: 600; background: #fafafa; }
+.cards { display: flex; flex-wrap: wrap; gap: 10px; margin: 12px 0 4px; }
+.card { border: 1px solid #ddd; border-radius: 6px; padding: 8px 14px; background: #fafafa; }
+.card .v { font-size: 20px; font-weight: 600; }
+.card .k { font-size: 12px; color: #666; }
+img { max-width: 100%; border: 1px solid #ccc; margin: 6px 0; }
+.note { color: #666; font-size: 13px; }
+.warn { color: #a40; font-weight: 600; }
+code { background: #f3f3f3; padding: 1px 4px; }
+"""
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.{digits}f}"
+    return html.escape(str(value))
+
+
+def _metrics_table(metrics: Mapping[str, Mapping[str, float] | None]) -> str:
+    header = "".join(f"<th>{name} {'↓' if name in LOWER_IS_BETTER else '↑'}</th>" for name in METRIC_NAMES)
+    rows = []
+    for label, values in metrics.items():
+        cells = "".join(f"<td>{_fmt(values.get(name) if values else None)}</td>" for name in METRIC_NAMES)
+        rows.append(f"<tr><td>{html.escape(label)}</td>{cells}</tr>")
+    return f"<table><tr><th></th>{header}</tr>{''.join(rows)}</table>"
+
+
+def _latency_table(latency: Mapping[str, Mapping[str, float]]) -> str:
+    columns = ("mean", "p50", "p95", "p99", "max")
+    header = "".join(f"<th>{c} [ms]</th>" for c in columns)
+    rows = "".join(
+        f"<tr><td>{html.escape(stage)}</td>"
+        + "".join(f"<td>{_fmt(stats.get(c), 2)}</td>" for c in columns)
+        + "</tr>"
+        for stage, stats in latency.items()
+    )
+    return f"<table><tr><th>stage</th>{header}</tr>{rows}</table>"
+
+
+def _kv_table(items: Mapping[str, Any]) -> str:
+    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in items.items())
+    return f'<table class="kv">{rows}</table>'
+
+
+def _cards(s: Mapping[str, Any]) -> str:
+    """The headline numbers as a row of boxes at the top of the page."""
+    metrics = s.get("metrics") or {}
+    metric, scaled = metrics.get("metric") or {}, metrics.get("median_scaled") or {}
+    e2e = (s.get("latency_ms") or {}).get("end_to_end", {})
+    frames, fps = s.get("frames", {}), s.get("fps", {})
+    cards = [
+        ("abs_rel (metric)", _fmt(metric.get("abs_rel"), 3)),
+        ("abs_rel (median-scaled)", _fmt(scaled.get("abs_rel"), 3)),
+        ("a1 (metric)", _fmt(metric.get("a1"), 3)),
+        ("latency p50 / p95", f"{_fmt(e2e.get('p50'), 1)} / {_fmt(e2e.get('p95'), 1)} ms"),
+        ("pipeline rate", f"{_fmt(fps.get('pipeline'), 1)} fps"),
+        ("frames processed / dropped", f"{_fmt(frames.get('processed'))} / {_fmt(frames.get('dropped'))}"),
+    ]
+    boxes = "".join(
+        f"<div class='card'><div class='v'>{v}</div><div class='k'>{k}</div></div>" for k, v in cards
+    )
+    return f"<div class='cards'>{boxes}</div>"
+
+
+def _image(relative: str, alt: str) -> str:
+    return f'<img src="{html.escape(relative)}" alt="{html.escape(alt)}">'
+
+
+def write_html(
+    path: Path,
+    summary: Mapping[str, Any],
+    images: Mapping[str, Sequence[str]],
+) -> Path:
+    """Write the HTML page. ``images`` maps a section ("frames", "metrics", "latency") to image
+    paths relative to ``path``'s folder; ``summary`` is the replay's results dict (see replay.py)."""
+    s = summary
+    frames = s.get("frames", {})
+    fps = s.get("fps", {})
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>depth replay: {html.escape(Path(str(s.get('bag', ''))).name)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>Depth replay report — {html.escape(Path(str(s.get('bag', ''))).name)}</h1>",
+        f"<p class='note'>{html.escape(str(s.get('created', '')))} · model "
+        f"<code>{html.escape(str(s.get('model', {}).get('name', '')))}</code> on "
+        f"<code>{html.escape(str(s.get('provider', '')))}</code></p>",
+    ]
+    parts.append(_cards(s))
+    for warning in s.get("warnings", []):
+        parts.append(f"<p class='warn'>{html.escape(warning)}</p>")
+
+    parts.append("<h2>Accuracy</h2>")
+    metrics = s.get("metrics")
+    if metrics:
+        parts.append(
+            _metrics_table(
+                {
+                    "metric (runtime's own scale)": metrics.get("metric"),
+                    "median-scaled (per frame)": metrics.get("median_scaled"),
+                }
+            )
+        )
+        ev = s.get("evaluation", {})
+        parts.append(
+            f"<p class='note'>Mean over {frames.get('scored', 0)} scored frames (KITTI protocol: frames are "
+            f"averaged, not pixels). Ground truth: {html.escape(str(ev.get('gt_source')))}; depth range "
+            f"({ev.get('min_depth')}, {ev.get('max_depth')}) m; Garg crop: {ev.get('garg_crop')}. "
+            f"Median scale median(gt)/median(pred) over frames: {_fmt(ev.get('median_scale_mean'), 3)} "
+            f"(± {_fmt(ev.get('median_scale_std'), 3)}).</p>"
+        )
+    else:
+        parts.append("<p class='warn'>No ground truth was scored: accuracy not available.</p>")
+    for rel in images.get("metrics", []):
+        parts.append(_image(rel, "metrics over time"))
+
+    parts.append("<h2>Speed</h2>")
+    parts.append(
+        _kv_table(
+            {
+                "frames in bag": frames.get("total"),
+                "frames processed": frames.get("processed"),
+                "frames dropped (newest-frame-wins)": frames.get("dropped"),
+                "bad frames skipped": frames.get("bad"),
+                "mode": "real time (recorded rate)" if s.get("realtime") else "as fast as possible",
+                "recorded camera rate [fps]": _fmt(fps.get("recorded"), 2),
+                "pipeline rate 1/mean(end_to_end) [fps]": _fmt(fps.get("pipeline"), 2),
+                "throughput incl. bag I/O and scoring [fps]": _fmt(fps.get("throughput"), 2),
+            }
+        )
+    )
+    latency = s.get("latency_ms")
+    if latency:
+        parts.append(_latency_table(latency))
+    for rel in images.get("latency", []):
+        parts.append(_image(rel, "latency histogram"))
+
+    parts.append("<h2>Frames</h2>")
+    parts.append(
+        "<p class='note'>Each picture: input image, predicted depth, ground truth (LiDAR points are "
+        "drawn enlarged), and the prediction's relative error (metric scale). Depth colours are on a "
+        "log scale shared by prediction and ground truth.</p>"
+    )
+    for rel in images.get("frames", []):
+        parts.append(_image(rel, "frame panel"))
+
+    parts.append("<h2>Run</h2>")
+    inputs = s.get("inputs", {})
+    outputs = s.get("outputs", {})
+    model = s.get("model", {})
+    parts.append(
+        _kv_table(
+            {
+                "input bag": s.get("bag"),
+                "camera topic": inputs.get("image_topic"),
+                "camera_info topic": inputs.get("camera_info_topic"),
+                "ground truth": s.get("evaluation", {}).get("gt_source"),
+                "image size": inputs.get("image_size"),
+                "depth image size": inputs.get("depth_size"),
+                "model file": model.get("path"),
+                "model": f"{model.get('backbone')} {model.get('input_width')}x{model.get('input_height')}, "
+                f"{model.get('training_mode')}, metric_scale {model.get('metric_scale')}",
+                "output bag": outputs.get("bag"),
+                "results": outputs.get("json"),
+            }
+        )
+    )
+    if outputs.get("play_command"):
+        parts.append(
+            "<p class='note'>Show the depth next to the camera in rviz2: "
+            f"<code>{html.escape(outputs['play_command'])}</code></p>"
+        )
+    parts.append("</body></html>")
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return path

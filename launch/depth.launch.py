@@ -1,0 +1,101 @@
+"""Start depth_node with its YAML parameters (and optionally rviz2 with the depth view).
+
+    ros2 launch depth_node depth.launch.py image_topic:=/cam/image_raw camera_info_topic:=/cam/camera_info
+    ros2 launch depth_node depth.launch.py use_sim_time:=true rviz:=true   # with `ros2 bag play --clock`
+
+model, image_topic, camera_info_topic and compressed override params_file only when given, so a
+value edited in the YAML file is not silently replaced by a launch default.
+"""
+
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+from launch import LaunchContext, LaunchDescription
+
+# launch argument -> node parameter, passed only when the argument is not empty.
+_OPTIONAL_OVERRIDES = {
+    "model": "model_path",
+    "image_topic": "image_topic",
+    "camera_info_topic": "camera_info_topic",
+    "compressed": "compressed",
+}
+
+
+def _as_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered not in ("true", "false"):
+        raise ValueError(f"expected true or false, got {text!r}")
+    return lowered == "true"
+
+
+def _depth_node(context: LaunchContext) -> list[Node]:
+    use_sim_time = _as_bool(LaunchConfiguration("use_sim_time").perform(context))
+    overrides: dict[str, object] = {"use_sim_time": use_sim_time}
+    for argument, parameter in _OPTIONAL_OVERRIDES.items():
+        value = LaunchConfiguration(argument).perform(context).strip()
+        if value:
+            overrides[parameter] = _as_bool(value) if parameter == "compressed" else value
+    return [
+        Node(
+            package="depth_node",
+            executable="depth_node",
+            name="depth_node",
+            namespace=LaunchConfiguration("namespace"),
+            parameters=[LaunchConfiguration("params_file"), overrides],
+            output="screen",
+            emulate_tty=True,
+        )
+    ]
+
+
+def generate_launch_description() -> LaunchDescription:
+    share = FindPackageShare("depth_node")
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument(
+                "model", default_value="", description="ONNX model (default: params_file's)"
+            ),
+            DeclareLaunchArgument("image_topic", default_value="", description="camera image topic"),
+            DeclareLaunchArgument(
+                "camera_info_topic", default_value="", description="camera CameraInfo topic"
+            ),
+            DeclareLaunchArgument(
+                "compressed",
+                default_value="",
+                description="true: subscribe to <image_topic>/compressed (default: params_file's)",
+            ),
+            DeclareLaunchArgument(
+                "params_file",
+                default_value=PathJoinSubstitution([share, "config", "depth.yaml"]),
+                description="node parameters (YAML)",
+            ),
+            DeclareLaunchArgument(
+                "namespace", default_value="", description="namespace of the node and outputs"
+            ),
+            DeclareLaunchArgument(
+                "rviz",
+                default_value="false",
+                choices=["true", "false"],
+                description="start rviz2 with the depth view",
+            ),
+            DeclareLaunchArgument(
+                "use_sim_time",
+                default_value="false",
+                choices=["true", "false"],
+                description="follow /clock (ros2 bag play --clock)",
+            ),
+            OpaqueFunction(function=_depth_node),
+            Node(
+                package="rviz2",
+                executable="rviz2",
+                name="depth_rviz",
+                arguments=["-d", PathJoinSubstitution([share, "config", "depth.rviz"])],
+                parameters=[{"use_sim_time": LaunchConfiguration("use_sim_time")}],
+                condition=IfCondition(LaunchConfiguration("rviz")),
+                output="screen",
+            ),
+        ]
+    )

@@ -1,0 +1,1 @@
+"""Stand-in for the ROS 2 std_msgs package (tests only)."""

@@ -1,0 +1,230 @@
+"""KITTI drive -> rosbag2: read the bags back with rosbags and compare with the drive's files."""
+
+from __future__ import annotations
+
+import shutil
+from collections import defaultdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from rosbags.interfaces import QosDurability, QosReliability
+from rosbags.rosbag2 import Reader
+from rosbags.typesys import Stores, get_typestore
+
+from depth_node import bag_convert, kitti
+from depth_node.sim import cli as sim_cli
+
+TYPESTORE = get_typestore(Stores.ROS2_HUMBLE)
+EXPECTED_TYPES = {topic: msgtype for topic, msgtype in bag_convert.TOPICS.values()}
+
+
+def _read_bag(bag: Path) -> tuple[dict[str, list], dict[str, list[int]], dict]:
+    """Messages and log times per topic, plus the connections by topic."""
+    messages: dict[str, list] = defaultdict(list)
+    times: dict[str, list[int]] = defaultdict(list)
+    with Reader(bag) as reader:
+        connections = {c.topic: c for c in reader.connections}
+        for conn, timestamp, raw in reader.messages():
+            messages[conn.topic].append(TYPESTORE.deserialize_cdr(raw, conn.msgtype))
+            times[conn.topic].append(timestamp)
+    return messages, times, connections
+
+
+def _stamp_ns(msg) -> int:
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+
+def _compose(transform) -> np.ndarray:
+    """4x4 of a geometry_msgs Transform or Pose."""
+    q = getattr(transform, "rotation", None) or transform.orientation
+    t = getattr(transform, "translation", None) or transform.position
+    x, y, z, w = q.x, q.y, q.z, q.w
+    R = np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
+    T = np.eye(4)
+    T[:3, :3] = R
+    T[:3, 3] = t.x, t.y, t.z
+    return T
+
+
+@pytest.fixture(params=["sqlite3", "mcap"])
+def bag(request: pytest.FixtureRequest) -> Path:
+    return request.getfixturevalue("sim_bag" if request.param == "sqlite3" else "sim_bag_mcap")
+
+
+def test_bag_contents(bag: Path, kitti_drive_dir: Path, sim_drive, sim_frames) -> None:
+    n = len(sim_drive)
+    messages, times, connections = _read_bag(bag)
+    assert {t: c.msgtype for t, c in connections.items()} == EXPECTED_TYPES
+    assert {t: len(m) for t, m in messages.items()} == {
+        t: (1 if t == "/tf_static" else n) for t in EXPECTED_TYPES
+    }
+
+    # QoS that `ros2 bag play` offers again.
+    for topic, conn in connections.items():
+        (qos,) = conn.ext.offered_qos_profiles
+        assert qos.reliability == QosReliability.RELIABLE
+        expected = QosDurability.TRANSIENT_LOCAL if topic == "/tf_static" else QosDurability.VOLATILE
+        assert qos.durability == expected, topic
+
+    image_ns = kitti.read_timestamps_ns(kitti_drive_dir / "image_02" / "timestamps.txt")
+    for topic, stamps in times.items():
+        assert np.all(np.diff(stamps) > 0), topic
+        headers = [m.transforms[0] if topic == "/tf_static" else m for m in messages[topic]]
+        assert [_stamp_ns(m) for m in headers] == stamps, topic
+    assert times["/camera/image_raw"] == image_ns.tolist()
+
+    calib = kitti.read_calib(kitti_drive_dir.parent)
+    for i in range(n):
+        png = cv2.cvtColor(cv2.imread(str(kitti.image_path(kitti_drive_dir, i))), cv2.COLOR_BGR2RGB)
+        raw = messages["/camera/image_raw"][i]
+        assert (raw.encoding, raw.height, raw.width, raw.step) == ("rgb8", *png.shape[:2], png.shape[1] * 3)
+        assert raw.header.frame_id == bag_convert.CAMERA_FRAME
+        np.testing.assert_array_equal(raw.data.reshape(png.shape), png)
+
+        jpeg = messages["/camera/image_raw/compressed"][i]
+        assert jpeg.format == "jpeg"
+        decoded = cv2.imdecode(jpeg.data, cv2.IMREAD_COLOR)
+        bgr = cv2.cvtColor(png, cv2.COLOR_RGB2BGR)
+        assert cv2.PSNR(decoded, bgr) > 25.0
+        # Within JPEG tolerance means: exactly what a quality-90 JPEG of the PNG decodes to.
+        _, reference = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        np.testing.assert_array_equal(decoded, cv2.imdecode(reference, cv2.IMREAD_COLOR))
+
+        velo = kitti.load_velodyne(kitti.velodyne_path(kitti_drive_dir, i))
+        cloud = messages["/lidar/points"][i]
+        assert [f.name for f in cloud.fields] == ["x", "y", "z", "intensity"]
+        assert cloud.header.frame_id == bag_convert.LIDAR_FRAME and cloud.width == len(velo)
+        np.testing.assert_array_equal(cloud.data.view("<f4").reshape(-1, 4), velo)
+
+        gt = kitti.read_depth_png(kitti.depth_gt_path(kitti_drive_dir, i))
+        depth_msg = messages["/ground_truth/depth"][i]
+        assert depth_msg.encoding == "32FC1"
+        depth = depth_msg.data.view("<f4").reshape(gt.shape)
+        np.testing.assert_array_equal(np.isnan(depth), gt == 0)
+        np.testing.assert_array_equal(depth[gt > 0], gt[gt > 0])
+
+    info = messages["/camera/camera_info"][0]
+    assert (info.width, info.height) == calib.image_size and info.distortion_model == "plumb_bob"
+    np.testing.assert_allclose(info.k.reshape(3, 3), sim_drive.K, atol=1e-12)
+    np.testing.assert_allclose(info.p.reshape(3, 4)[:, :3], sim_drive.K, atol=1e-12)
+    np.testing.assert_array_equal(info.r, np.eye(3).ravel())
+
+    # /tf_static: base_link -> velodyne -> camera_optical reproduces the drive's extrinsics.
+    (tf,) = messages["/tf_static"]
+    frames = {(t.header.frame_id, t.child_frame_id): _compose(t.transform) for t in tf.transforms}
+    T_velo_cam = frames[(bag_convert.LIDAR_FRAME, bag_convert.CAMERA_FRAME)]
+    T_base_velo = frames[(bag_convert.BASE_FRAME, bag_convert.LIDAR_FRAME)]
+    np.testing.assert_allclose(np.linalg.inv(T_velo_cam), sim_drive.T_cam_lidar, atol=1e-9)
+    np.testing.assert_allclose(np.linalg.inv(T_base_velo @ T_velo_cam), sim_drive.T_cam_imu, atol=1e-9)
+
+    # /odom: the drive's IMU trajectory (origin at the first position, east-north-up axes).
+    truth = [frame.T_world_cam @ sim_drive.T_cam_imu for frame in sim_frames]
+    for i, odom in enumerate(messages["/odom"]):
+        assert (odom.header.frame_id, odom.child_frame_id) == ("odom", "base_link")
+        p = odom.pose.pose.position
+        np.testing.assert_allclose([p.x, p.y, p.z], truth[i][:3, 3] - truth[0][:3, 3], atol=1e-3)
+        np.testing.assert_allclose(_compose(odom.pose.pose)[:3, :3], truth[i][:3, :3], atol=1e-6)
+        v = odom.twist.twist.linear
+        np.testing.assert_allclose([v.x, v.y, v.z], sim_frames[i].velocity_imu, atol=1e-6)
+
+
+def test_bag_sizes(sim_bag: Path, sim_bag_mcap: Path) -> None:
+    for bag in (sim_bag, sim_bag_mcap):
+        summary = bag_convert.bag_summary(bag)
+        print(f"{bag.name}: {summary['bytes'] / 1e6:.2f} MB, {summary['duration_s']:.2f} s")
+        assert summary["bytes"] > 0 and sum(summary["topics"].values()) > 0
+
+
+def test_missing_drive_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out_bag"
+    with pytest.raises(kitti.KittiLayoutError, match="not found"):
+        bag_convert.convert_drive(tmp_path / "2011_09_26_drive_0042_sync", out)
+    assert list(tmp_path.iterdir()) == []
+    assert bag_convert.main([str(tmp_path / "missing_drive"), str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "missing_drive" in err and "not found" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failure_mid_conversion_leaves_nothing(tmp_path: Path, kitti_drive_dir: Path) -> None:
+    drive = tmp_path / "2011_09_26" / kitti_drive_dir.name
+    shutil.copytree(kitti_drive_dir.parent, drive.parent, ignore=shutil.ignore_patterns("*_sync"))
+    shutil.copytree(kitti_drive_dir, drive)
+    kitti.image_path(drive, 5).write_bytes(b"not a png")
+    out_dir = tmp_path / "bags"
+    out_dir.mkdir()
+    with pytest.raises(kitti.KittiLayoutError, match="cannot read image"):
+        bag_convert.convert_drive(drive, out_dir / "broken", storage="mcap")
+    assert list(out_dir.iterdir()) == []
+
+
+def test_refuses_to_overwrite(sim_bag: Path, kitti_drive_dir: Path) -> None:
+    with pytest.raises(FileExistsError):
+        bag_convert.convert_drive(kitti_drive_dir, sim_bag)
+
+
+def test_cli_options(tmp_path: Path, kitti_drive_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "small"
+    argv = [
+        str(kitti_drive_dir),
+        str(out),
+        "--storage",
+        "mcap",
+        "--no-compressed",
+        "--no-lidar",
+        "--max-frames",
+        "3",
+    ]
+    assert bag_convert.main(argv) == 0
+    assert "wrote" in capsys.readouterr().out
+    topics = bag_convert.bag_summary(out)["topics"]
+    assert "/camera/image_raw/compressed" not in topics and "/lidar/points" not in topics
+    assert topics["/camera/image_raw"] == 3 and topics["/tf_static"] == 1
+
+
+def test_depth_sim_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    size = ["--frames", "3", "--width", "160", "--height", "48"]
+    assert sim_cli.main(["kitti", "--out", str(tmp_path / "kitti"), "--seeds", "1", "2", *size]) == 0
+    date_dir = tmp_path / "kitti" / "2011_09_26"
+    drives = sorted(p.name for p in date_dir.iterdir() if p.is_dir())
+    assert drives == ["2011_09_26_drive_0001_sync", "2011_09_26_drive_0002_sync"]
+    assert kitti.frame_indices(date_dir / drives[1]) == [0, 1, 2]
+    assert (
+        sim_cli.main(["bag", "--out", str(tmp_path / "bag"), "--seed", "3", "--storage", "mcap", *size]) == 0
+    )
+    assert bag_convert.bag_summary(tmp_path / "bag")["topics"]["/camera/image_raw"] == 3
+    out = capsys.readouterr().out
+    assert "2011_09_26_drive_0002_sync" in out and str(tmp_path / "bag") in out
+
+
+def test_real_kitti_style_drive(real_kitti_date_dir: Path, tmp_path: Path) -> None:
+    drive = real_kitti_date_dir / "2011_09_26_drive_0001_sync"
+    bag = bag_convert.convert_drive(drive, tmp_path / "real", storage="mcap")
+    messages, times, _ = _read_bag(bag)
+    assert "/ground_truth/depth" not in messages
+    assert {t: len(m) for t, m in messages.items() if t != "/tf_static"} == {
+        t: 3 for t in EXPECTED_TYPES if t not in ("/tf_static", "/ground_truth/depth")
+    }
+    assert (
+        times["/lidar/points"]
+        == kitti.read_timestamps_ns(drive / "velodyne_points" / "timestamps.txt").tolist()
+    )
+    assert times["/odom"] == kitti.read_timestamps_ns(drive / "oxts" / "timestamps.txt").tolist()
+    info = messages["/camera/camera_info"][0]
+    assert (info.width, info.height) == (1242, 375)
+    assert info.k[[0, 2, 4, 5]].tolist() == [721.5377, 609.5593, 721.5377, 172.854]
+    calib = kitti.read_calib(real_kitti_date_dir)
+    (tf,) = messages["/tf_static"]
+    frames = {(t.header.frame_id, t.child_frame_id): _compose(t.transform) for t in tf.transforms}
+    T_velo_cam = frames[(bag_convert.LIDAR_FRAME, bag_convert.CAMERA_FRAME)]
+    np.testing.assert_allclose(T_velo_cam @ calib.T_cam_velo, np.eye(4), atol=1e-6)
+    north = [m.pose.pose.position.y for m in messages["/odom"]]
+    assert north[0] == 0.0 and 1.0 < north[1] < 1.2 and 2.0 < north[2] < 2.4

@@ -1,0 +1,152 @@
+"""DepthEstimator on tiny real ONNX models (real onnxruntime sessions, no mocks)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+from onnx_models import expected_depth, make_linear_depth_model, write_corrupt_model
+
+from depth_node.estimator import (
+    DepthEstimator,
+    InputShapeError,
+    ModelLoadError,
+    parse_model_info,
+    resolve_providers,
+)
+
+
+def _assert_one_line(error: pytest.ExceptionInfo[BaseException]) -> str:
+    text = str(error.value)
+    assert text and "\n" not in text
+    return text
+
+
+def test_reads_sizes_and_metadata_from_the_model(tmp_path: Path) -> None:
+    path = make_linear_depth_model(
+        tmp_path / "m.onnx",
+        height=8,
+        width=24,
+        metadata={
+            "min_depth": "0.5",
+            "max_depth": "40",
+            "metric_scale": "2.5",
+            "backbone": "stdc1",
+            "training_mode": "mono",
+            "source": "cfg@abc123",
+            "name": "tiny",
+            "scale_is_metric": "false",
+        },
+    )
+    estimator = DepthEstimator(path, providers=("cpu",), threads=1)
+    info = estimator.info
+    assert (info.input_height, info.input_width) == (8, 24)
+    assert (info.min_depth, info.max_depth, info.metric_scale) == (0.5, 40.0, 2.5)
+    assert (info.backbone, info.training_mode, info.source, info.name) == (
+        "stdc1",
+        "mono",
+        "cfg@abc123",
+        "tiny",
+    )
+    assert info.scale_is_metric is False
+    assert estimator.provider == "CPUExecutionProvider"
+
+
+def test_infer_matches_the_graph(tmp_path: Path) -> None:
+    estimator = DepthEstimator(make_linear_depth_model(tmp_path / "m.onnx", a=0.5, b=4.0), providers=("cpu",))
+    batch = np.random.default_rng(0).random((2, 3, 12, 16), dtype=np.float32)
+    out = estimator.infer(batch)
+    assert out.shape == (2, 1, 12, 16) and out.dtype == np.float32
+    np.testing.assert_allclose(out, expected_depth(batch, 0.5, 4.0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("io_binding", [False, True])
+def test_fp16_model_keeps_float32_io(tmp_path: Path, io_binding: bool) -> None:
+    path = make_linear_depth_model(tmp_path / "m16.onnx", fp16=True, a=1.0, b=2.0)
+    estimator = DepthEstimator(path, providers=("cpu",), io_binding=io_binding)
+    batch = np.full((1, 3, 12, 16), 0.25, dtype=np.float32)
+    out = estimator.infer(batch)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, 1.5, rtol=1e-3)
+
+
+def test_provider_priority_skips_unavailable_ones(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="depth_node.estimator"):
+        estimator = DepthEstimator(
+            make_linear_depth_model(tmp_path / "m.onnx"),
+            providers=("tensorrt", "cuda", "cpu"),
+            trt_cache_dir=tmp_path / "trt",
+        )
+    available = set(__import__("onnxruntime").get_available_providers())
+    assert estimator.provider == estimator.session.get_providers()[0]
+    if "CUDAExecutionProvider" not in available:
+        assert estimator.provider == "CPUExecutionProvider"
+        assert "cuda" in caplog.text and "not available" in caplog.text
+    assert resolve_providers(["TRT-unknown", "cpu", "CPUExecutionProvider"], ["CPUExecutionProvider"]) == [
+        "CPUExecutionProvider"
+    ]
+
+
+def test_no_available_provider(tmp_path: Path) -> None:
+    path = make_linear_depth_model(tmp_path / "m.onnx")
+    with pytest.raises(ModelLoadError) as error:
+        DepthEstimator(path, providers=("definitely-not-a-provider",))
+    assert "available" in _assert_one_line(error)
+
+
+def test_missing_and_corrupt_files(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError) as error:
+        DepthEstimator(tmp_path / "nope.onnx")
+    assert "not found" in _assert_one_line(error)
+    with pytest.raises(ModelLoadError) as error:
+        DepthEstimator(write_corrupt_model(tmp_path / "bad.onnx"))
+    assert "not a valid ONNX model" in _assert_one_line(error)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"input_name": "input"}, "input named 'image'"),
+        ({"output_name": "disp"}, "output named 'depth'"),
+        ({"output_channels": 2}, "expected [N,1,H,W]"),
+        ({"input_channels": 1}, "expected [N,3,H,W]"),
+        ({"metadata": {"input_width": "32"}}, "metadata says 32x12"),
+        ({"drop_metadata": ("max_depth", "source")}, "lack max_depth, source"),
+        ({"metadata": {"min_depth": "abc"}}, "bad numeric"),
+        ({"metadata": {"min_depth": "50", "max_depth": "10"}}, "min_depth < max_depth"),
+    ],
+)
+def test_contract_violations_are_one_line_errors(tmp_path: Path, kwargs: dict, message: str) -> None:
+    path = make_linear_depth_model(tmp_path / "bad.onnx", **kwargs)
+    with pytest.raises(ModelLoadError) as error:
+        DepthEstimator(path, providers=("cpu",))
+    assert message in _assert_one_line(error)
+
+
+def test_dynamic_spatial_dims_take_the_size_from_metadata(tmp_path: Path) -> None:
+    path = make_linear_depth_model(tmp_path / "dyn.onnx", height=10, width=20, spatial_dims=("H", "W"))
+    estimator = DepthEstimator(path, providers=("cpu",))
+    assert (estimator.info.input_height, estimator.info.input_width) == (10, 20)
+    assert estimator.infer(np.zeros((1, 3, 10, 20), np.float32)).shape == (1, 1, 10, 20)
+
+
+def test_bad_batches(tmp_path: Path) -> None:
+    estimator = DepthEstimator(make_linear_depth_model(tmp_path / "m.onnx", batch=1), providers=("cpu",))
+    with pytest.raises(InputShapeError) as error:
+        estimator.infer(np.zeros((1, 3, 13, 16), np.float32))
+    assert "[N,3,12,16]" in _assert_one_line(error)
+    with pytest.raises(InputShapeError, match="fixed batch size 1"):
+        estimator.infer(np.zeros((2, 3, 12, 16), np.float32))
+    # float64 input is converted, not rejected
+    assert estimator.infer(np.zeros((1, 3, 12, 16))).dtype == np.float32
+
+
+def test_scale_is_metric_fallback_from_training_mode() -> None:
+    base = {k: "1" for k in ("input_height", "input_width", "metric_scale")}
+    base.update(min_depth="0.1", max_depth="80", backbone="resnet18", source="x")
+    assert parse_model_info(dict(base, training_mode="mono+velocity"), "m").scale_is_metric
+    assert not parse_model_info(dict(base, training_mode="mono"), "m").scale_is_metric
+    assert parse_model_info(dict(base, training_mode="mono", metric_scale="31.2"), "m").scale_is_metric
+    assert parse_model_info(dict(base, training_mode="mono"), "fallback-name").name == "fallback-name"

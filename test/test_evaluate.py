@@ -1,0 +1,128 @@
+"""Evaluation: baselines and model rows against hand-computed tiny cases, the npz GT format, the grid."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from training.evaluate import (
+    EvalFrame,
+    EvalOptions,
+    Predictor,
+    evaluate_model,
+    evaluate_predictions,
+    resize_depth_to,
+    training_prior,
+)
+from training.kitti_gt import load_gt_depths
+
+NO_CROP = EvalOptions(garg_crop=False)
+
+
+def test_training_prior_hand_computed() -> None:
+    # Two 2x2 training maps; 0 = no ground truth.
+    a = np.array([[2.0, 4.0], [0.0, 8.0]], dtype=np.float32)
+    b = np.array([[8.0, 4.0], [0.0, 2.0]], dtype=np.float32)
+    prior = training_prior([a, b], (2, 2), garg_crop=False)
+    # Median of the valid depths {2, 4, 8, 8, 4, 2} = 4.
+    assert prior.median_depth == pytest.approx(4.0)
+    layout = prior.layout(2, 2)
+    # Per-pixel geometric mean: sqrt(2*8) = 4, 4, never seen -> the median, sqrt(8*2) = 4.
+    np.testing.assert_allclose(layout, [[4.0, 4.0], [4.0, 4.0]], rtol=1e-6)
+    c = np.array([[1.0, 1.0], [9.0, 1.0]], dtype=np.float32)
+    prior = training_prior([c, c], (2, 2), garg_crop=False)
+    np.testing.assert_allclose(prior.layout(2, 2), c, rtol=1e-6)
+    assert prior.frames == 2
+
+
+def test_constant_and_layout_baselines_hand_computed() -> None:
+    gt = np.array([[1.0, 2.0], [4.0, 8.0]], dtype=np.float32)
+    # Training prior from this very frame: median 3 m, layout = exactly its depths.
+    prior = training_prior([gt], (2, 2), garg_crop=False)
+    pred = gt * 3.0  # a perfect prediction up to scale
+    result = evaluate_predictions([(gt, pred)], prior, options=NO_CROP, metric=True)
+    ms, metric = result.median_scaled, result.metric
+    assert ms["model"]["abs_rel"] == pytest.approx(0.0, abs=1e-6)
+    # Constant, median-scaled: the median of {1,2,4,8} is 3 -> |gt-3|/gt = 2, 0.5, 0.25, 0.625.
+    assert ms["constant"]["abs_rel"] == pytest.approx((2 + 0.5 + 0.25 + 0.625) / 4)
+    assert ms["layout"]["abs_rel"] == pytest.approx(0.0, abs=1e-6)
+    # Metric: the model is 3x too far -> abs_rel 2; the constant is the training median, 3 m.
+    assert metric["model"]["abs_rel"] == pytest.approx(2.0)
+    assert result.train_median_depth == pytest.approx(3.0)
+    assert metric["constant"]["abs_rel"] == pytest.approx((2 + 0.5 + 0.25 + 0.625) / 4)
+    assert metric["layout"]["abs_rel"] == pytest.approx(0.0, abs=1e-6)
+    assert result.scale_ratio == pytest.approx(1 / 3)
+    table = result.table()
+    assert "constant (median-scaled)" in table and "layout (metric)" in table
+
+
+def test_frames_without_ground_truth_are_skipped_for_all_methods() -> None:
+    gt_empty = np.zeros((2, 2), dtype=np.float32)
+    gt = np.full((2, 2), 5.0, dtype=np.float32)
+    result = evaluate_predictions([(gt_empty, gt), (gt, gt)], None, options=NO_CROP)
+    assert result.frames == 1
+    assert result.metric is None
+    assert set(result.median_scaled) == {"model", "constant"}  # the layout needs training GT
+    with pytest.raises(ValueError, match="valid ground truth"):
+        evaluate_predictions([(gt_empty, gt)], None, options=NO_CROP)
+
+
+def test_resize_goes_through_disparity() -> None:
+    depth = np.array([[1.0, 4.0]], dtype=np.float32)
+    out = resize_depth_to(depth, 3, 1)
+    # The middle pixel interpolates disparity (1 + 0.25) / 2 = 0.625 -> 1.6 m, not depth 2.5 m.
+    assert out[0, 1] == pytest.approx(1.6, rel=1e-5)
+    np.testing.assert_array_equal(resize_depth_to(depth, 2, 1), depth)
+
+
+class _RampPredictor(Predictor):
+    """A fake model: depth = 2x the true ramp, so median scaling recovers it exactly."""
+
+    def __init__(self, truth: np.ndarray, metric: bool) -> None:
+        self.truth = truth
+        self.input_size = (truth.shape[1], truth.shape[0])
+        self.metric = metric
+        self.name = "ramp"
+
+    def predict_batch(self, images: np.ndarray) -> np.ndarray:
+        return (self.truth * 2.0)[None]
+
+
+def test_evaluate_model_writes_json_and_grid(tmp_path: Path) -> None:
+    h, w = 64, 96
+    truth = np.tile(np.linspace(2.0, 40.0, h, dtype=np.float32)[:, None], (1, w))
+    rgb = np.full((h, w, 3), 128, np.uint8)
+    frames = [EvalFrame(f"frame {i}", lambda: rgb, lambda: truth) for i in range(3)]
+    prior = training_prior([np.full((h, w), 10.0, np.float32)], (w, h))
+    result = evaluate_model(
+        _RampPredictor(truth, metric=True), frames, prior, out_dir=tmp_path, progress=False
+    )
+    assert result.median_scaled["model"]["abs_rel"] == pytest.approx(0.0, abs=1e-5)
+    assert result.metric["model"]["abs_rel"] == pytest.approx(1.0, rel=1e-4)  # 2x too far
+    assert result.scale_ratio == pytest.approx(0.5)
+    data = json.loads((tmp_path / "metrics.json").read_text())
+    assert data["frames"] == 3 and data["median_scaled"]["constant"]["abs_rel"] > 0.1
+    grid = cv2.imread(str(tmp_path / "grid.png"))
+    assert grid is not None and grid.shape[1] == 4 * 640 and grid.shape[0] == 3 * round(h * 640 / w)
+
+
+def test_gt_npz_round_trip_and_monodepth2_format(tmp_path: Path) -> None:
+    maps = [np.random.default_rng(i).random((3, 5)).astype(np.float32) for i in range(2)]
+    ours = tmp_path / "ours.npz"
+    with ours.open("wb") as f:
+        np.savez_compressed(f, lines=np.array(["a 1 l", "b 2 r"]), gt_00000=maps[0], gt_00001=maps[1])
+    loaded, lines = load_gt_depths(ours)
+    assert lines == ["a 1 l", "b 2 r"]
+    np.testing.assert_array_equal(loaded[1], maps[1])
+    # Monodepth2's export_gt_depth writes an object array under "data".
+    legacy = tmp_path / "gt_depths.npz"
+    data = np.empty(2, dtype=object)
+    data[0], data[1] = maps[0], maps[1]
+    np.savez_compressed(legacy, data=data)
+    loaded, lines = load_gt_depths(legacy)
+    assert lines is None and len(loaded) == 2
+    np.testing.assert_array_equal(loaded[0], maps[0])

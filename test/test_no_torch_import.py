@@ -1,0 +1,38 @@
+"""The runtime must import without torch (the car has no PyTorch) and without rclpy."""
+
+from __future__ import annotations
+
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import depth_node
+
+ROOT = Path(__file__).resolve().parents[1]
+ROS_MODULES = {"depth_node.node", "depth_node.eval_node"}  # the only modules allowed to need rclpy
+
+
+def _runtime_modules() -> list[str]:
+    names = [
+        info.name
+        for info in pkgutil.walk_packages(depth_node.__path__, prefix="depth_node.")
+        if info.name not in ROS_MODULES
+    ]
+    return sorted(["depth_node", *names])
+
+
+def test_runtime_modules_do_not_import_torch() -> None:
+    modules = _runtime_modules()
+    assert "depth_node.estimator" in modules and "depth_node.pipeline" in modules
+    script = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        "bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.') or m == 'rclpy')\n"
+        "assert not bad, f'runtime imported {bad}'\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -1,0 +1,131 @@
+"""Depth -> PointCloud2 against an independent per-pixel loop (depth_image_proc's formula)."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from rosbags.typesys import Stores, get_typestore
+
+from depth_node.messages import rosbags_types
+from depth_node.pointcloud import (
+    cloud_intrinsics,
+    depth_to_cloud,
+    depth_to_pointcloud2,
+    make_pointcloud2,
+    pack_rgb,
+    pointcloud2_to_array,
+)
+
+TYPES = rosbags_types()
+TYPESTORE = get_typestore(Stores.ROS2_HUMBLE)
+HEADER = TYPES.Header(stamp=TYPESTORE.types["builtin_interfaces/msg/Time"](sec=5, nanosec=6), frame_id="cam")
+FX, FY, CX, CY = 7.0, 6.0, 3.4, 2.6
+
+
+def _scene(height: int = 7, width: int = 9) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(7)
+    depth = rng.uniform(0.5, 20.0, size=(height, width)).astype(np.float32)
+    depth[1, 2] = np.nan
+    depth[4, 5] = np.nan
+    rgb = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+    return depth, rgb
+
+
+def _loop_points(depth, stride=1, min_range=0.0, max_range=math.inf, rgb=None):
+    """Reference: one pixel at a time, plain Python floats."""
+    rows = []
+    for v in range(0, depth.shape[0], stride):
+        row = []
+        for u in range(0, depth.shape[1], stride):
+            z = float(depth[v, u])
+            x, y = (u - CX) * z / FX, (v - CY) * z / FY
+            ok = not math.isnan(z) and min_range <= math.sqrt(x * x + y * y + z * z) <= max_range
+            point = [x, y, z] if ok else [math.nan] * 3
+            if rgb is not None:
+                r, g, b = (int(c) for c in rgb[v, u])
+                point.append((r << 16) | (g << 8) | b)
+            row.append((ok, point))
+        rows.append(row)
+    return rows
+
+
+def _compare(cloud_xyz: np.ndarray, expected: list[list[float]]) -> None:
+    np.testing.assert_allclose(cloud_xyz, np.array(expected, dtype=np.float64), rtol=1e-5, equal_nan=True)
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3])
+@pytest.mark.parametrize(("min_range", "max_range"), [(0.0, math.inf), (3.0, 12.0)])
+def test_organized_matches_loop(stride: int, min_range: float, max_range: float) -> None:
+    depth, rgb = _scene()
+    cloud = depth_to_cloud(depth, FX, FY, CX, CY, stride, min_range, max_range, organized=True, rgb=rgb)
+    reference = _loop_points(depth, stride, min_range, max_range, rgb)
+    assert cloud.shape == (len(reference), len(reference[0]), 4) and cloud.dtype == np.float32
+    _compare(cloud[..., :3], [[p[:3] for _, p in row] for row in reference])
+    packed = np.ascontiguousarray(cloud[..., 3]).view(np.uint32)
+    np.testing.assert_array_equal(packed, [[p[3] for _, p in row] for row in reference])
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize(("min_range", "max_range"), [(0.0, math.inf), (3.0, 12.0)])
+def test_unorganized_matches_loop(stride: int, min_range: float, max_range: float) -> None:
+    depth, rgb = _scene()
+    reference = [p for row in _loop_points(depth, stride, min_range, max_range, rgb) for ok, p in row if ok]
+    xyz = depth_to_cloud(depth, FX, FY, CX, CY, stride, min_range, max_range, organized=False)
+    assert xyz.shape == (len(reference), 3)
+    _compare(xyz, [p[:3] for p in reference])
+    coloured = depth_to_cloud(depth, FX, FY, CX, CY, stride, min_range, max_range, organized=False, rgb=rgb)
+    np.testing.assert_array_equal(
+        np.ascontiguousarray(coloured[:, 3]).view(np.uint32), [p[3] for p in reference]
+    )
+
+
+def test_rgb_packing_is_pcl_layout() -> None:
+    rgb = np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255], [18, 52, 86]]], dtype=np.uint8)
+    packed = pack_rgb(rgb)
+    assert packed.dtype == np.float32
+    np.testing.assert_array_equal(packed.view(np.uint32), [[0xFF0000, 0x00FF00, 0x0000FF, 0x123456]])
+    # rviz reads the 4 bytes little-endian as B, G, R, A
+    np.testing.assert_array_equal(packed.view(np.uint8).reshape(4, 4)[3], [86, 52, 18, 0])
+
+
+@pytest.mark.parametrize("organized", [True, False])
+@pytest.mark.parametrize("colour", [False, True])
+def test_pointcloud2_message(organized: bool, colour: bool) -> None:
+    depth, rgb = _scene()
+    msg = depth_to_pointcloud2(
+        depth, FX, FY, CX, CY, HEADER, TYPES, stride=2, max_range=15.0, organized=organized,
+        rgb=rgb if colour else None,
+    )  # fmt: skip
+    assert [f.name for f in msg.fields] == (["x", "y", "z", "rgb"] if colour else ["x", "y", "z"])
+    assert [f.offset for f in msg.fields] == [0, 4, 8, 12][: len(msg.fields)]
+    assert all(f.datatype == TYPES.PointField.FLOAT32 and f.count == 1 for f in msg.fields)
+    assert msg.point_step == (16 if colour else 12) and msg.row_step == msg.point_step * msg.width
+    assert msg.is_bigendian is False and msg.header is HEADER
+    assert len(msg.data) == msg.row_step * msg.height
+    if organized:
+        assert (msg.height, msg.width) == (4, 5) and msg.is_dense is False
+    else:
+        assert msg.height == 1 and msg.is_dense is True
+    expected = depth_to_cloud(depth, FX, FY, CX, CY, 2, 0.0, 15.0, organized, rgb if colour else None)
+    back = pointcloud2_to_array(msg)
+    np.testing.assert_array_equal(back.reshape(-1).view(np.uint32), expected.reshape(-1).view(np.uint32))
+    # the message serializes with rosbags (field types are what the wire format wants)
+    TYPESTORE.serialize_cdr(msg, "sensor_msgs/msg/PointCloud2")
+
+
+def test_cloud_intrinsics_prefers_p_then_k() -> None:
+    K = [500.0, 0, 320.0, 0, 510.0, 240.0, 0, 0, 1]
+    P = [450.0, 0, 300.0, -30.0, 0, 460.0, 200.0, 0, 0, 0, 1, 0]
+    assert cloud_intrinsics(SimpleNamespace(k=K, p=P)) == (450.0, 460.0, 300.0, 200.0)
+    assert cloud_intrinsics(SimpleNamespace(k=K, p=[0.0] * 12)) == (500.0, 510.0, 320.0, 240.0)
+
+
+def test_bad_cloud_inputs() -> None:
+    depth, rgb = _scene()
+    with pytest.raises(ValueError, match="rgb image"):
+        depth_to_cloud(depth, FX, FY, CX, CY, rgb=rgb[:-1])
+    with pytest.raises(ValueError, match="3 \\(xyz\\)"):
+        make_pointcloud2(np.zeros((5, 2), np.float32), HEADER, TYPES)

@@ -1,0 +1,184 @@
+"""Synthetic world: determinism, geometry, LiDAR agreement, ego-motion, moving cars, road texture."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from depth_node.geometry import depth_to_points, points_to_depth_map, transform_points
+from depth_node.sim.contact_sheet import make_contact_sheet
+from depth_node.sim.world import Frame, SyntheticDrive, WorldConfig
+
+W, H = 320, 96
+FX, FY = 721.5377 * W / 1242, 721.5377 * H / 375
+
+
+def small(seed: int = 0, **kw) -> WorldConfig:
+    kw.setdefault("num_frames", 30)
+    kw.setdefault("lidar", False)
+    return WorldConfig(seed=seed, width=kw.pop("width", W), height=kw.pop("height", H), fx=kw.pop("fx", FX),
+                       fy=kw.pop("fy", FY), **kw)
+
+
+def flat(seed: int = 0, **kw) -> WorldConfig:
+    """A level road, no ride wobble: the camera is exactly camera_height above the road plane."""
+    return small(seed, max_grade=0.0, camera_wobble=0.0, **kw)
+
+
+@pytest.fixture(scope="module")
+def drive() -> SyntheticDrive:
+    return SyntheticDrive(small(3, lidar=True))
+
+
+def test_frame_fields(drive: SyntheticDrive) -> None:
+    f = drive.frame(2)
+    assert isinstance(f, Frame) and f.index == 2 and f.timestamp == pytest.approx(0.2)
+    assert f.image.shape == (H, W, 3) and f.image.dtype == np.uint8
+    assert f.depth.shape == (H, W) and f.depth.dtype == np.float32
+    assert f.moving_mask.shape == (H, W) and f.moving_mask.dtype == bool
+    assert f.T_world_cam.shape == (4, 4) and f.velocity_imu.shape == (3,) and f.angular_velocity_imu.shape == (3,)
+    assert f.lidar.ndim == 2 and f.lidar.shape[1] == 4 and f.lidar.dtype == np.float32 and len(f.lidar) > 10000
+    assert np.all((f.lidar[:, 3] >= 0) & (f.lidar[:, 3] <= 1))
+    assert np.all(np.linalg.norm(f.lidar[:, :3], axis=1) <= drive.config.lidar_range + 1e-3)
+    np.testing.assert_allclose(drive.K, [[FX, 0, (W - 1) / 2], [0, FY, (H - 1) / 2], [0, 0, 1]])
+    # KITTI mounting: LiDAR ~0.27 m behind and ~0.08 m above the camera; IMU further back and lower.
+    lidar_in_cam = drive.T_cam_lidar[:3, 3]
+    assert lidar_in_cam[2] == pytest.approx(-0.27, abs=0.01) and lidar_in_cam[1] == pytest.approx(-0.08, abs=0.01)
+    imu_in_cam = drive.T_cam_imu[:3, 3]
+    assert imu_in_cam[2] < lidar_in_cam[2] - 0.5 and imu_in_cam[1] > lidar_in_cam[1] + 0.5
+    np.testing.assert_allclose(drive.T_cam_lidar[:3, :3] @ [1, 0, 0], [0, 0, 1])  # LiDAR x = camera z
+    assert len(drive) == 30 and len(list(zip(range(2), drive))) == 2
+    with pytest.raises(IndexError):
+        drive.frame(30)
+
+
+def test_deterministic_and_order_independent(drive: SyntheticDrive) -> None:
+    a = drive.frame(7)
+    drive.frame(1)
+    b = SyntheticDrive(small(3, lidar=True)).frame(7)
+    c = drive.frame(7)
+    for other in (b, c):
+        assert np.array_equal(a.image, other.image)
+        assert np.array_equal(a.depth, other.depth, equal_nan=True)
+        assert np.array_equal(a.moving_mask, other.moving_mask)
+        assert np.array_equal(a.lidar, other.lidar)
+        assert np.array_equal(a.T_world_cam, other.T_world_cam)
+
+
+def test_seeds_give_different_layouts() -> None:
+    depths = [SyntheticDrive(small(seed, num_frames=2)).frame(0).depth for seed in (10, 11, 12)]
+    for i in range(3):
+        for j in range(i + 1, 3):
+            a, b = np.nan_to_num(depths[i], nan=200.0), np.nan_to_num(depths[j], nan=200.0)
+            changed = np.abs(a - b) > 0.1 * np.minimum(a, b)
+            assert changed.mean() > 0.2
+
+
+def test_depth_valid_and_sky_only_above_horizon(drive: SyntheticDrive) -> None:
+    for i in (0, 15, 29):
+        d = drive.frame(i).depth
+        finite = np.isfinite(d)
+        assert np.all(d[finite] > 0)
+        # Ground closer than 40 m fills every row below its horizon line: no sky there.
+        row = int(np.ceil(drive.K[1, 2] + FY * drive.config.camera_height / 40.0)) + 2
+        assert finite[row:].all()
+        assert (~finite).any(axis=1)[: int(drive.K[1, 2]) - 3].any()  # some sky above the horizon
+
+
+def test_road_depth_matches_flat_ground_formula() -> None:
+    cfg = flat(5, moving_cars=False, parked_density=0.0, num_frames=40)
+    drive = SyntheticDrive(cfg)
+    cy = drive.K[1, 2]
+    rows = np.arange(int(cy + FY * cfg.camera_height / 12.0) + 1, H)
+    expected = FY * cfg.camera_height / (rows - cy)
+    errs = []
+    for i in (0, 20, 39):
+        d = drive.frame(i).depth
+        errs.append(np.abs(d[rows, W // 2] - expected) / expected)
+    errs = np.concatenate(errs)
+    assert np.median(errs) < 1e-4
+    assert np.percentile(errs, 90) < 1e-3
+
+
+def test_lidar_agrees_with_rendered_depth() -> None:
+    w, h = 640, 192
+    drive = SyntheticDrive(small(4, lidar=True, num_frames=10, width=w, height=h, fx=721.5377 * w / 1242,
+                                 fy=721.5377 * h / 375))
+    for i in (0, 9):
+        f = drive.frame(i)
+        pts_cam = transform_points(drive.T_cam_lidar, f.lidar[:, :3])
+        sparse = points_to_depth_map(pts_cam, drive.K, h, w)
+        both = (sparse > 0) & np.isfinite(f.depth)
+        assert both.sum() > 2000
+        rel = np.abs(sparse[both] - f.depth[both]) / f.depth[both]
+        assert np.median(rel) < 0.01
+
+
+def test_ego_speed_and_pose_consistency() -> None:
+    drive = SyntheticDrive(small(6, num_frames=60, width=32, height=16, fx=18.6, fy=18.6))
+    dt = 1.0 / drive.config.fps
+    frames = list(drive)
+    speeds = np.array([np.linalg.norm(f.velocity_imu) for f in frames])
+    assert np.all((speeds >= 5.0) & (speeds <= 15.0))
+    assert all(f.velocity_imu[0] > 0.95 * np.linalg.norm(f.velocity_imu) for f in frames)
+    for a, b in zip(frames[:-1], frames[1:]):
+        step = np.linalg.norm(b.T_world_cam[:3, 3] - a.T_world_cam[:3, 3])
+        assert step == pytest.approx(0.5 * (np.linalg.norm(a.velocity_imu) + np.linalg.norm(b.velocity_imu)) * dt,
+                                     rel=0.02)
+        R = a.T_world_cam[:3, :3]
+        assert np.allclose(R.T @ R, np.eye(3), atol=1e-9)
+        # Optical axis stays close to horizontal (gentle pitch) and the camera's y points down.
+        assert abs(R[2, 2]) < 0.1 and R[2, 1] < -0.99
+    yaw_rates = np.array([f.angular_velocity_imu[2] for f in frames])
+    assert np.all(np.abs(yaw_rates) < 0.3)
+
+
+def _reprojection_error(a: Frame, b: Frame, K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Relative depth error of frame a's pixels moved into frame b as if the world were static."""
+    pts = depth_to_points(a.depth, K[0, 0], K[1, 1], K[0, 2], K[1, 2]).reshape(-1, 3)
+    ok = np.isfinite(pts[:, 2])
+    T_ba = np.linalg.inv(b.T_world_cam) @ a.T_world_cam
+    q = transform_points(T_ba, pts[ok])
+    u = np.round(K[0, 0] * q[:, 0] / q[:, 2] + K[0, 2]).astype(int)
+    v = np.round(K[1, 1] * q[:, 1] / q[:, 2] + K[1, 2]).astype(int)
+    inside = (q[:, 2] > 0.5) & (u >= 0) & (u < a.depth.shape[1]) & (v >= 0) & (v < a.depth.shape[0])
+    err = np.abs(b.depth[v[inside], u[inside]] - q[inside, 2]) / q[inside, 2]
+    return err, a.moving_mask.ravel()[ok][inside]
+
+
+def test_moving_cars_move_relative_to_the_world() -> None:
+    drive = SyntheticDrive(small(7, traffic_density=2.0, num_frames=40))
+    checked = 0
+    for i in range(0, 39, 3):
+        a, b = drive.frame(i), drive.frame(i + 1)
+        err, moving = _reprojection_error(a, b, drive.K)
+        static = err[~moving]
+        assert np.median(np.nan_to_num(static, nan=1.0)) < 0.02  # the static world reprojects
+        if moving.sum() >= 40:
+            assert np.median(np.nan_to_num(err[moving], nan=1.0)) > 0.03  # cars do not
+            checked += 1
+    assert checked >= 2
+
+
+def test_road_has_texture_at_near_and_middle_range() -> None:
+    for seed in (8, 9):
+        cfg = flat(seed, moving_cars=False, parked_density=0.0, noise_std=0.0, width=640, height=192,
+                   fx=721.5377 * 640 / 1242, fy=721.5377 * 192 / 375, num_frames=2)
+        drive = SyntheticDrive(cfg)
+        f = drive.frame(0)
+        grey = cv2.cvtColor(f.image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        mean = cv2.blur(grey, (7, 7))
+        std = np.sqrt(np.maximum(cv2.blur(grey * grey, (7, 7)) - mean * mean, 0))
+        cy = drive.K[1, 2]
+        for near, far in ((5.0, 12.0), (12.0, 30.0)):
+            r0 = int(cy + cfg.fy * cfg.camera_height / far)
+            r1 = int(cy + cfg.fy * cfg.camera_height / near)
+            patch = std[r0:r1, 240:400]  # straight ahead: the driving lanes
+            assert np.median(patch) > 2.0, (seed, near, far, np.median(patch))
+
+
+def test_contact_sheet(tmp_path, drive: SyntheticDrive) -> None:
+    out = make_contact_sheet(drive, [0, 5], tmp_path / "sheet.png")
+    sheet = cv2.imread(str(out))
+    assert sheet is not None and sheet.shape[0] == 2 * H and sheet.shape[1] >= 2 * W

@@ -1,0 +1,637 @@
+"""Depth evaluation on KITTI-layout data (the Eigen protocol), the ``depth-eval`` entry point.
+
+    depth-eval --checkpoint runs/x/checkpoints/last.pt --data-root data/kitti_raw \
+        --split ../shared/data/kitti_splits/eigen/test_files.txt --gt-npz out/gt_eigen.npz
+    depth-eval --onnx models/depth.onnx --data-root /tmp/sim --drives 2011_09_26/2011_09_26_drive_0009_sync
+
+Protocol (Monodepth2's): predictions resized to the ground truth's size (as disparity, bilinear),
+ground truth in (1e-3, 80) m, Garg crop, predictions clipped to the same range, per-frame metrics
+averaged over frames. Monocular results are median-scaled per frame; models trained with metric
+supervision (velocity, LiDAR) are also scored as they are (no scaling). Metrics come from
+``depth_node.metrics``.
+
+Every result stands next to two baselines scored on the same frames and pixels:
+- constant: one depth everywhere (median-scaled: the frame's median; metric: the median GT depth
+  of the training frames),
+- layout: the per-pixel mean log-depth of the training frames' ground truth, i.e. the average
+  road scene; a model that only learned the road's shape scores like this.
+
+Outputs in ``--out-dir``: ``metrics.json``, ``grid.png`` (image | prediction | ground truth | error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from depth_node.metrics import (
+    MAX_DEPTH,
+    MIN_DEPTH,
+    evaluate_depth,
+    format_metrics_table,
+    garg_crop_mask,
+    mean_metrics,
+)
+from training.datasets.kitti import KittiDataset, SplitEntry, read_split_file, split_from_drives
+
+METRIC_TRAINING_MODES = ("self_supervised+velocity", "lidar", "supervised")
+
+
+# ---------------------------------------------------------------------------------------------
+# Predictors: an RGB image in, depth at the network's size out (model units)
+
+
+class Predictor:
+    """Interface: ``input_size`` (w, h), ``metric``, ``metric_scale``, ``predict(rgb) -> depth``."""
+
+    name: str = "model"
+    input_size: tuple[int, int]
+    metric: bool = False  # trained with metric supervision: depth * metric_scale is metres
+    metric_scale: float = 1.0
+
+    def predict_batch(self, images: np.ndarray) -> np.ndarray:
+        """[N,3,H,W] float32 in [0,1] at input_size -> [N,H,W] depth in model units."""
+        raise NotImplementedError
+
+    def predict(self, rgb: np.ndarray) -> np.ndarray:
+        """RGB uint8 (h,w,3) at any size -> depth (H,W) at the network's size, in model units."""
+        width, height = self.input_size
+        resized = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
+        batch = (resized.astype(np.float32) / 255.0).transpose(2, 0, 1)[None]
+        return self.predict_batch(np.ascontiguousarray(batch))[0]
+
+
+class CheckpointPredictor(Predictor):
+    """A depth-train checkpoint's DepthNet (PyTorch)."""
+
+    def __init__(self, checkpoint: str | Path, device: str = "auto") -> None:
+        import torch
+
+        from training.export import depth_net_from_checkpoint, load_checkpoint
+
+        self._torch = torch
+        ckpt = load_checkpoint(checkpoint)
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        self.net = depth_net_from_checkpoint(ckpt).to(self.device)
+        data = ckpt["config"]["data"]
+        self.input_size = (int(data["width"]), int(data["height"]))
+        self.training_mode = str(ckpt.get("training_mode", "self_supervised"))
+        self.metric = self.training_mode in METRIC_TRAINING_MODES
+        self.name = Path(checkpoint).name
+        self.config = ckpt["config"]
+
+    def predict_batch(self, images: np.ndarray) -> np.ndarray:
+        with self._torch.no_grad():
+            depth = self.net.predict_depth(self._torch.from_numpy(images).to(self.device))
+        return depth[:, 0].float().cpu().numpy()
+
+
+class OnnxPredictor(Predictor):
+    """An exported ONNX model through the runtime's DepthEstimator (the same code path as the car)."""
+
+    def __init__(self, model_path: str | Path, providers: Sequence[str] = ("cpu",), threads: int = 0) -> None:
+        from depth_node.estimator import DepthEstimator
+
+        self.estimator = DepthEstimator(model_path, providers=tuple(providers), threads=threads)
+        info = self.estimator.info
+        self.input_size = (int(info.input_width), int(info.input_height))
+        self.metric = bool(info.scale_is_metric)
+        self.metric_scale = float(info.metric_scale)
+        self.training_mode = info.training_mode
+        self.name = Path(model_path).name
+        self.source = info.source
+
+    def predict_batch(self, images: np.ndarray) -> np.ndarray:
+        return self.estimator.infer(images)[:, 0]
+
+
+def resize_depth_to(depth: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Resize a prediction to the ground truth's size through disparity (Monodepth2's evaluation)."""
+    if depth.shape == (height, width):
+        return depth.astype(np.float32)
+    disp = cv2.resize(1.0 / np.maximum(depth, 1e-6), (width, height), interpolation=cv2.INTER_LINEAR)
+    return (1.0 / np.maximum(disp, 1e-6)).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Frames with ground truth
+
+
+@dataclass
+class EvalFrame:
+    """One evaluation frame: how to load its image and its ground truth (metres, 0/NaN invalid)."""
+
+    name: str
+    load_image: Callable[[], np.ndarray]
+    load_gt: Callable[[], np.ndarray]
+
+
+def _gt_loader(dataset: KittiDataset, entry: SplitEntry, gt: str) -> Callable[[], np.ndarray]:
+    reader = dataset.reader(entry)
+    if gt == "dense":
+        return lambda: reader.dense_depth(entry.frame)
+    if gt == "velodyne":
+        return lambda: reader.velodyne_depth(entry.frame)
+    raise ValueError(f"ground truth {gt!r}: expected dense or velodyne")
+
+
+def kitti_frames(
+    root: str | Path,
+    entries: Sequence[SplitEntry],
+    gt: str = "auto",
+    gt_maps: Sequence[np.ndarray] | None = None,
+    png: bool | None = None,
+) -> list[EvalFrame]:
+    """Evaluation frames for KITTI split entries; GT from ``gt_maps`` (an exported npz, in order),
+    the dense PNGs, or the velodyne scans ("auto": dense where the first frame has one)."""
+    entries = list(entries)
+    if not entries:
+        raise ValueError("no frames to evaluate")
+    if gt_maps is not None and len(gt_maps) != len(entries):
+        raise ValueError(f"{len(gt_maps)} ground-truth maps for {len(entries)} split lines")
+    # Size arguments are unused here (frames are read at their own size).
+    dataset = KittiDataset(root, entries, 32, 32, [0], png=png, is_train=False, check_files=False)
+    if gt == "auto" and gt_maps is None:
+        from depth_node.kitti import depth_gt_path
+
+        first = dataset.reader(entries[0])
+        gt = (
+            "dense"
+            if depth_gt_path(first.drive_dir, entries[0].frame, entries[0].cam).is_file()
+            else "velodyne"
+        )
+    frames = []
+    for i, entry in enumerate(entries):
+        load_gt = (lambda m=gt_maps[i]: m) if gt_maps is not None else _gt_loader(dataset, entry, gt)
+        frames.append(EvalFrame(entry.line(), lambda i=i: dataset.load_color(i, 0), load_gt))
+    return frames
+
+
+def subsample(items: Sequence[Any], count: int | None) -> list[Any]:
+    """At most ``count`` items, evenly spread (all when count is None or large enough)."""
+    items = list(items)
+    if count is None or count <= 0 or len(items) <= count:
+        return items
+    picks = np.linspace(0, len(items) - 1, count).round().astype(int)
+    return [items[i] for i in picks]
+
+
+# ---------------------------------------------------------------------------------------------
+# Baselines
+
+
+def valid_gt_mask(gt: np.ndarray, min_depth: float = MIN_DEPTH, max_depth: float = MAX_DEPTH) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(gt) & (gt > min_depth) & (gt < max_depth)
+
+
+@dataclass
+class TrainingPrior:
+    """What the baselines know from the training frames' ground truth.
+
+    ``median_depth``: median of all valid GT depths (inside the Garg crop when the evaluation uses
+    it); ``log_layout``: per-pixel mean log-depth at ``size`` (w, h), pixels never observed filled
+    with log(median_depth).
+    """
+
+    median_depth: float
+    log_layout: np.ndarray
+    frames: int
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.log_layout.shape[1], self.log_layout.shape[0]
+
+    def layout(self, width: int, height: int) -> np.ndarray:
+        """The average-layout depth map (metres) at (width, height)."""
+        log_depth = self.log_layout
+        if (width, height) != self.size:
+            log_depth = cv2.resize(log_depth, (width, height), interpolation=cv2.INTER_LINEAR)
+        return np.exp(log_depth).astype(np.float32)
+
+
+def training_prior(
+    gt_maps: Iterable[np.ndarray],
+    size: tuple[int, int],
+    *,
+    min_depth: float = MIN_DEPTH,
+    max_depth: float = MAX_DEPTH,
+    garg_crop: bool = True,
+) -> TrainingPrior:
+    """Accumulate the constant and layout baselines from training GT maps, at ``size`` (w, h).
+
+    Maps of another size are brought to ``size`` keeping only measured pixels (sparse resize).
+    """
+    from training.datasets.common import resize_sparse_depth
+
+    width, height = size
+    log_sum = np.zeros((height, width), dtype=np.float64)
+    count = np.zeros((height, width), dtype=np.int64)
+    samples: list[np.ndarray] = []
+    frames = 0
+    for gt in gt_maps:
+        gt = np.asarray(gt, dtype=np.float32)
+        if gt.shape != (height, width):
+            gt = resize_sparse_depth(gt, width, height)
+        valid = valid_gt_mask(gt, min_depth, max_depth)
+        log_sum[valid] += np.log(gt[valid])
+        count[valid] += 1
+        region = valid & garg_crop_mask(height, width) if garg_crop else valid
+        samples.append(gt[region])
+        frames += 1
+    if frames == 0:
+        raise ValueError("no training ground truth for the baselines")
+    values = np.concatenate(samples)
+    if values.size == 0:
+        raise ValueError("training ground truth has no valid pixels")
+    median = float(np.median(values))
+    layout = np.full((height, width), math.log(median), dtype=np.float64)
+    seen = count > 0
+    layout[seen] = log_sum[seen] / count[seen]
+    return TrainingPrior(median, layout.astype(np.float32), frames)
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation
+
+
+@dataclass
+class EvalOptions:
+    min_depth: float = MIN_DEPTH
+    max_depth: float = MAX_DEPTH
+    garg_crop: bool = True
+    metric: bool | None = None  # None: as the predictor says
+    grid_frames: int = 4
+
+
+@dataclass
+class EvalResult:
+    """Mean metrics per method, per protocol; per-frame scale ratios (gt / pred medians)."""
+
+    median_scaled: dict[str, dict[str, float]]
+    metric: dict[str, dict[str, float]] | None
+    scale_ratios: list[float]
+    frames: int
+    train_median_depth: float | None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def scale_ratio(self) -> float:
+        return float(np.median(self.scale_ratios)) if self.scale_ratios else math.nan
+
+    def table(self) -> str:
+        rows: dict[str, dict[str, float]] = {}
+        for name, metrics in self.median_scaled.items():
+            rows[f"{name} (median-scaled)"] = metrics
+        for name, metrics in (self.metric or {}).items():
+            rows[f"{name} (metric)"] = metrics
+        return format_metrics_table(rows)
+
+    def to_json(self) -> dict[str, Any]:
+        ratios = np.asarray(self.scale_ratios, dtype=np.float64)
+        return {
+            "frames": self.frames,
+            "median_scaled": self.median_scaled,
+            "metric": self.metric,
+            "scale_ratio": {
+                "median": self.scale_ratio,
+                "std_over_median": float(ratios.std() / np.median(ratios)) if ratios.size else None,
+            },
+            "train_median_depth": self.train_median_depth,
+            **self.info,
+        }
+
+
+def _score(gt: np.ndarray, pred: np.ndarray, options: EvalOptions, median_scaling: bool) -> Any:
+    return evaluate_depth(
+        gt,
+        pred,
+        min_depth=options.min_depth,
+        max_depth=options.max_depth,
+        garg_crop=options.garg_crop,
+        median_scaling=median_scaling,
+    )
+
+
+def evaluate_predictions(
+    frames: Sequence[tuple[np.ndarray, np.ndarray]],
+    prior: TrainingPrior | None,
+    *,
+    options: EvalOptions | None = None,
+    metric: bool = False,
+) -> EvalResult:
+    """Score (gt, pred) pairs (pred in metres when ``metric``; same size as gt) and the baselines.
+
+    Without a ``prior`` only the median-scaled constant baseline can be computed (the others need
+    the training frames' ground truth).
+    """
+    options = options or EvalOptions()
+    per: dict[str, list[dict[str, float]]] = {}
+    ratios: list[float] = []
+
+    def add(key: str, result: Any) -> None:
+        if result is not None:
+            per.setdefault(key, []).append(result.metrics)
+
+    for gt, pred in frames:
+        gt = np.asarray(gt, dtype=np.float32)
+        height, width = gt.shape
+        model = _score(gt, pred, options, median_scaling=True)
+        if model is None:
+            continue  # no valid GT pixel in this frame: skipped for every method alike
+        add("ms/model", model)
+        ratios.append(model.scale)
+        # Any constant becomes the frame's median under median scaling.
+        constant = np.ones_like(gt)
+        add("ms/constant", _score(gt, constant, options, median_scaling=True))
+        if prior is not None:
+            layout = prior.layout(width, height)
+            add("ms/layout", _score(gt, layout, options, median_scaling=True))
+        if metric:
+            add("metric/model", _score(gt, pred, options, median_scaling=False))
+            if prior is not None:
+                add(
+                    "metric/constant",
+                    _score(gt, constant * prior.median_depth, options, median_scaling=False),
+                )
+                add("metric/layout", _score(gt, layout, options, median_scaling=False))
+    if not ratios:
+        raise ValueError("no frame had valid ground truth")
+
+    def collect(prefix: str) -> dict[str, dict[str, float]]:
+        return {key.split("/", 1)[1]: mean_metrics(v) for key, v in per.items() if key.startswith(prefix)}
+
+    return EvalResult(
+        median_scaled=collect("ms/"),
+        metric=collect("metric/") if metric else None,
+        scale_ratios=ratios,
+        frames=len(ratios),
+        train_median_depth=prior.median_depth if prior is not None else None,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Pictures
+
+
+def _colour_depth(depth: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    from matplotlib import colormaps
+
+    valid = np.isfinite(depth) & (depth > 0)
+    norm = np.zeros_like(depth, dtype=np.float32)
+    norm[valid] = (np.log(depth[valid]) - math.log(lo)) / max(math.log(hi) - math.log(lo), 1e-6)
+    rgb = (colormaps["magma_r"](np.clip(norm, 0, 1))[..., :3] * 255).astype(np.uint8)
+    rgb[~valid] = 32
+    return rgb
+
+
+def _colour_error(error: np.ndarray) -> np.ndarray:
+    from matplotlib import colormaps
+
+    valid = np.isfinite(error)
+    rgb = (colormaps["RdBu_r"](np.clip((np.nan_to_num(error) + 0.5) / 1.0, 0, 1))[..., :3] * 255).astype(
+        np.uint8
+    )
+    rgb[~valid] = 32
+    return rgb
+
+
+def _label(tile: np.ndarray, text: str) -> np.ndarray:
+    tile = np.ascontiguousarray(tile)
+    cv2.putText(tile, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(tile, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+    return tile
+
+
+def write_grid(
+    path: str | Path,
+    rows: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
+    max_depth: float = MAX_DEPTH,
+    tile_width: int = 640,
+) -> Path:
+    """PNG: one row per frame, image | prediction | ground truth | relative error (red: too far).
+
+    ``rows``: (title, rgb, pred metres, gt metres) with pred and gt at the same size.
+    """
+    from depth_node.report import relative_error_map, spread_sparse_depth
+
+    lines = []
+    for title, rgb, pred, gt in rows:
+        height, width = gt.shape
+        tile_h = max(1, round(height * tile_width / width))
+        values = np.concatenate([pred[np.isfinite(pred) & (pred > 0)], gt[np.isfinite(gt) & (gt > 0)]])
+        lo, hi = np.percentile(values, [1, 99]) if values.size else (1.0, max_depth)
+        lo, hi = max(float(lo), 0.5), min(max(float(hi), float(lo) * 2), max_depth)
+        gt_show = spread_sparse_depth(gt)
+        tiles = [
+            _label(cv2.resize(rgb, (tile_width, tile_h), interpolation=cv2.INTER_AREA), title[:60]),
+            _label(_colour_depth(pred, lo, hi), f"prediction  {lo:.0f}-{hi:.0f} m (log)"),
+            _label(_colour_depth(gt_show, lo, hi), "ground truth"),
+            _label(_colour_error(relative_error_map(pred, gt_show)), "(pred-gt)/gt  red: too far, +-50%"),
+        ]
+        tiles = [
+            cv2.resize(t, (tile_width, tile_h), interpolation=cv2.INTER_NEAREST)
+            if t.shape[1] != tile_width
+            else t
+            for t in tiles
+        ]
+        lines.append(np.concatenate(tiles, axis=1))
+    grid = np.concatenate(lines, axis=0)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole run
+
+
+def evaluate_model(
+    predictor: Predictor,
+    frames: Sequence[EvalFrame],
+    prior: TrainingPrior | None,
+    *,
+    options: EvalOptions | None = None,
+    out_dir: str | Path | None = None,
+    progress: bool = True,
+) -> EvalResult:
+    """Predict every frame, score model and baselines, write metrics.json and grid.png to out_dir."""
+    options = options or EvalOptions()
+    metric = predictor.metric if options.metric is None else options.metric
+    pairs: list[tuple[np.ndarray, np.ndarray]] = []
+    grid_rows = []
+    grid_picks = set(subsample(range(len(frames)), options.grid_frames)) if options.grid_frames else set()
+    for i, frame in enumerate(tqdm(frames, desc="evaluating", disable=not progress)):
+        rgb, gt = frame.load_image(), np.asarray(frame.load_gt(), dtype=np.float32)
+        depth = predictor.predict(rgb) * predictor.metric_scale
+        pred = resize_depth_to(depth, gt.shape[1], gt.shape[0])
+        pairs.append((gt, pred))
+        if i in grid_picks:
+            shown = pred
+            if not metric:
+                valid = valid_gt_mask(gt, options.min_depth, options.max_depth) & (pred > 0)
+                if valid.any():
+                    shown = pred * float(np.median(gt[valid]) / np.median(pred[valid]))
+            grid_rows.append((frame.name, rgb, shown, gt))
+    result = evaluate_predictions(pairs, prior, options=options, metric=metric)
+    result.info = {
+        "model": predictor.name,
+        "training_mode": getattr(predictor, "training_mode", None),
+        "input_size": list(predictor.input_size),
+        "metric_scale": predictor.metric_scale,
+        "protocol": {
+            "min_depth": options.min_depth,
+            "max_depth": options.max_depth,
+            "garg_crop": options.garg_crop,
+        },
+        "baseline_training_frames": prior.frames if prior is not None else 0,
+    }
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "metrics.json").write_text(json.dumps(result.to_json(), indent=2))
+        if grid_rows:
+            write_grid(out_dir / "grid.png", grid_rows, options.max_depth)
+    return result
+
+
+def prior_from_frames(
+    frames: Sequence[EvalFrame], size: tuple[int, int], options: EvalOptions, progress: bool = True
+) -> TrainingPrior:
+    maps = (f.load_gt() for f in tqdm(frames, desc="training GT (baselines)", disable=not progress))
+    return training_prior(
+        maps, size, min_depth=options.min_depth, max_depth=options.max_depth, garg_crop=options.garg_crop
+    )
+
+
+def _training_entries_from_config(config: Mapping[str, Any]) -> tuple[str, list[SplitEntry]] | None:
+    """The training frames named by a training config (KITTI split or drives), if any."""
+    data = config.get("data") or {}
+    if data.get("source", "kitti") != "kitti" or not data.get("root"):
+        return None
+    if data.get("split") and Path(data["split"]).is_file():
+        return data["root"], read_split_file(data["split"])
+    if data.get("drives"):
+        drives = [d for d in data["drives"] if (Path(data["root"]) / d).is_dir() or Path(d).is_dir()]
+        if drives:
+            return data["root"], split_from_drives(data["root"], drives, [0], data.get("sides", ["l"]), None)
+    return None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="depth-eval",
+        description="Evaluate a depth model (checkpoint or ONNX) with the KITTI Eigen protocol, "
+        "beside a constant-depth and an average-layout baseline.",
+    )
+    model = parser.add_mutually_exclusive_group(required=True)
+    model.add_argument("--checkpoint", type=Path, help="depth-train checkpoint (.pt)")
+    model.add_argument("--onnx", type=Path, help="exported ONNX model (runs through DepthEstimator)")
+    parser.add_argument("--data-root", type=Path, required=True, help="KITTI raw root (holds <date>/)")
+    frames = parser.add_mutually_exclusive_group(required=True)
+    frames.add_argument(
+        "--split", type=Path, help="split file of the test frames (e.g. eigen/test_files.txt)"
+    )
+    frames.add_argument("--drives", nargs="+", help="test drives (all frames), relative to --data-root")
+    parser.add_argument(
+        "--gt", choices=("auto", "dense", "velodyne"), default="auto", help="ground truth source"
+    )
+    parser.add_argument("--gt-npz", type=Path, help="ground truth exported by `python -m training.kitti_gt`")
+    parser.add_argument(
+        "--train-root", type=Path, help="KITTI root of the training frames (default: --data-root)"
+    )
+    train = parser.add_mutually_exclusive_group()
+    train.add_argument("--train-split", type=Path, help="training split (for the baselines)")
+    train.add_argument("--train-drives", nargs="+", help="training drives (for the baselines)")
+    parser.add_argument("--train-gt", choices=("auto", "dense", "velodyne"), default="auto")
+    parser.add_argument("--baseline-frames", type=int, default=200, help="training frames used for baselines")
+    parser.add_argument(
+        "--metric", choices=("auto", "on", "off"), default="auto", help="score without scaling"
+    )
+    parser.add_argument("--min-depth", type=float, default=MIN_DEPTH)
+    parser.add_argument("--max-depth", type=float, default=MAX_DEPTH)
+    parser.add_argument("--no-garg-crop", action="store_true")
+    parser.add_argument("--max-frames", type=int, help="evaluate at most this many frames (evenly spread)")
+    parser.add_argument("--grid-frames", type=int, default=4)
+    parser.add_argument("--out-dir", type=Path, default=Path("out/eval"))
+    parser.add_argument("--device", default="auto", help="PyTorch device for --checkpoint")
+    parser.add_argument("--png", choices=("auto", "png", "jpg"), default="auto", help="image file type")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    options = EvalOptions(
+        min_depth=args.min_depth,
+        max_depth=args.max_depth,
+        garg_crop=not args.no_garg_crop,
+        metric={"auto": None, "on": True, "off": False}[args.metric],
+        grid_frames=args.grid_frames,
+    )
+    png = {"auto": None, "png": True, "jpg": False}[args.png]
+    try:
+        predictor: Predictor = (
+            CheckpointPredictor(args.checkpoint, args.device) if args.checkpoint else OnnxPredictor(args.onnx)
+        )
+        if args.split:
+            entries = read_split_file(args.split)
+        else:
+            entries = split_from_drives(args.data_root, args.drives, [0], ["l"], None)
+        gt_maps = None
+        if args.gt_npz:
+            from training.kitti_gt import load_gt_depths
+
+            gt_maps, _ = load_gt_depths(args.gt_npz)
+        test_frames = kitti_frames(args.data_root, entries, args.gt, gt_maps, png)
+        if args.max_frames:
+            test_frames = subsample(test_frames, args.max_frames)
+
+        train_source: tuple[Any, list[SplitEntry]] | None = None
+        train_root = args.train_root or args.data_root
+        if args.train_split:
+            train_source = (train_root, read_split_file(args.train_split))
+        elif args.train_drives:
+            train_source = (train_root, split_from_drives(train_root, args.train_drives, [0], ["l"], None))
+        elif isinstance(predictor, CheckpointPredictor):
+            train_source = _training_entries_from_config(predictor.config)
+        prior = None
+        if train_source is not None:
+            train_frames = kitti_frames(
+                train_source[0], subsample(train_source[1], args.baseline_frames), args.train_gt
+            )
+            gt_size = test_frames[0].load_gt().shape
+            prior = prior_from_frames(train_frames, (gt_size[1], gt_size[0]), options)
+        else:
+            print(
+                "depth-eval: no training frames (--train-split/--train-drives): only the constant "
+                "median-scaled baseline is reported",
+                file=sys.stderr,
+            )
+        result = evaluate_model(predictor, test_frames, prior, options=options, out_dir=args.out_dir)
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        print(f"depth-eval: {exc}", file=sys.stderr)
+        return 2
+    print(result.table())
+    print(
+        f"{result.frames} frames; scale ratio gt/pred: median {result.scale_ratio:.3f}"
+        + (f"; training median depth {result.train_median_depth:.2f} m" if result.train_median_depth else "")
+    )
+    print(f"wrote {args.out_dir / 'metrics.json'} and {args.out_dir / 'grid.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

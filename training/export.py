@@ -1,0 +1,452 @@
+"""Export a trained DepthNet checkpoint to the runtime's ONNX contract (DESIGN.md, "ONNX model").
+
+Graph: input ``image`` float32 [N,3,H,W] RGB in [0,1] -> output ``depth`` float32 [N,1,H,W]
+(``disp_to_depth`` of the scale-0 disparity, model units); ImageNet normalisation inside. The fp16
+variant computes in half precision but keeps the float32 interface (casts at both ends), so the
+runtime never changes. Each export is checked (``onnx.checker``, ONNX Runtime vs PyTorch parity)
+and gets a model card ``<name>.md`` next to it.
+
+CLI: ``depth-export --checkpoint CKPT --out models/x.onnx [--fp16] [--dynamic-batch]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch import Tensor, nn
+
+from training.geometry import disp_to_depth
+from training.losses import training_mode as infer_training_mode
+from training.networks import DepthNet, build_depth_net, model_config
+
+FP32_TOLERANCE = 1e-3
+FP16_TOLERANCE = 2e-2  # half precision: ~1e-3 per op, accumulated through the network
+METRIC_MODES = ("self_supervised+velocity", "lidar", "supervised")
+
+
+class ExportError(RuntimeError):
+    """An export that failed its checks (message says which)."""
+
+
+class DepthExportWrapper(nn.Module):
+    """image [N,3,H,W] in [0,1] -> depth [N,1,H,W] float32, optionally computing in fp16."""
+
+    def __init__(self, net: DepthNet, fp16: bool = False) -> None:
+        super().__init__()
+        self.net = net.half() if fp16 else net
+        self.fp16 = fp16
+
+    def forward(self, image: Tensor) -> Tensor:
+        x = image.half() if self.fp16 else image
+        disp = self.net(x)[("disp", 0)].float()
+        # disp_to_depth in float32 even for fp16: 1/x near max_depth is where half precision hurts.
+        return disp_to_depth(disp, self.net.min_depth, self.net.max_depth)[1]
+
+
+def load_checkpoint(checkpoint_path: str | Path) -> dict[str, Any]:
+    """Read a training checkpoint (``torch.load(weights_only=True)``) and check its layout."""
+    path = Path(checkpoint_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(ckpt, dict) or "config" not in ckpt or "depth_net" not in ckpt:
+        raise ValueError(
+            f"checkpoint {path}: expected a dict with 'config' and 'depth_net' (docs/INTERFACES.md)"
+        )
+    return ckpt
+
+
+def depth_net_from_checkpoint(ckpt: Mapping[str, Any]) -> DepthNet:
+    """Rebuild the DepthNet of a checkpoint and load its weights (strict), in eval mode."""
+    model_cfg = dict(ckpt["config"].get("model", {}))
+    model_cfg["weights"] = None  # the checkpoint holds the trained weights; no ImageNet file needed
+    net = build_depth_net(model_cfg)
+    net.load_state_dict(ckpt["depth_net"], strict=True)
+    return net.eval()
+
+
+def count_flops(model: nn.Module, example: Tensor) -> dict[str, float]:
+    """Multiply-accumulates of conv and linear layers for one forward pass of ``example`` (batch 1).
+
+    Returned as {"macs": ..., "flops": 2 * macs}; element-wise ops (BN, activations, pads) are left
+    out, as is usual for reported FLOPs.
+    """
+    macs = 0
+
+    def conv_hook(module: nn.Conv2d, _inputs: tuple, output: Tensor) -> None:
+        nonlocal macs
+        k = module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups
+        macs += output[0].numel() * k
+
+    def linear_hook(module: nn.Linear, _inputs: tuple, output: Tensor) -> None:
+        nonlocal macs
+        macs += output[0].numel() * module.in_features
+
+    handles = []
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            handles.append(m.register_forward_hook(conv_hook))
+        elif isinstance(m, nn.Linear):
+            handles.append(m.register_forward_hook(linear_hook))
+    try:
+        with torch.no_grad():
+            model(example[:1])
+    finally:
+        for h in handles:
+            h.remove()
+    return {"macs": float(macs), "flops": 2.0 * macs}
+
+
+def git_commit(repo: Path | None = None) -> str | None:
+    """Short commit hash of the repository holding this file (``-dirty`` if modified), or None."""
+    repo = repo or Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=5
+        )
+        if commit.returncode != 0:
+            return None
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        return commit.stdout.strip() + ("-dirty" if status.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _training_mode(ckpt: Mapping[str, Any]) -> str:
+    # Explicit records win over inference from the config: the trainer knows whether batches
+    # really carried distances / depth.
+    if ckpt.get("training_mode"):
+        return str(ckpt["training_mode"])
+    config = ckpt["config"]
+    used_velocity = ckpt.get("used_velocity")
+    return infer_training_mode(config, None if used_velocity is None else bool(used_velocity))
+
+
+def _source_summary(ckpt: Mapping[str, Any], checkpoint_path: Path, commit: str | None) -> str:
+    config = ckpt["config"]
+    data = config.get("data", {}) or {}
+    summary = {
+        "checkpoint": checkpoint_path.name,
+        "epoch": ckpt.get("epoch"),
+        "step": ckpt.get("step"),
+        "commit": commit,
+        "data": {
+            k: data.get(k) for k in ("source", "root", "split", "drives", "height", "width") if k in data
+        },
+        "model": {k: v for k, v in (config.get("model") or {}).items() if k != "weights"},
+        "loss": config.get("loss") or {},
+        "train": {k: (config.get("train") or {}).get(k) for k in ("batch_size", "epochs", "lr", "max_steps")},
+    }
+    return json.dumps(summary, sort_keys=True, default=str)
+
+
+def _torch_onnx_export(
+    wrapper: nn.Module, example: Tensor, out_path: Path, opset: int, dynamic_batch: bool
+) -> None:
+    """torch.onnx.export, the TorchScript-based exporter first (it honours opset 17 exactly),
+    the dynamo exporter as a fallback."""
+    dynamic_axes = {"image": {0: "batch"}, "depth": {0: "batch"}} if dynamic_batch else None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                wrapper,
+                (example,),
+                str(out_path),
+                input_names=["image"],
+                output_names=["depth"],
+                opset_version=opset,
+                dynamic_axes=dynamic_axes,
+                do_constant_folding=True,
+                dynamo=False,
+            )
+        return
+    except Exception as exc:  # the legacy exporter may be gone in a later torch: try dynamo
+        legacy_error = exc
+    dynamic_shapes = ({0: torch.export.Dim("batch", min=1, max=64)},) if dynamic_batch else None
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                wrapper,
+                (example,),
+                input_names=["image"],
+                output_names=["depth"],
+                opset_version=opset,
+                dynamic_shapes=dynamic_shapes,
+                dynamo=True,
+                external_data=False,
+            )
+            program.save(str(out_path), external_data=False)
+    except Exception as exc:
+        raise ExportError(f"torch.onnx.export failed (legacy: {legacy_error}; dynamo: {exc})") from exc
+
+
+def _session(path: Path, threads: int = 0):  # -> onnxruntime.InferenceSession
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def parity_check(
+    net: DepthNet, onnx_path: Path, height: int, width: int, batch: int = 1, seed: int = 0
+) -> float:
+    """Max relative error |onnx - torch| / torch of depth over a random and a smooth test image."""
+    gen = torch.Generator().manual_seed(seed)
+    noise = torch.rand(batch, 3, height, width, generator=gen)
+    # A smooth gradient image as well: random noise alone is not what the network sees in use.
+    ramp = torch.linspace(0, 1, width).view(1, 1, 1, width).expand(batch, 3, height, width).contiguous()
+    session = _session(onnx_path)
+    worst = 0.0
+    for image in (noise, ramp):
+        with torch.no_grad():
+            ref = net.predict_depth(image).numpy()
+        got = session.run(["depth"], {"image": image.numpy()})[0]
+        if got.shape != ref.shape or got.dtype != np.float32:
+            raise ExportError(f"ONNX output {got.shape} {got.dtype} != expected {ref.shape} float32")
+        worst = max(worst, float(np.max(np.abs(got - ref) / np.abs(ref))))
+    return worst
+
+
+def measure_latency(onnx_path: Path, height: int, width: int, runs: int = 10, threads: int = 0) -> float:
+    """Median ONNX Runtime CPU latency in milliseconds for one image (after one warm-up run)."""
+    session = _session(onnx_path, threads)
+    image = np.random.default_rng(0).random((1, 3, height, width), dtype=np.float32)
+    session.run(["depth"], {"image": image})
+    times = []
+    for _ in range(max(1, runs)):
+        start = time.perf_counter()
+        session.run(["depth"], {"image": image})
+        times.append(time.perf_counter() - start)
+    return 1000.0 * statistics.median(times)
+
+
+def write_model_card(path: Path, info: Mapping[str, Any], config: Mapping[str, Any]) -> Path:
+    """Markdown model card beside the ONNX file."""
+    metrics = info.get("metrics") or {}
+    lines = [
+        f"# {info['name']}",
+        "",
+        f"Monocular depth network exported by `depth-export` (`{info['file']}`).",
+        "",
+        "| property | value |",
+        "| --- | --- |",
+        f"| backbone | {info['backbone']} |",
+        f"| input | `image` float32 [{info['batch']},3,{info['height']},{info['width']}] RGB in [0,1] |",
+        f"| output | `depth` float32 [{info['batch']},1,{info['height']},{info['width']}], "
+        f"{info['min_depth']}..{info['max_depth']} model units |",
+        f"| precision | {'fp16 inside, float32 interface' if info['fp16'] else 'fp32'} |",
+        f"| parameters | {info['parameters'] / 1e6:.2f} M |",
+        f"| compute | {info['macs'] / 1e9:.2f} GMAC ({info['flops'] / 1e9:.2f} GFLOPs), conv + linear |",
+        f"| training mode | {info['training_mode']} |",
+        f"| metric scale | {info['metric_scale']} (scale is metric: {info['scale_is_metric']}) |",
+        f"| ONNX Runtime parity | max relative error {info['parity']:.2e} |",
+        f"| CPU latency (ONNX Runtime) | {info['latency_ms']:.1f} ms median, batch 1 |",
+        f"| opset | {info['opset']} |",
+        f"| source commit | {info['commit'] or 'unknown'} |",
+        "",
+        "## Training",
+        "",
+        f"- data: {json.dumps((config.get('data') or {}).get('source'))}, root "
+        f"`{(config.get('data') or {}).get('root')}`, split `{(config.get('data') or {}).get('split')}`",
+        f"- checkpoint: `{info['checkpoint']}` (epoch {info['epoch']}, step {info['step']})",
+        f"- command: `{info['command']}`",
+        "",
+        "## Metrics",
+        "",
+    ]
+    if metrics:
+        lines += ["| metric | value |", "| --- | --- |"]
+        lines += [
+            f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in metrics.items()
+        ]
+    else:
+        lines.append("No evaluation metrics were recorded with this checkpoint.")
+    lines += [
+        "",
+        "## Full training configuration",
+        "",
+        "```yaml",
+        yaml.safe_dump(dict(config), sort_keys=False).rstrip(),
+        "```",
+        "",
+    ]
+    path.write_text("\n".join(lines))
+    return path
+
+
+def export_onnx(
+    checkpoint_path: str | Path,
+    out_path: str | Path,
+    fp16: bool = False,
+    dynamic_batch: bool = False,
+    opset: int = 17,
+    metrics: Mapping[str, Any] | None = None,
+    latency_runs: int = 10,
+    verbose: bool = True,
+) -> Path:
+    """Export the checkpoint's DepthNet to ``out_path`` (+ ``<name>.md`` model card); returns the path.
+
+    Raises ``ExportError`` when the checker or the parity check fails (fp32: max relative error
+    above 1e-3; fp16: above 2e-2). ``metrics`` (e.g. KITTI Eigen results) go into the model card;
+    without them, ``checkpoint["metrics"]`` is used when present.
+    """
+    import onnx
+
+    def say(msg: str) -> None:
+        if verbose:
+            print(msg, flush=True)
+
+    checkpoint_path, out_path = Path(checkpoint_path), Path(out_path)
+    ckpt = load_checkpoint(checkpoint_path)
+    config = ckpt["config"]
+    data = config.get("data") or {}
+    height, width = int(data["height"]), int(data["width"])
+    net = depth_net_from_checkpoint(ckpt)
+    model_cfg = model_config(config.get("model"))
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+
+    say(
+        f"[export] {checkpoint_path} -> {out_path} ({model_cfg['backbone']}, {height}x{width}, "
+        f"{'fp16' if fp16 else 'fp32'}{', dynamic batch' if dynamic_batch else ''})"
+    )
+    # Export from a copy: .half() is in place and the fp32 net is the parity reference.
+    export_net = depth_net_from_checkpoint(ckpt)
+    wrapper = DepthExportWrapper(export_net, fp16=fp16).eval()
+    example = torch.rand(1, 3, height, width)
+    _torch_onnx_export(wrapper, example, out_path, opset, dynamic_batch)
+
+    mode = _training_mode(ckpt)
+    commit = git_commit()
+    metadata = {
+        "input_height": str(height),
+        "input_width": str(width),
+        "min_depth": repr(float(model_cfg["min_depth"])),
+        "max_depth": repr(float(model_cfg["max_depth"])),
+        "metric_scale": "1.0",
+        "scale_is_metric": "true" if mode in METRIC_MODES else "false",
+        "backbone": str(model_cfg["backbone"]),
+        "training_mode": mode,
+        "source": _source_summary(ckpt, checkpoint_path, commit),
+        "name": out_path.stem,
+        "precision": "fp16" if fp16 else "fp32",
+    }
+    model = onnx.load(str(out_path))
+    del model.metadata_props[:]
+    for key, value in metadata.items():
+        model.metadata_props.add(key=key, value=value)
+    model.doc_string = f"depth_node monocular depth ({model_cfg['backbone']}, {mode})"
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except Exception as exc:
+        raise ExportError(f"{out_path}: onnx.checker failed: {exc}") from exc
+    onnx.save(model, str(out_path))
+    say(
+        f"[export] onnx.checker passed; opset {opset}; metadata: training_mode={mode}, "
+        f"scale_is_metric={metadata['scale_is_metric']}"
+    )
+
+    parity = parity_check(net, out_path, height, width, batch=2 if dynamic_batch else 1)
+    tolerance = FP16_TOLERANCE if fp16 else FP32_TOLERANCE
+    say(f"[export] ONNX Runtime vs PyTorch: max relative error {parity:.2e} (limit {tolerance:.0e})")
+    if not parity <= tolerance:
+        raise ExportError(
+            f"{out_path}: parity check failed, max relative error {parity:.2e} > {tolerance:.0e}"
+        )
+
+    latency = measure_latency(out_path, height, width, runs=latency_runs)
+    flops = count_flops(net, torch.rand(1, 3, height, width))
+    train_cfg = config.get("train") or {}
+    command = ckpt.get("command") or train_cfg.get("command") or "not recorded (see the configuration below)"
+    info = {
+        "name": out_path.stem,
+        "file": out_path.name,
+        "backbone": model_cfg["backbone"],
+        "batch": "N" if dynamic_batch else 1,
+        "height": height,
+        "width": width,
+        "min_depth": model_cfg["min_depth"],
+        "max_depth": model_cfg["max_depth"],
+        "fp16": fp16,
+        "parameters": sum(p.numel() for p in net.parameters()),
+        "macs": flops["macs"],
+        "flops": flops["flops"],
+        "training_mode": mode,
+        "metric_scale": 1.0,
+        "scale_is_metric": metadata["scale_is_metric"],
+        "parity": parity,
+        "latency_ms": latency,
+        "opset": opset,
+        "commit": commit,
+        "checkpoint": checkpoint_path.name,
+        "epoch": ckpt.get("epoch"),
+        "step": ckpt.get("step"),
+        "command": " ".join(command) if isinstance(command, list) else command,
+        "metrics": dict(metrics) if metrics else ckpt.get("metrics"),
+    }
+    card = write_model_card(out_path.with_suffix(".md"), info, config)
+    size_mb = out_path.stat().st_size / 1e6
+    say(
+        f"[export] done: {out_path} ({size_mb:.1f} MB, {info['parameters'] / 1e6:.2f} M params, "
+        f"{flops['flops'] / 1e9:.2f} GFLOPs, CPU {latency:.1f} ms), card {card}"
+    )
+    return out_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="depth-export", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", required=True, help="training checkpoint (.pt) from depth-train")
+    parser.add_argument(
+        "--out", required=True, help="output .onnx path (a model card .md is written beside it)"
+    )
+    parser.add_argument("--fp16", action="store_true", help="compute in fp16 inside (float32 input/output)")
+    parser.add_argument("--dynamic-batch", action="store_true", help="dynamic batch dimension")
+    parser.add_argument("--opset", type=int, default=17)
+    parser.add_argument("--metrics", help="JSON file of evaluation metrics to put into the model card")
+    parser.add_argument("--latency-runs", type=int, default=10)
+    args = parser.parse_args(argv)
+    metrics = None
+    if args.metrics:
+        metrics = json.loads(Path(args.metrics).read_text())
+    try:
+        export_onnx(
+            args.checkpoint,
+            args.out,
+            fp16=args.fp16,
+            dynamic_batch=args.dynamic_batch,
+            opset=args.opset,
+            metrics=metrics,
+            latency_runs=args.latency_runs,
+        )
+    except (ExportError, FileNotFoundError, ValueError, KeyError) as exc:
+        print(f"depth-export: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,365 @@
+"""Self-supervised (and optionally supervised) depth losses.
+
+Monodepth2 (Godard et al., ICCV 2019): SSIM+L1 photometric error (alpha 0.85), per-pixel minimum
+reprojection over the source frames, auto-masking of pixels where the unwarped source already
+matches better (stationary camera, objects moving with the car), all scales upsampled to the input
+resolution, edge-aware smoothness on mean-normalised disparity (weight 1e-3 / 2^scale).
+
+DiPE (Jiang et al., 2020) outlier masking: per image, only pixels whose minimum reprojection error
+lies in (mu - 1.0 sigma, mu + 0.5 sigma) of that image's errors count; the large errors are mostly
+occlusions and independently moving objects. The masked loss is normalised by the mask's sum.
+
+PackNet-SfM (Guizilini et al., CVPR 2020) weak velocity supervision: |‖t_pred‖ - distance| over the
+frame pairs whose travelled distance is known, which makes the depth metric.
+
+Optional sparse depth supervision (LiDAR / ground truth, 0 = invalid) and a purely supervised mode.
+
+Usage in the trainer::
+
+    outputs = depth_net(batch[("color_aug", 0, 0)])
+    outputs.update(predict_poses(pose_net, batch, frame_ids))
+    loss, stats = criterion(batch, outputs)      # criterion = SelfSupervisedLoss(cfg, H, W)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from training.geometry import BackprojectDepth, Project3D, disp_to_depth, transformation_from_parameters
+
+# The trainer's YAML ``loss:`` section mirrors these keys; missing keys take these values.
+DEFAULT_LOSS_CFG: dict[str, Any] = {
+    "mode": "self_supervised",  # self_supervised | supervised (depth loss only, needs batch["depth_gt"])
+    "min_depth": 0.1,  # disp_to_depth range: must equal the model's (the trainer copies model.min/max_depth)
+    "max_depth": 100.0,
+    "ssim_weight": 0.85,  # alpha of SSIM vs L1
+    "min_reprojection": True,  # per-pixel minimum over source frames (False: average, Monodepth2 --avg)
+    "automask": True,
+    "automask_noise": 1.0e-5,  # tie-break noise on the identity error (Monodepth2)
+    "smoothness_weight": 1.0e-3,  # divided by 2^scale
+    "dipe": True,  # DiPE outlier masking
+    "dipe_lower": 1.0,  # keep errors > mu - dipe_lower * sigma
+    "dipe_upper": 0.5,  # keep errors < mu + dipe_upper * sigma
+    "velocity_weight": 0.1,  # PackNet weak velocity supervision; applied when batch has finite distances
+    "depth_weight": 0.0,  # sparse depth supervision next to the photometric loss (0: off)
+    "depth_loss": "log_l1",  # log_l1 (|log d - log gt|) | abs_rel (|d - gt| / gt)
+}
+DEPTH_LOSSES = ("log_l1", "abs_rel")
+
+
+def loss_config(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``DEFAULT_LOSS_CFG`` overridden by ``cfg``; refuses unknown keys (a typo must not pass silently)."""
+    cfg = dict(cfg or {})
+    unknown = sorted(set(cfg) - set(DEFAULT_LOSS_CFG))
+    if unknown:
+        raise ValueError(f"unknown loss config keys {unknown}; known: {sorted(DEFAULT_LOSS_CFG)}")
+    out = {**DEFAULT_LOSS_CFG, **cfg}
+    if out["mode"] not in ("self_supervised", "supervised"):
+        raise ValueError(f"loss.mode={out['mode']!r}: expected self_supervised or supervised")
+    if out["depth_loss"] not in DEPTH_LOSSES:
+        raise ValueError(f"loss.depth_loss={out['depth_loss']!r}: expected one of {DEPTH_LOSSES}")
+    return out
+
+
+def training_mode(config: Mapping[str, Any], used_velocity: bool | None = None) -> str:
+    """The model's ``training_mode`` metadata from a training config.
+
+    supervised | lidar (photometric + sparse depth) | self_supervised+velocity | self_supervised.
+    ``used_velocity``: whether training batches really carried distances (the data decides); None
+    assumes they did when ``velocity_weight`` > 0 and the data source can provide them.
+    """
+    cfg = loss_config(config.get("loss"))
+    data = config.get("data", {}) or {}
+    if cfg["mode"] == "supervised":
+        return "supervised"
+    if cfg["depth_weight"] > 0 and data.get("depth_gt") not in (None, "none"):
+        return "lidar"
+    if used_velocity is None:
+        has_motion = data.get("source", "kitti") in ("kitti", "bag") and (
+            data.get("source") != "bag" or bool((data.get("bag") or {}).get("odom_topic"))
+        )
+        used_velocity = has_motion
+    return "self_supervised+velocity" if used_velocity and cfg["velocity_weight"] > 0 else "self_supervised"
+
+
+class SSIM(nn.Module):
+    """Per-pixel structural dissimilarity (1 - SSIM) / 2 over 3x3 windows, reflection padded, in [0,1]."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pool = nn.AvgPool2d(3, 1)
+        self.pad = nn.ReflectionPad2d(1)
+        self.C1 = 0.01**2
+        self.C2 = 0.03**2
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        x, y = self.pad(x), self.pad(y)
+        mu_x, mu_y = self.pool(x), self.pool(y)
+        sigma_x = self.pool(x * x) - mu_x**2
+        sigma_y = self.pool(y * y) - mu_y**2
+        sigma_xy = self.pool(x * y) - mu_x * mu_y
+        num = (2 * mu_x * mu_y + self.C1) * (2 * sigma_xy + self.C2)
+        den = (mu_x**2 + mu_y**2 + self.C1) * (sigma_x + sigma_y + self.C2)
+        return torch.clamp((1 - num / den) / 2, 0, 1)
+
+
+def photometric_error(pred: Tensor, target: Tensor, ssim: SSIM, alpha: float = 0.85) -> Tensor:
+    """Monodepth2's reprojection error [B,1,H,W]: alpha * SSIM term + (1 - alpha) * L1, channel mean."""
+    l1 = (pred - target).abs().mean(1, keepdim=True)
+    return alpha * ssim(pred, target).mean(1, keepdim=True) + (1 - alpha) * l1
+
+
+def smoothness_loss(disp: Tensor, image: Tensor) -> Tensor:
+    """Edge-aware first-order smoothness: |∂d| * exp(-|∂I|), mean over x and y gradients."""
+    grad_disp_x = (disp[:, :, :, :-1] - disp[:, :, :, 1:]).abs()
+    grad_disp_y = (disp[:, :, :-1, :] - disp[:, :, 1:, :]).abs()
+    grad_img_x = (image[:, :, :, :-1] - image[:, :, :, 1:]).abs().mean(1, keepdim=True)
+    grad_img_y = (image[:, :, :-1, :] - image[:, :, 1:, :]).abs().mean(1, keepdim=True)
+    return (grad_disp_x * torch.exp(-grad_img_x)).mean() + (grad_disp_y * torch.exp(-grad_img_y)).mean()
+
+
+def dipe_mask(error: Tensor, lower: float = 1.0, upper: float = 0.5) -> Tensor:
+    """DiPE outlier mask [B,1,H,W] (float 0/1): per image, error inside (mu - lower sd, mu + upper sd).
+
+    Statistics over all pixels of each image (population standard deviation), no gradient.
+    """
+    flat = error.detach().flatten(1)
+    mu = flat.mean(1).view(-1, 1, 1, 1)
+    sd = flat.std(1, unbiased=False).view(-1, 1, 1, 1)
+    return ((error > mu - lower * sd) & (error < mu + upper * sd)).to(error.dtype)
+
+
+def reduce_reprojection(
+    reprojection: Tensor,
+    identity: Tensor | None,
+    min_reprojection: bool = True,
+    dipe: bool = True,
+    dipe_lower: float = 1.0,
+    dipe_upper: float = 0.5,
+) -> tuple[Tensor, Tensor]:
+    """Photometric loss from per-source errors: (scalar loss, mask [B,1,H,W] of the counted pixels).
+
+    ``reprojection`` [B,S,H,W]: error of each warped source frame; ``identity`` [B,S,H,W] (or
+    [B,1,H,W]): error of the unwarped sources (auto-masking; None = off), tie-break noise included.
+    Per pixel the minimum (or mean) over sources is taken. Auto-masking keeps a pixel when the
+    warped error is strictly below every identity error (Monodepth2's argmin over
+    [identity, reprojection] picking a reprojection). DiPE keeps, per image, errors inside
+    (mu - lower sd, mu + upper sd). With DiPE the loss is the masked mean (sum / mask sum); with
+    auto-masking alone it is exactly Monodepth2's mean over all pixels of min(identity, reprojection).
+    """
+    if min_reprojection:
+        reprojection = reprojection.min(1, keepdim=True)[0]
+    else:
+        reprojection = reprojection.mean(1, keepdim=True)
+    mask = torch.ones_like(reprojection)
+    best_identity = None
+    if identity is not None:
+        best_identity = identity.min(1, keepdim=True)[0]
+        mask = (reprojection < best_identity).to(reprojection.dtype)
+    if dipe:
+        mask = mask * dipe_mask(reprojection, dipe_lower, dipe_upper)
+    elif best_identity is not None:
+        # The identity part carries no gradient to depth or pose: it only keeps the scale of the loss.
+        return torch.minimum(best_identity, reprojection).mean(), mask
+    return (reprojection * mask).sum() / mask.sum().clamp(min=1.0), mask
+
+
+def velocity_loss(translations: Mapping[int, Tensor], distances: Mapping[int, Tensor]) -> Tensor | None:
+    """PackNet weak velocity loss: mean of |‖t_f‖ - distance_f| over pairs with a finite distance.
+
+    ``translations[f]`` [B,3], ``distances[f]`` [B] metres (NaN = unknown). None when no pair counts.
+    """
+    terms = []
+    for f, t in translations.items():
+        if f not in distances:
+            continue
+        dist = distances[f].to(t.dtype).reshape(-1)
+        valid = torch.isfinite(dist)
+        if valid.any():
+            terms.append((torch.linalg.norm(t[valid], dim=1) - dist[valid]).abs())
+    if not terms:
+        return None
+    return torch.cat(terms).mean()
+
+
+def depth_supervision_loss(depth: Tensor, depth_gt: Tensor, kind: str = "log_l1") -> Tensor | None:
+    """Sparse depth loss where ``depth_gt`` > 0 (and finite). None when no pixel is valid."""
+    valid = (depth_gt > 0) & torch.isfinite(depth_gt)
+    if not valid.any():
+        return None
+    pred, gt = depth[valid], depth_gt[valid]
+    if kind == "log_l1":
+        return (torch.log(pred) - torch.log(gt)).abs().mean()
+    if kind == "abs_rel":
+        return ((pred - gt).abs() / gt).mean()
+    raise ValueError(f"unknown depth loss {kind!r}; expected one of {DEPTH_LOSSES}")
+
+
+def predict_poses(pose_net: nn.Module, batch: Mapping[Any, Tensor], frame_ids: Sequence[int]) -> dict:
+    """Run the pose net on (earlier, later) pairs with frame 0 and build Monodepth2's outputs.
+
+    For f < 0 the pair is (f, 0) and the transform is inverted so that every
+    ``("cam_T_cam", 0, f)`` maps frame-0 camera points into frame f's camera. Adds
+    ``("axisangle", 0, f)``, ``("translation", 0, f)`` [B,3] (raw pose-net output for the pair) and
+    ``("cam_T_cam", 0, f)`` [B,4,4]. Uses the augmented images ``("color_aug", f, 0)``.
+    """
+    outputs: dict = {}
+    for f in frame_ids:
+        if f == 0:
+            continue
+        if f < 0:
+            axisangle, translation = pose_net(batch[("color_aug", f, 0)], batch[("color_aug", 0, 0)])
+        else:
+            axisangle, translation = pose_net(batch[("color_aug", 0, 0)], batch[("color_aug", f, 0)])
+        outputs[("axisangle", 0, f)] = axisangle
+        outputs[("translation", 0, f)] = translation
+        outputs[("cam_T_cam", 0, f)] = transformation_from_parameters(axisangle, translation, invert=f < 0)
+    return outputs
+
+
+class SelfSupervisedLoss(nn.Module):
+    """``forward(batch, outputs) -> (loss, stats)``; see the module docstring and ``DEFAULT_LOSS_CFG``.
+
+    ``outputs`` holds ``("disp", s)`` for the scales and, for the photometric loss,
+    ``("cam_T_cam", 0, f)`` for each source frame f (``predict_poses`` makes them); the source frames
+    are the f of those keys. Adds to ``outputs`` (for logging): ``("depth", 0, s)`` at input
+    resolution, and for scale 0 the warped images ``("color", f, 0)`` and the final loss mask
+    ``"loss_mask"`` [B,1,H,W]. ``stats`` are Python floats.
+    """
+
+    def __init__(self, cfg: Mapping[str, Any] | None, height: int, width: int) -> None:
+        super().__init__()
+        self.cfg = loss_config(cfg)
+        self.height, self.width = height, width
+        self.ssim = SSIM()
+        self.backproject = BackprojectDepth(height, width)
+        self.project = Project3D(height, width)
+
+    def photometric(self, pred: Tensor, target: Tensor) -> Tensor:
+        return photometric_error(pred, target, self.ssim, self.cfg["ssim_weight"])
+
+    def forward(self, batch: Mapping[Any, Tensor], outputs: dict) -> tuple[Tensor, dict[str, float]]:
+        cfg = self.cfg
+        scales = sorted(s for key in outputs if isinstance(key, tuple) and key[0] == "disp" for s in [key[1]])
+        if not scales:
+            raise KeyError("outputs carry no ('disp', s) entries")
+        supervised = cfg["mode"] == "supervised"
+        source_ids = sorted(
+            key[2] for key in outputs if isinstance(key, tuple) and key[:2] == ("cam_T_cam", 0)
+        )
+        if not supervised and not source_ids:
+            raise KeyError("self-supervised loss needs ('cam_T_cam', 0, f) outputs (see predict_poses)")
+        depth_gt = batch.get("depth_gt")
+        if supervised and depth_gt is None:
+            raise KeyError("loss.mode=supervised needs batch['depth_gt']")
+
+        target = batch[("color", 0, 0)]
+        stats: dict[str, float] = {}
+        total = target.new_zeros(())
+        # Detached per-scale terms, turned into floats once at the end (one GPU sync, not one per term).
+        parts: dict[str, list[Tensor]] = {"photometric": [], "smoothness": [], "depth_sup": []}
+        identity = None
+        if not supervised and cfg["automask"]:
+            # The identity error does not depend on the scale: compute it once.
+            identity = torch.cat([self.photometric(batch[("color", f, 0)], target) for f in source_ids], 1)
+            if cfg["min_reprojection"] is False:
+                identity = identity.mean(1, keepdim=True)
+            # Tie-break so that a perfectly static pixel is not ambiguously masked (Monodepth2).
+            identity = identity + torch.randn_like(identity) * cfg["automask_noise"]
+
+        for s in scales:
+            disp = outputs[("disp", s)]
+            disp_full = disp
+            if disp.shape[-2:] != (self.height, self.width):
+                disp_full = F.interpolate(
+                    disp, (self.height, self.width), mode="bilinear", align_corners=False
+                )
+            depth = disp_to_depth(disp_full, cfg["min_depth"], cfg["max_depth"])[1]
+            outputs[("depth", 0, s)] = depth
+            scale_loss = target.new_zeros(())
+
+            if depth_gt is not None and (supervised or cfg["depth_weight"] > 0):
+                d_loss = depth_supervision_loss(depth, depth_gt, cfg["depth_loss"])
+                if d_loss is not None:
+                    weight = 1.0 if supervised else cfg["depth_weight"]
+                    scale_loss = scale_loss + weight * d_loss
+                    parts["depth_sup"].append(d_loss.detach())
+
+            if not supervised:
+                photo = self._photometric_term(batch, outputs, depth, source_ids, identity, stats, s == 0)
+                scale_loss = scale_loss + photo
+                parts["photometric"].append(photo.detach())
+                # Smoothness at the disparity's own resolution, against the image at that size.
+                mean_disp = disp.mean(dim=(2, 3), keepdim=True)
+                color = target
+                if disp.shape[-2:] != target.shape[-2:]:
+                    color = F.interpolate(target, disp.shape[-2:], mode="area")
+                smooth = smoothness_loss(disp / (mean_disp + 1e-7), color)
+                scale_loss = scale_loss + cfg["smoothness_weight"] / (2**s) * smooth
+                parts["smoothness"].append(smooth.detach())
+            total = total + scale_loss
+
+        total = total / len(scales)
+
+        if not supervised and cfg["velocity_weight"] > 0:
+            translations = {
+                f: outputs[("translation", 0, f)] for f in source_ids if ("translation", 0, f) in outputs
+            }
+            distances = {f: batch[("distance", f)] for f in source_ids if ("distance", f) in batch}
+            v_loss = velocity_loss(translations, distances) if distances else None
+            if v_loss is not None:
+                total = total + cfg["velocity_weight"] * v_loss
+                parts["velocity"] = [v_loss.detach()]
+        translations = [
+            outputs[("translation", 0, f)] for f in source_ids if ("translation", 0, f) in outputs
+        ]
+        if translations:
+            parts["translation_norm"] = [torch.linalg.norm(torch.cat(translations).detach(), dim=1).mean()]
+        parts["median_depth"] = [outputs[("depth", 0, scales[0])].detach().median()]
+        parts["loss"] = [total.detach()]
+        for name, values in parts.items():
+            if values:
+                stats[name] = float(torch.stack(values).mean())
+        if supervised:
+            stats["photometric"] = stats["smoothness"] = 0.0
+        return total, stats
+
+    def _photometric_term(
+        self,
+        batch: Mapping[Any, Tensor],
+        outputs: dict,
+        depth: Tensor,
+        source_ids: Sequence[int],
+        identity: Tensor | None,
+        stats: dict[str, float],
+        log: bool,
+    ) -> Tensor:
+        cfg = self.cfg
+        target = batch[("color", 0, 0)]
+        points = self.backproject(depth, batch["inv_K"])
+        errors = []
+        for f in source_ids:
+            grid = self.project(points, batch["K"], outputs[("cam_T_cam", 0, f)])
+            warped = F.grid_sample(
+                batch[("color", f, 0)], grid, mode="bilinear", padding_mode="border", align_corners=True
+            )
+            if log:
+                outputs[("color", f, 0)] = warped
+            errors.append(self.photometric(warped, target))
+        loss, mask = reduce_reprojection(
+            torch.cat(errors, 1),
+            identity,
+            min_reprojection=cfg["min_reprojection"],
+            dipe=cfg["dipe"],
+            dipe_lower=cfg["dipe_lower"],
+            dipe_upper=cfg["dipe_upper"],
+        )
+        if log:
+            outputs["loss_mask"] = mask.detach()
+            stats["mask_fraction"] = float(mask.mean())  # scale 0 only
+        return loss

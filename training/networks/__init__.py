@@ -1,0 +1,113 @@
+"""Depth and pose networks (PyTorch, no torchvision).
+
+``build_depth_net(model_cfg)`` and ``build_pose_net(model_cfg)`` read the ``model`` section of a
+training config; missing keys take ``DEFAULT_MODEL_CFG``:
+
+- ``backbone``: resnet18 | resnet34 | resnet50 | stdc1 | stdc2
+- ``weights``: path to ImageNet weights for the depth encoder (torchvision state dict for ResNets,
+  STDC-Seg checkpoint for STDC) or None for random init
+- ``num_scales`` (4), ``min_depth`` (0.1), ``max_depth`` (100.0): Monodepth2's disparity range
+- ``init_depth`` (12.0 m): the disparity heads' bias is set so the initial depth is about this;
+  None keeps PyTorch's default init (Monodepth2's, initial depth ~2*min_depth). On a synthetic
+  street (96x320, random init) the default init made depth collapse to min_depth; ~10-15 m learns.
+- ``pose_weights``: ImageNet ResNet18 weights for the pose encoder; when absent and the depth
+  backbone is resnet18, ``weights`` is reused (Monodepth2 starts both from ImageNet)
+- ``pose_init`` ("forward" | "monodepth2"), ``pose_translation_scale`` (1.0; Monodepth2: 0.01),
+  ``pose_rotation_scale`` (0.01), ``pose_init_translation`` ([0, 0, -1] m/frame; see ``pose.py``)
+
+Monodepth2's original behaviour: ``init_depth: null, pose_init: monodepth2,
+pose_translation_scale: 0.01``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from training.networks.depth_decoder import DepthDecoder, DepthNet
+from training.networks.pose import PoseNet
+from training.networks.resnet import ResnetEncoder, load_torchvision_weights
+from training.networks.stdc import STDCEncoder, load_stdc_weights
+
+BACKBONES = ("resnet18", "resnet34", "resnet50", "stdc1", "stdc2")
+
+DEFAULT_MODEL_CFG: dict[str, Any] = {
+    "backbone": "resnet18",
+    "weights": None,
+    "num_scales": 4,
+    "min_depth": 0.1,
+    "max_depth": 100.0,
+    "init_depth": 12.0,
+    "pose_weights": None,
+    "pose_init": "forward",
+    "pose_translation_scale": 1.0,
+    "pose_rotation_scale": 0.01,
+    "pose_init_translation": [0.0, 0.0, -1.0],
+}
+
+__all__ = [
+    "BACKBONES",
+    "DEFAULT_MODEL_CFG",
+    "DepthDecoder",
+    "DepthNet",
+    "PoseNet",
+    "ResnetEncoder",
+    "STDCEncoder",
+    "build_depth_net",
+    "build_encoder",
+    "build_pose_net",
+    "load_stdc_weights",
+    "load_torchvision_weights",
+    "model_config",
+]
+
+
+def model_config(model_cfg: dict | None) -> dict[str, Any]:
+    """``DEFAULT_MODEL_CFG`` overridden by ``model_cfg`` (unknown keys are kept for other users)."""
+    cfg = dict(DEFAULT_MODEL_CFG)
+    cfg.update(model_cfg or {})
+    return cfg
+
+
+def build_encoder(backbone: str, weights: str | None = None) -> ResnetEncoder | STDCEncoder:
+    """A 5-level encoder (``num_ch_enc``) for ``backbone``, optionally with ImageNet weights."""
+    if backbone.startswith("resnet") and backbone[6:].isdigit():
+        encoder: ResnetEncoder | STDCEncoder = ResnetEncoder(int(backbone[6:]))
+        if weights:
+            load_torchvision_weights(encoder, weights)
+    elif backbone in ("stdc1", "stdc2"):
+        encoder = STDCEncoder(backbone)
+        if weights:
+            load_stdc_weights(encoder, weights)
+    else:
+        raise ValueError(f"unknown backbone {backbone!r}; expected one of {', '.join(BACKBONES)}")
+    return encoder
+
+
+def build_depth_net(model_cfg: dict) -> DepthNet:
+    """DepthNet from the ``model`` config section (see the module docstring for the keys)."""
+    cfg = model_config(model_cfg)
+    encoder = build_encoder(str(cfg["backbone"]), cfg["weights"])
+    return DepthNet(
+        encoder,
+        backbone=str(cfg["backbone"]),
+        num_scales=int(cfg["num_scales"]),
+        min_depth=float(cfg["min_depth"]),
+        max_depth=float(cfg["max_depth"]),
+        init_depth=None if cfg["init_depth"] is None else float(cfg["init_depth"]),
+    )
+
+
+def build_pose_net(model_cfg: dict) -> PoseNet:
+    """PoseNet (ResNet18 on frame pairs) from the ``model`` config section."""
+    cfg = model_config(model_cfg)
+    pose_weights = cfg["pose_weights"]
+    if pose_weights is None and cfg["backbone"] == "resnet18":
+        pose_weights = cfg["weights"]
+    return PoseNet(
+        num_layers=18,
+        weights=pose_weights,
+        rotation_scale=float(cfg["pose_rotation_scale"]),
+        translation_scale=float(cfg["pose_translation_scale"]),
+        init=str(cfg["pose_init"]),
+        init_translation=[float(v) for v in cfg["pose_init_translation"]],
+    )

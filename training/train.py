@@ -1,0 +1,733 @@
+"""Self-supervised depth training (Monodepth2-style), the ``depth-train`` entry point.
+
+    depth-train --config cfg.yaml train.lr=2e-4 model.backbone=stdc1
+    depth-train --resume runs/x/checkpoints/last.pt            # continue exactly where it stopped
+    torchrun --nproc_per_node=4 -m training.train --config cfg.yaml   # DistributedDataParallel
+
+One run writes into ``train.out_dir``: ``checkpoints/last.pt`` (every epoch, on max_steps and on
+SIGINT/SIGTERM) and ``checkpoints/epoch_NNN.pt``, ``loss_log.jsonl`` (one line per step),
+``tensorboard/`` (scalars and depth images) and ``config.yaml`` (the resolved configuration).
+
+Reproducibility: the data order of epoch e is a permutation drawn from (seed, e); each sample's
+augmentation from (seed, e, index); the Python/numpy/torch RNG states travel in the checkpoint.
+A resumed run therefore makes the same next step as one that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import random
+import signal
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.distributed as dist
+import yaml
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Sampler
+from tqdm import tqdm
+
+from depth_node.metrics import evaluate_depth, mean_metrics
+from training.config import ConfigError, load_config, merge, validate
+from training.datasets import MonoDataset, build_dataset
+from training.losses import SelfSupervisedLoss, loss_config, predict_poses, training_mode
+from training.networks import build_depth_net, build_pose_net, model_config
+
+CHECKPOINT_VERSION = 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Data order
+
+
+def epoch_permutation(num_samples: int, seed: int, epoch: int) -> np.ndarray:
+    """The data order of one epoch: a permutation drawn from (seed, epoch) only."""
+    return np.random.default_rng([int(seed), int(epoch), 0x5EED]).permutation(num_samples)
+
+
+class EpochSampler(Sampler[int]):
+    """This rank's sample indices for one epoch, optionally skipping the first ``start_step`` batches.
+
+    Like DistributedSampler with drop_last: each rank takes every ``world_size``-th index of the
+    epoch permutation, cut to whole batches, so every rank makes the same number of steps.
+    """
+
+    def __init__(
+        self,
+        num_samples: int,
+        batch_size: int,
+        seed: int,
+        epoch: int,
+        *,
+        shuffle: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
+        start_step: int = 0,
+    ) -> None:
+        self.steps = num_samples // (batch_size * world_size)
+        order = epoch_permutation(num_samples, seed, epoch) if shuffle else np.arange(num_samples)
+        mine = order[rank::world_size][: self.steps * batch_size]
+        self.indices = mine[start_step * batch_size :].tolist()
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def steps_per_epoch(num_samples: int, batch_size: int, world_size: int = 1) -> int:
+    return num_samples // (batch_size * world_size)
+
+
+# ---------------------------------------------------------------------------------------------
+# RNG state as checkpoint-friendly values (weights_only=True loads tensors and plain Python only)
+
+
+def get_rng_state() -> dict[str, Any]:
+    """The global RNG states (Python, numpy's legacy global, torch, CUDA) in loadable form."""
+    version, mt_state, gauss = random.getstate()
+    # The legacy global numpy generator is what third-party code draws from; it is saved on purpose.
+    name, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002
+    state: dict[str, Any] = {
+        "python": [version, list(mt_state), gauss],
+        "numpy": [
+            name,
+            torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            int(pos),
+            int(has_gauss),
+            float(cached),
+        ],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    version, mt_state, gauss = state["python"]
+    random.setstate((int(version), tuple(int(v) for v in mt_state), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss), float(cached)))  # noqa: NPY002
+    torch.set_rng_state(state["torch"].cpu())
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 (the legacy global generator, see get_rng_state)
+    torch.manual_seed(seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# Model, checkpoints
+
+
+class DepthPoseModel(nn.Module):
+    """Depth net + pose net as one module, so DistributedDataParallel syncs both in one pass."""
+
+    def __init__(self, depth_net: nn.Module, pose_net: nn.Module, frame_ids: Sequence[int]) -> None:
+        super().__init__()
+        self.depth_net = depth_net
+        self.pose_net = pose_net
+        self.frame_ids = list(frame_ids)
+
+    def forward(self, batch: Mapping[Any, Tensor]) -> dict[Any, Tensor]:
+        outputs = dict(self.depth_net(batch[("color_aug", 0, 0)]))
+        if len(self.frame_ids) > 1:
+            outputs.update(predict_poses(self.pose_net, batch, self.frame_ids))
+        return outputs
+
+
+def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The config with the networks' and losses' defaults filled in (what the checkpoint stores).
+
+    The loss's disparity range is the model's: ``disp_to_depth`` must map the same way in both.
+    """
+    config = dict(config)
+    config["model"] = model_config(config.get("model"))
+    loss = dict(config.get("loss") or {})
+    loss["min_depth"] = float(config["model"]["min_depth"])
+    loss["max_depth"] = float(config["model"]["max_depth"])
+    config["loss"] = loss_config(loss)
+    return config
+
+
+def save_checkpoint(path: Path, payload: Mapping[str, Any]) -> Path:
+    """Write atomically: a crash mid-write leaves the previous checkpoint intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(dict(payload), tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    missing = [
+        k for k in ("config", "depth_net", "pose_net", "optimizer", "epoch", "step", "rng") if k not in ckpt
+    ]
+    if missing:
+        raise ValueError(f"checkpoint {path}: missing {missing} (not a depth-train checkpoint?)")
+    return ckpt
+
+
+# ---------------------------------------------------------------------------------------------
+# Distributed set-up (torchrun sets WORLD_SIZE, RANK, LOCAL_RANK)
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device_name: str) -> DistInfo:
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return DistInfo()
+    info = DistInfo(int(os.environ["RANK"]), world_size, int(os.environ.get("LOCAL_RANK", "0")))
+    use_cuda = device_name != "cpu" and torch.cuda.is_available()
+    if use_cuda:
+        torch.cuda.set_device(info.local_rank)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return info
+
+
+def pick_device(name: str, info: DistInfo) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"train.device={name} but CUDA is not available")
+        if info.enabled:
+            return torch.device("cuda", info.local_rank)
+    return torch.device(name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Logging helpers
+
+
+def colorize(values: np.ndarray, lo: float | None = None, hi: float | None = None) -> np.ndarray:
+    """(H,W) float -> (H,W,3) uint8 RGB with the magma colormap (Monodepth2's disparity look)."""
+    values = np.asarray(values, dtype=np.float32)
+    finite = np.isfinite(values)
+    lo = float(np.percentile(values[finite], 1)) if lo is None and finite.any() else (lo or 0.0)
+    hi = float(np.percentile(values[finite], 99)) if hi is None and finite.any() else (hi or 1.0)
+    norm = np.clip((np.nan_to_num(values, nan=lo) - lo) / max(hi - lo, 1e-6), 0, 1)
+    bgr = cv2.applyColorMap((norm * 255).astype(np.uint8), cv2.COLORMAP_MAGMA)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+@dataclass
+class TrainSummary:
+    """What a finished (or stopped) run reports."""
+
+    steps: int
+    epochs_done: float
+    wall_s: float
+    final_loss: float
+    samples_per_s: float
+    out_dir: str
+    checkpoint: str
+    stopped_by: str
+    training_mode: str
+    losses: list[float] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return (
+            f"training {self.stopped_by}: {self.steps} steps ({self.epochs_done:.2f} epochs) in "
+            f"{self.wall_s / 60:.1f} min, {self.samples_per_s:.1f} samples/s; final loss "
+            f"{self.final_loss:.4f} (mean of the last steps); mode {self.training_mode}\n"
+            f"  checkpoint: {self.checkpoint}\n  logs:       {self.out_dir} (loss_log.jsonl, tensorboard/)"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Trainer
+
+
+class Trainer:
+    """Builds data, networks, optimiser from a config; ``run()`` trains and returns a TrainSummary.
+
+    Args:
+        config: full training config (``training.config.load_config``).
+        resume: checkpoint to continue from (its model/optimizer/scheduler/RNG/data position).
+    """
+
+    def __init__(self, config: Mapping[str, Any], resume: str | Path | None = None) -> None:
+        self.ckpt = load_checkpoint(resume) if resume else None
+        self.config = resolve_config(config)
+        train = self.config["train"]
+        self.dist = init_distributed(str(train["device"]))
+        self.device = pick_device(str(train["device"]), self.dist)
+        if train["threads"]:
+            torch.set_num_threads(int(train["threads"]))
+        self.seed = int(train["seed"])
+        seed_everything(self.seed + self.dist.rank)
+        self.out_dir = Path(train["out_dir"])
+        self.ckpt_dir = self.out_dir / "checkpoints"
+
+        data = self.config["data"]
+        self.frame_ids = list(data["frame_ids"])
+        self.height, self.width = int(data["height"]), int(data["width"])
+        self.train_set = build_dataset(self.config, "train")
+        self.val_set = build_dataset(self.config, "val")
+        self.batch_size = int(train["batch_size"])
+        self.steps_per_epoch = steps_per_epoch(len(self.train_set), self.batch_size, self.dist.world_size)
+        if self.steps_per_epoch == 0:
+            raise ConfigError(
+                f"{len(self.train_set)} training samples are fewer than one batch "
+                f"(train.batch_size={self.batch_size} x {self.dist.world_size} processes)"
+            )
+
+        model_cfg = dict(self.config["model"])
+        if self.ckpt is not None:
+            # The checkpoint holds the trained weights: no ImageNet files needed to resume.
+            model_cfg["weights"] = model_cfg["pose_weights"] = None
+        depth_net, pose_net = build_depth_net(model_cfg), build_pose_net(model_cfg)
+        self.model = DepthPoseModel(depth_net, pose_net, self.frame_ids).to(self.device)
+        self.criterion = SelfSupervisedLoss(self.config["loss"], self.height, self.width).to(self.device)
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=float(train["lr"]), weight_decay=float(train["weight_decay"])
+        )
+        self.scheduler = torch.optim.lr_scheduler.StepLR(
+            self.optimizer, step_size=int(train["scheduler_step"]), gamma=float(train["scheduler_gamma"])
+        )
+        self.use_amp = bool(train["amp"]) and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+
+        self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
+        self.used_velocity = False
+        if self.ckpt is not None:
+            self._restore(self.ckpt)
+            self.ckpt = None  # free the memory
+        self.net: nn.Module = self.model
+        if self.dist.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+
+        self.stop_requested: str | None = None
+        self.writer: Any = None
+        self.loss_log: Any = None
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def _restore(self, ckpt: Mapping[str, Any]) -> None:
+        self.model.depth_net.load_state_dict(ckpt["depth_net"])
+        self.model.pose_net.load_state_dict(ckpt["pose_net"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        if self.use_amp and ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
+        self.epoch, self.step_in_epoch = int(ckpt["epoch"]), int(ckpt["step"])
+        self.global_step = int(
+            ckpt.get("global_step", self.epoch * self.steps_per_epoch + self.step_in_epoch)
+        )
+        self.used_velocity = bool(ckpt.get("used_velocity", False))
+        rng = ckpt["rng"]
+        # Each rank stored its own state; fall back to rank 0's if the world size changed.
+        set_rng_state(rng.get(f"rank{self.dist.rank}", rng.get("rank0", rng)))
+
+    def checkpoint_payload(self) -> dict[str, Any]:
+        rng = get_rng_state()
+        if self.dist.enabled:
+            gathered: list[Any] = [None] * self.dist.world_size
+            dist.all_gather_object(gathered, rng)
+            rng_all = {f"rank{r}": s for r, s in enumerate(gathered)}
+        else:
+            rng_all = {"rank0": rng}
+        return {
+            "version": CHECKPOINT_VERSION,
+            "config": self.config,
+            "depth_net": self.model.depth_net.state_dict(),
+            "pose_net": self.model.pose_net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.use_amp else {},
+            "epoch": self.epoch,
+            "step": self.step_in_epoch,
+            "global_step": self.global_step,
+            "steps_per_epoch": self.steps_per_epoch,
+            "rng": rng_all,
+            "used_velocity": self.used_velocity,
+            "training_mode": training_mode(self.config, self.used_velocity),
+        }
+
+    def save(self, epoch_file: bool = False) -> Path:
+        """Write last.pt (all ranks join the RNG gather; rank 0 writes)."""
+        payload = self.checkpoint_payload()
+        last = self.ckpt_dir / "last.pt"
+        if self.dist.is_main:
+            save_checkpoint(last, payload)
+            if epoch_file:
+                save_checkpoint(self.ckpt_dir / f"epoch_{self.epoch:03d}.pt", payload)
+                self._prune()
+        return last
+
+    def _prune(self) -> None:
+        keep = int(self.config["train"]["keep_checkpoints"])
+        if keep <= 0:
+            return
+        for old in sorted(self.ckpt_dir.glob("epoch_*.pt"))[:-keep]:
+            old.unlink()
+
+    # -- signals ----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _stop_on_signals(self) -> Iterator[None]:
+        """SIGINT/SIGTERM: finish the current step, save, exit. A second SIGINT aborts at once."""
+        previous: dict[int, Any] = {}
+
+        def handler(signum: int, _frame: Any) -> None:
+            if self.stop_requested is not None and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            self.stop_requested = signal.Signals(signum).name
+
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, handler)
+        except ValueError:  # not the main thread: no signal handling possible
+            previous.clear()
+        try:
+            yield
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+    def request_stop(self, reason: str = "request") -> None:
+        """Ask the loop to stop after the current step (what the signal handler does)."""
+        self.stop_requested = reason
+
+    def _agree_stop(self) -> bool:
+        """All ranks stop at the same step when any of them got a signal."""
+        flag = self.stop_requested is not None
+        if self.dist.enabled:
+            t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+            dist.all_reduce(t, op=dist.ReduceOp.MAX)
+            flag = bool(t.item() > 0)
+            if flag and self.stop_requested is None:
+                self.stop_requested = "peer signal"
+        return flag
+
+    # -- data -------------------------------------------------------------------------------
+    def loader(self, dataset: MonoDataset, epoch: int, start_step: int = 0, train: bool = True) -> DataLoader:
+        dataset.set_epoch(epoch)
+        batch_size = self.batch_size if train else int(self.config["eval"]["batch_size"])
+        sampler = EpochSampler(
+            len(dataset),
+            batch_size,
+            self.seed,
+            epoch,
+            shuffle=train,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+            start_step=start_step,
+        )
+        workers = int(self.config["data"]["num_workers"])
+        # A private generator: creating the loader must not draw from the global torch RNG, or a
+        # resumed run would see a different RNG stream than an uninterrupted one.
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            num_workers=workers,
+            drop_last=True,
+            pin_memory=self.device.type == "cuda",
+            generator=generator,
+            persistent_workers=False,
+        )
+
+    def to_device(self, batch: Mapping[Any, Tensor]) -> dict[Any, Tensor]:
+        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+
+    # -- one step ---------------------------------------------------------------------------
+    def train_step(self, batch: Mapping[Any, Tensor]) -> tuple[float, dict[str, float], dict[Any, Tensor]]:
+        batch = self.to_device(batch)
+        with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.use_amp):
+            outputs = self.net(batch)
+        # The loss runs in float32: SSIM's constants and 1/disp underflow or lose precision in fp16.
+        outputs = {k: v.float() for k, v in outputs.items()}
+        loss, stats = self.criterion(batch, outputs)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss is {loss.item()} at step {self.global_step} (stats {stats})")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        clip = self.config["train"]["grad_clip"]
+        if clip:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), float(clip))
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if "velocity" in stats:
+            self.used_velocity = True
+        return float(loss.detach()), stats, outputs
+
+    # -- logging ----------------------------------------------------------------------------
+    def _open_logs(self) -> None:
+        if not self.dist.is_main:
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / "config.yaml").write_text(yaml.safe_dump(self.config, sort_keys=False))
+        log_path = self.out_dir / "loss_log.jsonl"
+        # On resume, drop lines past the checkpoint's step (they belong to the abandoned future).
+        kept = []
+        if log_path.is_file() and self.global_step > 0:
+            for line in log_path.read_text().splitlines():
+                with contextlib.suppress(ValueError, KeyError):
+                    if json.loads(line)["step"] <= self.global_step:
+                        kept.append(line + "\n")
+        log_path.write_text("".join(kept))
+        self.loss_log = log_path.open("a")
+        if self.config["train"]["tensorboard"]:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(
+                str(self.out_dir / "tensorboard"), purge_step=self.global_step or None
+            )
+
+    def _log_step(
+        self, loss: float, stats: dict[str, float], batch: Mapping[Any, Tensor], outputs: dict
+    ) -> None:
+        if not self.dist.is_main:
+            return
+        train = self.config["train"]
+        record = {"step": self.global_step, "epoch": self.epoch, "loss": loss, **stats}
+        self.loss_log.write(json.dumps(record) + "\n")
+        if self.writer is None:
+            return
+        if self.global_step % max(1, int(train["log_every"])) == 0 or self.global_step == 1:
+            self.loss_log.flush()
+            for key, value in stats.items():
+                self.writer.add_scalar(f"train/{key}", value, self.global_step)
+            self.writer.add_scalar("train/lr", self.optimizer.param_groups[0]["lr"], self.global_step)
+        every = int(train["image_every"])
+        if every and (self.global_step % every == 0 or self.global_step == 1):
+            image = batch[("color", 0, 0)][0].detach().cpu().numpy().transpose(1, 2, 0)
+            disp = outputs[("disp", 0)][0, 0].detach().cpu().numpy()
+            self.writer.add_image(
+                "train/color", (image * 255).astype(np.uint8), self.global_step, dataformats="HWC"
+            )
+            self.writer.add_image("train/disp", colorize(disp), self.global_step, dataformats="HWC")
+            if "loss_mask" in outputs:
+                mask = outputs["loss_mask"][0, 0].detach().cpu().numpy()
+                self.writer.add_image(
+                    "train/loss_mask", (mask * 255).astype(np.uint8), self.global_step, dataformats="HW"
+                )
+
+    def _close_logs(self) -> None:
+        if self.loss_log is not None:
+            self.loss_log.close()
+            self.loss_log = None
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+    # -- validation -------------------------------------------------------------------------
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Mean loss on the validation set (and median-scaled depth metrics where it has GT)."""
+        if self.val_set is None:
+            return {}
+        self.model.eval()
+        losses, metrics = [], []
+        eval_cfg = self.config["eval"]
+        for batch in self.loader(self.val_set, 0, train=False):
+            batch = self.to_device(batch)
+            outputs = {k: v.float() for k, v in self.model(batch).items()}
+            loss, _ = self.criterion(batch, outputs)
+            losses.append(float(loss))
+            if "depth_gt" in batch:
+                depth = outputs[("depth", 0, 0)].cpu().numpy()
+                gt = batch["depth_gt"].cpu().numpy()
+                for d, g in zip(depth[:, 0], gt[:, 0]):
+                    frame = evaluate_depth(
+                        g,
+                        d,
+                        min_depth=eval_cfg["min_depth"],
+                        max_depth=eval_cfg["max_depth"],
+                        garg_crop=eval_cfg["garg_crop"],
+                        median_scaling=True,
+                    )
+                    if frame is not None:
+                        metrics.append(frame.metrics)
+        self.model.train()
+        out = {"loss": float(np.mean(losses))} if losses else {}
+        if metrics:
+            out.update({k: v for k, v in mean_metrics(metrics).items() if k in ("abs_rel", "rmse", "a1")})
+        if self.writer is not None:
+            for key, value in out.items():
+                self.writer.add_scalar(f"val/{key}", value, self.global_step)
+        return out
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(self) -> TrainSummary:
+        train = self.config["train"]
+        epochs, max_steps = int(train["epochs"]), train["max_steps"]
+        self._open_logs()
+        self.model.train()
+        start_time, start_step = time.time(), self.global_step
+        recent: list[float] = []
+        stopped_by = "finished"
+        say = tqdm.write if train["progress"] else print
+        if self.dist.is_main:
+            say(
+                f"depth-train: {len(self.train_set)} samples, {self.steps_per_epoch} steps/epoch, "
+                f"batch {self.batch_size} x {self.dist.world_size}, {self.width}x{self.height}, "
+                f"{self.config['model']['backbone']}, device {self.device}"
+                + (f", resuming at epoch {self.epoch} step {self.step_in_epoch}" if self.global_step else "")
+            )
+        try:
+            with self._stop_on_signals():
+                while self.epoch < epochs:
+                    done = self._run_epoch(max_steps, recent)
+                    if self.step_in_epoch >= self.steps_per_epoch:
+                        # Epoch complete: decay the LR, validate, save an epoch checkpoint.
+                        self.epoch += 1
+                        self.step_in_epoch = 0
+                        self.scheduler.step()
+                        val = self.validate()
+                        if val and self.dist.is_main:
+                            say(
+                                f"epoch {self.epoch}: val "
+                                + ", ".join(f"{k} {v:.4f}" for k, v in val.items())
+                            )
+                        self.save(epoch_file=True)
+                    if done:
+                        break
+                if self.stop_requested:
+                    stopped_by = f"stopped by {self.stop_requested}"
+                elif max_steps is not None and self.global_step >= int(max_steps):
+                    stopped_by = f"stopped at max_steps={max_steps}"
+                last = self.save()
+        finally:
+            self._close_logs()
+        wall = time.time() - start_time
+        steps = self.global_step - start_step
+        summary = TrainSummary(
+            steps=self.global_step,
+            epochs_done=self.global_step / self.steps_per_epoch,
+            wall_s=wall,
+            final_loss=float(np.mean(recent[-50:])) if recent else math.nan,
+            samples_per_s=steps * self.batch_size * self.dist.world_size / max(wall, 1e-9),
+            out_dir=str(self.out_dir),
+            checkpoint=str(last),
+            stopped_by=stopped_by,
+            training_mode=training_mode(self.config, self.used_velocity),
+            losses=recent,
+        )
+        if self.dist.is_main:
+            say(str(summary))
+        return summary
+
+    def _run_epoch(self, max_steps: int | None, recent: list[float]) -> bool:
+        """Train from the current position to the end of the epoch; True when the run must stop."""
+        loader = self.loader(self.train_set, self.epoch, start_step=self.step_in_epoch)
+        bar = tqdm(
+            total=self.steps_per_epoch,
+            initial=self.step_in_epoch,
+            desc=f"epoch {self.epoch}",
+            disable=not (self.config["train"]["progress"] and self.dist.is_main),
+            dynamic_ncols=True,
+        )
+        extra_every = int(self.config["train"]["checkpoint_every"])
+        try:
+            for batch in loader:
+                loss, stats, outputs = self.train_step(batch)
+                self.step_in_epoch += 1
+                self.global_step += 1
+                recent.append(loss)
+                self._log_step(loss, stats, batch, outputs)
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.4f}", depth=f"{stats.get('median_depth', math.nan):.1f}")
+                stop = self._agree_stop()
+                if max_steps is not None and self.global_step >= int(max_steps):
+                    stop = True
+                if stop:
+                    return True
+                if extra_every and self.global_step % extra_every == 0:
+                    self.save()
+        finally:
+            bar.close()
+        return False
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="depth-train",
+        description="Self-supervised monocular depth training (Monodepth2-style; KITTI raw, rosbag2 or "
+        "image folders). Settings: training/configs/default.yaml, overridden by --config and "
+        "section.key=value arguments.",
+    )
+    parser.add_argument("--config", type=Path, help="YAML config with the keys to change")
+    parser.add_argument("--resume", type=Path, help="checkpoint to continue from (its config is the base)")
+    parser.add_argument(
+        "overrides", nargs="*", help="section.key=value, e.g. train.lr=2e-4 model.backbone=stdc1"
+    )
+    return parser
+
+
+def config_for(args: argparse.Namespace) -> dict[str, Any]:
+    """Defaults + file + overrides; on resume the checkpoint's config replaces the defaults."""
+    if args.resume is None:
+        return load_config(args.config, args.overrides)
+    base = load_checkpoint(args.resume)["config"]
+    if args.config is not None:
+        from training.config import load_yaml
+
+        base = merge(base, load_yaml(args.config))
+    from training.config import apply_overrides
+
+    config = apply_overrides(base, args.overrides)
+    validate(config)
+    return config
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = config_for(args)
+        trainer = Trainer(config, resume=args.resume)
+    except (ConfigError, FileNotFoundError, ValueError) as exc:
+        print(f"depth-train: {exc}", file=sys.stderr)
+        return 2
+    try:
+        trainer.run()
+    finally:
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
