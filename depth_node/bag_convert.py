@@ -26,6 +26,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -235,16 +236,23 @@ def convert_drive(
     if max_frames is not None:
         indices = indices[:max_frames]
     calib = kitti.read_calib(drive_dir.parent, cam)
-    image_ns = kitti.read_timestamps_ns(drive_dir / f"image_{cam:02d}" / "timestamps.txt")
-    velo_ns = _sensor_stamps(drive_dir, "velodyne_points") if lidar else None
     oxts_ns = _sensor_stamps(drive_dir, "oxts")
-    gt_root = Path(gt_dir) if gt_dir is not None else drive_dir
     oxts_indices = (
         [i for i in indices if kitti.oxts_path(drive_dir, i).is_file()] if oxts_ns is not None else []
     )
     records = kitti.read_drive_oxts(drive_dir, oxts_indices)
-    poses = dict(zip(oxts_indices, kitti.oxts_poses(records), strict=True))
-    records_by_index = dict(zip(oxts_indices, records, strict=True))
+    source = _Source(
+        drive_dir=drive_dir,
+        cam=cam,
+        indices=indices,
+        calib=calib,
+        image_ns=kitti.read_timestamps_ns(drive_dir / f"image_{cam:02d}" / "timestamps.txt"),
+        velo_ns=_sensor_stamps(drive_dir, "velodyne_points") if lidar else None,
+        oxts_ns=oxts_ns,
+        poses=dict(zip(oxts_indices, kitti.oxts_poses(records), strict=True)),
+        records=dict(zip(oxts_indices, records, strict=True)),
+        gt_root=Path(gt_dir) if gt_dir is not None else drive_dir,
+    )
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_path.name}.", suffix=".partial", dir=out_path.parent))
@@ -255,21 +263,12 @@ def convert_drive(
         _write_bag(
             staged_bag,
             STORAGES[storage],
-            drive_dir,
-            indices,
-            calib,
-            image_ns,
-            velo_ns,
-            oxts_ns,
-            poses,
-            records_by_index,
-            gt_root,
-            cam,
-            raw,
-            compressed,
-            ground_truth,
-            jpeg_quality,
-            progress,
+            source,
+            raw=raw,
+            compressed=compressed,
+            ground_truth=ground_truth,
+            jpeg_quality=jpeg_quality,
+            progress=progress,
         )
         staged_bag.rename(out_path)
     finally:
@@ -277,19 +276,27 @@ def convert_drive(
     return out_path
 
 
+@dataclass
+class _Source:
+    """What convert_drive read from a drive before writing: frames, calibration, stamps, poses."""
+
+    drive_dir: Path
+    cam: int
+    indices: list[int]
+    calib: kitti.KittiCalib
+    image_ns: np.ndarray
+    velo_ns: np.ndarray | None
+    oxts_ns: np.ndarray | None
+    poses: dict[int, np.ndarray]
+    records: dict[int, np.ndarray]
+    gt_root: Path
+
+
 def _write_bag(
     bag_path: Path,
     plugin: StoragePlugin,
-    drive_dir: Path,
-    indices: list[int],
-    calib: kitti.KittiCalib,
-    image_ns: np.ndarray,
-    velo_ns: np.ndarray | None,
-    oxts_ns: np.ndarray | None,
-    poses: dict[int, np.ndarray],
-    records: dict[int, np.ndarray],
-    gt_root: Path,
-    cam: int,
+    src: _Source,
+    *,
     raw: bool,
     compressed: bool,
     ground_truth: bool,
@@ -298,8 +305,16 @@ def _write_bag(
 ) -> None:
     typestore = get_typestore(Stores.ROS2_HUMBLE)
     msgs = _Messages(typestore)
-    have_lidar = velo_ns is not None and kitti.velodyne_path(drive_dir, indices[0]).is_file()
-    have_gt = ground_truth and kitti.depth_gt_path(gt_root, indices[0], cam).parent.is_dir()
+    drive_dir, cam, indices, calib = src.drive_dir, src.cam, src.indices, src.calib
+    image_ns, velo_ns, oxts_ns, poses, records = (
+        src.image_ns,
+        src.velo_ns,
+        src.oxts_ns,
+        src.poses,
+        src.records,
+    )
+    have_lidar = velo_ns is not None and (drive_dir / "velodyne_points" / "data").is_dir()
+    have_gt = ground_truth and kitti.depth_gt_path(src.gt_root, indices[0], cam).parent.is_dir()
     wanted = {
         "image": raw,
         "compressed": compressed,
@@ -324,7 +339,11 @@ def _write_bag(
         def write(key: str, stamp_ns: int, msg: object) -> None:
             writer.write(conns[key], int(stamp_ns), typestore.serialize_cdr(msg, TOPICS[key][1]))
 
-        first_ns = int(image_ns[indices[0]])
+        # Static transforms go out first, before any sensor's first message (clocks differ on KITTI).
+        firsts = [image_ns[indices[0]]]
+        firsts += [velo_ns[indices[0]]] if have_lidar and len(velo_ns) > indices[0] else []
+        firsts += [oxts_ns[min(poses)]] if poses else []
+        first_ns = int(min(firsts))
         static = [
             msgs.transform(msgs.header(first_ns, LIDAR_FRAME), CAMERA_FRAME, np.linalg.inv(calib.T_cam_velo))
         ]
@@ -361,7 +380,7 @@ def _write_bag(
                     oxts_ns[i],
                     msgs.odometry(msgs.header(oxts_ns[i], ODOM_FRAME), poses[i], records[i]),
                 )
-            gt_path = kitti.depth_gt_path(gt_root, i, cam)
+            gt_path = kitti.depth_gt_path(src.gt_root, i, cam)
             if have_gt and gt_path.is_file():
                 depth = kitti.read_depth_png(gt_path)
                 depth[depth <= 0] = np.nan

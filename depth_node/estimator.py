@@ -37,8 +37,9 @@ REQUIRED_METADATA = (
     "training_mode",
     "source",
 )
-# training_mode values that make a model metric when the model does not say scale_is_metric itself.
-_METRIC_TRAINING_TOKENS = ("velocity", "lidar", "gt", "supervised_depth", "metric", "stereo")
+# training_mode values (training.losses.training_mode: supervised | lidar | self_supervised+velocity |
+# self_supervised) that make a model metric when it does not say scale_is_metric itself.
+_METRIC_TRAINING_TOKENS = ("velocity", "lidar", "gt", "metric", "stereo")
 
 
 class ModelLoadError(RuntimeError):
@@ -114,8 +115,10 @@ def parse_model_info(metadata: dict[str, str], default_name: str, where: str = "
         # Older exports: metric when metric_scale was calibrated or the training mode used metric
         # supervision (velocity, LiDAR/GT depth, stereo).
         lowered = training_mode.lower()
-        scale_is_metric = info_fields["metric_scale"] != 1.0 or any(
-            t in lowered for t in _METRIC_TRAINING_TOKENS
+        scale_is_metric = (
+            info_fields["metric_scale"] != 1.0
+            or lowered == "supervised"
+            or any(token in lowered for token in _METRIC_TRAINING_TOKENS)
         )
     return ModelInfo(
         **info_fields,
@@ -151,7 +154,8 @@ class DepthEstimator:
     order; unavailable ones are skipped with a log line. ``threads``: intra-op threads (0 = ONNX
     Runtime's default). ``trt_cache_dir``: where TensorRT keeps built engines (building one takes
     minutes; the cache makes restarts fast). ``io_binding``: None = use I/O binding on CUDA/TensorRT
-    only (it saves the host<->device copies ``run`` makes); True/False forces it.
+    only (device buffers allocated once instead of per run); True/False forces it. One frame at a
+    time: ``infer`` is not meant to be called from several threads at once.
     """
 
     def __init__(
@@ -191,6 +195,9 @@ class DepthEstimator:
         session_options = ort.SessionOptions()
         session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         session_options.intra_op_num_threads = max(int(threads), 0)
+        # No busy-waiting of the intra-op threads between runs: on the car the CPU is shared with the
+        # rest of the frame's work (and other nodes), which spinning threads would slow down.
+        session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session_options.log_severity_level = 3  # errors only: ORT's warnings are noise on the car's console
         try:
             self.session = ort.InferenceSession(
@@ -206,9 +213,14 @@ class DepthEstimator:
         self.info = parse_model_info(metadata, self.model_path.stem, where=f"model {self.model_path.name}")
         self._check_io()
         self.provider: str = self.session.get_providers()[0]
+        if self.provider != chosen[0]:  # e.g. TensorRT libraries missing: ORT fell back on its own
+            LOG.warning("execution provider %s could not start; running on %s", chosen[0], self.provider)
         if io_binding is None:
             io_binding = self.provider in _BINDING_PROVIDERS
         self._binding = self.session.io_binding() if io_binding else None
+        # Bound tensors live on the provider's device and are reused while the batch size stays.
+        self._device = "cuda" if self.provider in _BINDING_PROVIDERS else "cpu"
+        self._bound: tuple[ort.OrtValue, ort.OrtValue] | None = None
         LOG.info(
             "loaded %s (%s, %dx%d) on %s",
             self.model_path.name,
@@ -254,6 +266,7 @@ class DepthEstimator:
         # The contract is float32 I/O (fp16 exports keep float32 at the boundary); a model with float16
         # I/O still works: inputs are cast on the way in.
         self._input_dtype = np.float16 if image.type == "tensor(float16)" else np.float32
+        self._output_dtype = np.float16 if depth.type == "tensor(float16)" else np.float32
         self._batch_size = _static_dim(image.shape[0])
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
@@ -271,8 +284,24 @@ class DepthEstimator:
         if self._binding is None:
             (depth,) = self.session.run(["depth"], {"image": batch})
         else:
-            self._binding.bind_cpu_input("image", batch)
-            self._binding.bind_output("depth", "cpu")
-            self.session.run_with_iobinding(self._binding)
-            depth = self._binding.copy_outputs_to_cpu()[0]
+            depth = self._run_bound(batch)
         return depth if depth.dtype == np.float32 else depth.astype(np.float32)
+
+    def _run_bound(self, batch: np.ndarray) -> np.ndarray:
+        """Run with I/O binding: input and output tensors stay allocated on the device between frames;
+        each frame costs one host->device copy in and one device->host copy out."""
+        if self._bound is None or tuple(self._bound[0].shape()) != batch.shape:
+            # A private copy on CPU: ortvalue_from_numpy wraps (does not copy) host memory.
+            image = ort.OrtValue.ortvalue_from_numpy(batch.copy(), self._device, 0)
+            out_shape = [batch.shape[0], 1, batch.shape[2], batch.shape[3]]
+            depth = ort.OrtValue.ortvalue_from_shape_and_type(out_shape, self._output_dtype, self._device, 0)
+            self._binding.clear_binding_inputs()
+            self._binding.clear_binding_outputs()
+            self._binding.bind_ortvalue_input("image", image)
+            self._binding.bind_ortvalue_output("depth", depth)
+            self._bound = (image, depth)
+        else:
+            self._bound[0].update_inplace(batch)
+        self.session.run_with_iobinding(self._binding)
+        depth = self._bound[1].numpy()  # a fresh host array for device tensors, a view of the buffer on CPU
+        return depth.copy() if self._device == "cpu" else depth

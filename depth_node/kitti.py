@@ -391,8 +391,13 @@ def read_drive_oxts(drive_dir: Path | str, indices: Iterable[int] | None = None)
 
 
 def _num(value: float) -> str:
-    # KITTI's %e look (7.215377e+02), with as many digits as needed for an exact float64 round trip.
-    return np.format_float_scientific(float(value), unique=True, min_digits=6, exp_digits=2)
+    # KITTI's %e look (7.215377e+02), with as many digits as a float64 round trip needs; values a
+    # few ulps off a 12-digit number (matrix round-off) are written as that number.
+    value = float(value)
+    short = float(f"{value:.12g}")
+    if abs(short - value) <= 4 * np.spacing(abs(value)):
+        value = short
+    return np.format_float_scientific(value, unique=True, min_digits=6, exp_digits=2)
 
 
 def _line(key: str, values: Iterable[float] | np.ndarray) -> str:
@@ -536,7 +541,9 @@ def write_drive(
     start_ns = calendar.timegm((year, month, day, SIM_START_HOUR, drive_number % 60, 0)) * 1_000_000_000
     half_sweep_ns = round(0.5e9 / cfg.fps)
     indices, stamps, T_world_imu, v_imu, w_imu = [], [], [], [], []
-    for frame in tqdm(drive, total=len(drive), desc=f"drive {drive_number:04d}", disable=not progress):
+    for frame in tqdm(
+        drive, total=len(drive), desc=f"drive {drive_number:04d}", unit="frame", disable=not progress
+    ):
         i = frame.index
         if not cv2.imwrite(str(image_path(drive_dir, i)), cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR)):
             raise OSError(f"{image_path(drive_dir, i)}: could not write image")

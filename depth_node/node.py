@@ -289,6 +289,8 @@ class DepthNode(Node):
 
     def _on_worker_error(self, frame: _Frame, error: Exception) -> None:
         # Anything the checks above did not foresee: the frame is dropped, the node keeps running.
+        if not self.context.ok():
+            return  # Ctrl-C shut the context down under a publish: not a bad frame
         reason = "size_mismatch" if isinstance(error, ImageDataError) else "error"
         self._drop(reason, f"{type(error).__name__}: {error}")
 

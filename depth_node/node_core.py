@@ -9,6 +9,7 @@ one and counted as dropped), frame/drop/latency statistics, and the content of t
 
 from __future__ import annotations
 
+import array
 import collections
 import math
 import threading
@@ -294,6 +295,8 @@ def validate_parameters(values: Mapping[str, Any]) -> NodeSettings:
     v: dict[str, Any] = {}
     for spec in PARAMETERS:
         value = values.get(spec.name, spec.default)
+        if isinstance(value, array.array):  # rclpy hands integer/double arrays over as array.array
+            value = value.tolist()
         _check_type(spec, value)
         _check_range(spec, value)
         v[spec.name] = list(value) if isinstance(value, (list, tuple)) else value

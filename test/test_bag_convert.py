@@ -218,6 +218,7 @@ def test_real_kitti_style_drive(real_kitti_date_dir: Path, tmp_path: Path) -> No
         == kitti.read_timestamps_ns(drive / "velodyne_points" / "timestamps.txt").tolist()
     )
     assert times["/odom"] == kitti.read_timestamps_ns(drive / "oxts" / "timestamps.txt").tolist()
+    assert times["/tf_static"][0] == min(t[0] for t in times.values())
     info = messages["/camera/camera_info"][0]
     assert (info.width, info.height) == (1242, 375)
     assert info.k[[0, 2, 4, 5]].tolist() == [721.5377, 609.5593, 721.5377, 172.854]

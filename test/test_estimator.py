@@ -70,6 +70,11 @@ def test_fp16_model_keeps_float32_io(tmp_path: Path, io_binding: bool) -> None:
     out = estimator.infer(batch)
     assert out.dtype == np.float32
     np.testing.assert_allclose(out, 1.5, rtol=1e-3)
+    # results are the caller's: the next run (reusing bound buffers) must not change them
+    second = estimator.infer(np.zeros((1, 3, 12, 16), np.float32))
+    np.testing.assert_allclose(out, 1.5, rtol=1e-3)
+    np.testing.assert_allclose(second, 1.0, rtol=1e-3)
+    assert estimator.infer(np.zeros((3, 3, 12, 16), np.float32)).shape == (3, 1, 12, 16)  # batch change
 
 
 def test_provider_priority_skips_unavailable_ones(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -146,7 +151,9 @@ def test_bad_batches(tmp_path: Path) -> None:
 def test_scale_is_metric_fallback_from_training_mode() -> None:
     base = {k: "1" for k in ("input_height", "input_width", "metric_scale")}
     base.update(min_depth="0.1", max_depth="80", backbone="resnet18", source="x")
-    assert parse_model_info(dict(base, training_mode="mono+velocity"), "m").scale_is_metric
+    assert parse_model_info(dict(base, training_mode="self_supervised+velocity"), "m").scale_is_metric
+    assert parse_model_info(dict(base, training_mode="supervised"), "m").scale_is_metric
+    assert not parse_model_info(dict(base, training_mode="self_supervised"), "m").scale_is_metric
     assert not parse_model_info(dict(base, training_mode="mono"), "m").scale_is_metric
     assert parse_model_info(dict(base, training_mode="mono", metric_scale="31.2"), "m").scale_is_metric
     assert parse_model_info(dict(base, training_mode="mono"), "fallback-name").name == "fallback-name"

@@ -537,3 +537,27 @@ def test_params_file_loads_with_every_parameter(ros, model_path):
     finally:
         node.destroy_node()
         ros.rclpy.try_shutdown()
+
+
+def test_stand_in_keeps_rclpy_rules_the_node_relies_on(ros):
+    """Where the stand-in is used, it must refuse what rclpy/DDS refuse (skipped with real rclpy)."""
+    if not ros.stand_in:
+        pytest.skip("real rclpy in use")
+    from rclpy.exceptions import InvalidParameterTypeException
+
+    ros.rclpy.init(args=["--ros-args", "-p", "ratio:=1"])
+    try:
+        node = ros.rclpy.create_node("rules")
+        with pytest.raises(InvalidParameterTypeException):
+            node.declare_parameter("ratio", 0.5)  # an int override for a double parameter
+        best_effort = ros.QoSProfile(depth=1, reliability=ros.Reliability.BEST_EFFORT)
+        reliable = ros.QoSProfile(depth=1, reliability=ros.Reliability.RELIABLE)
+        got: list = []
+        publisher = node.create_publisher(ros.CameraInfo, "info", best_effort)
+        node.create_subscription(ros.CameraInfo, "info", got.append, reliable)
+        assert publisher.get_subscription_count() == 0  # a reliable reader does not match
+        with pytest.raises(AssertionError):
+            ros.DiagnosticStatus(level=1, name="", message="", hardware_id="", values=[])  # byte field
+        node.destroy_node()
+    finally:
+        ros.rclpy.try_shutdown()

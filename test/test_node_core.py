@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import ast
 import importlib.util
 import math
@@ -112,6 +113,12 @@ def test_valid_settings_reach_the_pipeline_config():
     assert config.crop == (0, 10, 400, 100)
     assert (config.scale_mode, config.fixed_scale, config.camera_height) == ("fixed", 2.5, None)
     assert (config.output_resolution, config.upsample) == ("model", "nearest")
+
+
+def test_rclpy_array_values_are_accepted():
+    # rclpy returns INTEGER_ARRAY parameters from a params file as array.array('q').
+    settings = validate_parameters({"crop": array.array("q", [0, 8, 64, 32])})
+    assert settings.crop == (0, 8, 64, 32)
 
 
 def test_default_model_prefers_a_demo_model(tmp_path):

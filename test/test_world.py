@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import cv2
 import numpy as np
 import pytest
@@ -17,8 +19,14 @@ FX, FY = 721.5377 * W / 1242, 721.5377 * H / 375
 def small(seed: int = 0, **kw) -> WorldConfig:
     kw.setdefault("num_frames", 30)
     kw.setdefault("lidar", False)
-    return WorldConfig(seed=seed, width=kw.pop("width", W), height=kw.pop("height", H), fx=kw.pop("fx", FX),
-                       fy=kw.pop("fy", FY), **kw)
+    return WorldConfig(
+        seed=seed,
+        width=kw.pop("width", W),
+        height=kw.pop("height", H),
+        fx=kw.pop("fx", FX),
+        fy=kw.pop("fy", FY),
+        **kw,
+    )
 
 
 def flat(seed: int = 0, **kw) -> WorldConfig:
@@ -37,14 +45,22 @@ def test_frame_fields(drive: SyntheticDrive) -> None:
     assert f.image.shape == (H, W, 3) and f.image.dtype == np.uint8
     assert f.depth.shape == (H, W) and f.depth.dtype == np.float32
     assert f.moving_mask.shape == (H, W) and f.moving_mask.dtype == bool
-    assert f.T_world_cam.shape == (4, 4) and f.velocity_imu.shape == (3,) and f.angular_velocity_imu.shape == (3,)
-    assert f.lidar.ndim == 2 and f.lidar.shape[1] == 4 and f.lidar.dtype == np.float32 and len(f.lidar) > 10000
+    assert (
+        f.T_world_cam.shape == (4, 4)
+        and f.velocity_imu.shape == (3,)
+        and f.angular_velocity_imu.shape == (3,)
+    )
+    assert (
+        f.lidar.ndim == 2 and f.lidar.shape[1] == 4 and f.lidar.dtype == np.float32 and len(f.lidar) > 10000
+    )
     assert np.all((f.lidar[:, 3] >= 0) & (f.lidar[:, 3] <= 1))
     assert np.all(np.linalg.norm(f.lidar[:, :3], axis=1) <= drive.config.lidar_range + 1e-3)
     np.testing.assert_allclose(drive.K, [[FX, 0, (W - 1) / 2], [0, FY, (H - 1) / 2], [0, 0, 1]])
     # KITTI mounting: LiDAR ~0.27 m behind and ~0.08 m above the camera; IMU further back and lower.
     lidar_in_cam = drive.T_cam_lidar[:3, 3]
-    assert lidar_in_cam[2] == pytest.approx(-0.27, abs=0.01) and lidar_in_cam[1] == pytest.approx(-0.08, abs=0.01)
+    assert lidar_in_cam[2] == pytest.approx(-0.27, abs=0.01) and lidar_in_cam[1] == pytest.approx(
+        -0.08, abs=0.01
+    )
     imu_in_cam = drive.T_cam_imu[:3, 3]
     assert imu_in_cam[2] < lidar_in_cam[2] - 0.5 and imu_in_cam[1] > lidar_in_cam[1] + 0.5
     np.testing.assert_allclose(drive.T_cam_lidar[:3, :3] @ [1, 0, 0], [0, 0, 1])  # LiDAR x = camera z
@@ -103,8 +119,9 @@ def test_road_depth_matches_flat_ground_formula() -> None:
 
 def test_lidar_agrees_with_rendered_depth() -> None:
     w, h = 640, 192
-    drive = SyntheticDrive(small(4, lidar=True, num_frames=10, width=w, height=h, fx=721.5377 * w / 1242,
-                                 fy=721.5377 * h / 375))
+    drive = SyntheticDrive(
+        small(4, lidar=True, num_frames=10, width=w, height=h, fx=721.5377 * w / 1242, fy=721.5377 * h / 375)
+    )
     for i in (0, 9):
         f = drive.frame(i)
         pts_cam = transform_points(drive.T_cam_lidar, f.lidar[:, :3])
@@ -122,10 +139,11 @@ def test_ego_speed_and_pose_consistency() -> None:
     speeds = np.array([np.linalg.norm(f.velocity_imu) for f in frames])
     assert np.all((speeds >= 5.0) & (speeds <= 15.0))
     assert all(f.velocity_imu[0] > 0.95 * np.linalg.norm(f.velocity_imu) for f in frames)
-    for a, b in zip(frames[:-1], frames[1:]):
+    for a, b in itertools.pairwise(frames):
         step = np.linalg.norm(b.T_world_cam[:3, 3] - a.T_world_cam[:3, 3])
-        assert step == pytest.approx(0.5 * (np.linalg.norm(a.velocity_imu) + np.linalg.norm(b.velocity_imu)) * dt,
-                                     rel=0.02)
+        assert step == pytest.approx(
+            0.5 * (np.linalg.norm(a.velocity_imu) + np.linalg.norm(b.velocity_imu)) * dt, rel=0.02
+        )
         R = a.T_world_cam[:3, :3]
         assert np.allclose(R.T @ R, np.eye(3), atol=1e-9)
         # Optical axis stays close to horizontal (gentle pitch) and the camera's y points down.
@@ -153,18 +171,29 @@ def test_moving_cars_move_relative_to_the_world() -> None:
     for i in range(0, 39, 3):
         a, b = drive.frame(i), drive.frame(i + 1)
         err, moving = _reprojection_error(a, b, drive.K)
-        static = err[~moving]
-        assert np.median(np.nan_to_num(static, nan=1.0)) < 0.02  # the static world reprojects
+        static = np.median(np.nan_to_num(err[~moving], nan=1.0))
+        assert static < 0.005  # the static world reprojects exactly (up to pixel rounding)
         if moving.sum() >= 40:
-            assert np.median(np.nan_to_num(err[moving], nan=1.0)) > 0.03  # cars do not
+            # Cars do not: even a lead car keeping pace with us moves ~1 m per frame in the world,
+            # which at <= 45 m shows up as >= 2 % depth error after a static-world warp.
+            assert np.median(np.nan_to_num(err[moving], nan=1.0)) > max(0.01, 5 * static)
             checked += 1
     assert checked >= 2
 
 
 def test_road_has_texture_at_near_and_middle_range() -> None:
     for seed in (8, 9):
-        cfg = flat(seed, moving_cars=False, parked_density=0.0, noise_std=0.0, width=640, height=192,
-                   fx=721.5377 * 640 / 1242, fy=721.5377 * 192 / 375, num_frames=2)
+        cfg = flat(
+            seed,
+            moving_cars=False,
+            parked_density=0.0,
+            noise_std=0.0,
+            width=640,
+            height=192,
+            fx=721.5377 * 640 / 1242,
+            fy=721.5377 * 192 / 375,
+            num_frames=2,
+        )
         drive = SyntheticDrive(cfg)
         f = drive.frame(0)
         grey = cv2.cvtColor(f.image, cv2.COLOR_RGB2GRAY).astype(np.float32)

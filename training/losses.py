@@ -99,10 +99,11 @@ class SSIM(nn.Module):
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         x, y = self.pad(x), self.pad(y)
-        mu_x, mu_y = self.pool(x), self.pool(y)
-        sigma_x = self.pool(x * x) - mu_x**2
-        sigma_y = self.pool(y * y) - mu_y**2
-        sigma_xy = self.pool(x * y) - mu_x * mu_y
+        # One pooling call over all five moments instead of five calls (the loss's hot spot).
+        mu_x, mu_y, xx, yy, xy = self.pool(torch.cat([x, y, x * x, y * y, x * y], 1)).chunk(5, dim=1)
+        sigma_x = xx - mu_x**2
+        sigma_y = yy - mu_y**2
+        sigma_xy = xy - mu_x * mu_y
         num = (2 * mu_x * mu_y + self.C1) * (2 * sigma_xy + self.C2)
         den = (mu_x**2 + mu_y**2 + self.C1) * (sigma_x + sigma_y + self.C2)
         return torch.clamp((1 - num / den) / 2, 0, 1)

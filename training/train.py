@@ -520,10 +520,10 @@ class Trainer:
         train = self.config["train"]
         record = {"step": self.global_step, "epoch": self.epoch, "loss": loss, **stats}
         self.loss_log.write(json.dumps(record) + "\n")
+        self.loss_log.flush()  # one short line per step: cheap, and the log is current when a run dies
         if self.writer is None:
             return
         if self.global_step % max(1, int(train["log_every"])) == 0 or self.global_step == 1:
-            self.loss_log.flush()
             for key, value in stats.items():
                 self.writer.add_scalar(f"train/{key}", value, self.global_step)
             self.writer.add_scalar("train/lr", self.optimizer.param_groups[0]["lr"], self.global_step)

@@ -7,6 +7,7 @@ direction) and h the height above the road at s. The road cross-section is level
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,10 +32,21 @@ from depth_node.sim._scene import (
 
 STEP = 0.5  # path sampling (m)
 GROUND_EXTENT = 60.0  # lateral reach of the terrain on each side (m)
-CAR_COLOURS = np.array([
-    (0.82, 0.82, 0.80), (0.62, 0.63, 0.64), (0.10, 0.10, 0.11), (0.30, 0.31, 0.33), (0.12, 0.18, 0.38),
-    (0.55, 0.08, 0.07), (0.15, 0.30, 0.20), (0.70, 0.62, 0.45), (0.85, 0.55, 0.10), (0.35, 0.45, 0.60),
-], np.float32)
+CAR_COLOURS = np.array(
+    [
+        (0.82, 0.82, 0.80),
+        (0.62, 0.63, 0.64),
+        (0.10, 0.10, 0.11),
+        (0.30, 0.31, 0.33),
+        (0.12, 0.18, 0.38),
+        (0.55, 0.08, 0.07),
+        (0.15, 0.30, 0.20),
+        (0.70, 0.62, 0.45),
+        (0.85, 0.55, 0.10),
+        (0.35, 0.45, 0.60),
+    ],
+    np.float32,
+)
 
 
 @dataclass
@@ -150,11 +162,16 @@ class Layout:
 def _smooth(a: np.ndarray, window: int) -> np.ndarray:
     k = np.ones(max(window, 1)) / max(window, 1)
     pad = len(k) // 2
-    return np.convolve(np.pad(a, pad, mode="edge"), k, mode="same")[pad: pad + len(a)]
+    return np.convolve(np.pad(a, pad, mode="edge"), k, mode="same")[pad : pad + len(a)]
 
 
-def make_path(rng: np.random.Generator, length: float, curviness: float, max_grade: float,
-              straight_at: list[tuple[float, float]]) -> Path:
+def make_path(
+    rng: np.random.Generator,
+    length: float,
+    curviness: float,
+    max_grade: float,
+    straight_at: list[tuple[float, float]],
+) -> Path:
     s = np.arange(0.0, length + STEP, STEP)
     kappa = np.zeros_like(s)
     pos = 60.0
@@ -190,11 +207,24 @@ def _rect_along(path: Path, s0: float, s1: float, t0: float, t1: float) -> tuple
     return (c[0], c[1], 0.5 * abs(s1 - s0), 0.5 * abs(t1 - t0), psi)
 
 
-def _strip(b: PolyBuilder, path: Path, s0: float, s1: float, t0: float, t1: float, h: float, mat: int,
-           col, prm, layer: int = GROUND) -> None:
+def _strip(
+    b: PolyBuilder,
+    path: Path,
+    s0: float,
+    s1: float,
+    t0: float,
+    t1: float,
+    h: float,
+    mat: int,
+    col,
+    prm,
+    layer: int = GROUND,
+) -> None:
     """Horizontal quad of the road frame between s0..s1 and t0..t1 at height h (road-frame texture)."""
     obj = b.new_object(_rect_along(path, s0, s1, t0, t1), layer, 0.5 * (s0 + s1))
-    verts = np.array([path.point(s0, t0, h), path.point(s1, t0, h), path.point(s1, t1, h), path.point(s0, t1, h)])
+    verts = np.array(
+        [path.point(s0, t0, h), path.point(s1, t0, h), path.point(s1, t1, h), path.point(s0, t1, h)]
+    )
     sm = 0.5 * (s0 + s1)
     tan, nrm = path.axes(sm)
     origin = path.point(sm, 0.0, h)
@@ -203,17 +233,30 @@ def _strip(b: PolyBuilder, path: Path, s0: float, s1: float, t0: float, t1: floa
 
 def _kerb(b: PolyBuilder, path: Path, s0: float, s1: float, t: float, height: float, side: int, col) -> None:
     obj = b.new_object(_rect_along(path, s0, s1, t, t + side * 0.1), GROUND, 0.5 * (s0 + s1))
-    verts = np.array([path.point(s0, t, 0), path.point(s1, t, 0), path.point(s1, t, height),
-                      path.point(s0, t, height)])
+    verts = np.array(
+        [path.point(s0, t, 0), path.point(s1, t, 0), path.point(s1, t, height), path.point(s0, t, height)]
+    )
     sm = 0.5 * (s0 + s1)
     tan, nrm = path.axes(sm)
     origin = path.point(sm, t, 0.0)
     b.add(obj, verts, -side * nrm, KERB, col, [0], origin, tan, np.array([0, 0, 1.0]), off1=sm)
 
 
-def _vertical_panels(b: PolyBuilder, a: np.ndarray, c: np.ndarray, z0: float, z1: float, outward: np.ndarray,
-                     mat: int, col, prm, s_ref: float, s_off: float = 0.0, ground_z: float | None = None,
-                     panel: float = 5.0) -> None:
+def _vertical_panels(
+    b: PolyBuilder,
+    a: np.ndarray,
+    c: np.ndarray,
+    z0: float,
+    z1: float,
+    outward: np.ndarray,
+    mat: int,
+    col,
+    prm,
+    s_ref: float,
+    s_off: float = 0.0,
+    ground_z: float | None = None,
+    panel: float = 5.0,
+) -> None:
     """A vertical wall from a to c (horizontal points), split into panels for the painter's sort."""
     length = float(np.hypot(*(c - a)[:2]))
     n = max(1, int(np.ceil(length / panel)))
@@ -241,7 +284,7 @@ def _convex_hull_ground(points: np.ndarray, z: float) -> np.ndarray:
         hull = hull[np.linspace(0, len(hull) - 1, 8).round().astype(int)]
     out = np.empty((8, 3))
     out[: len(hull), :2] = hull
-    out[len(hull):, :2] = hull[-1]
+    out[len(hull) :, :2] = hull[-1]
     out[:, 2] = z
     return out
 
@@ -265,10 +308,21 @@ def generate(rng: np.random.Generator, length: float, s_start: float, duration: 
                 inters.append((pos, rng.uniform(7.0, 12.0)))
             pos += rng.uniform(90, 260)
     inter = np.array(inters, np.float64).reshape(-1, 2)
-    road = RoadStyle(lanes, lane_w, park_w, half, kerb_h, sidewalk, int(rng.integers(0, 3)),
-                     bool(rng.random() < 0.7), asphalt.astype(np.float32), inter)
-    path = make_path(rng, length, cfg.curviness, cfg.max_grade,
-                     [(a - w / 2 - 40, a + w / 2 + 40) for a, w in inters])
+    road = RoadStyle(
+        lanes,
+        lane_w,
+        park_w,
+        half,
+        kerb_h,
+        sidewalk,
+        int(rng.integers(0, 3)),
+        bool(rng.random() < 0.7),
+        asphalt.astype(np.float32),
+        inter,
+    )
+    path = make_path(
+        rng, length, cfg.curviness, cfg.max_grade, [(a - w / 2 - 40, a + w / 2 + 40) for a, w in inters]
+    )
 
     def in_inter(s: float, margin: float = 0.0) -> bool:
         return bool(np.any(np.abs(s - inter[:, 0]) < inter[:, 1] / 2 + margin)) if len(inter) else False
@@ -286,11 +340,14 @@ def generate(rng: np.random.Generator, length: float, s_start: float, duration: 
     warm = rng.uniform(0.0, 0.12)
     light = Lighting(
         sun=sun,
-        sun_colour=np.array([1.0, 0.96 - warm / 3, 0.90 - warm]) * (0.25 if overcast else rng.uniform(0.75, 0.95)),
+        sun_colour=np.array([1.0, 0.96 - warm / 3, 0.90 - warm])
+        * (0.25 if overcast else rng.uniform(0.75, 0.95)),
         ambient=np.array([0.80, 0.84, 0.92]) * (0.95 if overcast else rng.uniform(0.42, 0.55)),
         shadow=0.15 if overcast else 1.0,
         sky_horizon=np.array([0.80, 0.82, 0.84]) if overcast else np.array([0.78, 0.85, 0.93]),
-        sky_zenith=np.array([0.62, 0.65, 0.70]) if overcast else np.array([0.32, 0.50, 0.82]) * rng.uniform(0.9, 1.1),
+        sky_zenith=np.array([0.62, 0.65, 0.70])
+        if overcast
+        else np.array([0.32, 0.50, 0.82]) * rng.uniform(0.9, 1.1),
         clouds=rng.uniform(0.3, 0.6) if overcast else rng.uniform(0.0, 0.6),
         exposure=rng.uniform(0.95, 1.15),
     )
@@ -313,7 +370,6 @@ def generate(rng: np.random.Generator, length: float, s_start: float, duration: 
     kerb_col = np.array([0.66, 0.66, 0.64]) * rng.uniform(0.9, 1.05)
     grass = np.array([0.26, 0.36, 0.14]) * rng.uniform(0.8, 1.2, 3)
     plaza = np.array([0.55, 0.52, 0.48]) * rng.uniform(0.85, 1.1, 3)
-    seg_len = rng.uniform(60, 200)
 
     # Zones per side decide what lines the street: 0 city blocks, 1 suburban houses, 2 open land.
     style = rng.choice(3, p=[0.45, 0.35, 0.20])
@@ -333,7 +389,7 @@ def generate(rng: np.random.Generator, length: float, s_start: float, duration: 
                 return k
         return 2
 
-    for s0, s1 in zip(breaks[:-1], breaks[1:]):
+    for s0, s1 in itertools.pairwise(breaks):
         sm = 0.5 * (s0 + s1)
         _strip(b, path, s0, s1, -half, half, 0.0, ASPHALT, road.asphalt, [0])
         if in_inter(sm):
@@ -357,18 +413,50 @@ def generate(rng: np.random.Generator, length: float, s_start: float, duration: 
             # The crossing street: straight, perpendicular, its own texture frame (s' outwards).
             for k0 in np.arange(half, GROUND_EXTENT, 6.0):
                 k1 = min(k0 + 6.0, GROUND_EXTENT)
-                verts = np.array([path.point(a - w / 2, side * k0), path.point(a + w / 2, side * k0),
-                                  path.point(a + w / 2, side * k1), path.point(a - w / 2, side * k1)])
+                verts = np.array(
+                    [
+                        path.point(a - w / 2, side * k0),
+                        path.point(a + w / 2, side * k0),
+                        path.point(a + w / 2, side * k1),
+                        path.point(a - w / 2, side * k1),
+                    ]
+                )
                 obj = b.new_object(_rect_along(path, a - w / 2, a + w / 2, side * k0, side * k1), GROUND, a)
-                b.add(obj, verts, np.array([0, 0, 1.0]), ASPHALT, road.asphalt, [1, half, w],
-                      path.point(a, 0.0), side * nrm, tan)
+                b.add(
+                    obj,
+                    verts,
+                    np.array([0, 0, 1.0]),
+                    ASPHALT,
+                    road.asphalt,
+                    [1, half, w],
+                    path.point(a, 0.0),
+                    side * nrm,
+                    tan,
+                )
                 for edge in (-1, 1):  # kerbs of the blocks facing the crossing street
                     sk = a + edge * w / 2
-                    verts = np.array([path.point(sk, side * k0), path.point(sk, side * k1),
-                                      path.point(sk, side * k1, kerb_h), path.point(sk, side * k0, kerb_h)])
-                    obj = b.new_object(_rect_along(path, sk, sk + edge * 0.1, side * k0, side * k1), GROUND, a)
-                    b.add(obj, verts, -edge * tan, KERB, kerb_col, [0], path.point(a, 0.0), side * nrm,
-                          np.array([0, 0, 1.0]))
+                    verts = np.array(
+                        [
+                            path.point(sk, side * k0),
+                            path.point(sk, side * k1),
+                            path.point(sk, side * k1, kerb_h),
+                            path.point(sk, side * k0, kerb_h),
+                        ]
+                    )
+                    obj = b.new_object(
+                        _rect_along(path, sk, sk + edge * 0.1, side * k0, side * k1), GROUND, a
+                    )
+                    b.add(
+                        obj,
+                        verts,
+                        -edge * tan,
+                        KERB,
+                        kerb_col,
+                        [0],
+                        path.point(a, 0.0),
+                        side * nrm,
+                        np.array([0, 0, 1.0]),
+                    )
 
     # ---- buildings, walls, hedges --------------------------------------------------------------
     h_lo, h_hi = [(5.0, 12.0), (8.0, 20.0), (12.0, 30.0)][int(rng.integers(0, 3))]
@@ -427,16 +515,36 @@ def generate(rng: np.random.Generator, length: float, s_start: float, duration: 
                 kind = int(rng.choice(2))
             floor_h = rng.uniform(2.9, 3.6)
             spacing = rng.uniform(2.2, 4.0)
-            prm = [kind, spacing, rng.uniform(0.35, 0.6) * spacing, floor_h, rng.uniform(0.4, 0.6) * floor_h,
-                   height, rng.uniform(0.2, 0.8), float(rng.integers(0, 1 << 20)), float(zone == 0 and rng.random() < 0.5),
-                   rng.uniform(0, 1)]
+            prm = [
+                kind,
+                spacing,
+                rng.uniform(0.35, 0.6) * spacing,
+                floor_h,
+                rng.uniform(0.4, 0.6) * floor_h,
+                height,
+                rng.uniform(0.2, 0.8),
+                float(rng.integers(0, 1 << 20)),
+                float(zone == 0 and rng.random() < 0.5),
+                rng.uniform(0, 1),
+            ]
             # Front, then the two gable ends (seen through gaps and at intersections).
             a_f, c_f = (pa, pb) if side < 0 else (pb, pa)
             _vertical_panels(b, a_f, c_f, z0, z_ground + height, out, FACADE, col, prm, sm, ground_z=z_ground)
             for end, sgn in ((pa, -1), (pb, 1)):
                 a_e, c_e = (end + back, end) if sgn * side < 0 else (end, end + back)
-                _vertical_panels(b, a_e, c_e, z0, z_ground + height, sgn * e_run, FACADE, col * 0.92, prm, sm,
-                                 ground_z=z_ground)
+                _vertical_panels(
+                    b,
+                    a_e,
+                    c_e,
+                    z0,
+                    z_ground + height,
+                    sgn * e_run,
+                    FACADE,
+                    col * 0.92,
+                    prm,
+                    sm,
+                    ground_z=z_ground,
+                )
             corners = np.array([pa, pb, pb + back, pa + back])
             top = corners.copy()
             top[:, 2] = z_ground + height
@@ -452,13 +560,24 @@ def generate(rng: np.random.Generator, length: float, s_start: float, duration: 
                 ha, hb = path.point(s_a + 0.5, side * t_h), path.point(s_b - 0.5, side * t_h)
                 R = rotation_matrix(0.0, 0.0, np.arctan2(*(hb - ha)[1::-1]))
                 run = float(np.hypot(*(hb - ha)[:2]))
-                tb = box_table(((ha + hb) / 2)[None], R[None], np.array([-run / 2]), np.array([run / 2]),
-                               np.array([-0.3]), np.array([0.3]), np.array([kerb_h - 0.2]),
-                               np.array([kerb_h + hh]), ("front", "rear", "left", "right", "top"),
-                               np.array([FOLIAGE if is_hedge else WALL]),
-                               (np.array([[0.13, 0.26, 0.09]]) if is_hedge else np.array([[0.62, 0.6, 0.56]]))
-                               * rng.uniform(0.8, 1.2), np.zeros((1, 12), np.float32))
-                obj = b.new_object((*((ha + hb) / 2)[:2], run / 2, 0.3, np.arctan2(*(hb - ha)[1::-1])), OBJECTS, sm)
+                tb = box_table(
+                    ((ha + hb) / 2)[None],
+                    R[None],
+                    np.array([-run / 2]),
+                    np.array([run / 2]),
+                    np.array([-0.3]),
+                    np.array([0.3]),
+                    np.array([kerb_h - 0.2]),
+                    np.array([kerb_h + hh]),
+                    ("front", "rear", "left", "right", "top"),
+                    np.array([FOLIAGE if is_hedge else WALL]),
+                    (np.array([[0.13, 0.26, 0.09]]) if is_hedge else np.array([[0.62, 0.6, 0.56]]))
+                    * rng.uniform(0.8, 1.2),
+                    np.zeros((1, 12), np.float32),
+                )
+                obj = b.new_object(
+                    (*((ha + hb) / 2)[:2], run / 2, 0.3, np.arctan2(*(hb - ha)[1::-1])), OBJECTS, sm
+                )
                 b.add_table(np.full(len(tb["V"]), obj), tb)
 
     # ---- trees and poles -----------------------------------------------------------------------
@@ -511,10 +630,13 @@ def generate(rng: np.random.Generator, length: float, s_start: float, duration: 
         yaw = psi + np.where(P[:, 2] > 0, np.pi, 0.0) + rng.normal(0, 0.03, n)
         pitch = -np.arctan(g) * np.where(P[:, 2] > 0, -1.0, 1.0)
         R = np.array([rotation_matrix(0.0, p, y) for p, y in zip(pitch, yaw)])
-        tb = car_tables(origins, R, length_c, width_c, height_c, colours,
-                        rng.integers(0, 1 << 20, n).astype(np.float32))
-        objs = [b.new_object((o[0], o[1], lc / 2, wc / 2, y), OBJECTS, s)
-                for o, lc, wc, y, s in zip(origins, length_c, width_c, yaw, P[:, 0])]
+        tb = car_tables(
+            origins, R, length_c, width_c, height_c, colours, rng.integers(0, 1 << 20, n).astype(np.float32)
+        )
+        objs = [
+            b.new_object((o[0], o[1], lc / 2, wc / 2, y), OBJECTS, s)
+            for o, lc, wc, y, s in zip(origins, length_c, width_c, yaw, P[:, 0])
+        ]
         b.add_table(np.repeat(objs, 10), tb)
         for o, lc, wc, hc, y, s in zip(origins, length_c, width_c, height_c, yaw, P[:, 0]):
             add_shadow(_car_hull(o, y, lc, wc, hc), o[2], s)
@@ -525,9 +647,19 @@ def generate(rng: np.random.Generator, length: float, s_start: float, duration: 
     ego = _ego_motion(rng, road, s_start, cfg)
     traffic = _traffic(rng, road, ego, length, duration, cfg)
     fh = {side: np.array(v, np.float64).reshape(-1, 4) for side, v in facade_h.items()}
-    return Layout(path, road, light, ego, traffic, polys, objects,
-                  np.array(shadows, np.float64).reshape(-1, 8, 3), np.array(shadow_kind, np.int8),
-                  np.array(shadow_s, np.float64), fh)
+    return Layout(
+        path,
+        road,
+        light,
+        ego,
+        traffic,
+        polys,
+        objects,
+        np.array(shadows, np.float64).reshape(-1, 8, 3),
+        np.array(shadow_kind, np.int8),
+        np.array(shadow_s, np.float64),
+        fh,
+    )
 
 
 def _car_hull(origin: np.ndarray, yaw: float, length: float, width: float, height: float) -> np.ndarray:
@@ -540,8 +672,9 @@ def _car_hull(origin: np.ndarray, yaw: float, length: float, width: float, heigh
     return np.array(pts)
 
 
-def _tree(b: PolyBuilder, rng: np.random.Generator, path: Path, s: float, t: float, kerb_h: float, leaf,
-          add_shadow) -> None:
+def _tree(
+    b: PolyBuilder, rng: np.random.Generator, path: Path, s: float, t: float, kerb_h: float, leaf, add_shadow
+) -> None:
     base = path.point(s, t, kerb_h)
     trunk_h = rng.uniform(1.8, 3.5)
     r = rng.uniform(1.2, 3.2)
@@ -551,9 +684,20 @@ def _tree(b: PolyBuilder, rng: np.random.Generator, path: Path, s: float, t: flo
     tw = rng.uniform(0.12, 0.22)
     R = rotation_matrix(0, 0, rng.uniform(0, np.pi))
     bark = np.array([0.30, 0.22, 0.15]) * rng.uniform(0.7, 1.2)
-    tb = box_table(base[None], R[None], np.array([-tw]), np.array([tw]), np.array([-tw]), np.array([tw]),
-                   np.array([-0.2]), np.array([z1 + 0.5]), ("front", "rear", "left", "right"),
-                   np.array([BARK]), bark[None], np.zeros((1, 12), np.float32))
+    tb = box_table(
+        base[None],
+        R[None],
+        np.array([-tw]),
+        np.array([tw]),
+        np.array([-tw]),
+        np.array([tw]),
+        np.array([-0.2]),
+        np.array([z1 + 0.5]),
+        ("front", "rear", "left", "right"),
+        np.array([BARK]),
+        bark[None],
+        np.zeros((1, 12), np.float32),
+    )
     b.add_table(np.full(len(tb["V"]), obj), tb)
     # Canopy: an 8-sided prism with pyramid caps (convex, so back-face culling orders its faces).
     k = 8
@@ -578,29 +722,61 @@ def _tree(b: PolyBuilder, rng: np.random.Generator, path: Path, s: float, t: flo
             out = verts.mean(axis=0) - centre
             e2 = np.cross(out / np.linalg.norm(out), tang)
             e2 = e2 if e2[2] >= 0 else -e2
-            b.add(obj, verts, out, FOLIAGE, colour, [0, seed, r], centre, tang, up if abs(e2[2]) < 1e-6 else e2)
+            b.add(
+                obj, verts, out, FOLIAGE, colour, [0, seed, r], centre, tang, up if abs(e2[2]) < 1e-6 else e2
+            )
     pts = np.vstack([lo, hi, top[None], bot[None]])
     add_shadow(pts, base[2], s)
 
 
-def _pole(b: PolyBuilder, rng: np.random.Generator, path: Path, s: float, side: int, t: float, kerb_h: float,
-          add_shadow) -> None:
+def _pole(
+    b: PolyBuilder,
+    rng: np.random.Generator,
+    path: Path,
+    s: float,
+    side: int,
+    t: float,
+    kerb_h: float,
+    add_shadow,
+) -> None:
     base = path.point(s, side * t, kerb_h)
     psi = float(path.at(s)[3])
     h = rng.uniform(6.5, 8.5)
     R = rotation_matrix(0, 0, psi)
     grey = np.array([0.45, 0.46, 0.47]) * rng.uniform(0.8, 1.2)
     obj = b.new_object((base[0], base[1], 0.1, 0.1, psi), OBJECTS, s)
-    tb = box_table(base[None], R[None], np.array([-0.08]), np.array([0.08]), np.array([-0.08]),
-                   np.array([0.08]), np.array([-0.2]), np.array([h]), ("front", "rear", "left", "right"),
-                   np.array([METAL]), grey[None], np.zeros((1, 12), np.float32))
+    tb = box_table(
+        base[None],
+        R[None],
+        np.array([-0.08]),
+        np.array([0.08]),
+        np.array([-0.08]),
+        np.array([0.08]),
+        np.array([-0.2]),
+        np.array([h]),
+        ("front", "rear", "left", "right"),
+        np.array([METAL]),
+        grey[None],
+        np.zeros((1, 12), np.float32),
+    )
     b.add_table(np.full(len(tb["V"]), obj), tb)
     # The lamp arm reaches over the road.
     arm = 1.8
     y0, y1 = (-arm, 0.0) if side > 0 else (0.0, arm)
-    tb = box_table(base[None], R[None], np.array([-0.06]), np.array([0.06]), np.array([y0]), np.array([y1]),
-                   np.array([h - 0.15]), np.array([h]), ("front", "rear", "left", "right", "bottom", "top"),
-                   np.array([METAL]), grey[None], np.zeros((1, 12), np.float32))
+    tb = box_table(
+        base[None],
+        R[None],
+        np.array([-0.06]),
+        np.array([0.06]),
+        np.array([y0]),
+        np.array([y1]),
+        np.array([h - 0.15]),
+        np.array([h]),
+        ("front", "rear", "left", "right", "bottom", "top"),
+        np.array([METAL]),
+        grey[None],
+        np.zeros((1, 12), np.float32),
+    )
     mid = base + R @ np.array([0, (y0 + y1) / 2, 0])
     obj = b.new_object((mid[0], mid[1], 0.06, arm / 2, psi), OBJECTS, s)
     b.add_table(np.full(len(tb["V"]), obj), tb)
@@ -618,16 +794,19 @@ def _ego_motion(rng: np.random.Generator, road: RoadStyle, s_start: float, cfg) 
     lane_t = -(lane + 0.5) * road.lane_width
     w = cfg.camera_wobble
     weave = (0.2 * w, 2 * np.pi / rng.uniform(6, 14), rng.uniform(0, 2 * np.pi))
-    wobble = np.array([
-        [np.deg2rad(0.3) * w, 2 * np.pi / rng.uniform(1.5, 4.0), rng.uniform(0, 2 * np.pi)],
-        [np.deg2rad(0.5) * w, 2 * np.pi / rng.uniform(1.0, 3.0), rng.uniform(0, 2 * np.pi)],
-        [np.deg2rad(0.4) * w, 2 * np.pi / rng.uniform(3.0, 8.0), rng.uniform(0, 2 * np.pi)],
-    ])
+    wobble = np.array(
+        [
+            [np.deg2rad(0.3) * w, 2 * np.pi / rng.uniform(1.5, 4.0), rng.uniform(0, 2 * np.pi)],
+            [np.deg2rad(0.5) * w, 2 * np.pi / rng.uniform(1.0, 3.0), rng.uniform(0, 2 * np.pi)],
+            [np.deg2rad(0.4) * w, 2 * np.pi / rng.uniform(3.0, 8.0), rng.uniform(0, 2 * np.pi)],
+        ]
+    )
     return EgoMotion(s_start, v_mean, amps, omegas, phases, lane_t, weave, wobble)
 
 
-def _traffic(rng: np.random.Generator, road: RoadStyle, ego: EgoMotion, length: float, duration: float,
-             cfg) -> Traffic:
+def _traffic(
+    rng: np.random.Generator, road: RoadStyle, ego: EgoMotion, length: float, duration: float, cfg
+) -> Traffic:
     rows = []  # s0, speed, lane_t, lead, gap mean, gap amp, gap omega
     if cfg.moving_cars:
         dens = cfg.traffic_density
@@ -643,8 +822,9 @@ def _traffic(rng: np.random.Generator, road: RoadStyle, ego: EgoMotion, length: 
             if abs(t_lane - ego.lane_t) < 0.1:
                 if rng.random() < 0.6 * min(dens, 1.0) + 0.2:
                     gap = rng.uniform(13, 30)
-                    rows.append((0, 0, t_lane, 1, gap, rng.uniform(0.2, 0.4) * gap,
-                                 2 * np.pi / rng.uniform(8, 20)))
+                    rows.append(
+                        (0, 0, t_lane, 1, gap, rng.uniform(0.2, 0.4) * gap, 2 * np.pi / rng.uniform(8, 20))
+                    )
                 continue
             v = rng.uniform(9, 15)
             s = ego.s0 - v * duration - 50 + rng.uniform(0, 40)
@@ -654,8 +834,16 @@ def _traffic(rng: np.random.Generator, road: RoadStyle, ego: EgoMotion, length: 
     A = np.array(rows, np.float64).reshape(-1, 7)
     n = len(A)
     return Traffic(
-        s0=A[:, 0], speed=A[:, 1], lane_t=A[:, 2], lead=A[:, 3] > 0, gap=A[:, 4:7],
-        length=rng.uniform(3.9, 4.9, n), width=rng.uniform(1.7, 1.9, n), height=rng.uniform(1.4, 1.6, n),
-        colour=(CAR_COLOURS[rng.integers(0, len(CAR_COLOURS), n)] * rng.uniform(0.85, 1.1, (n, 1))).astype(np.float32),
+        s0=A[:, 0],
+        speed=A[:, 1],
+        lane_t=A[:, 2],
+        lead=A[:, 3] > 0,
+        gap=A[:, 4:7],
+        length=rng.uniform(3.9, 4.9, n),
+        width=rng.uniform(1.7, 1.9, n),
+        height=rng.uniform(1.4, 1.6, n),
+        colour=(CAR_COLOURS[rng.integers(0, len(CAR_COLOURS), n)] * rng.uniform(0.85, 1.1, (n, 1))).astype(
+            np.float32
+        ),
         seed=rng.integers(0, 1 << 20, n).astype(np.float32),
     )

@@ -103,12 +103,16 @@ class Renderer:
         origins, R, keep = self.moving_cars(time)
         tr = self.layout.traffic
         n = len(keep)
-        dyn = car_tables(origins, R, tr.length[keep], tr.width[keep], tr.height[keep], tr.colour[keep],
-                         tr.seed[keep])
+        dyn = car_tables(
+            origins, R, tr.length[keep], tr.width[keep], tr.height[keep], tr.colour[keep], tr.seed[keep]
+        )
         yaw = np.arctan2(R[:, 1, 0], R[:, 0, 0])
         rect = np.stack([origins[:, 0], origins[:, 1], tr.length[keep] / 2, tr.width[keep] / 2, yaw], axis=1)
         m = len(st["V"])
-        tab = {k: np.concatenate([st[k], dyn[k]]) for k in ("V", "N", "D", "E1", "O1", "E2", "O2", "mat", "col", "prm")}
+        tab = {
+            k: np.concatenate([st[k], dyn[k]])
+            for k in ("V", "N", "D", "E1", "O1", "E2", "O2", "mat", "col", "prm")
+        }
         # Shadows: static ones near the car, plus each moving car's sun shadow and contact shadow.
         a, b = np.searchsorted(self.shadow_s, [s_cam - BEHIND, s_cam + AHEAD])
         shadows = [self.shadows[a:b]]
@@ -122,8 +126,11 @@ class Renderer:
                 pts = corners.copy()
                 pts[:, :2] += (corners[:, 2:3] - origins[i, 2]) * sd
                 shadows.append(_hull8(pts, origins[i, 2] + 0.002)[None])
-                shadows.append(_hull8(_box_corners(origins[i], yaw[i], ln + 0.5, wd + 0.4, 0.0),
-                                      origins[i, 2] + 0.002)[None])
+                shadows.append(
+                    _hull8(_box_corners(origins[i], yaw[i], ln + 0.5, wd + 0.4, 0.0), origins[i, 2] + 0.002)[
+                        None
+                    ]
+                )
                 kinds.append(np.array([0, 1], np.int8))
         return FrameTable(
             **tab,
@@ -191,7 +198,9 @@ class Renderer:
             ground = label.copy()
         return label, ground
 
-    def depth_of(self, tab: FrameTable, view: View, poly: np.ndarray, ru: np.ndarray, rv: np.ndarray) -> np.ndarray:
+    def depth_of(
+        self, tab: FrameTable, view: View, poly: np.ndarray, ru: np.ndarray, rv: np.ndarray
+    ) -> np.ndarray:
         """Optical-axis depth of rays (ru, rv, 1) hitting the planes of polygons ``poly``."""
         Nc = (tab.N @ view.R).astype(np.float32)  # normals in the camera frame (rows)
         Dc = (tab.D - tab.N @ view.c).astype(np.float32)
@@ -228,8 +237,9 @@ class Renderer:
         return lab, idx, z
 
     # ---- camera image -----------------------------------------------------------------------------------
-    def render(self, tab: FrameTable, view: View, noise_rng: np.random.Generator | None,
-               noise_std: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def render(
+        self, tab: FrameTable, view: View, noise_rng: np.random.Generator | None, noise_std: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         w, h = view.width, view.height
         lab, idx, z = self.resolve(tab, view)
         ru, rv = self.rays(view.K, w, h)
@@ -287,8 +297,15 @@ class Renderer:
                 continue
             m = mats[sel[0]]
             ps = p[sel]
-            smp = Samples(s[sel], t[sel], x[sel], y[sel], np.maximum(fp[sel], 1e-4).astype(np.float32),
-                          tab.col[ps], tab.prm[ps].reshape(-1, N_PARAMS))
+            smp = Samples(
+                s[sel],
+                t[sel],
+                x[sel],
+                y[sel],
+                np.maximum(fp[sel], 1e-4).astype(np.float32),
+                tab.col[ps],
+                tab.prm[ps].reshape(-1, N_PARAMS),
+            )
             out[sel] = self.mat.albedo(int(m), smp)
         return out
 
@@ -302,8 +319,13 @@ class Renderer:
             for i in np.flatnonzero((zmax > NEAR) & (zmin < FAR)):
                 pts = _clip_near(cam[i], view.K)
                 if pts is not None and len(pts) >= 3:
-                    cv2.fillConvexPoly(masks[int(tab.shadow_kind[i])], np.round(pts * scale).astype(np.int32),
-                                       1.0, cv2.LINE_8, SHIFT)
+                    cv2.fillConvexPoly(
+                        masks[int(tab.shadow_kind[i])],
+                        np.round(pts * scale).astype(np.int32),
+                        1.0,
+                        cv2.LINE_8,
+                        SHIFT,
+                    )
         sigma = max(0.6, w / 900.0)
         return cv2.GaussianBlur(masks[0], (0, 0), sigma), cv2.GaussianBlur(masks[1], (0, 0), 2.5 * sigma)
 
@@ -369,6 +391,6 @@ def _hull8(points: np.ndarray, z: float) -> np.ndarray:
         hull = hull[np.linspace(0, len(hull) - 1, 8).round().astype(int)]
     out = np.empty((8, 3))
     out[: len(hull), :2] = hull
-    out[len(hull):, :2] = hull[-1]
+    out[len(hull) :, :2] = hull[-1]
     out[:, 2] = z
     return out

@@ -45,8 +45,20 @@ class PolyBuilder:
         self._count.append(0)
         return len(self.rects) - 1
 
-    def add(self, obj: int, verts: np.ndarray, outward: np.ndarray, mat: int, col, prm,
-            origin: np.ndarray, e1: np.ndarray, e2: np.ndarray, off1: float = 0.0, off2: float = 0.0) -> None:
+    def add(
+        self,
+        obj: int,
+        verts: np.ndarray,
+        outward: np.ndarray,
+        mat: int,
+        col,
+        prm,
+        origin: np.ndarray,
+        e1: np.ndarray,
+        e2: np.ndarray,
+        off1: float = 0.0,
+        off2: float = 0.0,
+    ) -> None:
         """Add a polygon; s = (X - origin).e1 + off1, t = (X - origin).e2 + off2."""
         verts = np.asarray(verts, np.float64)
         if len(verts) == 3:
@@ -114,11 +126,13 @@ class PolyBuilder:
 def newell_normal(verts: np.ndarray) -> np.ndarray:
     """Unit normal of a (nearly) planar polygon, robust to repeated vertices."""
     nxt = np.roll(verts, -1, axis=0)
-    n = np.array([
-        np.sum((verts[:, 1] - nxt[:, 1]) * (verts[:, 2] + nxt[:, 2])),
-        np.sum((verts[:, 2] - nxt[:, 2]) * (verts[:, 0] + nxt[:, 0])),
-        np.sum((verts[:, 0] - nxt[:, 0]) * (verts[:, 1] + nxt[:, 1])),
-    ])
+    n = np.array(
+        [
+            np.sum((verts[:, 1] - nxt[:, 1]) * (verts[:, 2] + nxt[:, 2])),
+            np.sum((verts[:, 2] - nxt[:, 2]) * (verts[:, 0] + nxt[:, 0])),
+            np.sum((verts[:, 0] - nxt[:, 0]) * (verts[:, 1] + nxt[:, 1])),
+        ]
+    )
     return n / max(np.linalg.norm(n), 1e-12)
 
 
@@ -133,13 +147,31 @@ _FACES = {
     "top": ((0, 0, 1), (1, 0, 1), (1, 1, 1), (0, 1, 1)),
     "bottom": ((0, 0, 0), (1, 0, 0), (1, 1, 0), (0, 1, 0)),
 }
-_NORMALS = {"front": (1, 0, 0), "rear": (-1, 0, 0), "left": (0, 1, 0), "right": (0, -1, 0),
-            "top": (0, 0, 1), "bottom": (0, 0, -1)}
+_NORMALS = {
+    "front": (1, 0, 0),
+    "rear": (-1, 0, 0),
+    "left": (0, 1, 0),
+    "right": (0, -1, 0),
+    "top": (0, 0, 1),
+    "bottom": (0, 0, -1),
+}
 FACE_CODE = {"left": 0, "right": 0, "front": 1, "rear": 2, "top": 3, "bottom": 3}
 
 
-def box_table(origin: np.ndarray, R: np.ndarray, x0, x1, y0, y1, z0, z1, faces: tuple[str, ...],
-              mat, col: np.ndarray, prm: np.ndarray) -> dict[str, np.ndarray]:
+def box_table(
+    origin: np.ndarray,
+    R: np.ndarray,
+    x0,
+    x1,
+    y0,
+    y1,
+    z0,
+    z1,
+    faces: tuple[str, ...],
+    mat,
+    col: np.ndarray,
+    prm: np.ndarray,
+) -> dict[str, np.ndarray]:
     """Polygons of B boxes at once (vectorised: the renderer builds moving cars every frame).
 
     origin (B, 3) and R (B, 3, 3) place each box frame in the world; x0..z1 (B,) are the box's
@@ -191,8 +223,15 @@ def box_table(origin: np.ndarray, R: np.ndarray, x0, x1, y0, y1, z0, z1, faces: 
     }
 
 
-def car_tables(origin: np.ndarray, R: np.ndarray, length: np.ndarray, width: np.ndarray,
-               height: np.ndarray, col: np.ndarray, seed: np.ndarray) -> dict[str, np.ndarray]:
+def car_tables(
+    origin: np.ndarray,
+    R: np.ndarray,
+    length: np.ndarray,
+    width: np.ndarray,
+    height: np.ndarray,
+    col: np.ndarray,
+    seed: np.ndarray,
+) -> dict[str, np.ndarray]:
     """Cars as a body box plus a narrower glass cabin (10 faces each; body drawn before cabin)."""
     B = len(origin)
     body_top = 0.52 * height + 0.18
@@ -207,11 +246,24 @@ def car_tables(origin: np.ndarray, R: np.ndarray, length: np.ndarray, width: np.
     prm[:, 6] = cab_x1 + 0.5 * length
     prm[:, 7] = seed
     faces = ("rear", "front", "left", "right", "top")
-    body = box_table(origin, R, -0.5 * length, 0.5 * length, -0.5 * width, 0.5 * width,
-                     np.full(B, 0.05), body_top, faces, np.full(B, CAR), col, prm)
+    body = box_table(
+        origin,
+        R,
+        -0.5 * length,
+        0.5 * length,
+        -0.5 * width,
+        0.5 * width,
+        np.full(B, 0.05),
+        body_top,
+        faces,
+        np.full(B, CAR),
+        col,
+        prm,
+    )
     cab_w = 0.43 * width
-    cab = box_table(origin, R, cab_x0, cab_x1, -cab_w, cab_w, body_top, height, faces,
-                    np.full(B, GLASS_CAB), col, prm)
+    cab = box_table(
+        origin, R, cab_x0, cab_x1, -cab_w, cab_w, body_top, height, faces, np.full(B, GLASS_CAB), col, prm
+    )
     # Interleave so that each car's polygons are contiguous: body faces, then cabin faces.
     out = {}
     for k in body:

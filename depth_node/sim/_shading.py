@@ -50,9 +50,17 @@ class Materials:
         self.white = np.array([0.86, 0.86, 0.83], np.float32)
         self.yellow = np.array([0.85, 0.68, 0.18], np.float32)
         self._shaders = {
-            ASPHALT: self._asphalt, CONCRETE: self._concrete, KERB: self._kerb, GRASS: self._grass,
-            FACADE: self._facade, CAR: self._car, GLASS_CAB: self._cabin, BARK: self._bark,
-            FOLIAGE: self._foliage, METAL: self._metal, WALL: self._wall,
+            ASPHALT: self._asphalt,
+            CONCRETE: self._concrete,
+            KERB: self._kerb,
+            GRASS: self._grass,
+            FACADE: self._facade,
+            CAR: self._car,
+            GLASS_CAB: self._cabin,
+            BARK: self._bark,
+            FOLIAGE: self._foliage,
+            METAL: self._metal,
+            WALL: self._wall,
         }
 
     def albedo(self, mat: int, smp: Samples) -> np.ndarray:
@@ -65,12 +73,12 @@ class Materials:
         n1 = fbm(N[0], x, y, fp, 0.11, 3, 0.75)
         n2 = fbm(N[1], x, y, fp, 0.9, 3, 0.75)
         n3 = fbm(N[2], x, y, fp, 7.0, 3, 0.85)
-        lum = 1.0 + 0.11 * n1 + 0.09 * n2 + 0.13 * n3
+        lum = 1.0 + 0.13 * n1 + 0.11 * n2 + 0.13 * n3
         lum *= 1.0 - 0.6 * self.cracks(x, y, fp)
         # Repair patches: a hashed rectangle in some 6 m x 2.5 m cells of the road frame.
         cs, ct = np.floor(s / 6.0), np.floor(t / 2.5)
         h = hash01(self.seed + 11, cs, ct)
-        sel = h < 0.16
+        sel = h < 0.22
         if sel.any():
             h2 = hash01(self.seed + 12, cs[sel], ct[sel])
             ls, lt = s[sel] - cs[sel] * 6.0, t[sel] - ct[sel] * 2.5
@@ -97,7 +105,11 @@ class Materials:
                 d = ms - si
                 ad = np.abs(d)
                 lines_ok &= ad > w / 2 + 4.7
-                c += box(ad, w / 2 + 0.8, w / 2 + 3.8, mf) * pulses(mt, 1.1, 0.55, mf, 0.275) * (at < rs.half_width - 0.3)
+                c += (
+                    box(ad, w / 2 + 0.8, w / 2 + 3.8, mf)
+                    * pulses(mt, 1.1, 0.55, mf, 0.275)
+                    * (at < rs.half_width - 0.3)
+                )
                 stop = np.where(mt < 0, -d, d)
                 c += box(stop, w / 2 + 4.2, w / 2 + 4.6, mf) * box(at, 0.1, drive, mf)
             if rs.centre == 0:
@@ -109,7 +121,9 @@ class Materials:
                 cl = box(mt, -0.07, 0.07, mf)
             lane_lines = cl
             if rs.lanes > 1:
-                lane_lines = lane_lines + box(at, rs.lane_width - 0.06, rs.lane_width + 0.06, mf) * pulses(ms, 12.0, 3.0, mf)
+                lane_lines = lane_lines + box(at, rs.lane_width - 0.06, rs.lane_width + 0.06, mf) * pulses(
+                    ms, 12.0, 3.0, mf
+                )
             if rs.edge_lines:
                 lane_lines = lane_lines + box(at, drive - 0.07, drive + 0.07, mf)
             c += lane_lines * lines_ok
@@ -141,7 +155,7 @@ class Materials:
         plaza = m.prm[:, 0] > 0.5
         lum = np.empty(len(m.s), np.float32)
         if (~plaza).any():
-            lum[~plaza] = self._slabs(_take(m, ~plaza), 1.5, 1.25, 0.07, 21)
+            lum[~plaza] = self._slabs(_take(m, ~plaza), 1.5, 1.25, 0.1, 21)
         if plaza.any():
             lum[plaza] = self._slabs(_take(m, plaza), 0.6, 0.6, 0.12, 22)
         lum *= 1.0 + 0.08 * fbm(N[0], m.x, m.y, m.fp, 0.3, 2) + 0.07 * fbm(N[1], m.x, m.y, m.fp, 2.0, 2)
@@ -184,7 +198,11 @@ class Materials:
             ps, ph, pf = s[panel], h[panel], fp[panel]
             joint = np.maximum(pulses(ps, 3.0, 0.03, pf), pulses(ph, floor_h[panel], 0.03, pf))
             fade = np.clip(1.5 - 2.0 * pf / 3.0, 0, 1)
-            var = (hash01(self.seed + 32, np.floor(ps / 3.0), np.floor(ph / floor_h[panel])) - 0.5) * 0.16 * fade
+            var = (
+                (hash01(self.seed + 32, np.floor(ps / 3.0), np.floor(ph / floor_h[panel])) - 0.5)
+                * 0.16
+                * fade
+            )
             lum[panel] *= (1.0 + var) * (1.0 - 0.4 * joint)
         glass = kind == 3
         win_w = np.where(glass, 0.88 * spacing, win_w)
@@ -197,18 +215,24 @@ class Materials:
         ph = 0.5 * (spacing - win_w)
         sill = 0.32 * floor_h
         cover = pulses(s, spacing, win_w, fp, ph) * pulses(h, floor_h, win_h, fp, sill) * upper
-        frame = pulses(s, spacing, win_w + 0.18, fp, ph - 0.09) * pulses(h, floor_h, win_h + 0.18, fp, sill - 0.09)
+        frame = pulses(s, spacing, win_w + 0.18, fp, ph - 0.09) * pulses(
+            h, floor_h, win_h + 0.18, fp, sill - 0.09
+        )
         frame = np.clip(frame * upper - cover, 0, 1)
         ground = h <= floor_h
         shopw = box(h, 0.45, floor_h - 0.5, fp) * pulses(s, 2 * spacing, 1.7 * spacing, fp, 0.15 * spacing)
         cover = cover + ground * np.where(shop > 0.5, shopw, 0.0)
         doorc = box(h, -1.0, 2.3, fp) * pulses(s, 14.0, 1.3, fp, door * 12.0) * ground
-        cell = hash01(self.seed + 33, np.floor((s - ph) / spacing), np.floor((h - sill) / floor_h))
+        cell = hash01(self.seed + 33, np.floor((s - ph) / spacing), np.floor((h - sill) / floor_h), seed)
         tone = (cell - 0.5) * 0.25
         vert = np.clip((np.mod(h - sill, floor_h)) / np.maximum(win_h, 0.1), 0, 1)
-        glass_col = np.stack([0.10 + 0.14 * vert + tone, 0.13 + 0.16 * vert + tone, 0.17 + 0.20 * vert + tone], axis=1)
+        glass_col = np.stack(
+            [0.10 + 0.14 * vert + tone, 0.13 + 0.16 * vert + tone, 0.17 + 0.20 * vert + tone], axis=1
+        )
         curtain = (cell > 0.75)[:, None] & (vert > 0.35)[:, None]
-        glass_col = np.where(curtain, np.array([0.55, 0.50, 0.42], np.float32) * (0.7 + 0.6 * cell[:, None]), glass_col)
+        glass_col = np.where(
+            curtain, np.array([0.55, 0.50, 0.42], np.float32) * (0.7 + 0.6 * cell[:, None]), glass_col
+        )
         glass_col *= 1.0 + 0.06 * fbm(N[1], s, h, fp, 2.0, 2)[:, None]
         alb = alb + (np.array([0.82, 0.82, 0.80], np.float32) - alb) * frame[:, None]
         alb = alb + (glass_col - alb) * np.clip(cover, 0, 1)[:, None]
@@ -259,7 +283,9 @@ class Materials:
         side = face == 0
         endf = (face == 1) | (face == 2)
         win_h = box(h, Hb + 0.06, H - 0.07, fp)
-        pillars = box(s, 0.4, cab_len - 0.14, fp) * (1 - box(s, 0.55 * cab_len - 0.06, 0.55 * cab_len + 0.06, fp))
+        pillars = box(s, 0.4, cab_len - 0.14, fp) * (
+            1 - box(s, 0.55 * cab_len - 0.06, 0.55 * cab_len + 0.06, fp)
+        )
         glass = win_h * np.where(side, pillars, 0) + win_h * box(s, 0.08, 0.86 * W - 0.08, fp) * endf
         vert = np.clip((h - Hb) / np.maximum(H - Hb, 0.1), 0, 1)
         g = np.stack([0.07 + 0.18 * vert, 0.08 + 0.2 * vert, 0.10 + 0.24 * vert], axis=1)

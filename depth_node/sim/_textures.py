@@ -40,13 +40,23 @@ def sample(tex: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     # Wrap in numpy first: remap's fixed-point maps overflow for coordinates beyond +-32k texels.
     mx[:n] = np.mod(x, w)
     my[:n] = np.mod(y, h)
-    out = cv2.remap(tex, mx.reshape(rows, _ROW), my.reshape(rows, _ROW), cv2.INTER_LINEAR,
-                    borderMode=cv2.BORDER_WRAP)
+    out = cv2.remap(
+        tex, mx.reshape(rows, _ROW), my.reshape(rows, _ROW), cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP
+    )
     return out.reshape(rows * _ROW, *tex.shape[2:])[:n]
 
 
-def fbm(tex: np.ndarray, u: np.ndarray, v: np.ndarray, fp: np.ndarray, freq: float, octaves: int,
-        gain: float = 0.6, lacunarity: float = 2.03, angle: float = 0.0) -> np.ndarray:
+def fbm(
+    tex: np.ndarray,
+    u: np.ndarray,
+    v: np.ndarray,
+    fp: np.ndarray,
+    freq: float,
+    octaves: int,
+    gain: float = 0.6,
+    lacunarity: float = 2.03,
+    angle: float = 0.0,
+) -> np.ndarray:
     """Fractal noise of ``octaves`` octaves starting at ``freq`` cycles/metre, band-limited by ``fp``.
 
     An octave keeps full weight while it has at least four pixels per cycle and is gone at two (the
@@ -75,8 +85,13 @@ def box(x: np.ndarray, lo: float | np.ndarray, hi: float | np.ndarray, fp: np.nd
     return np.clip((np.minimum(x + half, hi) - np.maximum(x - half, lo)) / fp, 0.0, 1.0)
 
 
-def pulses(x: np.ndarray, period: float | np.ndarray, width: float | np.ndarray, fp: np.ndarray,
-           phase: float | np.ndarray = 0.0) -> np.ndarray:
+def pulses(
+    x: np.ndarray,
+    period: float | np.ndarray,
+    width: float | np.ndarray,
+    fp: np.ndarray,
+    phase: float | np.ndarray = 0.0,
+) -> np.ndarray:
     """Box-filtered coverage of periodic pulses [k*period + phase, k*period + phase + width]."""
 
     def integral(y: np.ndarray) -> np.ndarray:
@@ -109,8 +124,9 @@ class MipTexture:
         while self.levels[-1].shape[0] > 8:
             prev = self.levels[-1]
             # Exact 2x2 averaging keeps the pyramid tileable (no border handling involved).
-            self.levels.append(cv2.resize(prev, (prev.shape[1] // 2, prev.shape[0] // 2),
-                                          interpolation=cv2.INTER_AREA))
+            self.levels.append(
+                cv2.resize(prev, (prev.shape[1] // 2, prev.shape[0] // 2), interpolation=cv2.INTER_AREA)
+            )
         self.density = texels_per_metre
         self.mean = float(self.levels[-1].mean())
 

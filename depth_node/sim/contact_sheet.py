@@ -34,8 +34,9 @@ def frame_tile(frame: Frame) -> np.ndarray:
     return np.vstack([image, colourise_depth(frame.depth)])
 
 
-def make_contact_sheet(drive: SyntheticDrive, indices: Sequence[int], path: str | Path,
-                       columns: int | None = None) -> Path:
+def make_contact_sheet(
+    drive: SyntheticDrive, indices: Sequence[int], path: str | Path, columns: int | None = None
+) -> Path:
     """Write a PNG grid of ``indices`` (image over depth per tile); returns the path written."""
     if len(indices) == 0:
         raise ValueError("make_contact_sheet needs at least one frame index")
@@ -51,7 +52,7 @@ def write_grid(tiles: Sequence[np.ndarray], path: str | Path, columns: int) -> P
     sheet = np.full((rows * (h + gap) - gap, columns * (w + gap) - gap, 3), 255, np.uint8)
     for k, tile in enumerate(tiles):
         r, c = divmod(k, columns)
-        sheet[r * (h + gap): r * (h + gap) + h, c * (w + gap): c * (w + gap) + w] = tile
+        sheet[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = tile
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):

@@ -25,6 +25,7 @@ import numpy as np
 from depth_node.geometry import make_transform, rotation_matrix
 from depth_node.sim._layout import generate
 from depth_node.sim._render import AHEAD, BEHIND, Renderer, View
+from depth_node.sim._scene import ASPHALT
 from depth_node.sim._shading import Materials
 
 # KITTI-like extrinsics (2011_09_26 calibration, rotations squared up to exact axis permutations).
@@ -194,8 +195,19 @@ class SyntheticDrive:
         good, p, dw, r, X = good[inside], p[inside], dw[inside], r[inside], X[inside]
         s = np.einsum("ij,ij->i", X, tab.E1[p]) - tab.O1[p]
         t = np.einsum("ij,ij->i", X, tab.E2[p]) - tab.O2[p]
-        albedo = self._renderer.shade(tab, p, s.astype(np.float32), t.astype(np.float32), X[:, 0].astype(np.float32),
-                                      X[:, 1].astype(np.float32), (0.003 * r).astype(np.float32))
+        # Reflectance follows the surface albedo; only the road is shaded per return (its paint
+        # markings are what a LiDAR's intensity channel shows best), elsewhere the polygon colour.
+        albedo = tab.col[p].astype(np.float32)
+        road = np.flatnonzero(tab.mat[p] == ASPHALT)
+        albedo[road] = self._renderer.shade(
+            tab,
+            p[road],
+            s[road].astype(np.float32),
+            t[road].astype(np.float32),
+            X[road, 0].astype(np.float32),
+            X[road, 1].astype(np.float32),
+            (0.003 * r[road]).astype(np.float32),
+        )
         reflectance = np.clip(0.08 + 0.9 * albedo.mean(axis=1), 0.0, 1.0)
         pts = d[good] * r[:, None]
         return np.column_stack([pts, reflectance]).astype(np.float32)
@@ -203,9 +215,13 @@ class SyntheticDrive:
 
 def _inside(V: np.ndarray, N: np.ndarray, X: np.ndarray, tol: float) -> np.ndarray:
     """Whether points X (n, 3) lie inside their convex polygons V (n, 4, 3) with normals N."""
+
     def triple(e: np.ndarray, d: np.ndarray, n: np.ndarray) -> np.ndarray:  # (e x d) . n, row-wise
-        return ((e[:, 1] * d[:, 2] - e[:, 2] * d[:, 1]) * n[:, 0] + (e[:, 2] * d[:, 0] - e[:, 0] * d[:, 2]) * n[:, 1]
-                + (e[:, 0] * d[:, 1] - e[:, 1] * d[:, 0]) * n[:, 2])
+        return (
+            (e[:, 1] * d[:, 2] - e[:, 2] * d[:, 1]) * n[:, 0]
+            + (e[:, 2] * d[:, 0] - e[:, 0] * d[:, 2]) * n[:, 1]
+            + (e[:, 0] * d[:, 1] - e[:, 1] * d[:, 0]) * n[:, 2]
+        )
 
     # Orient by the winding's own normal: the stored normal may point the other way.
     wind = triple(V[:, 1] - V[:, 0], V[:, 2] - V[:, 0], N) + triple(V[:, 2] - V[:, 0], V[:, 3] - V[:, 0], N)

@@ -147,6 +147,7 @@ class BagDataset(MonoDataset):
             reader.close()
         self._reader: Any = None
         self._reader_pid: int | None = None
+        self._conn: Any = None
 
         lo, hi = -min(self.frame_ids), max(self.frame_ids)
         candidates = np.arange(lo, len(self.log_times) - hi)
@@ -252,7 +253,8 @@ class BagDataset(MonoDataset):
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_reader"], state["_reader_pid"] = None, None  # readers do not cross process boundaries
+        # Readers (and connections, which point back to them) do not cross process boundaries.
+        state["_reader"], state["_reader_pid"], state["_conn"] = None, None, None
         return state
 
     def reader(self) -> Any:
