@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -481,10 +483,19 @@ def test_cli_prints_one_line_errors_and_a_summary(tiny_model: Path, tmp_path: Pa
 def test_eval_node_scores_like_the_replay(replayed, sim_bag: Path) -> None:
     """The live evaluator, fed the replay's /depth/image and the bag's ground truth, gets its numbers.
 
-    Runs against real rclpy, or against test/rclpy_stand_in when test_node.py has put it on the path;
-    skipped where neither is importable.
+    Runs against the real rclpy where it imports (with DDS), else against test/rclpy_stand_in.
     """
-    rclpy = pytest.importorskip("rclpy")
+    from rclpy_stand_in import rclpy_or_stand_in
+
+    with rclpy_or_stand_in():
+        try:
+            _run_eval_node(replayed, sim_bag)
+        finally:
+            sys.modules.pop("depth_node.eval_node", None)  # it bound the stand-in's modules
+
+
+def _run_eval_node(replayed, sim_bag: Path) -> None:
+    import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
@@ -517,12 +528,16 @@ def test_eval_node_scores_like_the_replay(replayed, sim_bag: Path) -> None:
         feeder.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
         executor.add_node(node)
         executor.add_node(feeder)
-        for depth, truth in zip(depths, truths):
+        deadline = time.monotonic() + 10.0  # DDS discovery (instant with the stand-in)
+        while min(pub_depth.get_subscription_count(), pub_gt.get_subscription_count()) == 0:
+            assert time.monotonic() < deadline, "the evaluator never subscribed"
+            executor.spin_once(timeout_sec=0.05)
+        for count, (depth, truth) in enumerate(zip(depths, truths), start=1):
             pub_depth.publish(ros_depth(depth))
             pub_gt.publish(ros_depth(truth))
             for _ in range(50):  # until both callbacks ran (real DDS may need a few rounds)
                 executor.spin_once(timeout_sec=0.02)
-                if len(node.evaluator.frames) == truths.index(truth) + 1:
+                if len(node.evaluator.frames) == count:
                     break
         for _ in range(10):
             executor.spin_once(timeout_sec=0.02)
