@@ -1433,7 +1433,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="LiDAR->camera transform instead of /tf_static: 'x y z qx qy qz qw' or 12/16 matrix numbers",
     )
     g = p.add_argument_group("evaluation")
-    g.add_argument("--min-depth", type=float, default=MIN_DEPTH)
+    g.add_argument("--min-depth", type=float, default=MIN_DEPTH, help="smallest scored depth in metres")
     g.add_argument("--max-depth", type=float, default=MAX_DEPTH, help="depth cap in metres (default 80)")
     g.add_argument("--garg-crop", action="store_true", help="score only inside the Garg crop (KITTI Eigen)")
     g.add_argument(

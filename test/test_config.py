@@ -42,11 +42,11 @@ def test_file_then_overrides(tmp_path: Path) -> None:
 
 
 def test_unknown_keys_are_refused_outside_open_sections(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="train.lrr"):
+    with pytest.raises(ConfigError, match=r"train\.lrr"):
         load_config(None, ["train.lrr=1"])
     path = tmp_path / "typo.yaml"
     path.write_text("data:\n  hieght: 96\n")
-    with pytest.raises(ConfigError, match="data.hieght"):
+    with pytest.raises(ConfigError, match=r"data\.hieght"):
         load_config(path)
     # model/loss keys belong to the networks and losses, which check them themselves.
     cfg = load_config(None, ["model.init_depth=10", "loss.velocity_weight=0"])
@@ -73,7 +73,7 @@ def test_validation_names_the_key(override: str, message: str) -> None:
 def test_section_cannot_be_replaced_by_a_value() -> None:
     with pytest.raises(ConfigError, match="section"):
         apply_overrides(load_config(), ["train=3"])
-    with pytest.raises(ConfigError, match="section.key=value"):
+    with pytest.raises(ConfigError, match=r"section\.key=value"):
         parse_override("train.lr")
 
 

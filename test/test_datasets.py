@@ -46,7 +46,10 @@ def test_sample_keys_shapes_and_intrinsics(kitti_root: Path, entries: list[Split
         assert sample[("color", f, 0)].shape == (3, H, W) and sample[("color", f, 0)].dtype == torch.float32
         assert sample[("color_aug", f, 0)].shape == (3, H, W)
         assert 0.0 <= float(sample[("color", f, 0)].min()) and float(sample[("color", f, 0)].max()) <= 1.0
-    assert set(k for k in sample if isinstance(k, tuple) and k[0] == "distance") == {("distance", -1), ("distance", 1)}
+    assert set(k for k in sample if isinstance(k, tuple) and k[0] == "distance") == {
+        ("distance", -1),
+        ("distance", 1),
+    }
     assert sample["depth_gt"].shape == (1, H, W)
     width, height = sim_drive.config.width, sim_drive.config.height
     expected = scale_intrinsics(sim_drive.K, (width, height), (W, H))
@@ -155,7 +158,9 @@ def test_velodyne_ground_truth_is_downsampled_sparsely(kitti_root: Path, entries
     ds = KittiDataset(kitti_root, entries, H, W, depth_gt="velodyne", augment=NO_AUG)
     gt = ds[0]["depth_gt"][0].numpy()
     assert 0.01 < (gt > 0).mean() < 0.6  # LiDAR: sparse
-    dense = KittiDataset(kitti_root, entries, H, W, depth_gt="dense", augment=NO_AUG)[0]["depth_gt"][0].numpy()
+    dense = KittiDataset(kitti_root, entries, H, W, depth_gt="dense", augment=NO_AUG)[0]["depth_gt"][
+        0
+    ].numpy()
     both = (gt > 0) & (dense > 0)
     # LiDAR and rendered depth agree where both exist (a few pixels at edges may not).
     assert np.median(np.abs(gt[both] - dense[both]) / dense[both]) < 0.05
@@ -219,7 +224,11 @@ def test_static_frames_are_dropped(tmp_path: Path, kitti_root: Path) -> None:
 
 
 def test_missing_frames_are_skipped_not_fatal(kitti_root: Path) -> None:
-    entries = [SplitEntry(DRIVE, 0, "l"), SplitEntry(DRIVE, 5, "l"), SplitEntry("2011_09_26/nope_sync", 3, "l")]
+    entries = [
+        SplitEntry(DRIVE, 0, "l"),
+        SplitEntry(DRIVE, 5, "l"),
+        SplitEntry("2011_09_26/nope_sync", 3, "l"),
+    ]
     ds = KittiDataset(kitti_root, entries, H, W, augment=NO_AUG)
     assert [e.frame for e in ds.entries] == [5]  # frame 0 has no frame -1
     with pytest.raises(ValueError, match="no usable KITTI frames"):
@@ -283,12 +292,14 @@ def test_folder_dataset(tmp_path: Path, sim_drive) -> None:
 def test_build_dataset_from_config(kitti_root: Path, sim_bag: Path) -> None:
     from training.config import load_config
 
-    cfg = load_config(None, [f"data.root={kitti_root}", f"data.drives=[{DRIVE}]", "data.height=96", "data.width=320"])
+    cfg = load_config(
+        None, [f"data.root={kitti_root}", f"data.drives=[{DRIVE}]", "data.height=96", "data.width=320"]
+    )
     train = build_dataset(cfg, "train")
     assert isinstance(train, KittiDataset) and len(train) == 10 and train.augment is not None
     assert build_dataset(cfg, "val") is None
     cfg = load_config(None, ["data.source=bag", f"data.root={sim_bag}", "data.height=96", "data.width=320"])
     assert isinstance(build_dataset(cfg, "train"), BagDataset)
     cfg = load_config(None, ["data.source=kitti", f"data.root={kitti_root}"])
-    with pytest.raises(ValueError, match="data.split"):
+    with pytest.raises(ValueError, match=r"data\.split"):
         build_dataset(cfg, "train")

@@ -285,3 +285,22 @@ def test_disp_to_depth_range() -> None:
     scaled, depth = disp_to_depth(torch.tensor([0.0, 1.0]), 0.1, 100.0)
     assert torch.allclose(depth, torch.tensor([100.0, 0.1]))
     assert torch.allclose(scaled, torch.tensor([0.01, 10.0]))
+
+
+def test_loss_runs_in_float32_under_autocast() -> None:
+    batch, outputs = plane_batch(), plane_outputs(PLANE_Z)
+    criterion = SelfSupervisedLoss({}, PH, PW)
+    reference, _ = criterion(batch, outputs)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, _ = criterion(batch, plane_outputs(PLANE_Z))
+    assert loss.dtype == torch.float32
+    assert abs(float(loss.detach()) - float(reference.detach())) < 1e-6
+
+
+def test_supervised_batch_without_valid_depth_still_backpropagates() -> None:
+    batch = plane_batch()
+    batch["depth_gt"] = torch.zeros(1, 1, PH, PW)
+    outputs = {("disp", 0): plane_outputs(PLANE_Z)[("disp", 0)]}
+    loss, stats = SelfSupervisedLoss({"mode": "supervised"}, PH, PW)(batch, outputs)
+    loss.backward()
+    assert float(loss.detach()) == 0.0 and "depth_sup" not in stats

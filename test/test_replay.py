@@ -470,13 +470,20 @@ def test_cli_prints_one_line_errors_and_a_summary(tiny_model: Path, tmp_path: Pa
     assert main([str(bag), "--model", str(tmp_path / "nope.onnx"), "--out", str(out), "--quiet"]) == 1
     assert "model not found" in capsys.readouterr().err and not out.exists()
 
-    assert main([str(bag), "--model", str(tiny_model), "--out", str(out), "--quiet", "--threads", "1"]) == 0
+    run = [str(bag), "--model", str(tiny_model), "--out", str(out), "--quiet", "--report-frames", "1"]
+    assert main([*run, "--threads", "1", "-p", "output_resolution:=model", "--no-cloud"]) == 0
     printed = capsys.readouterr().out
     assert "latency end-to-end p50" in printed and str(out / "report.html") in printed
+    results = json.loads((out / "results.json").read_text())
+    assert results["inputs"]["depth_size"] == [104, 32]  # -p output_resolution:=model reached the pipeline
+    assert results["outputs"]["bag_topics"][:2] == ["/depth/image", "/depth/camera_info"]
+    assert "/depth/points" not in results["outputs"]["bag_topics"]
     # An existing output is kept unless --force.
-    assert main([str(bag), "--model", str(tiny_model), "--out", str(out), "--quiet"]) == 1
+    assert main(run) == 1
     assert "exists already" in capsys.readouterr().err
-    assert main([str(bag), "--model", str(tiny_model), "--out", str(out), "--quiet", "--force"]) == 0
+    assert main([*run, "--force", "-p", "scale_mode:=bogus"]) == 1
+    assert "invalid node parameter: parameter scale_mode: 'bogus'" in capsys.readouterr().err
+    assert main([*run, "--force"]) == 0
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".cli_out")) == []
 
 
@@ -570,3 +577,33 @@ def test_copy_of_bag_is_untouched_by_replay(sim_bag: Path, tiny_model: Path, tmp
     shutil.copytree(sim_bag, copy)
     replay(_options(copy, tiny_model, tmp_path / "o", {"publish_points": False}, max_frames=1))
     assert {p.name: p.stat().st_size for p in copy.iterdir()} == before
+
+
+def test_node_parameter_file_and_overrides(tmp_path: Path) -> None:
+    """The replay reads the node's ROS 2 parameter YAML (nested names flattened as ROS does)."""
+    from depth_node.replay import build_parser, load_params_file, options_from_args
+
+    params = tmp_path / "depth.yaml"
+    params.write_text(
+        "/**:\n  ros__parameters:\n    output_resolution: model\n    camera_height: 1.5\n"
+        "    input_qos:\n      depth: 2\n"
+    )
+    assert load_params_file(params) == {
+        "output_resolution": "model",
+        "camera_height": 1.5,
+        "input_qos.depth": 2,
+    }
+    args = build_parser().parse_args(
+        ["bag", "--params-file", str(params), "-p", "camera_height:=1.7", "--threads", "2", "--no-cloud"]
+    )
+    options = options_from_args(args)
+    assert options.node_params == {
+        "output_resolution": "model",
+        "camera_height": 1.7,
+        "input_qos.depth": 2,
+        "threads": 2,
+        "publish_points": False,
+    }
+    (tmp_path / "bad.yaml").write_text("other_node:\n  ros__parameters: {a: 1}\n")
+    with pytest.raises(ReplayError, match="no '/\\*\\*' or 'depth_node' section"):
+        load_params_file(tmp_path / "bad.yaml")

@@ -148,14 +148,18 @@ def _source_summary(ckpt: Mapping[str, Any], checkpoint_path: Path, commit: str 
     summary = {
         "checkpoint": checkpoint_path.name,
         "epoch": ckpt.get("epoch"),
-        "step": ckpt.get("step"),
+        "step": ckpt.get("global_step", ckpt.get("step")),
         "commit": commit,
         "data": {
             k: data.get(k) for k in ("source", "root", "split", "drives", "height", "width") if k in data
         },
         "model": {k: v for k, v in (config.get("model") or {}).items() if k != "weights"},
         "loss": config.get("loss") or {},
-        "train": {k: (config.get("train") or {}).get(k) for k in ("batch_size", "epochs", "lr", "max_steps")},
+        "train": {
+            k: v
+            for k, v in (config.get("train") or {}).items()
+            if k in ("batch_size", "epochs", "lr", "max_steps")
+        },
     }
     return json.dumps(summary, sort_keys=True, default=str)
 
@@ -404,7 +408,7 @@ def export_onnx(
         "commit": commit,
         "checkpoint": checkpoint_path.name,
         "epoch": ckpt.get("epoch"),
-        "step": ckpt.get("step"),
+        "step": ckpt.get("global_step", ckpt.get("step")),
         "command": " ".join(command) if isinstance(command, list) else command,
         "metrics": dict(metrics) if metrics else ckpt.get("metrics"),
     }

@@ -88,13 +88,17 @@ def transformation_from_parameters(axisangle: Tensor, translation: Tensor, inver
     earlier camera into the later one, so frame -1 (earlier than the target 0) needs ``invert=True``
     to map target points into it.
     """
-    R = rot_from_axisangle(axisangle)
-    t = translation.reshape(-1, 3)
-    if invert:
-        R = R.transpose(1, 2)
-        t = -t
-    T = translation_matrix(t)
-    return torch.matmul(R, T) if invert else torch.matmul(T, R)
+    # Float32 even under mixed precision: an fp16 matmul would perturb the pose by ~1e-3.
+    with torch.autocast(device_type=axisangle.device.type, enabled=False):
+        if axisangle.dtype in (torch.float16, torch.bfloat16):
+            axisangle, translation = axisangle.float(), translation.float()
+        R = rot_from_axisangle(axisangle)
+        t = translation.reshape(-1, 3)
+        if invert:
+            R = R.transpose(1, 2)
+            t = -t
+        T = translation_matrix(t)
+        return torch.matmul(R, T) if invert else torch.matmul(T, R)
 
 
 class BackprojectDepth(nn.Module):

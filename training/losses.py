@@ -245,6 +245,13 @@ class SelfSupervisedLoss(nn.Module):
         return photometric_error(pred, target, self.ssim, self.cfg["ssim_weight"])
 
     def forward(self, batch: Mapping[Any, Tensor], outputs: dict) -> tuple[Tensor, dict[str, float]]:
+        # Always float32, also under the trainer's mixed precision: in fp16, pixel coordinates of a
+        # 640-wide image are off by up to a quarter pixel, and SSIM's variances lose their precision.
+        device_type = batch[("color", 0, 0)].device.type
+        with torch.autocast(device_type=device_type, enabled=False):
+            return self._forward(batch, outputs)
+
+    def _forward(self, batch: Mapping[Any, Tensor], outputs: dict) -> tuple[Tensor, dict[str, float]]:
         cfg = self.cfg
         scales = sorted(s for key in outputs if isinstance(key, tuple) and key[0] == "disp" for s in [key[1]])
         if not scales:
@@ -268,13 +275,13 @@ class SelfSupervisedLoss(nn.Module):
         if not supervised and cfg["automask"]:
             # The identity error does not depend on the scale: compute it once.
             identity = torch.cat([self.photometric(batch[("color", f, 0)], target) for f in source_ids], 1)
-            if cfg["min_reprojection"] is False:
+            if not cfg["min_reprojection"]:
                 identity = identity.mean(1, keepdim=True)
             # Tie-break so that a perfectly static pixel is not ambiguously masked (Monodepth2).
             identity = identity + torch.randn_like(identity) * cfg["automask_noise"]
 
         for s in scales:
-            disp = outputs[("disp", s)]
+            disp = outputs[("disp", s)].float()
             disp_full = disp
             if disp.shape[-2:] != (self.height, self.width):
                 disp_full = F.interpolate(
@@ -290,6 +297,10 @@ class SelfSupervisedLoss(nn.Module):
                     weight = 1.0 if supervised else cfg["depth_weight"]
                     scale_loss = scale_loss + weight * d_loss
                     parts["depth_sup"].append(d_loss.detach())
+                elif supervised:
+                    # No valid ground truth in this batch: a zero loss that still has a graph, so
+                    # the trainer's backward() works.
+                    scale_loss = scale_loss + 0.0 * disp.sum()
 
             if not supervised:
                 photo = self._photometric_term(batch, outputs, depth, source_ids, identity, stats, s == 0)
@@ -309,7 +320,9 @@ class SelfSupervisedLoss(nn.Module):
 
         if not supervised and cfg["velocity_weight"] > 0:
             translations = {
-                f: outputs[("translation", 0, f)] for f in source_ids if ("translation", 0, f) in outputs
+                f: outputs[("translation", 0, f)].float()
+                for f in source_ids
+                if ("translation", 0, f) in outputs
             }
             distances = {f: batch[("distance", f)] for f in source_ids if ("distance", f) in batch}
             v_loss = velocity_loss(translations, distances) if distances else None
@@ -342,10 +355,10 @@ class SelfSupervisedLoss(nn.Module):
     ) -> Tensor:
         cfg = self.cfg
         target = batch[("color", 0, 0)]
-        points = self.backproject(depth, batch["inv_K"])
+        points = self.backproject(depth, batch["inv_K"].float())
         errors = []
         for f in source_ids:
-            grid = self.project(points, batch["K"], outputs[("cam_T_cam", 0, f)])
+            grid = self.project(points, batch["K"].float(), outputs[("cam_T_cam", 0, f)].float())
             warped = F.grid_sample(
                 batch[("color", f, 0)], grid, mode="bilinear", padding_mode="border", align_corners=True
             )
