@@ -126,3 +126,72 @@ def test_gt_npz_round_trip_and_monodepth2_format(tmp_path: Path) -> None:
     loaded, lines = load_gt_depths(legacy)
     assert lines is None and len(loaded) == 2
     np.testing.assert_array_equal(loaded[0], maps[0])
+
+
+DRIVE = "2011_09_26/2011_09_26_drive_0001_sync"
+
+
+def test_kitti_gt_export_matches_the_readers(tmp_path: Path, kitti_root: Path, sim_drive) -> None:
+    from training.datasets import SplitEntry, write_split_file
+    from training.kitti_gt import main as kitti_gt_main
+
+    split = write_split_file(tmp_path / "test.txt", [SplitEntry(DRIVE, 2, "l"), SplitEntry(DRIVE, 7, "l")])
+    for source in ("velodyne", "dense"):
+        out = tmp_path / f"gt_{source}.npz"
+        assert kitti_gt_main(["--data-root", str(kitti_root), "--split", str(split), "--source", source,
+                              "--out", str(out)]) == 0  # fmt: skip
+        maps, lines = load_gt_depths(out)
+        assert lines == [f"{DRIVE} 2 l", f"{DRIVE} 7 l"]
+        truth = sim_drive.frame(7).depth
+        gt = maps[1]
+        assert gt.shape == truth.shape
+        valid = gt > 0
+        if source == "dense":
+            np.testing.assert_allclose(gt[valid], truth[valid], atol=1 / 256)  # 1/256 m PNG steps
+        else:
+            assert 0.01 < valid.mean() < 0.6  # LiDAR is sparse, and agrees with the rendered depth
+            assert np.median(np.abs(gt[valid] - truth[valid]) / truth[valid]) < 0.02
+    assert kitti_gt_main(["--data-root", str(tmp_path), "--split", str(split), "--out", str(out)]) == 2
+
+
+def _tiny_checkpoint(path: Path) -> Path:
+    """An untrained checkpoint with the trainer's layout (what export and depth-eval read)."""
+    import torch
+
+    from training.config import load_config
+    from training.networks import build_depth_net
+    from training.train import resolve_config
+
+    torch.manual_seed(0)
+    config = resolve_config(
+        load_config(None, ["data.height=64", "data.width=192", "model.backbone=resnet18"])
+    )
+    torch.save({"config": config, "depth_net": build_depth_net(config["model"]).state_dict(),
+                "training_mode": "self_supervised"}, path)  # fmt: skip
+    return path
+
+
+def test_depth_eval_cli_checkpoint_and_onnx_agree(tmp_path: Path, kitti_root: Path, capsys) -> None:
+    from training.evaluate import main as eval_main
+    from training.export import export_onnx
+
+    ckpt = _tiny_checkpoint(tmp_path / "tiny.pt")
+    onnx_path = export_onnx(ckpt, tmp_path / "tiny.onnx", latency_runs=1, verbose=False)
+    results = {}
+    for flag, model in (("--checkpoint", ckpt), ("--onnx", onnx_path)):
+        out_dir = tmp_path / flag.strip("-")
+        argv = [flag, str(model), "--data-root", str(kitti_root), "--drives", DRIVE, "--train-drives", DRIVE,
+                "--out-dir", str(out_dir), "--max-frames", "4", "--grid-frames", "2"]  # fmt: skip
+        assert eval_main(argv) == 0
+        printed = capsys.readouterr().out
+        assert "constant (median-scaled)" in printed and "layout (median-scaled)" in printed
+        assert "(metric)" not in printed  # a self-supervised model is only median-scaled
+        results[flag] = json.loads((out_dir / "metrics.json").read_text())
+        assert cv2.imread(str(out_dir / "grid.png")) is not None
+    a, b = results["--checkpoint"], results["--onnx"]
+    assert a["frames"] == b["frames"] == 4
+    # Same network, same frames: PyTorch and ONNX Runtime give the same scores.
+    assert a["median_scaled"]["model"]["abs_rel"] == pytest.approx(
+        b["median_scaled"]["model"]["abs_rel"], rel=1e-3
+    )
+    assert a["median_scaled"]["layout"] == b["median_scaled"]["layout"]
