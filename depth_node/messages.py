@@ -44,7 +44,8 @@ def ros_uint8_array(data: np.ndarray) -> array.array:
 def ros_float64_array(data: Any) -> array.array:
     """float64[] (variable length, e.g. CameraInfo.d) value for rclpy messages."""
     out = array.array("d")
-    out.frombytes(np.ascontiguousarray(data, dtype=np.float64).reshape(-1))
+    # frombytes takes only byte-format buffers: view the float64 data as bytes (still one memcpy).
+    out.frombytes(memoryview(np.ascontiguousarray(data, dtype=np.float64).reshape(-1)).cast("B"))
     return out
 
 

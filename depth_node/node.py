@@ -41,6 +41,7 @@ from depth_node.node_core import (
     NodeSettings,
     ParameterError,
     ParamSpec,
+    check_parameter,
     diagnostic_summary,
     find_default_model,
     validate_parameters,
@@ -107,7 +108,9 @@ def default_model_dirs() -> list[Path]:
         dirs.append(Path(get_package_share_directory("depth_node")) / "models")
     except (ImportError, LookupError):  # no ROS, or the package is not installed in an overlay
         pass
-    dirs.append(Path(__file__).resolve().parent.parent / "models")
+    source_models = Path(__file__).resolve().parent.parent / "models"
+    if source_models.is_dir():  # a source checkout (not site-packages of an install)
+        dirs.append(source_models)
     return dirs
 
 
@@ -139,16 +142,24 @@ class DepthNode(Node):
         """
         try:
             for spec in PARAMETERS:
-                self.declare_parameter(spec.name, spec.default, _descriptor(spec))
+                try:
+                    self.declare_parameter(spec.name, spec.default, _descriptor(spec))
+                except ParameterException as error:  # rclpy refused an override (type, range)
+                    raise ParameterError(self._refused_override(spec, error)) from None
             settings = validate_parameters({name: self.get_parameter(name).value for name in PARAMETER_NAMES})
-        except (ParameterException, ParameterError) as error:
+        except ParameterError as error:
             raise StartupError(f"invalid parameter: {error}") from None
+        unknown = self._unknown_overrides()
+        if unknown:
+            self.get_logger().warning(
+                f"ignoring parameter(s) {', '.join(unknown)}: not parameters of this node (a typo?)"
+            )
 
         model_path = settings.model_path
         if not model_path:
             found = find_default_model(default_model_dirs())
             if found is None:
-                searched = ", ".join(str(d) for d in default_model_dirs())
+                searched = ", ".join(str(d) for d in default_model_dirs()) or "no models folder"
                 raise StartupError(f"no model: set the model_path parameter (no *.onnx in {searched})")
             model_path = str(found)
         try:
@@ -191,6 +202,29 @@ class DepthNode(Node):
             f"{self.estimator.provider}, scale mode {self.pipeline.scale_mode}; "
             f"{settings.subscribed_image_topic} + {settings.camera_info_topic} -> "
             f"{self._image_pub.topic_name}, {self._info_pub.topic_name}, {self._points_pub.topic_name}"
+        )
+
+    def _overrides(self) -> dict[str, Any]:
+        # rclpy keeps the --ros-args / params-file / parameter_overrides values here (Humble, Jazzy);
+        # there is no public accessor for overrides that were not declared.
+        return dict(getattr(self, "_parameter_overrides", None) or {})
+
+    def _refused_override(self, spec: ParamSpec, error: Exception) -> str:
+        """One line for an override that rclpy refused: the node's own wording where it can."""
+        override = self._overrides().get(spec.name)
+        if override is not None:
+            try:
+                check_parameter(spec.name, override.value)
+            except ParameterError as own:
+                return str(own)
+        return f"parameter {spec.name}: {error}"
+
+    def _unknown_overrides(self) -> list[str]:
+        """Overrides given to the node that it does not declare (rclpy silently ignores those)."""
+        return sorted(
+            name
+            for name in self._overrides()
+            if not self.has_parameter(name) and not name.startswith("qos_overrides.")
         )
 
     def _on_set_parameters(self, parameters: list[Any]) -> SetParametersResult:

@@ -276,6 +276,21 @@ def _check_range(spec: ParamSpec, value: Any) -> None:
         raise ParameterError(f"parameter {spec.name}: {value!r} is not one of {', '.join(spec.choices)}")
 
 
+def check_parameter(name: str, value: Any) -> None:
+    """Check one parameter's type and range/choices alone; ParameterError (one line) if wrong.
+
+    The node uses it to word a value that rclpy refused while declaring the parameter (an int for
+    a double, a value outside the descriptor's range) the same way as its own validation does.
+    """
+    spec = _SPECS.get(name)
+    if spec is None:
+        raise ParameterError(f"unknown parameter {name}")
+    if isinstance(value, array.array):
+        value = value.tolist()
+    _check_type(spec, value)
+    _check_range(spec, value)
+
+
 def _check_topic(name: str, topic: str) -> str:
     topic = topic.strip()
     if not topic or any(c.isspace() for c in topic) or topic.endswith("/"):

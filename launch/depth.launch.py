@@ -7,13 +7,12 @@ model, image_topic, camera_info_topic and compressed override params_file only w
 value edited in the YAML file is not silently replaced by a launch default.
 """
 
+from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
-
-from launch import LaunchContext, LaunchDescription
 
 # launch argument -> node parameter, passed only when the argument is not empty.
 _OPTIONAL_OVERRIDES = {
@@ -24,20 +23,20 @@ _OPTIONAL_OVERRIDES = {
 }
 
 
-def _as_bool(text: str) -> bool:
+def _as_bool(name: str, text: str) -> bool:
     lowered = text.strip().lower()
     if lowered not in ("true", "false"):
-        raise ValueError(f"expected true or false, got {text!r}")
+        raise ValueError(f"launch argument {name}: expected true or false, got {text!r}")
     return lowered == "true"
 
 
 def _depth_node(context: LaunchContext) -> list[Node]:
-    use_sim_time = _as_bool(LaunchConfiguration("use_sim_time").perform(context))
+    use_sim_time = _as_bool("use_sim_time", LaunchConfiguration("use_sim_time").perform(context))
     overrides: dict[str, object] = {"use_sim_time": use_sim_time}
     for argument, parameter in _OPTIONAL_OVERRIDES.items():
         value = LaunchConfiguration(argument).perform(context).strip()
         if value:
-            overrides[parameter] = _as_bool(value) if parameter == "compressed" else value
+            overrides[parameter] = _as_bool(argument, value) if parameter == "compressed" else value
     return [
         Node(
             package="depth_node",

@@ -3,5 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_venv.sh runtime,replay,training,test
+# OpenMP threads that busy-wait make torch ~10x slower on a shared 2-core machine.
+export OMP_WAIT_POLICY=PASSIVE
 .venv/bin/ruff check .
 .venv/bin/python -m pytest "$@"

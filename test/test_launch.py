@@ -15,32 +15,50 @@ import os
 os.environ["ROS_LOCALHOST_ONLY"] = "1"
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 
-import pytest
-
-pytest.importorskip("launch_testing")
-pytest.importorskip("launch_ros")
-pytest.importorskip("rclpy")
-pytest.importorskip("onnx")  # the test model is built with onnx (test/onnx_models.py)
-
+import importlib.util
+import sys
 import tempfile
 import time
 import unittest
 from pathlib import Path
+
+import pytest
+
+# Without launch_testing its pytest plugin is not loaded either, so a module-level skip is safe here.
+# Everything else is checked with a skipif mark: where the plugin is loaded it imports every test
+# module while collecting, and a module-level skip raised then would skip the whole test folder.
+pytest.importorskip("launch_testing")
 
 import launch_testing
 import launch_testing.actions
 import launch_testing.asserts
 import launch_testing.markers
 import numpy as np
-import rclpy
+from launch import LaunchDescription
 from launch.actions import IncludeLaunchDescription
 from launch.launch_description_sources import PythonLaunchDescriptionSource
-from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from depth_node.conversions import numpy_to_image
-from depth_node.messages import camera_info_from_K, ros_types
-from launch import LaunchDescription
+
+def _skip_reason() -> str | None:
+    """Why this launch test cannot run here, or None."""
+    for module in ("launch_ros", "rclpy", "sensor_msgs", "ament_index_python"):
+        if importlib.util.find_spec(module) is None:
+            return f"{module} is not importable (source a ROS 2 installation)"
+    if importlib.util.find_spec("onnx") is None:
+        return "onnx is not installed (the test model is built with it: test/onnx_models.py)"
+    from ament_index_python.packages import PackageNotFoundError, get_package_prefix
+
+    try:  # launch_ros finds the node's executable (and the launch file its config) in the ament index
+        get_package_prefix("depth_node")
+    except PackageNotFoundError:
+        return (
+            "depth_node is not installed in a sourced ROS 2 workspace "
+            "(colcon build --packages-select depth_node; source install/setup.bash)"
+        )
+    return None
+
+
+SKIP_REASON = _skip_reason()
 
 HERE = Path(__file__).resolve().parent
 LAUNCH_FILE = HERE.parent / "launch" / "depth.launch.py"
@@ -53,8 +71,6 @@ WIDTH, HEIGHT = 192, 64
 
 def _write_inputs(folder: Path) -> tuple[Path, Path]:
     """A tiny contract-conforming model and a params file: CPU only, no TensorRT cache."""
-    import sys
-
     sys.path.insert(0, str(HERE))
     from onnx_models import make_linear_depth_model
 
@@ -64,6 +80,8 @@ def _write_inputs(folder: Path) -> tuple[Path, Path]:
     return model, params
 
 
+@pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "")
+@pytest.mark.ros
 @pytest.mark.launch_test
 @launch_testing.markers.keep_alive
 def generate_test_description():
@@ -87,19 +105,32 @@ def generate_test_description():
 class TestDepthTopics(unittest.TestCase):
     @classmethod
     def setUpClass(cls) -> None:
+        import rclpy
+
         rclpy.init()
 
     @classmethod
     def tearDownClass(cls) -> None:
+        import rclpy
+
         rclpy.shutdown()
 
     def setUp(self) -> None:
+        import rclpy
+
         self.node = rclpy.create_node("depth_launch_tester")
 
     def tearDown(self) -> None:
         self.node.destroy_node()
 
     def test_frames_come_back_as_depth_camera_info_and_cloud(self, proc_output) -> None:
+        import rclpy
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+
+        from depth_node.conversions import numpy_to_image
+        from depth_node.messages import camera_info_from_K, ros_types
+
         types = ros_types()
         image_pub = self.node.create_publisher(Image, IMAGE_TOPIC, 1)
         info_pub = self.node.create_publisher(CameraInfo, INFO_TOPIC, 1)

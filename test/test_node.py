@@ -462,8 +462,8 @@ def test_flood_drops_frames_keeps_latency_bounded_and_memory_flat(ros, harness):
 @pytest.mark.parametrize(
     ("params", "fragment"),
     [
-        ({"points_stride": 0}, "points_stride"),  # refused by the IntegerRange (rclpy)
-        ({"min_range": 1}, "min_range"),  # an int where a double is declared (rclpy)
+        ({"points_stride": 0}, "parameter points_stride: 0 is outside [1, 32]"),  # IntegerRange (rclpy)
+        ({"min_range": 1}, "parameter min_range: 1 is not a float"),  # an int for a double (rclpy)
         ({"depth_encoding": "8UC1"}, "depth_encoding"),  # refused by the node's validation
         ({"min_range": 20.0, "max_range": 10.0}, "min_range"),
         ({"providers": ["npu"]}, "providers"),
@@ -477,6 +477,14 @@ def test_invalid_parameters_refuse_to_start(ros, harness, params, fragment):
     assert fragment in str(info.value) and "\n" not in str(info.value)
     assert h.node._worker is None  # nothing was started
     assert not any(t.name == "depth_inference" for t in threading.enumerate())
+
+
+def test_unknown_parameters_are_named_in_a_warning(ros, harness, capfd):
+    # rclpy ignores overrides that the node never declares: a typo would go unnoticed otherwise.
+    h = harness({"points_strid": 4}).start()
+    assert h.node.settings is not None and h.node.settings.points_stride == 1
+    err = capfd.readouterr().err
+    assert "ignoring parameter(s) points_strid: not parameters of this node" in err
 
 
 def test_read_only_parameters_cannot_change_at_run_time(ros, harness):

@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -23,6 +24,7 @@ from depth_node.node_core import (
     LatestSlot,
     LogThrottle,
     ParameterError,
+    check_parameter,
     diagnostic_summary,
     find_default_model,
     validate_parameters,
@@ -119,6 +121,29 @@ def test_rclpy_array_values_are_accepted():
     # rclpy returns INTEGER_ARRAY parameters from a params file as array.array('q').
     settings = validate_parameters({"crop": array.array("q", [0, 8, 64, 32])})
     assert settings.crop == (0, 8, 64, 32)
+
+
+def test_check_parameter_words_values_that_rclpy_refuses():
+    # The node uses it for an override that rclpy refused while declaring (type, descriptor range).
+    with pytest.raises(ParameterError, match=r"^parameter points_stride: 0 is outside \[1, 32\]$"):
+        check_parameter("points_stride", 0)
+    with pytest.raises(ParameterError, match="parameter min_range: 1 is not a float"):
+        check_parameter("min_range", 1)
+    with pytest.raises(ParameterError, match="unknown parameter bogus"):
+        check_parameter("bogus", 1)
+    check_parameter("crop", array.array("q", [0, 0, 0, 0]))
+
+
+def test_rclpy_array_field_values():
+    # rclpy's setters take array.array for variable-length arrays (CameraInfo.d, Image.data); the
+    # converters must work on any numpy input (array.frombytes refuses non-byte buffer formats).
+    from depth_node.messages import ros_float64_array, ros_uint8_array
+
+    d = ros_float64_array(np.array([0.1, -0.2, 0.0, 0.0, 0.3]))
+    assert d.typecode == "d" and d.tolist() == [0.1, -0.2, 0.0, 0.0, 0.3]
+    assert ros_float64_array(np.zeros((2, 2), np.float32)).tolist() == [0.0] * 4
+    data = ros_uint8_array(np.arange(6, dtype=np.uint8).reshape(2, 3)[:, ::2])  # non-contiguous
+    assert data.typecode == "B" and data.tolist() == [0, 2, 3, 5]
 
 
 def test_default_model_prefers_a_demo_model(tmp_path):

@@ -41,8 +41,11 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
 CI_CONFIG = REPO / "training" / "configs" / "synthetic_ci.yaml"
 WIDTH, HEIGHT = 320, 96
-TRAIN_SEEDS = (1, 2, 3)
-TRAIN_FRAMES = 150
+# Many short drives rather than a few long ones: with 3 drives x 150 frames the model learned the
+# training streets (abs_rel 0.13 there) but not the held-out one (0.39, metric 0.49 vs constant 0.62);
+# 10 drives x 45 frames (same rendering cost) gave 0.20 (metric 0.20 vs 0.41) on the held-out drive.
+TRAIN_SEEDS = tuple(range(1, 11))
+TRAIN_FRAMES = 45
 HELD_OUT_SEED = 1000
 HELD_OUT_FRAMES = 60
 DATE = "2011_09_26"
@@ -55,7 +58,7 @@ def drive_name(number: int) -> str:
 
 @pytest.fixture(scope="module")
 def sim_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Training drives 1..3 and the held-out drive 4, rendered at 320x96 with KITTI's field of view."""
+    """Training drives 1..10 and the held-out drive 11, rendered at 320x96 with KITTI's field of view."""
     from depth_node.kitti import write_drive
     from depth_node.sim.world import SyntheticDrive, WorldConfig
 
@@ -101,8 +104,10 @@ def train(root: Path, out_dir: Path, *overrides: str) -> tuple[Path, str, float]
 
 def evaluate_held_out(root: Path, checkpoint: Path, out_dir: Path) -> EvalResult:
     options = EvalOptions(metric=True)
-    test_frames = kitti_frames(root, split_from_drives(root, [drive_name(4)], [0], ["l"], None), gt="dense")
-    train_entries = split_from_drives(root, [drive_name(n) for n in range(1, 4)], [0], ["l"], None)
+    held_out = drive_name(len(TRAIN_SEEDS) + 1)
+    test_frames = kitti_frames(root, split_from_drives(root, [held_out], [0], ["l"], None), gt="dense")
+    train_drives = [drive_name(n) for n in range(1, len(TRAIN_SEEDS) + 1)]
+    train_entries = split_from_drives(root, train_drives, [0], ["l"], None)
     train_frames = kitti_frames(root, subsample(train_entries, 150), gt="dense")
     prior = prior_from_frames(train_frames, (WIDTH, HEIGHT), options, progress=False)
     return evaluate_model(CheckpointPredictor(checkpoint, "cpu"), test_frames, prior, options=options,

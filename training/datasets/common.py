@@ -238,8 +238,8 @@ class MonoDataset(Dataset):
                 image = image[:, ::-1]
             color = image.astype(np.float32) / 255.0
             sample[("color", f, 0)] = image_to_tensor(color)
-            # One jitter draw for all frames of the sample: photometric consistency between them is
-            # what the reprojection loss relies on.
+            # One jitter draw for all frames of the sample (as Monodepth2): the pose net compares the
+            # frames, so they must share one colour transform. The loss uses the unjittered "color".
             sample[("color_aug", f, 0)] = (
                 image_to_tensor(color_jitter(color, jitter)) if jitter else sample[("color", f, 0)]
             )
