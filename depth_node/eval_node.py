@@ -25,7 +25,9 @@ from typing import Any
 
 import numpy as np
 import rclpy
+import rclpy.logging
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
@@ -42,6 +44,11 @@ from depth_node.replay import (
     parse_transform,
     running_metrics_line,
 )
+
+try:  # raised by spin() when Ctrl-C shut the context down
+    from rclpy.executors import ExternalShutdownException
+except ImportError:  # pragma: no cover - older rclpy
+    ExternalShutdownException = KeyboardInterrupt  # type: ignore[assignment, misc]
 
 NODE_NAME = "depth_eval"
 
@@ -176,21 +183,31 @@ class DepthEvalNode(Node):
 
 
 def main(args: Sequence[str] | None = None) -> int:
+    """``ros2 run depth_node depth_eval_node``: 0 after Ctrl-C, 1 (one error line) for a bad parameter."""
     rclpy.init(args=args)
+    # Lines logged after the node is gone (the final summary after Ctrl-C, when rclpy has already shut
+    # the context down) go through a plain logger of the same name: the console, not /rosout.
+    logger = rclpy.logging.get_logger(NODE_NAME)
     node = None
+    code = 0
     try:
-        node = DepthEvalNode()
-        rclpy.spin(node)
-    except KeyboardInterrupt:
-        pass
+        try:
+            node = DepthEvalNode()
+        except (ValueError, ParameterException) as error:
+            logger.error(f"invalid parameter: {error}")
+            code = 1
+        else:
+            rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass  # Ctrl-C: a clean stop, no traceback
     finally:
         if node is not None:
             summary = node.evaluator.summary()
-            if summary is not None:
-                node.get_logger().info("final: " + running_metrics_line(summary))
             node.destroy_node()
+            if summary is not None:
+                logger.info("final: " + running_metrics_line(summary))
         rclpy.try_shutdown()
-    return 0
+    return code
 
 
 if __name__ == "__main__":

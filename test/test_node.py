@@ -8,8 +8,11 @@ every wait below is a poll with a timeout, never a fixed count of spins).
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import os
 import random
+import signal
 import threading
 import time
 import tracemalloc
@@ -508,12 +511,54 @@ def test_main_exits_non_zero_with_one_error_line_for_a_corrupt_model(ros, tmp_pa
     assert not ros.rclpy.ok()
 
 
+@contextlib.contextmanager
+def own_executor(ros, node):
+    """An executor for a test's stand-in of rclpy.spin, instead of rclpy's global executor.
+
+    After a SIGINT, rclpy's signal thread shuts the context down below Python, so the global
+    executor (kept until a Python-level shutdown of its context) would stay bound to the dead
+    context and break every later rclpy.spin_once in this test process.
+    """
+    executor = ros.Executor()
+    executor.add_node(node)
+    try:
+        yield executor
+    finally:
+        executor.shutdown()
+
+
+def ctrl_c(ros) -> None:
+    """SIGINT to this process, as Ctrl-C in a terminal; re-raises the KeyboardInterrupt it causes.
+
+    With the real rclpy it first waits until rclpy's deferred signal thread has shut the context
+    down: in a test process that lives on, that thread would otherwise shut down a later test's
+    context (a real node's process simply ends).
+    """
+    interrupted = False
+    deadline = time.monotonic() + 5.0
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+    except KeyboardInterrupt:
+        interrupted = True
+    while not ros.stand_in and time.monotonic() < deadline:
+        try:
+            if not ros.rclpy.ok():
+                break
+            time.sleep(0.01)
+        except KeyboardInterrupt:
+            interrupted = True
+    if interrupted:
+        raise KeyboardInterrupt
+
+
 def test_main_stops_cleanly_on_ctrl_c(ros, model_path, monkeypatch, capfd):
     def spin_then_interrupt(node, executor=None):
-        deadline = time.monotonic() + 0.3
-        while time.monotonic() < deadline:
-            ros.rclpy.spin_once(node, timeout_sec=0.05)
-        raise KeyboardInterrupt
+        with own_executor(ros, node) as own:
+            deadline = time.monotonic() + 0.3
+            while time.monotonic() < deadline:
+                own.spin_once(timeout_sec=0.05)
+            ctrl_c(ros)  # rclpy's handler (where real) shuts the context down: spin() ends
+            own.spin()
 
     monkeypatch.setattr(ros.rclpy, "spin", spin_then_interrupt)
     code = ros.node_module.main(["--ros-args", "-p", f"model_path:={model_path}", "-p", "providers:=[cpu]"])
@@ -522,6 +567,34 @@ def test_main_stops_cleanly_on_ctrl_c(ros, model_path, monkeypatch, capfd):
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     assert not any(t.name == "depth_inference" for t in threading.enumerate())  # the worker was joined
     assert not ros.rclpy.ok()
+
+
+def test_eval_node_main_one_error_line_and_a_clean_ctrl_c(ros, monkeypatch, capfd):
+    """depth_eval_node: a bad parameter ends it with one error line; Ctrl-C with its final summary."""
+    from depth_node import eval_node
+    from depth_node.replay import GroundTruth
+
+    code = eval_node.main(["--ros-args", "-p", "gt_type:=radar"])
+    err = capfd.readouterr().err
+    assert code == 1
+    errors = [line for line in err.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and "gt_type" in errors[0], err
+    assert "Traceback" not in err and not ros.rclpy.ok()
+
+    def spin_then_ctrl_c(node, executor=None):
+        depth = np.full((8, 16), 10.0, np.float32)
+        node.evaluator.add_prediction(1_000, depth)
+        node.evaluator.add_truth(1_000, GroundTruth("depth image", dense=depth * 1.1))
+        with own_executor(ros, node) as own:
+            ctrl_c(ros)  # rclpy's handler shuts the context down (so /rosout is gone) and spin ends
+            own.spin()
+
+    monkeypatch.setattr(ros.rclpy, "spin", spin_then_ctrl_c)
+    code = eval_node.main([])
+    err = capfd.readouterr().err
+    assert code == 0
+    assert "final: 1 frames" in err, err
+    assert "Traceback" not in err and "Failed to publish" not in err, err  # no log to a dead /rosout
 
 
 def test_params_file_loads_with_every_parameter(ros, model_path):
