@@ -12,20 +12,12 @@ torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
+from depth_node.estimator import REQUIRED_METADATA  # noqa: E402
 from training.export import count_flops, export_onnx, main  # noqa: E402
 from training.networks import build_depth_net  # noqa: E402
 
 torch.set_num_threads(2)
 H, W = 64, 128
-REQUIRED = (
-    "input_height",
-    "input_width",
-    "min_depth",
-    "max_depth",
-    "metric_scale",
-    "backbone",
-    "training_mode",
-)
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +65,7 @@ def test_fp32_export_via_cli(checkpoint: tuple[Path, torch.nn.Module], tmp_path:
     (inp,), (outp,) = session.get_inputs(), session.get_outputs()
     assert (inp.name, inp.type, inp.shape) == ("image", "tensor(float)", [1, 3, H, W])
     assert (outp.name, outp.type, outp.shape) == ("depth", "tensor(float)", [1, 1, H, W])
-    for key in REQUIRED:
+    for key in REQUIRED_METADATA:
         assert key in meta, key
     assert (int(meta["input_height"]), int(meta["input_width"])) == (H, W)
     assert float(meta["min_depth"]) == 0.1 and float(meta["max_depth"]) == 80.0
