@@ -26,11 +26,14 @@ from pathlib import Path
 from depth_node.node_core import find_default_model
 from depth_node.replay import ReplayError, ReplayOptions, ReplayResult, model_dirs, replay, summary_text
 
-DEMO_MODEL_NAME = "demo_resnet18_640x192.onnx"
+DEMO_MODEL_NAME = "demo_resnet18_320x96.onnx"
 # Drives for training the demo model come from low seeds; 1000 and up are kept for evaluation.
 DEFAULT_SEED = 1000
 DEFAULT_FRAMES = 60
-DEFAULT_SIZE = (1242, 375)  # KITTI's camera image size
+# The camera the demo model was trained for (see its model card): the world's default fx (721.5 px)
+# at 640x192. A monocular model's metric scale holds only for the focal length it was trained with:
+# the same model on the world's 1242x375 camera (same fx, wider view) reads depth ~1.7x too far.
+DEFAULT_SIZE = (640, 192)
 DEFAULT_OUT = Path("runs/demo")
 
 
