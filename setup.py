@@ -43,7 +43,6 @@ setup(
     ],
     install_requires=[],
     extras_require=EXTRAS,
-    tests_require=["pytest"],
     zip_safe=True,
     entry_points={
         "console_scripts": [

@@ -29,6 +29,7 @@ import torch
 import yaml
 from torch import Tensor, nn
 
+from depth_node.metrics import METRIC_NAMES
 from training.geometry import disp_to_depth
 from training.losses import training_mode as infer_training_mode
 from training.networks import DepthNet, build_depth_net, model_config
@@ -249,6 +250,30 @@ def measure_latency(onnx_path: Path, height: int, width: int, runs: int = 10, th
     return 1000.0 * statistics.median(times)
 
 
+def _is_metric_row(value: Any) -> bool:
+    return isinstance(value, Mapping) and all(name in value for name in METRIC_NAMES)
+
+
+def _metrics_markdown(metrics: Mapping[str, Any]) -> list[str]:
+    """Markdown for depth-eval's metrics: one table per group of metric rows (model, baselines),
+    then the remaining scalar entries as a key/value table."""
+    lines: list[str] = []
+    scalars = []
+    for key, value in metrics.items():
+        if isinstance(value, Mapping) and value and all(_is_metric_row(row) for row in value.values()):
+            lines += [f"{key}:", "", "| | " + " | ".join(METRIC_NAMES) + " |"]
+            lines.append("| --- " * (len(METRIC_NAMES) + 1) + "|")
+            for label, row in value.items():
+                lines.append(f"| {label} | " + " | ".join(f"{row[n]:.4f}" for n in METRIC_NAMES) + " |")
+            lines.append("")
+        else:
+            scalars.append((key, value))
+    if scalars:
+        lines += ["| entry | value |", "| --- | --- |"]
+        lines += [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in scalars]
+    return lines
+
+
 def write_model_card(path: Path, info: Mapping[str, Any], config: Mapping[str, Any]) -> Path:
     """Markdown model card beside the ONNX file."""
     metrics = info.get("metrics") or {}
@@ -284,10 +309,7 @@ def write_model_card(path: Path, info: Mapping[str, Any], config: Mapping[str, A
         "",
     ]
     if metrics:
-        lines += ["| metric | value |", "| --- | --- |"]
-        lines += [
-            f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in metrics.items()
-        ]
+        lines += _metrics_markdown(metrics)
     else:
         lines.append("No evaluation metrics were recorded with this checkpoint.")
     lines += [
