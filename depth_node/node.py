@@ -2,7 +2,7 @@
 
 Thin rclpy glue over the ROS-free runtime: parameters and their validation, the frame mailbox and
 the inference thread live in :mod:`depth_node.node_core`; inference in :mod:`depth_node.pipeline`;
-output messages are built by :func:`depth_node.messages.build_outputs` (as the offline replay does).
+output messages are built by :func:`depth_node.node_core.build_frame_outputs` (as the offline replay does).
 
 Threads: subscription callbacks only store the newest frame (they never block the executor); one
 worker thread runs inference and publishes. A frame still waiting when a newer one arrives is
@@ -28,7 +28,7 @@ from std_msgs.msg import Header
 
 from depth_node.conversions import ImageDataError, ImageDecodeError, UnsupportedEncodingError, to_rgb8
 from depth_node.estimator import DepthEstimator, ModelLoadError
-from depth_node.messages import build_outputs, ros_types
+from depth_node.messages import ros_types
 from depth_node.node_core import (
     NODE_NAME,
     PARAMETER_NAMES,
@@ -41,6 +41,7 @@ from depth_node.node_core import (
     NodeSettings,
     ParameterError,
     ParamSpec,
+    build_frame_outputs,
     check_parameter,
     diagnostic_summary,
     find_default_model,
@@ -299,18 +300,8 @@ class DepthNode(Node):
             self._drop("nan", "the model's depth has no valid (finite, in-range) pixel")
             return
         cloud = settings.publish_points and self._points_pub.get_subscription_count() > 0
-        outputs = build_outputs(
-            result,
-            frame.image.header,
-            info,
-            self.types,
-            cloud=cloud,
-            stride=settings.points_stride,
-            min_range=settings.min_range,
-            max_range=settings.max_range,
-            organized=settings.points_organized,
-            rgb=rgb if settings.points_color else None,
-            encoding=settings.depth_encoding,
+        outputs = build_frame_outputs(
+            settings, result, frame.image.header, info, self.types, rgb, cloud=cloud
         )
         self._image_pub.publish(outputs.image)
         self._info_pub.publish(outputs.camera_info)

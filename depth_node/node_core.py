@@ -23,6 +23,7 @@ import numpy as np
 
 from depth_node.conversions import DEPTH_ENCODINGS
 from depth_node.estimator import PROVIDER_NAMES
+from depth_node.messages import DepthOutputs, MessageTypes, build_outputs
 from depth_node.pipeline import OUTPUT_RESOLUTIONS, SCALE_MODES, PipelineConfig
 
 NODE_NAME = "depth_node"
@@ -380,6 +381,31 @@ def validate_parameters(values: Mapping[str, Any]) -> NodeSettings:
         input_depth=v["input_qos.depth"],
         output_reliability=v["output_qos.reliability"],
         output_depth=v["output_qos.depth"],
+    )
+
+
+def build_frame_outputs(
+    settings: NodeSettings,
+    result: Any,
+    header: Any,
+    camera_info: Any,
+    types: MessageTypes,
+    rgb: np.ndarray | None,
+    cloud: bool,
+) -> DepthOutputs:
+    """One frame's output messages as the node's settings ask for them (the node and the replay)."""
+    return build_outputs(
+        result,
+        header,
+        camera_info,
+        types,
+        cloud=cloud,
+        stride=settings.points_stride,
+        min_range=settings.min_range,
+        max_range=settings.max_range,
+        organized=settings.points_organized,
+        rgb=rgb if settings.points_color else None,
+        encoding=settings.depth_encoding,
     )
 
 

@@ -969,7 +969,8 @@ def _run(
     from tqdm import tqdm
 
     from depth_node import report
-    from depth_node.messages import build_outputs, rosbags_types
+    from depth_node.messages import rosbags_types
+    from depth_node.node_core import build_frame_outputs
 
     types = rosbags_types(TYPESTORE)
     conns_by_topic: dict[str, list[Any]] = {}
@@ -1090,18 +1091,8 @@ def _run(
             gate.finished(clock.now())
             return
         t_processed = time.perf_counter()
-        outputs = build_outputs(
-            result,
-            msg.header,
-            state["info"],
-            types,
-            cloud=settings.publish_points,
-            stride=settings.points_stride,
-            min_range=settings.min_range,
-            max_range=settings.max_range,
-            organized=settings.points_organized,
-            rgb=rgb if settings.points_color else None,
-            encoding=settings.depth_encoding,
+        outputs = build_frame_outputs(
+            settings, result, msg.header, state["info"], types, rgb, cloud=settings.publish_points
         )
         t_end = time.perf_counter()
         gate.finished(clock.now())

@@ -290,13 +290,13 @@ def test_compressed_input(harness):
 
 def test_cloud_is_built_only_while_someone_subscribes(ros, harness, monkeypatch):
     calls: list[bool] = []
-    real_build = ros.node_module.build_outputs
+    real_build = ros.node_module.build_frame_outputs
 
     def spy(*args, **kwargs):
         calls.append(kwargs["cloud"])
         return real_build(*args, **kwargs)
 
-    monkeypatch.setattr(ros.node_module, "build_outputs", spy)
+    monkeypatch.setattr(ros.node_module, "build_frame_outputs", spy)
     h = harness(points=False).start()
     K = np.array([[100.0, 0, 48], [0, 100.0, 16], [0, 0, 1]])
     h.send_info(K, 96, 32)

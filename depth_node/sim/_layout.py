@@ -275,7 +275,7 @@ def _vertical_panels(
         b.add(obj, verts, outward, mat, col, prm, origin, e1, up, off1=s_off)
 
 
-def _convex_hull_ground(points: np.ndarray, z: float) -> np.ndarray:
+def convex_hull_ground(points: np.ndarray, z: float) -> np.ndarray:
     """Convex hull of horizontal points as an (8, 3) polygon at height z (padded / decimated)."""
     import cv2
 
@@ -357,7 +357,7 @@ def generate(rng: np.random.Generator, length: float, s_start: float, duration: 
         pts = points.copy()
         if kind == 0:
             pts[:, :2] += (points[:, 2:3] - z) * shadow_dir[None, :]
-        shadows.append(_convex_hull_ground(pts, z + 0.002))
+        shadows.append(convex_hull_ground(pts, z + 0.002))
         shadow_kind.append(kind)
         shadow_s.append(s_ref)
 

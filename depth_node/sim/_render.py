@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from depth_node.geometry import rotation_matrix
-from depth_node.sim._layout import Layout
+from depth_node.sim._layout import Layout, convex_hull_ground
 from depth_node.sim._scene import GROUND, N_PARAMS, OBJECTS, car_tables
 from depth_node.sim._shading import Materials, Samples
 from depth_node.sim._textures import fbm
@@ -125,12 +125,9 @@ class Renderer:
                 corners = _box_corners(origins[i], yaw[i], ln, wd, ht)
                 pts = corners.copy()
                 pts[:, :2] += (corners[:, 2:3] - origins[i, 2]) * sd
-                shadows.append(_hull8(pts, origins[i, 2] + 0.002)[None])
-                shadows.append(
-                    _hull8(_box_corners(origins[i], yaw[i], ln + 0.5, wd + 0.4, 0.0), origins[i, 2] + 0.002)[
-                        None
-                    ]
-                )
+                shadows.append(convex_hull_ground(pts, origins[i, 2] + 0.002)[None])
+                footprint = _box_corners(origins[i], yaw[i], ln + 0.5, wd + 0.4, 0.0)
+                shadows.append(convex_hull_ground(footprint, origins[i, 2] + 0.002)[None])
                 kinds.append(np.array([0, 1], np.int8))
         return FrameTable(
             **tab,
@@ -383,14 +380,3 @@ def _box_corners(origin: np.ndarray, yaw: float, length: float, width: float, he
             for hz in (0.0, height):
                 pts.append([origin[0] + c * dx - s * dy, origin[1] + s * dx + c * dy, origin[2] + hz])
     return np.array(pts)
-
-
-def _hull8(points: np.ndarray, z: float) -> np.ndarray:
-    hull = cv2.convexHull(points[:, :2].astype(np.float32)).reshape(-1, 2).astype(np.float64)
-    if len(hull) > 8:
-        hull = hull[np.linspace(0, len(hull) - 1, 8).round().astype(int)]
-    out = np.empty((8, 3))
-    out[: len(hull), :2] = hull
-    out[len(hull) :, :2] = hull[-1]
-    out[:, 2] = z
-    return out
