@@ -12,6 +12,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from training.networks._weights import load_exact_state_dict
+
 # (block type, blocks per stage) for each supported depth, as in torchvision.
 RESNET_SPECS: dict[int, tuple[str, list[int]]] = {
     18: ("basic", [2, 2, 2, 2]),
@@ -147,16 +149,5 @@ def load_torchvision_weights(encoder: ResnetEncoder, weights: str | Path | dict[
     n = encoder.num_input_images
     if n > 1 and "conv1.weight" in state and state["conv1.weight"].shape[1] == 3:
         state["conv1.weight"] = torch.cat([state["conv1.weight"]] * n, dim=1) / n
-    own = encoder.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    if missing or unexpected:
-        raise ValueError(
-            f"resnet{encoder.num_layers} weights do not match torchvision's names: "
-            f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
-            f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}"
-        )
-    bad = [k for k in own if own[k].shape != state[k].shape]
-    if bad:
-        raise ValueError(f"resnet{encoder.num_layers} weights: shape mismatch for {bad[:5]}")
-    encoder.load_state_dict(state, strict=True)
+    what = f"resnet{encoder.num_layers} weights do not match torchvision's names"
+    load_exact_state_dict(encoder, state, what)

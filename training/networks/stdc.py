@@ -17,6 +17,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from training.networks._weights import load_exact_state_dict
+
 # Blocks per stage (strides 8, 16, 32) for each variant.
 STDC_LAYERS: dict[str, list[int]] = {"stdc1": [2, 2, 2], "stdc2": [4, 5, 3]}
 STDC_HEAD_PREFIXES = ("conv_last.", "fc.", "bn.", "linear.", "gap.")
@@ -169,15 +171,6 @@ def load_stdc_weights(encoder: STDCEncoder, weights: str | Path | dict) -> None:
                 "re-save it as {'state_dict': checkpoint['state_dict']} from a trusted environment"
             ) from exc
     state = stdc_checkpoint_to_state_dict(weights)
-    own = encoder.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    if missing or unexpected:
-        raise ValueError(
-            f"{encoder.variant} weights do not match STDC-Seg's names: missing {missing[:5]}, "
-            f"unexpected {unexpected[:5]}"
-        )
-    bad = [k for k in own if own[k].shape != state[k].shape]
-    if bad:
-        raise ValueError(f"{encoder.variant} weights: shape mismatch for {bad[:5]} (STDC1 vs STDC2?)")
-    encoder.load_state_dict(state, strict=True)
+    load_exact_state_dict(
+        encoder, state, f"{encoder.variant} weights do not match STDC-Seg's names", hint="(STDC1 vs STDC2?)"
+    )
