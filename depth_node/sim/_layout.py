@@ -639,8 +639,8 @@ def generate(rng: np.random.Generator, length: float, s_start: float, duration: 
         ]
         b.add_table(np.repeat(objs, 10), tb)
         for o, lc, wc, hc, y, s in zip(origins, length_c, width_c, height_c, yaw, P[:, 0]):
-            add_shadow(_car_hull(o, y, lc, wc, hc), o[2], s)
-            add_shadow(_car_hull(o, y, lc + 0.5, wc + 0.4, 0.0), o[2], s, kind=1)
+            add_shadow(box_corners(o, y, lc, wc, hc), o[2], s)
+            add_shadow(box_corners(o, y, lc + 0.5, wc + 0.4, 0.0), o[2], s, kind=1)
 
     polys, objects = b.tables()
     # ---- traffic ----------------------------------------------------------------------------------
@@ -662,7 +662,8 @@ def generate(rng: np.random.Generator, length: float, s_start: float, duration: 
     )
 
 
-def _car_hull(origin: np.ndarray, yaw: float, length: float, width: float, height: float) -> np.ndarray:
+def box_corners(origin: np.ndarray, yaw: float, length: float, width: float, height: float) -> np.ndarray:
+    """The 8 corners of a yawed box standing on ``origin`` (cars: their shadows and footprints)."""
     c, s = np.cos(yaw), np.sin(yaw)
     pts = []
     for dx in (-length / 2, length / 2):

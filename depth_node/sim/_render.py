@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from depth_node.geometry import rotation_matrix
-from depth_node.sim._layout import Layout, convex_hull_ground
+from depth_node.sim._layout import Layout, box_corners, convex_hull_ground
 from depth_node.sim._scene import GROUND, N_PARAMS, OBJECTS, car_tables
 from depth_node.sim._shading import Materials, Samples
 from depth_node.sim._textures import fbm
@@ -122,11 +122,11 @@ class Renderer:
             sd = -light.sun[:2] / max(light.sun[2], 0.2)
             for i in range(n):
                 ln, wd, ht = tr.length[keep[i]], tr.width[keep[i]], tr.height[keep[i]]
-                corners = _box_corners(origins[i], yaw[i], ln, wd, ht)
+                corners = box_corners(origins[i], yaw[i], ln, wd, ht)
                 pts = corners.copy()
                 pts[:, :2] += (corners[:, 2:3] - origins[i, 2]) * sd
                 shadows.append(convex_hull_ground(pts, origins[i, 2] + 0.002)[None])
-                footprint = _box_corners(origins[i], yaw[i], ln + 0.5, wd + 0.4, 0.0)
+                footprint = box_corners(origins[i], yaw[i], ln + 0.5, wd + 0.4, 0.0)
                 shadows.append(convex_hull_ground(footprint, origins[i, 2] + 0.002)[None])
                 kinds.append(np.array([0, 1], np.int8))
         return FrameTable(
@@ -370,13 +370,3 @@ def _clip_near(poly_cam: np.ndarray, K: np.ndarray) -> np.ndarray | None:
         return None
     q = np.array(out)
     return np.stack([K[0, 0] * q[:, 0] / q[:, 2] + K[0, 2], K[1, 1] * q[:, 1] / q[:, 2] + K[1, 2]], axis=1)
-
-
-def _box_corners(origin: np.ndarray, yaw: float, length: float, width: float, height: float) -> np.ndarray:
-    c, s = np.cos(yaw), np.sin(yaw)
-    pts = []
-    for dx in (-length / 2, length / 2):
-        for dy in (-width / 2, width / 2):
-            for hz in (0.0, height):
-                pts.append([origin[0] + c * dx - s * dy, origin[1] + s * dx + c * dy, origin[2] + hz])
-    return np.array(pts)
