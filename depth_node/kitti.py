@@ -9,6 +9,8 @@ Layout (as in the real KITTI raw download)::
             + timestamps.txt, timestamps_start.txt, timestamps_end.txt
         oxts/data/%010d.txt (30 values) + oxts/timestamps.txt + oxts/dataformat.txt
         proj_depth/groundtruth/image_02/%010d.png (KITTI depth benchmark format: uint16, depth * 256)
+        proj_depth/moving_mask/image_02/%010d.png (synthetic drives only, not KITTI: uint8, 255 =
+            a car that moves in the world; lets evaluation score moving objects on their own)
 
 Calibration is composed the way Monodepth2's ``generate_depth_map`` does it:
 ``P_rect_0c @ R_rect_00 @ [R|T]_velo_to_cam``. ``KittiCalib.K`` is the *rectified* intrinsics
@@ -151,6 +153,11 @@ def oxts_path(drive_dir: Path | str, index: int) -> Path:
 def depth_gt_path(drive_dir: Path | str, index: int, cam: int = 2) -> Path:
     """Dense/annotated ground truth inside a drive folder (the depth benchmark's sub-path)."""
     return Path(drive_dir) / "proj_depth" / "groundtruth" / f"image_{cam:02d}" / f"{index:010d}.png"
+
+
+def moving_mask_path(drive_dir: Path | str, index: int, cam: int = 2) -> Path:
+    """The synthetic world's moving-car mask (this project's addition; real KITTI has none)."""
+    return Path(drive_dir) / "proj_depth" / "moving_mask" / f"image_{cam:02d}" / f"{index:010d}.png"
 
 
 def frame_indices(drive_dir: Path | str, cam: int = 2) -> list[int]:
@@ -550,6 +557,10 @@ def write_drive(
         np.asarray(frame.lidar, dtype="<f4").reshape(-1, 4).tofile(velodyne_path(drive_dir, i))
         if dense_gt:
             write_depth_png(depth_gt_path(drive_dir, i), frame.depth)
+            mask_path = moving_mask_path(drive_dir, i)
+            mask_path.parent.mkdir(parents=True, exist_ok=True)
+            if not cv2.imwrite(str(mask_path), frame.moving_mask.astype(np.uint8) * 255):
+                raise OSError(f"{mask_path}: could not write the moving-car mask")
         indices.append(i)
         stamps.append(start_ns + round(frame.timestamp * 1e9))
         T_world_imu.append(frame.T_world_cam @ drive.T_cam_imu)

@@ -60,6 +60,28 @@ def test_constant_and_layout_baselines_hand_computed() -> None:
     assert "constant (median-scaled)" in table and "layout (metric)" in table
 
 
+def test_moving_pixels_scored_alone_with_the_whole_frame_scale() -> None:
+    gt = np.array([[2.0, 2.0], [2.0, 8.0]], dtype=np.float32)
+    pred = np.array([[1.0, 1.0], [1.0, 2.0]], dtype=np.float32)  # the moving pixel is 2x too near
+    moving = np.array([[False, False], [False, True]])
+    prior = training_prior([gt], (2, 2), garg_crop=False)
+    result = evaluate_predictions(
+        [(gt, pred), (gt, pred)], prior, options=NO_CROP, metric=True, moving=[moving, None]
+    )
+    assert result.moving is not None
+    assert result.moving["frames"] == 1 and result.moving["pixels"] == 1
+    # Whole-frame median scale 2/1 = 2 -> the moving pixel predicts 4 m for 8 m: abs_rel 0.5.
+    assert result.moving["median_scaled"]["model"]["abs_rel"] == pytest.approx(0.5)
+    # Constant: the frame's median (2 m) for 8 m; metric model: 2 m for 8 m.
+    assert result.moving["median_scaled"]["constant"]["abs_rel"] == pytest.approx(0.75)
+    assert result.moving["metric"]["model"]["abs_rel"] == pytest.approx(0.75)
+    # The whole-frame rows are unchanged by the masks.
+    assert result.median_scaled["model"]["abs_rel"] == pytest.approx(0.125)
+    assert "model (moving cars, median-scaled)" in result.table()
+    no_masks = evaluate_predictions([(gt, pred)], prior, options=NO_CROP, metric=True)
+    assert no_masks.moving is None and no_masks.to_json()["moving_objects"] is None
+
+
 def test_frames_without_ground_truth_are_skipped_for_all_methods() -> None:
     gt_empty = np.zeros((2, 2), dtype=np.float32)
     gt = np.full((2, 2), 5.0, dtype=np.float32)

@@ -20,6 +20,7 @@ from training.losses import (  # noqa: E402
     photometric_error,
     predict_poses,
     reduce_reprojection,
+    rescale_to_distance,
     smoothness_loss,
     training_mode,
     velocity_loss,
@@ -279,6 +280,34 @@ def test_predict_poses_inverts_the_earlier_pair() -> None:
         float((outputs[("cam_T_cam", 0, -1)][0] @ point)[2]), 11.0 * math.cos(0.1), rel_tol=0.02
     )
     assert outputs[("translation", 0, -1)].shape == (1, 3)
+
+
+def test_rescale_to_distance_keeps_direction_and_unknown_rows() -> None:
+    translation = torch.tensor([[0.0, 0.0, -0.5], [0.3, 0.0, 0.4]], requires_grad=True)
+    out = rescale_to_distance(translation, torch.tensor([2.0, float("nan")]))
+    assert torch.allclose(out, torch.tensor([[0.0, 0.0, -2.0], [0.3, 0.0, 0.4]]))
+    # The known row's length is fixed, so only its direction gets a gradient: none along itself.
+    out[0].sum().backward()
+    assert torch.allclose(translation.grad[0] @ translation[0].detach(), torch.tensor(0.0), atol=1e-6)
+
+
+def test_predict_poses_odometry_scale_warps_with_the_travelled_distance() -> None:
+    class HalfStep(torch.nn.Module):
+        def forward(self, earlier: torch.Tensor, later: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return torch.zeros(1, 3), torch.tensor([[0.0, 0.0, -0.5]])
+
+    batch = {("color_aug", f, 0): torch.zeros(1, 3, 4, 4) for f in (0, -1, 1)}
+    batch[("distance", -1)] = torch.tensor([1.5])
+    batch[("distance", 1)] = torch.tensor([float("nan")])
+    outputs = predict_poses(HalfStep(), batch, [0, -1, 1], odometry_scale=True)
+    # Frame -1: inverted pose with the known 1.5 m; frame 1: unknown distance, raw 0.5 m kept.
+    assert math.isclose(float(outputs[("cam_T_cam", 0, -1)][0, 2, 3]), 1.5, rel_tol=1e-6)
+    assert math.isclose(float(outputs[("cam_T_cam", 0, 1)][0, 2, 3]), -0.5, rel_tol=1e-6)
+    # The raw translation stays for the velocity loss.
+    assert torch.allclose(outputs[("translation", 0, -1)], torch.tensor([[0.0, 0.0, -0.5]]))
+    assert training_mode({"loss": {"velocity_weight": 0.0, "odometry_scale": True}}) == (
+        "self_supervised+velocity"
+    )
 
 
 def test_disp_to_depth_range() -> None:

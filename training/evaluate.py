@@ -16,6 +16,10 @@ Every result stands next to two baselines scored on the same frames and pixels:
 - layout: the per-pixel mean log-depth of the training frames' ground truth, i.e. the average
   road scene; a model that only learned the road's shape scores like this.
 
+Where the drives carry the synthetic world's moving-car masks (``proj_depth/moving_mask``), the same
+metrics are also reported on the moving cars' pixels alone (``moving_objects`` in the JSON; each
+method keeps the median scale of its whole frame), which is where DiPE's masking should matter.
+
 Outputs in ``--out-dir``: ``metrics.json``, ``grid.png`` (image | prediction | ground truth | error).
 """
 
@@ -136,6 +140,7 @@ class EvalFrame:
     name: str
     load_image: Callable[[], np.ndarray]
     load_gt: Callable[[], np.ndarray]
+    load_moving: Callable[[], np.ndarray | None] | None = None  # bool mask of moving objects
 
 
 def _gt_loader(dataset: KittiDataset, entry: SplitEntry, gt: str) -> Callable[[], np.ndarray]:
@@ -175,7 +180,11 @@ def kitti_frames(
     frames = []
     for i, entry in enumerate(entries):
         load_gt = (lambda m=gt_maps[i]: m) if gt_maps is not None else _gt_loader(dataset, entry, gt)
-        frames.append(EvalFrame(entry.line(), lambda i=i: dataset.load_color(i, 0), load_gt))
+        load_moving = None
+        if gt_maps is None:
+            reader = dataset.reader(entry)
+            load_moving = lambda r=reader, f=entry.frame: r.moving_mask(f)  # noqa: E731
+        frames.append(EvalFrame(entry.line(), lambda i=i: dataset.load_color(i, 0), load_gt, load_moving))
     return frames
 
 
@@ -286,6 +295,8 @@ class EvalResult:
     frames: int
     train_median_depth: float | None
     info: dict[str, Any] = field(default_factory=dict)
+    # Moving-object pixels only: {"frames", "pixels", "median_scaled", "metric"}; None without masks.
+    moving: dict[str, Any] | None = None
 
     @property
     def scale_ratio(self) -> float:
@@ -297,6 +308,10 @@ class EvalResult:
             rows[f"{name} (median-scaled)"] = metrics
         for name, metrics in (self.metric or {}).items():
             rows[f"{name} (metric)"] = metrics
+        if self.moving is not None:
+            for protocol in ("median_scaled", "metric"):
+                for name, metrics in (self.moving[protocol] or {}).items():
+                    rows[f"{name} (moving cars, {protocol.replace('_', '-')})"] = metrics
         return format_metrics_table(rows)
 
     def to_json(self) -> dict[str, Any]:
@@ -310,6 +325,7 @@ class EvalResult:
                 "std_over_median": float(ratios.std() / np.median(ratios)) if ratios.size else None,
             },
             "train_median_depth": self.train_median_depth,
+            "moving_objects": self.moving,
             **self.info,
         }
 
@@ -331,21 +347,25 @@ def evaluate_predictions(
     *,
     options: EvalOptions | None = None,
     metric: bool = False,
+    moving: Sequence[np.ndarray | None] | None = None,
 ) -> EvalResult:
     """Score (gt, pred) pairs (pred in metres when ``metric``; same size as gt) and the baselines.
 
     Without a ``prior`` only the median-scaled constant baseline can be computed (the others need
-    the training frames' ground truth).
+    the training frames' ground truth). ``moving``: per frame, a bool mask of moving objects (or
+    None); the methods are then also scored on those pixels alone, each with its whole frame's
+    median scale (``EvalResult.moving``).
     """
     options = options or EvalOptions()
     per: dict[str, list[dict[str, float]]] = {}
     ratios: list[float] = []
+    moving_frames, moving_pixels = 0, 0
 
     def add(key: str, result: Any) -> None:
         if result is not None:
             per.setdefault(key, []).append(result.metrics)
 
-    for gt, pred in frames:
+    for i, (gt, pred) in enumerate(frames):
         gt = np.asarray(gt, dtype=np.float32)
         height, width = gt.shape
         model = _score(gt, pred, options, median_scaling=True)
@@ -355,30 +375,58 @@ def evaluate_predictions(
         ratios.append(model.scale)
         # Any constant becomes the frame's median under median scaling.
         constant = np.ones_like(gt)
-        add("ms/constant", _score(gt, constant, options, median_scaling=True))
+        scaled = {"model": (pred, model.scale)}
+        constant_ms = _score(gt, constant, options, median_scaling=True)
+        add("ms/constant", constant_ms)
+        scaled["constant"] = (constant, constant_ms.scale)
         if prior is not None:
             layout = prior.layout(width, height)
-            add("ms/layout", _score(gt, layout, options, median_scaling=True))
+            layout_ms = _score(gt, layout, options, median_scaling=True)
+            add("ms/layout", layout_ms)
+            scaled["layout"] = (layout, layout_ms.scale)
+        unscaled = {}
         if metric:
+            unscaled["model"] = pred
             add("metric/model", _score(gt, pred, options, median_scaling=False))
             if prior is not None:
-                add(
-                    "metric/constant",
-                    _score(gt, constant * prior.median_depth, options, median_scaling=False),
-                )
+                unscaled["constant"] = constant * prior.median_depth
+                unscaled["layout"] = layout
+                add("metric/constant", _score(gt, unscaled["constant"], options, median_scaling=False))
                 add("metric/layout", _score(gt, layout, options, median_scaling=False))
+        mask = moving[i] if moving is not None else None
+        if mask is None:
+            continue
+        gt_moving = np.where(mask, gt, 0.0).astype(np.float32)  # 0 = not scored
+        model_moving = _score(gt_moving, pred * model.scale, options, median_scaling=False)
+        if model_moving is None:
+            continue  # no moving object with valid GT in this frame
+        moving_frames += 1
+        moving_pixels += model_moving.valid_pixels
+        for name, (depth, scale) in scaled.items():
+            add(f"moving_ms/{name}", _score(gt_moving, depth * scale, options, median_scaling=False))
+        for name, depth in unscaled.items():
+            add(f"moving_metric/{name}", _score(gt_moving, depth, options, median_scaling=False))
     if not ratios:
         raise ValueError("no frame had valid ground truth")
 
     def collect(prefix: str) -> dict[str, dict[str, float]]:
         return {key.split("/", 1)[1]: mean_metrics(v) for key, v in per.items() if key.startswith(prefix)}
 
+    moving_result = None
+    if moving_frames:
+        moving_result = {
+            "frames": moving_frames,
+            "pixels": moving_pixels,
+            "median_scaled": collect("moving_ms/"),
+            "metric": collect("moving_metric/") if metric else None,
+        }
     return EvalResult(
         median_scaled=collect("ms/"),
         metric=collect("metric/") if metric else None,
         scale_ratios=ratios,
         frames=len(ratios),
         train_median_depth=prior.median_depth if prior is not None else None,
+        moving=moving_result,
     )
 
 
@@ -472,6 +520,7 @@ def evaluate_model(
     options = options or EvalOptions()
     metric = predictor.metric if options.metric is None else options.metric
     pairs: list[tuple[np.ndarray, np.ndarray]] = []
+    moving: list[np.ndarray | None] = []
     grid_rows = []
     grid_picks = set(subsample(range(len(frames)), options.grid_frames)) if options.grid_frames else set()
     for i, frame in enumerate(tqdm(frames, desc="evaluating", disable=not progress)):
@@ -479,6 +528,7 @@ def evaluate_model(
         depth = predictor.predict(rgb) * predictor.metric_scale
         pred = resize_depth_to(depth, gt.shape[1], gt.shape[0])
         pairs.append((gt, pred))
+        moving.append(frame.load_moving() if frame.load_moving is not None else None)
         if i in grid_picks:
             shown = pred
             if not metric:
@@ -486,7 +536,7 @@ def evaluate_model(
                 if valid.any():
                     shown = pred * float(np.median(gt[valid]) / np.median(pred[valid]))
             grid_rows.append((frame.name, rgb, shown, gt))
-    result = evaluate_predictions(pairs, prior, options=options, metric=metric)
+    result = evaluate_predictions(pairs, prior, options=options, metric=metric, moving=moving)
     result.info = {
         "model": predictor.name,
         "training_mode": getattr(predictor, "training_mode", None),

@@ -46,6 +46,9 @@ DEFAULT_LOSS_CFG: dict[str, Any] = {
     "dipe_lower": 1.0,  # keep errors > mu - dipe_lower * sigma
     "dipe_upper": 0.5,  # keep errors < mu + dipe_upper * sigma
     "velocity_weight": 0.1,  # PackNet weak velocity supervision; applied when batch has finite distances
+    # Warp with the pose net's translation rescaled to the travelled distance where it is known (the
+    # pose net then only has to get the direction right; see predict_poses). Off: Monodepth2/PackNet.
+    "odometry_scale": False,
     "depth_weight": 0.0,  # sparse depth supervision next to the photometric loss (0: off)
     "depth_loss": "log_l1",  # log_l1 (|log d - log gt|) | abs_rel (|d - gt| / gt)
 }
@@ -84,7 +87,8 @@ def training_mode(config: Mapping[str, Any], used_velocity: bool | None = None) 
             data.get("source") != "bag" or bool((data.get("bag") or {}).get("odom_topic"))
         )
         used_velocity = has_motion
-    return "self_supervised+velocity" if used_velocity and cfg["velocity_weight"] > 0 else "self_supervised"
+    metric = cfg["velocity_weight"] > 0 or cfg["odometry_scale"]
+    return "self_supervised+velocity" if used_velocity and metric else "self_supervised"
 
 
 class SSIM(nn.Module):
@@ -201,13 +205,35 @@ def depth_supervision_loss(depth: Tensor, depth_gt: Tensor, kind: str = "log_l1"
     raise ValueError(f"unknown depth loss {kind!r}; expected one of {DEPTH_LOSSES}")
 
 
-def predict_poses(pose_net: nn.Module, batch: Mapping[Any, Tensor], frame_ids: Sequence[int]) -> dict:
+def rescale_to_distance(translation: Tensor, distance: Tensor) -> Tensor:
+    """``translation`` [B,3] rescaled to norm ``distance`` [B] where the distance is finite (else kept).
+
+    The gradient still reaches the translation's direction.
+    """
+    dist = distance.to(translation.dtype).reshape(-1, 1)
+    known = torch.isfinite(dist)
+    norm = torch.linalg.norm(translation, dim=1, keepdim=True).clamp(min=1e-6)
+    return torch.where(known, translation * (torch.nan_to_num(dist) / norm), translation)
+
+
+def predict_poses(
+    pose_net: nn.Module,
+    batch: Mapping[Any, Tensor],
+    frame_ids: Sequence[int],
+    odometry_scale: bool = False,
+) -> dict:
     """Run the pose net on (earlier, later) pairs with frame 0 and build Monodepth2's outputs.
 
     For f < 0 the pair is (f, 0) and the transform is inverted so that every
     ``("cam_T_cam", 0, f)`` maps frame-0 camera points into frame f's camera. Adds
     ``("axisangle", 0, f)``, ``("translation", 0, f)`` [B,3] (raw pose-net output for the pair) and
     ``("cam_T_cam", 0, f)`` [B,4,4]. Uses the augmented images ``("color_aug", f, 0)``.
+
+    ``odometry_scale``: build ``cam_T_cam`` from the translation rescaled to ``batch[("distance", f)]``
+    (metres travelled, from OXTS or odometry) where it is known. The photometric loss then sees
+    the true motion's length from the first step, so depth is metric and consistent across drives
+    of different speeds; the pose net only has to learn the direction and rotation. The raw
+    translation stays in the outputs for the velocity loss.
     """
     outputs: dict = {}
     for f in frame_ids:
@@ -219,6 +245,8 @@ def predict_poses(pose_net: nn.Module, batch: Mapping[Any, Tensor], frame_ids: S
             axisangle, translation = pose_net(batch[("color_aug", 0, 0)], batch[("color_aug", f, 0)])
         outputs[("axisangle", 0, f)] = axisangle
         outputs[("translation", 0, f)] = translation
+        if odometry_scale and ("distance", f) in batch:
+            translation = rescale_to_distance(translation.reshape(-1, 3), batch[("distance", f)])
         outputs[("cam_T_cam", 0, f)] = transformation_from_parameters(axisangle, translation, invert=f < 0)
     return outputs
 

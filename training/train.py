@@ -139,16 +139,23 @@ def seed_everything(seed: int) -> None:
 class DepthPoseModel(nn.Module):
     """Depth net + pose net as one module, so DistributedDataParallel syncs both in one pass."""
 
-    def __init__(self, depth_net: nn.Module, pose_net: nn.Module, frame_ids: Sequence[int]) -> None:
+    def __init__(
+        self,
+        depth_net: nn.Module,
+        pose_net: nn.Module,
+        frame_ids: Sequence[int],
+        odometry_scale: bool = False,
+    ) -> None:
         super().__init__()
         self.depth_net = depth_net
         self.pose_net = pose_net
         self.frame_ids = list(frame_ids)
+        self.odometry_scale = odometry_scale  # see predict_poses
 
     def forward(self, batch: Mapping[Any, Tensor]) -> dict[Any, Tensor]:
         outputs = dict(self.depth_net(batch[("color_aug", 0, 0)]))
         if len(self.frame_ids) > 1:
-            outputs.update(predict_poses(self.pose_net, batch, self.frame_ids))
+            outputs.update(predict_poses(self.pose_net, batch, self.frame_ids, self.odometry_scale))
         return outputs
 
 
@@ -313,7 +320,9 @@ class Trainer:
             # The checkpoint holds the trained weights: no ImageNet files needed to resume.
             model_cfg["weights"] = model_cfg["pose_weights"] = None
         depth_net, pose_net = build_depth_net(model_cfg), build_pose_net(model_cfg)
-        self.model = DepthPoseModel(depth_net, pose_net, self.frame_ids).to(self.device)
+        self.model = DepthPoseModel(
+            depth_net, pose_net, self.frame_ids, bool(self.config["loss"]["odometry_scale"])
+        ).to(self.device)
         self.criterion = SelfSupervisedLoss(self.config["loss"], self.height, self.width).to(self.device)
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=float(train["lr"]), weight_decay=float(train["weight_decay"])
