@@ -21,8 +21,6 @@ import numpy as np
 
 from depth_node.sim.world import SyntheticDrive, WorldConfig
 
-KITTI_FX, KITTI_W, KITTI_H = 721.5377, 1242, 375
-
 
 def bench(width: int, height: int, frames: int, seed: int, lidar: bool) -> dict:
     cfg = WorldConfig(
@@ -30,8 +28,6 @@ def bench(width: int, height: int, frames: int, seed: int, lidar: bool) -> dict:
         num_frames=max(frames, 2) * 3,
         width=width,
         height=height,
-        fx=KITTI_FX * width / KITTI_W,
-        fy=KITTI_FX * height / KITTI_H,
         lidar=lidar,
     )
     t0 = time.perf_counter()

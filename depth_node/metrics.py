@@ -94,8 +94,9 @@ def mean_metrics(frames: list[dict[str, float]]) -> dict[str, float]:
 
 def format_metrics_table(rows: dict[str, dict[str, float]]) -> str:
     """A fixed-width text table: one row per named result, the seven metrics as columns."""
-    header = f"{'':<28}" + "".join(f"{name:>10}" for name in METRIC_NAMES)
+    width = max([28, *(len(label) + 1 for label in rows)])
+    header = f"{'':<{width}}" + "".join(f"{name:>10}" for name in METRIC_NAMES)
     lines = [header]
     for label, metrics in rows.items():
-        lines.append(f"{label:<28}" + "".join(f"{metrics[name]:>10.4f}" for name in METRIC_NAMES))
+        lines.append(f"{label:<{width}}" + "".join(f"{metrics[name]:>10.4f}" for name in METRIC_NAMES))
     return "\n".join(lines)

@@ -8,7 +8,9 @@ band-limited procedural textures (see ``_render.py``), so image, depth and LiDAR
 
 Conventions: world frame z up; camera optical frame x right, y down, z forward; pixel (u, v) has
 its centre at integer indices, and the default principal point is the image centre
-((width - 1) / 2, (height - 1) / 2). LiDAR and IMU axes and mounting follow KITTI (velodyne 0.27 m
+((width - 1) / 2, (height - 1) / 2). The default focal lengths keep KITTI's field of view at any
+image size (721.5377 px at 1242x375, scaled with width and height), like a resized KITTI image.
+LiDAR and IMU axes and mounting follow KITTI (velodyne 0.27 m
 behind and 0.08 m above the camera; IMU/OXTS a further 0.81 m behind, 0.32 m left, 0.80 m lower).
 The LiDAR is a 64-beam scanner (elevation +2 deg .. -24.8 deg, 100 m range) that returns the front
 half of its sweep (azimuth -90 deg .. +90 deg, i.e. generously around the camera's field of view).
@@ -32,6 +34,8 @@ from depth_node.sim._shading import Materials
 _R_CAM_VELO = np.array([[0.0, -1.0, 0.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]])
 _T_CAM_VELO = make_transform(_R_CAM_VELO, [-0.004, -0.076, -0.272])
 _T_VELO_IMU = make_transform(np.eye(3), [-0.809, 0.320, -0.800])
+# KITTI's rectified camera 2: focal length at its full image size.
+KITTI_FOCAL, KITTI_WIDTH, KITTI_HEIGHT = 721.5377, 1242, 375
 
 
 @dataclass
@@ -40,8 +44,8 @@ class WorldConfig:
     num_frames: int = 100
     width: int = 1242
     height: int = 375
-    fx: float = 721.5377
-    fy: float = 721.5377
+    fx: float | None = None  # None: KITTI's field of view at this width (721.5377 * width / 1242)
+    fy: float | None = None  # None: 721.5377 * height / 375
     cx: float | None = None  # None: image centre
     cy: float | None = None
     fps: float = 10.0
@@ -85,7 +89,8 @@ class SyntheticDrive:
         self.config = config
         cx = (config.width - 1) / 2.0 if config.cx is None else config.cx
         cy = (config.height - 1) / 2.0 if config.cy is None else config.cy
-        self.K = np.array([[config.fx, 0.0, cx], [0.0, config.fy, cy], [0.0, 0.0, 1.0]])
+        fx, fy = focal_lengths(config)
+        self.K = np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
         self.T_cam_lidar = _T_CAM_VELO.copy()
         self.T_cam_imu = _T_CAM_VELO @ _T_VELO_IMU
         self._T_imu_cam = np.linalg.inv(self.T_cam_imu)
@@ -236,12 +241,19 @@ def _inside(V: np.ndarray, N: np.ndarray, X: np.ndarray, tol: float) -> np.ndarr
     return ok
 
 
+def focal_lengths(cfg: WorldConfig) -> tuple[float, float]:
+    """(fx, fy) in pixels: the config's, or KITTI's field of view at the config's image size."""
+    fx = KITTI_FOCAL * cfg.width / KITTI_WIDTH if cfg.fx is None else float(cfg.fx)
+    fy = KITTI_FOCAL * cfg.height / KITTI_HEIGHT if cfg.fy is None else float(cfg.fy)
+    return fx, fy
+
+
 def _validate(cfg: WorldConfig) -> None:
     if cfg.width < 8 or cfg.height < 8:
         raise ValueError(f"WorldConfig width/height must be at least 8 pixels, got {cfg.width}x{cfg.height}")
     if cfg.num_frames < 1:
         raise ValueError(f"WorldConfig.num_frames must be >= 1, got {cfg.num_frames}")
-    if cfg.fps <= 0 or cfg.fx <= 0 or cfg.fy <= 0:
+    if cfg.fps <= 0 or min(focal_lengths(cfg)) <= 0:
         raise ValueError("WorldConfig fps, fx and fy must be positive")
     lo, hi = cfg.speed_range
     if not 0 < lo <= hi:
