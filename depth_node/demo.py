@@ -30,9 +30,9 @@ DEMO_MODEL_NAME = "demo_resnet18_320x96.onnx"
 # Drives for training the demo model come from low seeds; 1000 and up are kept for evaluation.
 DEFAULT_SEED = 1000
 DEFAULT_FRAMES = 60
-# The camera the demo model was trained for (see its model card): the world's default fx (721.5 px)
-# at 640x192. A monocular model's metric scale holds only for the focal length it was trained with:
-# the same model on the world's 1242x375 camera (same fx, wider view) reads depth ~1.7x too far.
+# The camera the demo model was trained for (see its model card): KITTI's field of view at 640x192
+# (the world's default focal length at that size, fx = 371.8 px). A monocular model's metric scale
+# holds only for the field of view it was trained with.
 DEFAULT_SIZE = (640, 192)
 DEFAULT_OUT = Path("runs/demo")
 
