@@ -527,6 +527,22 @@ def own_executor(ros, node):
         executor.shutdown()
 
 
+@pytest.fixture
+def sigint_raises():
+    """SIGINT raises KeyboardInterrupt during the test, as in a terminal.
+
+    A shell that starts a job in the background without job control (``cmd &`` in a script) makes it
+    ignore SIGINT, and Python then keeps ignoring it: ``ctrl_c`` would do nothing and spin() would
+    never end.
+    """
+    ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    if ignored:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def ctrl_c(ros) -> None:
     """SIGINT to this process, as Ctrl-C in a terminal; re-raises the KeyboardInterrupt it causes.
 
@@ -551,7 +567,7 @@ def ctrl_c(ros) -> None:
         raise KeyboardInterrupt
 
 
-def test_main_stops_cleanly_on_ctrl_c(ros, model_path, monkeypatch, capfd):
+def test_main_stops_cleanly_on_ctrl_c(ros, model_path, monkeypatch, capfd, sigint_raises):
     def spin_then_interrupt(node, executor=None):
         with own_executor(ros, node) as own:
             deadline = time.monotonic() + 0.3
@@ -569,7 +585,7 @@ def test_main_stops_cleanly_on_ctrl_c(ros, model_path, monkeypatch, capfd):
     assert not ros.rclpy.ok()
 
 
-def test_eval_node_main_one_error_line_and_a_clean_ctrl_c(ros, monkeypatch, capfd):
+def test_eval_node_main_one_error_line_and_a_clean_ctrl_c(ros, monkeypatch, capfd, sigint_raises):
     """depth_eval_node: a bad parameter ends it with one error line; Ctrl-C with its final summary."""
     from depth_node import eval_node
     from depth_node.replay import GroundTruth
