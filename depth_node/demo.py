@@ -88,7 +88,11 @@ def run_demo(
     if frames < 1 or min(size) < 16:
         raise DemoError(f"need at least 1 frame of at least 16x16 pixels, got {frames} frames of {size}")
     out.mkdir(parents=True, exist_ok=True)
-    bag = out / f"synthetic_seed{seed}_{frames}f_{size[0]}x{size[1]}_{storage}"
+    from depth_node.sim.world import WorldConfig, focal_lengths
+
+    # The camera is part of the name: a bag cached under another camera must not be reused.
+    fx = focal_lengths(WorldConfig(width=size[0], height=size[1]))[0]
+    bag = out / f"synthetic_seed{seed}_{frames}f_{size[0]}x{size[1]}_fx{fx:.0f}_{storage}"
     if not (bag / "metadata.yaml").is_file():
         shutil.rmtree(bag, ignore_errors=True)  # a bag cut short by an interrupted run
         started = time.perf_counter()

@@ -17,7 +17,8 @@ def test_demo_runs_end_to_end_at_a_tiny_size(tmp_path: Path, capsys) -> None:
     argv += ["--model", str(model), "--out", str(out), "--quiet", "--threads", "1"]
     assert demo.main(argv) == 0
     printed = capsys.readouterr().out
-    bag = out / "synthetic_seed1234_3f_192x64_sqlite3"
+    # KITTI's field of view at 192 px wide: fx = 721.5377 * 192 / 1242 = 111.5 px.
+    bag = out / "synthetic_seed1234_3f_192x64_fx112_sqlite3"
     assert (bag / "metadata.yaml").is_file()
     assert (out / "replay" / "report.html").is_file() and (out / "replay" / "depth_bag").is_dir()
     results = json.loads((out / "replay" / "results.json").read_text())
