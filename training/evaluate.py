@@ -180,11 +180,15 @@ def kitti_frames(
     frames = []
     for i, entry in enumerate(entries):
         load_gt = (lambda m=gt_maps[i]: m) if gt_maps is not None else _gt_loader(dataset, entry, gt)
-        load_moving = None
-        if gt_maps is None:
-            reader = dataset.reader(entry)
-            load_moving = lambda r=reader, f=entry.frame: r.moving_mask(f)  # noqa: E731
-        frames.append(EvalFrame(entry.line(), lambda i=i: dataset.load_color(i, 0), load_gt, load_moving))
+        reader = dataset.reader(entry)
+        frames.append(
+            EvalFrame(
+                entry.line(),
+                lambda i=i: dataset.load_color(i, 0),
+                load_gt,
+                lambda r=reader, f=entry.frame: r.moving_mask(f),
+            )
+        )
     return frames
 
 
@@ -371,28 +375,24 @@ def evaluate_predictions(
         model = _score(gt, pred, options, median_scaling=True)
         if model is None:
             continue  # no valid GT pixel in this frame: skipped for every method alike
-        add("ms/model", model)
         ratios.append(model.scale)
-        # Any constant becomes the frame's median under median scaling.
+        # Each method's depth map; any constant becomes the frame's median under median scaling.
         constant = np.ones_like(gt)
-        scaled = {"model": (pred, model.scale)}
-        constant_ms = _score(gt, constant, options, median_scaling=True)
-        add("ms/constant", constant_ms)
-        scaled["constant"] = (constant, constant_ms.scale)
+        median_scaled = {"model": pred, "constant": constant}
+        metric_depths = {"model": pred} if metric else {}
         if prior is not None:
             layout = prior.layout(width, height)
-            layout_ms = _score(gt, layout, options, median_scaling=True)
-            add("ms/layout", layout_ms)
-            scaled["layout"] = (layout, layout_ms.scale)
-        unscaled = {}
-        if metric:
-            unscaled["model"] = pred
-            add("metric/model", _score(gt, pred, options, median_scaling=False))
-            if prior is not None:
-                unscaled["constant"] = constant * prior.median_depth
-                unscaled["layout"] = layout
-                add("metric/constant", _score(gt, unscaled["constant"], options, median_scaling=False))
-                add("metric/layout", _score(gt, layout, options, median_scaling=False))
+            median_scaled["layout"] = layout
+            if metric:
+                metric_depths.update(constant=constant * prior.median_depth, layout=layout)
+        scales = {}
+        for name, depth in median_scaled.items():
+            result = model if name == "model" else _score(gt, depth, options, median_scaling=True)
+            add(f"ms/{name}", result)
+            scales[name] = result.scale
+        for name, depth in metric_depths.items():
+            add(f"metric/{name}", _score(gt, depth, options, median_scaling=False))
+
         mask = moving[i] if moving is not None else None
         if mask is None:
             continue
@@ -402,9 +402,9 @@ def evaluate_predictions(
             continue  # no moving object with valid GT in this frame
         moving_frames += 1
         moving_pixels += model_moving.valid_pixels
-        for name, (depth, scale) in scaled.items():
-            add(f"moving_ms/{name}", _score(gt_moving, depth * scale, options, median_scaling=False))
-        for name, depth in unscaled.items():
+        for name, depth in median_scaled.items():
+            add(f"moving_ms/{name}", _score(gt_moving, depth * scales[name], options, median_scaling=False))
+        for name, depth in metric_depths.items():
             add(f"moving_metric/{name}", _score(gt_moving, depth, options, median_scaling=False))
     if not ratios:
         raise ValueError("no frame had valid ground truth")
