@@ -254,23 +254,28 @@ def _is_metric_row(value: Any) -> bool:
     return isinstance(value, Mapping) and all(name in value for name in METRIC_NAMES)
 
 
-def _metrics_markdown(metrics: Mapping[str, Any], prefix: str = "") -> list[str]:
+def _metrics_markdown(metrics: Mapping[str, Any]) -> list[str]:
     """Markdown for depth-eval's metrics: one table per group of metric rows (model, baselines),
-    nested groups (``moving_objects``) under their parent's name, then the remaining scalar
-    entries as a key/value table."""
+    nested groups (``moving_objects``) named by their path, then every remaining scalar, nested
+    ones included (``scale_ratio / median``), in one key/value table."""
     lines: list[str] = []
-    scalars = []
-    for key, value in metrics.items():
-        if isinstance(value, Mapping) and value and all(_is_metric_row(row) for row in value.values()):
-            lines += [f"{prefix}{key}:", "", "| | " + " | ".join(METRIC_NAMES) + " |"]
-            lines.append("| --- " * (len(METRIC_NAMES) + 1) + "|")
-            for label, row in value.items():
-                lines.append(f"| {label} | " + " | ".join(f"{row[n]:.4f}" for n in METRIC_NAMES) + " |")
-            lines.append("")
-        elif isinstance(value, Mapping) and any(isinstance(v, Mapping) for v in value.values()):
-            lines += _metrics_markdown(value, prefix=f"{prefix}{key} / ")
-        else:
-            scalars.append((f"{prefix}{key}", value))
+    scalars: list[tuple[str, Any]] = []
+
+    def walk(node: Mapping[str, Any], prefix: str) -> None:
+        for key, value in node.items():
+            name = f"{prefix}{key}"
+            if isinstance(value, Mapping) and value and all(_is_metric_row(row) for row in value.values()):
+                lines.extend([f"{name}:", "", "| | " + " | ".join(METRIC_NAMES) + " |"])
+                lines.append("| --- " * (len(METRIC_NAMES) + 1) + "|")
+                for label, row in value.items():
+                    lines.append(f"| {label} | " + " | ".join(f"{row[n]:.4f}" for n in METRIC_NAMES) + " |")
+                lines.append("")
+            elif isinstance(value, Mapping) and value:
+                walk(value, f"{name} / ")
+            else:
+                scalars.append((name, value))
+
+    walk(metrics, "")
     if scalars:
         lines += ["| entry | value |", "| --- | --- |"]
         lines += [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in scalars]
