@@ -363,6 +363,8 @@ def export_onnx(
     net = depth_net_from_checkpoint(ckpt)
     model_cfg = model_config(config.get("model"))
     out_path.parent.mkdir(parents=True, exist_ok=True)
+    # Before writing: exporting over a tracked model (models/*.onnx) would itself make the tree dirty.
+    commit = git_commit()
 
     say(
         f"[export] {checkpoint_path} -> {out_path} ({model_cfg['backbone']}, {height}x{width}, "
@@ -375,7 +377,6 @@ def export_onnx(
     _torch_onnx_export(wrapper, example, out_path, opset, dynamic_batch)
 
     mode = _training_mode(ckpt)
-    commit = git_commit()
     metadata = {
         "input_height": str(height),
         "input_width": str(width),
