@@ -47,13 +47,13 @@ setup(
     entry_points={
         "console_scripts": [
             # ROS 2 executables (need rclpy)
-            "depth_node = depth_node.node:main",
-            "depth_eval_node = depth_node.eval_node:main",
+            "depth_node = depth_node.ros.node:main",
+            "depth_eval_node = depth_node.ros.eval_node:main",
             # ROS-free command-line tools
-            "depth-sim = depth_node.sim.cli:main",
-            "depth-kitti2bag = depth_node.bag_convert:main",
-            "depth-replay = depth_node.replay:main",
-            "depth-demo = depth_node.demo:main",
+            "depth-sim = depth_node.data.sim.cli:main",
+            "depth-kitti2bag = depth_node.data.bag_convert:main",
+            "depth-replay = depth_node.evaluation.replay:main",
+            "depth-demo = depth_node.evaluation.demo:main",
             "depth-train = training.train:main",
             "depth-eval = training.evaluate:main",
             "depth-export = training.export:main",

@@ -30,11 +30,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from depth_node.conversions import numpy_to_image, to_rgb8  # noqa: E402
-from depth_node.estimator import DepthEstimator  # noqa: E402
-from depth_node.messages import build_outputs, camera_info_from_K, rosbags_types  # noqa: E402
-from depth_node.pipeline import DepthPipeline, PipelineConfig  # noqa: E402
-from depth_node.pointcloud import depth_to_cloud, make_pointcloud2  # noqa: E402
+from depth_node.runtime.conversions import numpy_to_image, to_rgb8  # noqa: E402
+from depth_node.runtime.estimator import DepthEstimator  # noqa: E402
+from depth_node.runtime.messages import build_outputs, camera_info_from_K  # noqa: E402
+from depth_node.runtime.message_types import rosbags_types  # noqa: E402
+from depth_node.runtime.pipeline import DepthPipeline, PipelineConfig  # noqa: E402
+from depth_node.runtime.pointcloud import depth_to_cloud, make_pointcloud2  # noqa: E402
 
 STAGES = (
     "decode_image",

@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from depth_node.sim.world import SyntheticDrive, WorldConfig
+from depth_node.data.sim.world import SyntheticDrive, WorldConfig
 
 
 def bench(width: int, height: int, frames: int, seed: int, lidar: bool) -> dict:

@@ -7,6 +7,7 @@ depth_image_proc: x = (u - cx) * z / fx, y = (v - cy) * z / fy.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 
@@ -30,6 +31,14 @@ def crop_intrinsics(K: np.ndarray, left: int, top: int) -> np.ndarray:
     cropped[0, 2] -= left
     cropped[1, 2] -= top
     return cropped
+
+
+def crop_image(image: np.ndarray, crop: tuple[int, int, int, int] | None) -> np.ndarray:
+    """The ``crop`` = (left, top, width, height) part of an image (a view); the image itself for None."""
+    if crop is None:
+        return image
+    left, top, width, height = crop
+    return image[top : top + height, left : left + width]
 
 
 def pixel_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -111,3 +120,30 @@ def make_transform(R: np.ndarray, t: np.ndarray) -> np.ndarray:
     T[:3, :3] = R
     T[:3, 3] = np.asarray(t, dtype=np.float64).reshape(3)
     return T
+
+
+def quaternion_to_matrix(x: float, y: float, z: float, w: float) -> np.ndarray:
+    """3x3 rotation of a quaternion (normalised here), geometry_msgs order x, y, z, w."""
+    q = np.array([x, y, z, w], dtype=np.float64)
+    norm = np.linalg.norm(q)
+    if norm == 0:
+        raise ValueError("zero quaternion")
+    x, y, z, w = q / norm
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
+
+
+def matrix_to_quaternion(R: np.ndarray) -> tuple[float, float, float, float]:
+    """Unit quaternion (x, y, z, w) of a rotation matrix, via OpenCV's axis-angle."""
+    rvec, _ = cv2.Rodrigues(np.asarray(R, dtype=np.float64))
+    rvec = rvec.ravel()
+    angle = float(np.linalg.norm(rvec))
+    if angle < 1e-12:
+        return 0.0, 0.0, 0.0, 1.0
+    axis = rvec / angle * np.sin(angle / 2.0)
+    return float(axis[0]), float(axis[1]), float(axis[2]), float(np.cos(angle / 2.0))

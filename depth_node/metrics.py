@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 METRIC_NAMES = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
@@ -29,6 +30,24 @@ def compute_depth_errors(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:
         "a2": float(np.mean(thresh < 1.25**2)),
         "a3": float(np.mean(thresh < 1.25**3)),
     }
+
+
+def resize_depth(depth: np.ndarray, width: int, height: int) -> np.ndarray:
+    """A predicted depth map resized to the ground truth's size, the Monodepth2 evaluation way.
+
+    Monodepth2 resizes *disparity* bilinearly; so does this, on 1/depth, and keeps pixels invalid
+    (NaN) wherever the nearest source pixel was invalid, so that sky and holes are not smeared.
+    """
+    if depth.shape == (height, width):
+        return depth
+    valid = np.isfinite(depth) & (depth > 0)
+    disparity = np.where(valid, 1.0 / np.where(valid, depth, 1.0), 0.0).astype(np.float32)
+    disparity = cv2.resize(disparity, (width, height), interpolation=cv2.INTER_LINEAR)
+    keep = cv2.resize(valid.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
+    out = np.full((height, width), np.nan, dtype=np.float32)
+    keep &= disparity > 0
+    out[keep] = 1.0 / disparity[keep]
+    return out
 
 
 def garg_crop_mask(height: int, width: int) -> np.ndarray:
@@ -100,3 +119,13 @@ def format_metrics_table(rows: dict[str, dict[str, float]]) -> str:
     for label, metrics in rows.items():
         lines.append(f"{label:<{width}}" + "".join(f"{metrics[name]:>10.4f}" for name in METRIC_NAMES))
     return "\n".join(lines)
+
+
+def relative_error_map(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """(pred - gt) / gt where both are valid, NaN elsewhere (signed: shows too near vs too far)."""
+    pred = np.asarray(pred, dtype=np.float32)
+    gt = np.asarray(gt, dtype=np.float32)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        error = (pred - gt) / gt
+        error[~(np.isfinite(gt) & (gt > 0) & np.isfinite(pred) & (pred > 0))] = np.nan
+    return error

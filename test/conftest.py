@@ -9,7 +9,7 @@ Session-scoped, built once on first use (a few seconds on a shared CPU):
 - ``kitti_drive_dir``: ``kitti_root/2011_09_26/2011_09_26_drive_0001_sync`` (images, LiDAR, OXTS,
   timestamps, dense GT in ``proj_depth/groundtruth/image_02``, moving-car masks in
   ``proj_depth/moving_mask/image_02``).
-- ``sim_bag``: that drive converted to a sqlite3 rosbag2 (all topics of ``depth_node.bag_convert``).
+- ``sim_bag``: that drive converted to a sqlite3 rosbag2 (all topics of ``depth_node.data.bag_convert``).
 - ``sim_bag_mcap``: the same as mcap.
 
 Function-scoped: ``real_kitti_date_dir``: a date folder with the real 2011_09_26 calibration files
@@ -119,8 +119,8 @@ def real_kitti_date_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def sim_drive():  # -> depth_node.sim.world.SyntheticDrive
-    from depth_node.sim.world import SyntheticDrive, WorldConfig
+def sim_drive():  # -> depth_node.data.sim.world.SyntheticDrive
+    from depth_node.data.sim.world import SyntheticDrive, WorldConfig
 
     return SyntheticDrive(
         WorldConfig(seed=SIM_SEED, num_frames=SIM_FRAMES, width=SIM_WIDTH, height=SIM_HEIGHT)
@@ -128,13 +128,13 @@ def sim_drive():  # -> depth_node.sim.world.SyntheticDrive
 
 
 @pytest.fixture(scope="session")
-def sim_frames(sim_drive) -> list:  # -> list[depth_node.sim.world.Frame]
+def sim_frames(sim_drive) -> list:  # -> list[depth_node.data.sim.world.Frame]
     return list(sim_drive)
 
 
 @pytest.fixture(scope="session")
 def kitti_root(tmp_path_factory: pytest.TempPathFactory, sim_drive) -> Path:
-    from depth_node.kitti import write_drive
+    from depth_node.data.kitti import write_drive
 
     root = tmp_path_factory.mktemp("kitti_raw")
     write_drive(sim_drive, root, date=SIM_DATE, drive_number=1, dense_gt=True)
@@ -148,13 +148,13 @@ def kitti_drive_dir(kitti_root: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def sim_bag(tmp_path_factory: pytest.TempPathFactory, kitti_drive_dir: Path) -> Path:
-    from depth_node.bag_convert import convert_drive
+    from depth_node.data.bag_convert import convert_drive
 
     return convert_drive(kitti_drive_dir, tmp_path_factory.mktemp("bags") / "sim_sqlite3", storage="sqlite3")
 
 
 @pytest.fixture(scope="session")
 def sim_bag_mcap(tmp_path_factory: pytest.TempPathFactory, kitti_drive_dir: Path) -> Path:
-    from depth_node.bag_convert import convert_drive
+    from depth_node.data.bag_convert import convert_drive
 
     return convert_drive(kitti_drive_dir, tmp_path_factory.mktemp("bags") / "sim_mcap", storage="mcap")

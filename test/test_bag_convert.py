@@ -13,8 +13,8 @@ from rosbags.interfaces import QosDurability, QosReliability
 from rosbags.rosbag2 import Reader
 from rosbags.typesys import Stores, get_typestore
 
-from depth_node import bag_convert, kitti
-from depth_node.sim import cli as sim_cli
+from depth_node.data import bag_convert, kitti
+from depth_node.data.sim import cli as sim_cli
 
 TYPESTORE = get_typestore(Stores.ROS2_HUMBLE)
 EXPECTED_TYPES = {topic: msgtype for topic, msgtype in bag_convert.TOPICS.values()}

@@ -10,20 +10,17 @@ import numpy as np
 import pytest
 from rosbags.typesys import Stores, get_typestore
 
-from depth_node.conversions import (
+from depth_node.runtime.conversions import (
     ENCODINGS,
     SUPPORTED_ENCODINGS,
-    BadInputError,
-    ImageDataError,
-    ImageDecodeError,
-    UnsupportedEncodingError,
     depth_to_image_msg,
     image_msg_to_depth,
     image_to_numpy,
     numpy_to_image,
     to_rgb8,
 )
-from depth_node.messages import ros_uint8_array, rosbags_types
+from depth_node.runtime.errors import BadInputError, ImageDataError, ImageDecodeError, UnsupportedEncodingError
+from depth_node.runtime.message_types import ros_uint8_array, rosbags_types
 
 TYPES = rosbags_types()
 _TIME = get_typestore(Stores.ROS2_HUMBLE).types["builtin_interfaces/msg/Time"]

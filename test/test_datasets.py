@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from depth_node import kitti
+from depth_node.data import kitti
 from depth_node.geometry import scale_intrinsics
 from training.datasets import (
     BagDataset,

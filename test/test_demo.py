@@ -7,7 +7,7 @@ from pathlib import Path
 
 from onnx_models import make_linear_depth_model
 
-from depth_node import demo
+from depth_node.evaluation import demo
 
 
 def test_demo_runs_end_to_end_at_a_tiny_size(tmp_path: Path, capsys) -> None:

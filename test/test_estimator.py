@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 from onnx_models import expected_depth, make_linear_depth_model, write_corrupt_model
 
-from depth_node.estimator import (
+from depth_node.runtime.estimator import (
     DepthEstimator,
-    InputShapeError,
-    ModelLoadError,
     parse_model_info,
     resolve_providers,
 )
+from depth_node.runtime.errors import InputShapeError, ModelLoadError
 
 
 def _assert_one_line(error: pytest.ExceptionInfo[BaseException]) -> str:
@@ -78,7 +77,7 @@ def test_fp16_model_keeps_float32_io(tmp_path: Path, io_binding: bool) -> None:
 
 
 def test_provider_priority_skips_unavailable_ones(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="depth_node.estimator"):
+    with caplog.at_level(logging.INFO, logger="depth_node.runtime.estimator"):
         estimator = DepthEstimator(
             make_linear_depth_model(tmp_path / "m.onnx"),
             providers=("tensorrt", "cuda", "cpu"),

@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from depth_node.estimator import REQUIRED_METADATA  # noqa: E402
+from depth_node.runtime.estimator import REQUIRED_METADATA  # noqa: E402
 from training.export import _metrics_markdown, count_flops, export_onnx, main  # noqa: E402
 from training.networks import build_depth_net  # noqa: E402
 

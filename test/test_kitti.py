@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from depth_node import kitti
+from depth_node.data import kitti
 
 KITTI_STAMP = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{9}$")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import depth_node
 
 ROOT = Path(__file__).resolve().parents[1]
-ROS_MODULES = {"depth_node.node", "depth_node.eval_node"}  # the only modules allowed to need rclpy
+ROS_MODULES = {"depth_node.ros.node", "depth_node.ros.eval_node"}  # the only modules allowed to need rclpy
 
 
 def _runtime_modules() -> list[str]:
@@ -24,7 +24,7 @@ def _runtime_modules() -> list[str]:
 
 def test_runtime_modules_do_not_import_torch() -> None:
     modules = _runtime_modules()
-    assert "depth_node.estimator" in modules and "depth_node.pipeline" in modules
+    assert "depth_node.runtime.estimator" in modules and "depth_node.runtime.pipeline" in modules
     script = (
         "import importlib, sys\n"
         f"for name in {modules!r}:\n"

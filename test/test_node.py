@@ -43,8 +43,8 @@ def ros():
         from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
         from std_msgs.msg import Header
 
-        from depth_node import node as node_module
-        from depth_node.messages import ros_types
+        from depth_node.ros import node as node_module
+        from depth_node.runtime.message_types import ros_types
 
         yield SimpleNamespace(
             stand_in=stand_in,
@@ -151,13 +151,13 @@ class Harness:
         )
 
     def send_info(self, K: np.ndarray, width: int, height: int) -> None:
-        from depth_node.messages import camera_info_from_K
+        from depth_node.runtime.messages import camera_info_from_K
 
         self.info_pub.publish(camera_info_from_K(K, width, height, self.header(), self.ros.types))
         self.spin_until(lambda: self.node._camera_info is not None, "camera_info")
 
     def send_image(self, rgb: np.ndarray, encoding: str = "rgb8", stamp_ns: int | None = None, msg=None):
-        from depth_node.conversions import numpy_to_image
+        from depth_node.runtime.conversions import numpy_to_image
 
         header = self.header(stamp_ns)
         if msg is None:
@@ -203,7 +203,7 @@ def harness(ros, model_path):
 
 
 def _points_xyz(msg) -> np.ndarray:
-    from depth_node.pointcloud import pointcloud2_to_array
+    from depth_node.runtime.pointcloud import pointcloud2_to_array
 
     return pointcloud2_to_array(msg)
 
@@ -587,8 +587,8 @@ def test_main_stops_cleanly_on_ctrl_c(ros, model_path, monkeypatch, capfd, sigin
 
 def test_eval_node_main_one_error_line_and_a_clean_ctrl_c(ros, monkeypatch, capfd, sigint_raises):
     """depth_eval_node: a bad parameter ends it with one error line; Ctrl-C with its final summary."""
-    from depth_node import eval_node
-    from depth_node.replay import GroundTruth
+    from depth_node.ros import eval_node
+    from depth_node.evaluation.replay import GroundTruth
 
     code = eval_node.main(["--ros-args", "-p", "gt_type:=radar"])
     err = capfd.readouterr().err

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from depth_node.node_core import (
+from depth_node.runtime.parameters import (
     DROP_REASONS,
     OK,
     PARAMETERS,
@@ -137,7 +137,7 @@ def test_check_parameter_words_values_that_rclpy_refuses():
 def test_rclpy_array_field_values():
     # rclpy's setters take array.array for variable-length arrays (CameraInfo.d, Image.data); the
     # converters must work on any numpy input (array.frombytes refuses non-byte buffer formats).
-    from depth_node.messages import ros_float64_array, ros_uint8_array
+    from depth_node.runtime.message_types import ros_float64_array, ros_uint8_array
 
     d = ros_float64_array(np.array([0.1, -0.2, 0.0, 0.0, 0.3]))
     assert d.typecode == "d" and d.tolist() == [0.1, -0.2, 0.0, 0.0, 0.3]
@@ -312,7 +312,7 @@ def test_diagnostics_levels():
 
 
 def test_percentile_of_nothing_is_nan():
-    from depth_node.node_core import percentile
+    from depth_node.runtime.parameters import percentile
 
     assert math.isnan(percentile([], 50))
     assert percentile([1.0, 2.0, 3.0], 50) == 2.0

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from rosbags.typesys import Stores, get_typestore
 
-from depth_node.messages import rosbags_types
-from depth_node.pointcloud import (
+from depth_node.runtime.message_types import rosbags_types
+from depth_node.runtime.pointcloud import (
     cloud_intrinsics,
     depth_to_cloud,
     depth_to_pointcloud2,

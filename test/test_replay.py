@@ -20,14 +20,15 @@ from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
-from depth_node.conversions import image_msg_to_depth, numpy_to_image, to_rgb8
-from depth_node.estimator import DepthEstimator
+from depth_node.runtime.conversions import image_msg_to_depth, numpy_to_image, to_rgb8
+from depth_node.runtime.estimator import DepthEstimator
 from depth_node.geometry import make_transform, rotation_matrix
-from depth_node.messages import build_outputs, camera_info_from_K, rosbags_types
+from depth_node.runtime.messages import build_outputs, camera_info_from_K
+from depth_node.runtime.message_types import rosbags_types
 from depth_node.metrics import evaluate_depth
-from depth_node.node_core import validate_parameters
-from depth_node.pipeline import DepthPipeline
-from depth_node.replay import (
+from depth_node.runtime.parameters import validate_parameters
+from depth_node.runtime.pipeline import DepthPipeline
+from depth_node.evaluation.replay import (
     GroundTruth,
     NewestFrameGate,
     ReplayError,
@@ -321,7 +322,7 @@ def test_static_transforms_chain_and_parse_transform() -> None:
     T_base_velo = make_transform(rotation_matrix(0.0, 0.0, 0.3), [1.0, 0.0, 1.7])
     T_velo_cam = make_transform(rotation_matrix(-np.pi / 2, 0.0, -np.pi / 2), [0.3, -0.1, -0.08])
     msg_type = TYPESTORE.types["tf2_msgs/msg/TFMessage"]
-    from depth_node.bag_convert import _Messages  # the converter's own TransformStamped builder
+    from depth_node.data.bag_convert import _Messages  # the converter's own TransformStamped builder
 
     msgs = _Messages(TYPESTORE)
     tf = msg_type(
@@ -498,7 +499,7 @@ def test_eval_node_scores_like_the_replay(replayed, sim_bag: Path) -> None:
         try:
             _run_eval_node(replayed, sim_bag)
         finally:
-            sys.modules.pop("depth_node.eval_node", None)  # it bound the stand-in's modules
+            sys.modules.pop("depth_node.ros.eval_node", None)  # it bound the stand-in's modules
 
 
 def _run_eval_node(replayed, sim_bag: Path) -> None:
@@ -507,9 +508,9 @@ def _run_eval_node(replayed, sim_bag: Path) -> None:
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
 
-    from depth_node.conversions import depth_to_image_msg
-    from depth_node.eval_node import DepthEvalNode
-    from depth_node.messages import ros_types
+    from depth_node.runtime.conversions import depth_to_image_msg
+    from depth_node.ros.eval_node import DepthEvalNode
+    from depth_node.runtime.message_types import ros_types
 
     ros = ros_types()
     from builtin_interfaces.msg import Time
@@ -581,7 +582,7 @@ def test_copy_of_bag_is_untouched_by_replay(sim_bag: Path, tiny_model: Path, tmp
 
 def test_node_parameter_file_and_overrides(tmp_path: Path) -> None:
     """The replay reads the node's ROS 2 parameter YAML (nested names flattened as ROS does)."""
-    from depth_node.replay import build_parser, load_params_file, options_from_args
+    from depth_node.evaluation.replay import build_parser, load_params_file, options_from_args
 
     params = tmp_path / "depth.yaml"
     params.write_text(

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 from onnx_models import make_linear_depth_model
 
-from depth_node import report
-from depth_node.replay import ReplayOptions, replay
+from depth_node.colormap import spread_sparse_depth
+from depth_node.evaluation import report
+from depth_node.metrics import relative_error_map
+from depth_node.evaluation.replay import ReplayOptions, replay
 
 
 @pytest.fixture(scope="module")
@@ -68,11 +70,11 @@ def test_frame_panel_draws_sparse_lidar_ground_truth(tmp_path: Path) -> None:
     # Spreading keeps the nearest point where blobs overlap and never touches dense maps.
     sparse = np.full((5, 5), np.nan, np.float32)
     sparse[2, 1], sparse[2, 3] = 10.0, 5.0
-    grown = report.spread_sparse_depth(sparse, radius=1)
+    grown = spread_sparse_depth(sparse, radius=1)
     assert grown[2, 2] == pytest.approx(5.0) and grown[2, 0] == pytest.approx(10.0)
     dense = np.full((5, 5), 3.0, np.float32)
-    assert report.spread_sparse_depth(dense) is dense
-    err = report.relative_error_map(np.array([[2.0, np.nan]]), np.array([[4.0, 4.0]]))
+    assert spread_sparse_depth(dense) is dense
+    err = relative_error_map(np.array([[2.0, np.nan]]), np.array([[4.0, 4.0]]))
     assert err[0, 0] == pytest.approx(-0.5) and np.isnan(err[0, 1])
 
 

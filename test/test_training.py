@@ -59,8 +59,8 @@ def drive_name(number: int) -> str:
 @pytest.fixture(scope="module")
 def sim_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Training drives 1..10 and the held-out drive 11, rendered at 320x96 with KITTI's field of view."""
-    from depth_node.kitti import write_drive
-    from depth_node.sim.world import SyntheticDrive, WorldConfig
+    from depth_node.data.kitti import write_drive
+    from depth_node.data.sim.world import SyntheticDrive, WorldConfig
 
     root = tmp_path_factory.mktemp("sim_kitti")
     seeds = [(s, TRAIN_FRAMES) for s in TRAIN_SEEDS] + [(HELD_OUT_SEED, HELD_OUT_FRAMES)]

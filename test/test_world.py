@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from depth_node.geometry import depth_to_points, points_to_depth_map, transform_points
-from depth_node.sim.contact_sheet import make_contact_sheet
-from depth_node.sim.world import Frame, SyntheticDrive, WorldConfig
+from depth_node.data.sim.contact_sheet import make_contact_sheet
+from depth_node.data.sim.world import Frame, SyntheticDrive, WorldConfig
 
 W, H = 320, 96
 FX, FY = 721.5377 * W / 1242, 721.5377 * H / 375

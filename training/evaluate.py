@@ -106,7 +106,7 @@ class OnnxPredictor(Predictor):
     """An exported ONNX model through the runtime's DepthEstimator (the same code path as the car)."""
 
     def __init__(self, model_path: str | Path, providers: Sequence[str] = ("cpu",), threads: int = 0) -> None:
-        from depth_node.estimator import DepthEstimator
+        from depth_node.runtime.estimator import DepthEstimator
 
         self.estimator = DepthEstimator(model_path, providers=tuple(providers), threads=threads)
         info = self.estimator.info
@@ -169,7 +169,7 @@ def kitti_frames(
     # Size arguments are unused here (frames are read at their own size).
     dataset = KittiDataset(root, entries, 32, 32, [0], png=png, is_train=False, check_files=False)
     if gt == "auto" and gt_maps is None:
-        from depth_node.kitti import depth_gt_path
+        from depth_node.data.kitti import depth_gt_path
 
         first = dataset.reader(entries[0])
         gt = (
@@ -473,7 +473,8 @@ def write_grid(
 
     ``rows``: (title, rgb, pred metres, gt metres) with pred and gt at the same size.
     """
-    from depth_node.report import relative_error_map, spread_sparse_depth
+    from depth_node.colormap import spread_sparse_depth
+    from depth_node.metrics import relative_error_map
 
     lines = []
     for title, rgb, pred, gt in rows:

@@ -5,7 +5,7 @@
     python -m training.kitti_gt ... --source dense      # proj_depth/groundtruth (eigen_benchmark)
 
 Velodyne GT: the scan projected into the split line's camera at the calibration's image size
-(``depth_node.kitti.velodyne_depth_map``, KITTI's recipe). Dense/improved GT: the drive's
+(``depth_node.data.kitti.velodyne_depth_map``, KITTI's recipe). Dense/improved GT: the drive's
 ``proj_depth/groundtruth/image_0X`` PNG. Depth in metres, 0 = no ground truth.
 
 File format (``np.savez_compressed``, no pickled objects): ``lines`` = the split lines, and one
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from depth_node import kitti
+from depth_node.data import kitti
 from training.datasets.kitti import SplitEntry, read_split_file, resolve_drive
 
 GT_SOURCES = ("velodyne", "dense")

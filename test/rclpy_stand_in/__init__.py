@@ -2,7 +2,7 @@
 
 ``rclpy_or_stand_in()`` is a context manager: where the real rclpy imports, it changes nothing;
 elsewhere it puts this folder first on ``sys.path`` and, on exit, removes it again together with
-every module imported from it (and ``depth_node.node`` / ``depth_node.eval_node``, which bound
+every module imported from it (and ``depth_node.ros.node`` / ``depth_node.ros.eval_node``, which bound
 them), so that other test modules never see the stand-in.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 STAND_IN_DIR = Path(__file__).resolve().parent
 # Modules that import rclpy or message packages at import time and must be re-imported afterwards.
-_DEPENDENT_MODULES = ("depth_node.node", "depth_node.eval_node")
+_DEPENDENT_MODULES = ("depth_node.ros.node", "depth_node.ros.eval_node")
 
 
 def real_rclpy_available() -> bool:

@@ -3,7 +3,7 @@
 The bag is indexed once (image stamps from the CDR headers without decoding any image, the first
 CameraInfo, all odometry); frames are read lazily by their log time, so a long drive never sits in
 memory. Each DataLoader worker opens its own reader. Images decode through
-``depth_node.conversions.to_rgb8`` (Image in any colour/mono encoding, or JPEG/PNG CompressedImage).
+``depth_node.runtime.conversions.to_rgb8`` (Image in any colour/mono encoding, or JPEG/PNG CompressedImage).
 
 Distances for velocity supervision come from ``nav_msgs/Odometry`` positions interpolated to the
 image stamps (metres travelled by the odometry frame, ``base_link``; the camera's lever arm is
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from depth_node.conversions import to_rgb8
+from depth_node.runtime.conversions import to_rgb8
 from training.datasets.common import AugmentConfig, MonoDataset
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 Layout: ``root/<date>/<date>_drive_NNNN_sync/image_0{2,3}/data/%010d.{png,jpg}`` with the date
 folder's calibration files, ``oxts/data/%010d.txt`` for ego-motion, ``velodyne_points/data/%010d.bin``
 for LiDAR and ``proj_depth/groundtruth/image_0{2,3}/%010d.png`` for the dense (improved) ground truth.
-All file reading goes through ``depth_node.kitti`` (the readers shared with the bag converter).
+All file reading goes through ``depth_node.data.kitti`` (the readers shared with the bag converter).
 
 Split files have one frame per line, ``<date>/<drive>_sync <frame> <l|r>`` (l = image_02,
 r = image_03), as the published Eigen / Eigen-Zhou lists; ``split_from_drives`` builds such a list
@@ -22,7 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from depth_node import kitti
+from depth_node.data import kitti
 from training.datasets.common import AugmentConfig, MonoDataset
 
 log = logging.getLogger(__name__)

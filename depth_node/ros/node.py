@@ -1,8 +1,8 @@
 """The depth node: camera image + camera_info in, depth image, its camera_info and a cloud out.
 
 Thin rclpy glue over the ROS-free runtime: parameters and their validation, the frame mailbox and
-the inference thread live in :mod:`depth_node.node_core`; inference in :mod:`depth_node.pipeline`;
-output messages are built by :func:`depth_node.node_core.build_frame_outputs` (as the offline replay does).
+the inference thread in :mod:`depth_node.runtime.parameters` and :mod:`depth_node.ros.worker`; each
+frame goes through the one frame path, :class:`depth_node.runtime.frame.FramePath` (as in the replay).
 
 Threads: subscription callbacks only store the newest frame (they never block the executor); one
 worker thread runs inference and publishes. A frame still waiting when a newer one arrives is
@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
@@ -26,28 +24,24 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
-from depth_node.conversions import ImageDataError, ImageDecodeError, UnsupportedEncodingError, to_rgb8
-from depth_node.estimator import DepthEstimator, ModelLoadError
-from depth_node.messages import ros_types
-from depth_node.node_core import (
+from depth_node.ros.diagnostics import DiagnosticSummary, FrameStats, LogThrottle, diagnostic_summary
+from depth_node.ros.worker import InferenceWorker, LatestSlot
+from depth_node.runtime.errors import ModelLoadError
+from depth_node.runtime.estimator import DepthEstimator
+from depth_node.runtime.frame import FrameDrop, FramePath
+from depth_node.runtime.message_types import ros_types, stamp_ns
+from depth_node.runtime.parameters import (
     NODE_NAME,
     PARAMETER_NAMES,
     PARAMETERS,
-    DiagnosticSummary,
-    FrameStats,
-    InferenceWorker,
-    LatestSlot,
-    LogThrottle,
     NodeSettings,
     ParameterError,
     ParamSpec,
-    build_frame_outputs,
     check_parameter,
-    diagnostic_summary,
-    find_default_model,
+    resolve_model,
     validate_parameters,
 )
-from depth_node.pipeline import DepthPipeline
+from depth_node.runtime.pipeline import DepthPipeline
 
 try:  # executors.ExternalShutdownException: raised by spin() when the context is shut down (Ctrl-C)
     from rclpy.executors import ExternalShutdownException
@@ -96,25 +90,6 @@ def _qos(reliability: str, depth: int) -> QoSProfile:
     )
 
 
-def _stamp_seconds(stamp: Any) -> float:
-    return float(stamp.sec) + float(stamp.nanosec) * 1e-9
-
-
-def default_model_dirs() -> list[Path]:
-    """Where the demo model is looked for: the installed share/depth_node/models, then the repo's."""
-    dirs: list[Path] = []
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        dirs.append(Path(get_package_share_directory("depth_node")) / "models")
-    except (ImportError, LookupError):  # no ROS, or the package is not installed in an overlay
-        pass
-    source_models = Path(__file__).resolve().parent.parent / "models"
-    if source_models.is_dir():  # a source checkout (not site-packages of an install)
-        dirs.append(source_models)
-    return dirs
-
-
 class DepthNode(Node):
     """Monocular depth: declare parameters in __init__, then :meth:`start` (model, topics, worker)."""
 
@@ -156,16 +131,9 @@ class DepthNode(Node):
                 f"ignoring parameter(s) {', '.join(unknown)}: not parameters of this node (a typo?)"
             )
 
-        model_path = settings.model_path
-        if not model_path:
-            found = find_default_model(default_model_dirs())
-            if found is None:
-                searched = ", ".join(str(d) for d in default_model_dirs()) or "no models folder"
-                raise StartupError(f"no model: set the model_path parameter (no *.onnx in {searched})")
-            model_path = str(found)
         try:
             self.estimator = DepthEstimator(
-                model_path,
+                resolve_model(settings.model_path),
                 providers=settings.providers,
                 threads=settings.threads,
                 trt_cache_dir=settings.tensorrt_cache_dir,
@@ -176,6 +144,7 @@ class DepthNode(Node):
             raise StartupError(str(error)) from None
         except ValueError as error:  # PipelineConfig refusing a combination
             raise StartupError(f"invalid parameter: {error}") from None
+        self.frame_path = FramePath(self.pipeline, self.types)
         self.settings = settings
 
         out_qos = _qos(settings.output_reliability, settings.output_depth)
@@ -268,56 +237,27 @@ class DepthNode(Node):
             self.get_logger().warning(f"dropped frame ({reason}): {detail} [{count} so far]")
 
     def _process(self, frame: _Frame) -> None:
-        settings, pipeline = self.settings, self.pipeline
-        assert settings is not None and pipeline is not None
-        try:
-            rgb = to_rgb8(frame.image)
-        except (UnsupportedEncodingError, ImageDecodeError) as error:
-            self._drop("bad_encoding", str(error))
-            return
-        except ImageDataError as error:
-            self._drop("size_mismatch", str(error))
-            return
-        height, width = rgb.shape[:2]
-        info = frame.camera_info
-        if info.width and info.height and (info.width, info.height) != (width, height):
-            self._drop(
-                "size_mismatch", f"image is {width}x{height} but camera_info says {info.width}x{info.height}"
-            )
-            return
-        K = np.asarray(info.k, dtype=np.float64).reshape(3, 3)
-        if not np.isfinite(K).all():
-            self._drop("nan", "camera_info K holds NaN/inf")
-            return
-        if K[0, 0] <= 0 or K[1, 1] <= 0:
-            self._drop(
-                "bad_camera_info", f"camera_info K has fx={K[0, 0]:g}, fy={K[1, 1]:g} (uncalibrated camera?)"
-            )
-            return
-
-        result = pipeline.process(rgb, K)
-        if not np.isfinite(result.depth).any():
-            self._drop("nan", "the model's depth has no valid (finite, in-range) pixel")
-            return
+        settings = self.settings
+        assert settings is not None
         cloud = settings.publish_points and self._points_pub.get_subscription_count() > 0
-        outputs = build_frame_outputs(
-            settings, result, frame.image.header, info, self.types, rgb, cloud=cloud
-        )
+        outputs = self.frame_path.process(frame.image, frame.camera_info, settings, cloud)
+        if isinstance(outputs, FrameDrop):
+            self._drop(outputs.reason, outputs.detail)
+            return
         self._image_pub.publish(outputs.image)
         self._info_pub.publish(outputs.camera_info)
         if outputs.points is not None:
             self._points_pub.publish(outputs.points)
-        self._scale = result.scale
-        stamp = _stamp_seconds(frame.image.header.stamp)
-        now = self.get_clock().now().nanoseconds * 1e-9
-        self.stats.frame_out(frame.arrival, now - stamp if stamp > 0 else None)
+        self._scale = outputs.result.scale
+        stamp = stamp_ns(frame.image.header)
+        latency = (self.get_clock().now().nanoseconds - stamp) * 1e-9 if stamp > 0 else None
+        self.stats.frame_out(frame.arrival, latency)
 
     def _on_worker_error(self, frame: _Frame, error: Exception) -> None:
-        # Anything the checks above did not foresee: the frame is dropped, the node keeps running.
+        # A publish that failed (the frame path itself never raises): dropped, the node keeps running.
         if not self.context.ok():
             return  # Ctrl-C shut the context down under a publish: not a bad frame
-        reason = "size_mismatch" if isinstance(error, ImageDataError) else "error"
-        self._drop(reason, f"{type(error).__name__}: {error}")
+        self._drop("error", f"{type(error).__name__}: {error}")
 
     # --- diagnostics (1 Hz timer) ----------------------------------------------------------------
     def diagnostic_summary(self) -> DiagnosticSummary:

@@ -1,30 +1,25 @@
-"""The ROS-free part of the depth node: parameters, the frame mailbox, the worker, statistics.
+"""The depth node's parameters: the table, their validation into :class:`NodeSettings`, the model lookup.
 
-``depth_node/node.py`` is thin rclpy glue around what lives here, so everything below is tested
-without ROS: the parameter table (declared by the node, mirrored by ``config/depth.yaml``), the
-validation that turns parameter values into :class:`NodeSettings`, the one-slot mailbox with its
-inference thread (callbacks never block the executor; an unprocessed frame is replaced by a newer
-one and counted as dropped), frame/drop/latency statistics, and the content of the diagnostics.
+ROS-free, because the replay runs the pipeline exactly as the node configured the same way would:
+``depth-replay -p name:=value`` and ``--params-file config/depth.yaml`` go through the same table
+and the same checks as ``ros2 run depth_node depth_node --ros-args -p name:=value``. The rclpy node
+(:mod:`depth_node.ros.node`) declares every :data:`PARAMETERS` entry with its descriptor.
 """
 
 from __future__ import annotations
 
 import array
-import collections
 import math
-import threading
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any
 
-import numpy as np
-
-from depth_node.conversions import DEPTH_ENCODINGS
-from depth_node.estimator import PROVIDER_NAMES
-from depth_node.messages import DepthOutputs, MessageTypes, build_outputs
-from depth_node.pipeline import OUTPUT_RESOLUTIONS, SCALE_MODES, PipelineConfig
+from depth_node.runtime.conversions import DEPTH_ENCODINGS
+from depth_node.runtime.errors import ModelLoadError
+from depth_node.runtime.estimator import PROVIDER_NAMES
+from depth_node.runtime.pipeline import OUTPUT_RESOLUTIONS, SCALE_MODES, PipelineConfig
 
 NODE_NAME = "depth_node"
 RELIABILITIES = ("best_effort", "reliable")
@@ -384,31 +379,6 @@ def validate_parameters(values: Mapping[str, Any]) -> NodeSettings:
     )
 
 
-def build_frame_outputs(
-    settings: NodeSettings,
-    result: Any,
-    header: Any,
-    camera_info: Any,
-    types: MessageTypes,
-    rgb: np.ndarray | None,
-    cloud: bool,
-) -> DepthOutputs:
-    """One frame's output messages as the node's settings ask for them (the node and the replay)."""
-    return build_outputs(
-        result,
-        header,
-        camera_info,
-        types,
-        cloud=cloud,
-        stride=settings.points_stride,
-        min_range=settings.min_range,
-        max_range=settings.max_range,
-        organized=settings.points_organized,
-        rgb=rgb if settings.points_color else None,
-        encoding=settings.depth_encoding,
-    )
-
-
 def find_default_model(models_dirs: Iterable[Path]) -> Path | None:
     """The demo model: the first folder's ``*.onnx`` whose name says demo, else its first ``*.onnx``."""
     for folder in models_dirs:
@@ -419,307 +389,82 @@ def find_default_model(models_dirs: Iterable[Path]) -> Path | None:
     return None
 
 
-# --------------------------------------------------------------------------------------------------
-# Latest-frame mailbox and the inference worker
-# --------------------------------------------------------------------------------------------------
-T = TypeVar("T")
 
 
-class LatestSlot(Generic[T]):
-    """A one-slot mailbox: ``put`` replaces the waiting item (and returns it), ``get`` waits for one.
+def model_dirs() -> list[Path]:
+    """Where the default (demo) model is looked for, in order.
 
-    The producer (a subscription callback) never blocks; the consumer always gets the newest item.
+    The ROS install's share/depth_node/models (ament index), a pip install's
+    ``<prefix>/share/depth_node/models``, then a source checkout's ``models/``.
     """
+    dirs: list[Path] = []
+    try:
+        from ament_index_python.packages import get_package_share_directory
 
-    def __init__(self) -> None:
-        self._condition = threading.Condition()
-        self._item: T | None = None
-        self._closed = False
-
-    def put(self, item: T) -> T | None:
-        """Store ``item``; return the item it replaced (not processed: the caller counts it dropped)."""
-        with self._condition:
-            replaced, self._item = self._item, item
-            self._condition.notify()
-            return replaced
-
-    def get(self, timeout: float | None = None) -> T | None:
-        """The waiting item (the slot is then empty), or None after ``timeout`` or once closed."""
-        with self._condition:
-            if self._item is None and not self._closed:
-                self._condition.wait(timeout)
-            item, self._item = self._item, None
-            return item
-
-    def close(self) -> T | None:
-        """Wake the consumer for good; return the item nobody will process."""
-        with self._condition:
-            self._closed = True
-            item, self._item = self._item, None
-            self._condition.notify_all()
-            return item
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
+        dirs.append(Path(get_package_share_directory("depth_node")) / "models")
+    except (ImportError, LookupError):  # no ROS, or the package is not installed in an overlay
+        pass
+    dirs.append(Path(sys.prefix) / "share" / "depth_node" / "models")
+    source_models = Path(__file__).resolve().parents[2] / "models"
+    if source_models.is_dir():  # a source checkout (not site-packages of an install)
+        dirs.append(source_models)
+    return dirs
 
 
-class InferenceWorker(Generic[T]):
-    """One thread that takes items from a :class:`LatestSlot` and processes them, one at a time.
+def resolve_model(model_path: str | Path | None) -> Path:
+    """The model to load: ``model_path`` when given, else the demo model; ModelLoadError if none.
 
-    An exception from ``process`` goes to ``on_error`` (the thread keeps running): a bad frame must
-    never stop the node.
+    The node (``model_path`` parameter), the replay (``--model``) and the demo all choose this way.
     """
-
-    def __init__(
-        self,
-        slot: LatestSlot[T],
-        process: Callable[[T], None],
-        on_error: Callable[[T, Exception], None],
-        name: str = "depth_inference",
-    ) -> None:
-        self._slot = slot
-        self._process = process
-        self._on_error = on_error
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._busy = threading.Event()
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._slot.closed:
-            item = self._slot.get(timeout=0.5)
-            if item is None:
-                continue
-            self._busy.set()
-            try:
-                self._process(item)
-            except Exception as error:  # reported and counted by on_error
-                self._on_error(item, error)
-            finally:
-                self._busy.clear()
-
-    @property
-    def busy(self) -> bool:
-        return self._busy.is_set()
-
-    def is_alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def stop(self, timeout: float = 10.0) -> bool:
-        """Close the slot and join the thread (after the frame in progress); True once it ended."""
-        self._slot.close()
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout)
-        return not self._thread.is_alive()
+    if model_path:
+        path = Path(model_path).expanduser()
+        if not path.is_file():
+            raise ModelLoadError(f"model not found: {path}")
+        return path
+    found = find_default_model(model_dirs())
+    if found is None:
+        looked = ", ".join(str(d) for d in model_dirs())
+        raise ModelLoadError(f"no model given and no *.onnx model in {looked}: set model_path (--model)")
+    return found
 
 
-# --------------------------------------------------------------------------------------------------
-# Statistics
-# --------------------------------------------------------------------------------------------------
-# Why a frame was not published. "superseded": a newer frame arrived before inference took it.
-DROP_REASONS = (
-    "superseded",
-    "no_camera_info",
-    "bad_encoding",
-    "size_mismatch",
-    "bad_camera_info",
-    "nan",
-    "error",
-)
+def load_params_file(path: Path) -> dict[str, Any]:
+    """ROS 2 parameter YAML (``/**`` or node-name key, ``ros__parameters``) -> flat name -> value.
 
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0..100) of ``values``, NaN when empty."""
-    return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if len(values) else math.nan
-
-
-def _count_recent(times: Sequence[float], now: float, window: float) -> int:
-    return sum(1 for t in times if now - t <= window)
-
-
-@dataclass(frozen=True)
-class StatsSnapshot:
-    frames_in: int
-    frames_out: int
-    dropped: int
-    dropped_by_reason: dict[str, int]
-    input_rate: float  # Hz over the last rate window (or since the first frame, when shorter)
-    output_rate: float  # Hz over the same span, so output/input is the fraction published
-    recent_inputs: int  # frames in that span: the rates mean little below a handful
-    latency_p50: float  # seconds, image stamp -> publish (node clock)
-    latency_p95: float
-    processing_p50: float  # seconds, arrival -> publish
-    processing_p95: float
-    seconds_since_input: float  # inf before the first frame
-
-
-class FrameStats:
-    """Thread-safe frame counters, drop reasons, rates and latency percentiles (bounded memory)."""
-
-    def __init__(
-        self, rate_window: float = 5.0, history: int = 512, clock: Callable[[], float] = time.monotonic
-    ):
-        self._lock = threading.Lock()
-        self._clock = clock
-        self.rate_window = rate_window
-        self.frames_in = 0
-        self.frames_out = 0
-        self.dropped_by_reason = dict.fromkeys(DROP_REASONS, 0)
-        self._in_times: collections.deque[float] = collections.deque(maxlen=history)
-        self._out_times: collections.deque[float] = collections.deque(maxlen=history)
-        self._latencies: collections.deque[float] = collections.deque(maxlen=history)
-        self._processing: collections.deque[float] = collections.deque(maxlen=history)
-        self._first_in: float | None = None
-
-    def frame_in(self) -> float:
-        """Count an arriving frame; return its arrival time (the clock's)."""
-        now = self._clock()
-        with self._lock:
-            self.frames_in += 1
-            self._in_times.append(now)
-            if self._first_in is None:
-                self._first_in = now
-        return now
-
-    def frame_out(self, arrival: float, latency: float | None) -> None:
-        """Count a published frame that arrived at ``arrival``; ``latency``: stamp -> publish, seconds."""
-        now = self._clock()
-        with self._lock:
-            self.frames_out += 1
-            self._out_times.append(now)
-            self._processing.append(now - arrival)
-            if latency is not None and math.isfinite(latency):
-                self._latencies.append(latency)
-
-    def drop(self, reason: str) -> int:
-        """Count a dropped frame; return how many were dropped for this reason so far."""
-        if reason not in self.dropped_by_reason:
-            raise KeyError(f"unknown drop reason {reason!r}; known: {', '.join(DROP_REASONS)}")
-        with self._lock:
-            self.dropped_by_reason[reason] += 1
-            return self.dropped_by_reason[reason]
-
-    def snapshot(self) -> StatsSnapshot:
-        now = self._clock()
-        with self._lock:
-            in_times, out_times = list(self._in_times), list(self._out_times)
-            latencies, processing = list(self._latencies), list(self._processing)
-            by_reason = dict(self.dropped_by_reason)
-            frames_in, frames_out = self.frames_in, self.frames_out
-            first_in = self._first_in
-        # One span for both rates: the rate window, or the time since the first frame when shorter.
-        span = min(self.rate_window, now - first_in) if first_in is not None else 0.0
-        recent_in = _count_recent(in_times, now, self.rate_window)
-        recent_out = _count_recent(out_times, now, self.rate_window)
-        return StatsSnapshot(
-            frames_in=frames_in,
-            frames_out=frames_out,
-            dropped=sum(by_reason.values()),
-            dropped_by_reason=by_reason,
-            input_rate=recent_in / span if span > 0 else 0.0,
-            output_rate=recent_out / span if span > 0 else 0.0,
-            recent_inputs=recent_in,
-            latency_p50=percentile(latencies, 50),
-            latency_p95=percentile(latencies, 95),
-            processing_p50=percentile(processing, 50),
-            processing_p95=percentile(processing, 95),
-            seconds_since_input=now - in_times[-1] if in_times else math.inf,
-        )
-
-
-class LogThrottle:
-    """At most one log line per key and period (rclpy throttles per call site, we need per reason)."""
-
-    def __init__(self, period: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.period = period
-        self._clock = clock
-        self._last: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def should_log(self, key: str) -> bool:
-        now = self._clock()
-        with self._lock:
-            last = self._last.get(key)
-            if last is not None and now - last < self.period:
-                return False
-            self._last[key] = now
-            return True
-
-
-# --------------------------------------------------------------------------------------------------
-# Diagnostics content
-# --------------------------------------------------------------------------------------------------
-OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels (the node maps them to its constants)
-RATE_WARN_RATIO = 0.9  # WARN when the output rate is below this fraction of the camera's rate
-MIN_FRAMES_FOR_RATE = 10  # compare rates only over at least this many recent frames
-STALE_INPUT_S = 5.0
-
-
-@dataclass
-class DiagnosticSummary:
-    level: int
-    message: str
-    values: list[tuple[str, str]] = field(default_factory=list)
-
-
-def _ms(seconds: float) -> str:
-    return "n/a" if math.isnan(seconds) else f"{seconds * 1000.0:.1f}"
-
-
-def diagnostic_summary(
-    stats: StatsSnapshot,
-    *,
-    image_topic: str,
-    camera_info_topic: str,
-    waiting_for_camera_info: bool,
-    provider: str,
-    model_name: str,
-    scale_mode: str,
-    scale: float | None,
-    new_bad_drops: Mapping[str, int] | None = None,
-) -> DiagnosticSummary:
-    """Level, message and key/values of the node's DiagnosticStatus.
-
-    ``new_bad_drops``: frames dropped since the previous report for reasons other than being
-    superseded (bad encoding, size mismatch, ...) - those make the status WARN for one report.
+    Nested maps become dotted names (``input_qos: {depth: 1}`` -> ``input_qos.depth``), as in ROS.
+    Raises ParameterError naming the file.
     """
-    values = [
-        ("frames in", str(stats.frames_in)),
-        ("frames out", str(stats.frames_out)),
-        ("frames dropped", str(stats.dropped)),
-        *((f"dropped: {reason}", str(count)) for reason, count in stats.dropped_by_reason.items()),
-        ("input rate (Hz)", f"{stats.input_rate:.2f}"),
-        ("output rate (Hz)", f"{stats.output_rate:.2f}"),
-        ("latency p50 (ms)", _ms(stats.latency_p50)),
-        ("latency p95 (ms)", _ms(stats.latency_p95)),
-        ("processing p50 (ms)", _ms(stats.processing_p50)),
-        ("processing p95 (ms)", _ms(stats.processing_p95)),
-        ("provider", provider),
-        ("model", model_name),
-        ("scale mode", scale_mode),
-        ("scale", "n/a" if scale is None else f"{scale:.4g}"),
-        ("image topic", image_topic),
-        ("camera_info topic", camera_info_topic),
-    ]
-    bad = {reason: n for reason, n in (new_bad_drops or {}).items() if n > 0}
-    if stats.frames_in == 0:
-        return DiagnosticSummary(WARN, f"no images received on {image_topic}", values)
-    if waiting_for_camera_info:
-        return DiagnosticSummary(WARN, f"waiting for camera_info on {camera_info_topic}", values)
-    if stats.seconds_since_input > STALE_INPUT_S:
-        return DiagnosticSummary(
-            WARN, f"no images for {stats.seconds_since_input:.0f} s on {image_topic}", values
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        text = " ".join(str(err).split())
+        raise ParameterError(f"cannot read parameter file {path}: {text}") from None
+    params: dict[str, Any] = {}
+
+    def flatten(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                flatten(f"{prefix}{key}.", item)
+        else:
+            params[prefix[:-1]] = value
+
+    for node_key, section in (data or {}).items() if isinstance(data, dict) else []:
+        if node_key in ("/**", "**", NODE_NAME, f"/{NODE_NAME}") and isinstance(section, dict):
+            flatten("", section.get("ros__parameters", {}))
+    if not params:
+        raise ParameterError(
+            f"parameter file {path} has no '/**' or '{NODE_NAME}' section with ros__parameters"
         )
-    if bad:
-        detail = ", ".join(f"{reason}: {n}" for reason, n in sorted(bad.items()))
-        return DiagnosticSummary(WARN, f"dropping bad frames ({detail})", values)
-    if stats.recent_inputs >= MIN_FRAMES_FOR_RATE and stats.output_rate < RATE_WARN_RATIO * stats.input_rate:
-        return DiagnosticSummary(
-            WARN,
-            f"output {stats.output_rate:.1f} Hz is below the camera's {stats.input_rate:.1f} Hz "
-            f"(inference too slow; {stats.dropped_by_reason['superseded']} frames superseded)",
-            values,
-        )
-    return DiagnosticSummary(OK, f"publishing depth at {stats.output_rate:.1f} Hz", values)
+    return params
+
+
+def parse_param_override(text: str) -> tuple[str, Any]:
+    """``name:=value`` (value read as YAML, like ``ros2 run ... -p``) -> (name, value)."""
+    import yaml
+
+    name, sep, value = text.partition(":=")
+    if not sep or not name.strip():
+        raise ParameterError(f"expected name:=value, got {text!r}")
+    return name.strip(), yaml.safe_load(value)

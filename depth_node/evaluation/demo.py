@@ -1,10 +1,10 @@
 """``depth-demo``: the main job on a fresh machine, in one command and a couple of minutes on a CPU.
 
-1. Generates a synthetic drive (``depth_node.sim.world``, a seed the demo model never saw in
+1. Generates a synthetic drive (``depth_node.data.sim.world``, a seed the demo model never saw in
    training) and writes it as a rosbag2 through the KITTI converter — exactly what a recorded
    KITTI drive would give: camera, camera_info, LiDAR, /tf_static, odometry, dense ground truth.
 2. Replays the bag through the depth pipeline with the demo model from ``models/``
-   (:mod:`depth_node.replay`): metrics against the ground truth, latency, a depth rosbag2 and an
+   (:mod:`depth_node.evaluation.replay`): metrics against the ground truth, latency, a depth rosbag2 and an
    HTML report.
 3. Prints the metrics and the path of the report.
 
@@ -23,8 +23,15 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from depth_node.node_core import find_default_model
-from depth_node.replay import ReplayError, ReplayOptions, ReplayResult, model_dirs, replay, summary_text
+from depth_node.evaluation.replay import (
+    ReplayError,
+    ReplayOptions,
+    ReplayResult,
+    model_dirs,
+    replay,
+    summary_text,
+)
+from depth_node.runtime.parameters import find_default_model
 
 DEMO_MODEL_NAME = "demo_resnet18_320x96.onnx"
 # Drives for training the demo model come from low seeds; 1000 and up are kept for evaluation.
@@ -62,8 +69,8 @@ def make_synthetic_bag(
     progress: bool = True,
 ) -> Path:
     """World -> KITTI raw layout (temporary) -> rosbag2 at ``out`` (a new directory)."""
-    from depth_node import bag_convert, kitti
-    from depth_node.sim.world import SyntheticDrive, WorldConfig
+    from depth_node.data import bag_convert, kitti
+    from depth_node.data.sim.world import SyntheticDrive, WorldConfig
 
     drive = SyntheticDrive(WorldConfig(seed=seed, num_frames=frames, width=size[0], height=size[1]))
     with tempfile.TemporaryDirectory(prefix="depth-demo-") as tmp:
@@ -88,7 +95,7 @@ def run_demo(
     if frames < 1 or min(size) < 16:
         raise DemoError(f"need at least 1 frame of at least 16x16 pixels, got {frames} frames of {size}")
     out.mkdir(parents=True, exist_ok=True)
-    from depth_node.sim.world import WorldConfig, focal_lengths
+    from depth_node.data.sim.world import WorldConfig, focal_lengths
 
     # The camera is part of the name: a bag cached under another camera must not be reused.
     fx = focal_lengths(WorldConfig(width=size[0], height=size[1]))[0]

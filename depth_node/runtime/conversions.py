@@ -2,7 +2,7 @@
 
 Works with message classes from rclpy (``data`` is an ``array.array('B')``) and from rosbags
 (``data`` is a numpy uint8 array) alike: reading goes through ``np.frombuffer``, and writing goes
-through the ``uint8_array`` converter of the :class:`~depth_node.messages.MessageTypes` namespace.
+through the ``uint8_array`` converter of the :class:`~depth_node.runtime.messages.MessageTypes` namespace.
 
 Arrays returned by :func:`image_to_numpy` may be read-only views of the message's buffer (no copy
 on the hot path); copy them before writing into them.
@@ -16,24 +16,10 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
+from depth_node.runtime.errors import ImageDataError, ImageDecodeError, UnsupportedEncodingError
+
 if TYPE_CHECKING:
-    from depth_node.messages import MessageTypes
-
-
-class BadInputError(ValueError):
-    """A frame the runtime cannot use. The node catches this type, drops the frame and counts it."""
-
-
-class UnsupportedEncodingError(BadInputError):
-    """An image encoding (or compressed format) this module does not handle."""
-
-
-class ImageDataError(BadInputError):
-    """A malformed image: data shorter than ``step * height``, ``step`` too small, wrong shape/dtype."""
-
-
-class ImageDecodeError(BadInputError):
-    """Compressed image bytes that OpenCV cannot decode."""
+    from depth_node.runtime.message_types import MessageTypes
 
 
 # encoding -> (numpy dtype of one channel, channels). Names follow sensor_msgs/image_encodings.h.
@@ -49,7 +35,6 @@ ENCODINGS: dict[str, tuple[np.dtype, int]] = {
 }
 SUPPORTED_ENCODINGS = tuple(ENCODINGS)
 DEPTH_ENCODINGS = ("32FC1", "16UC1")
-COMPRESSED_FORMATS = ("jpeg", "png")
 
 # cv2 colour conversions to RGB for the colour/mono encodings (None: already RGB).
 _TO_RGB: dict[str, int | None] = {

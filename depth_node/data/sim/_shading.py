@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from depth_node.sim._layout import RoadStyle
-from depth_node.sim._scene import (
+from depth_node.data.sim._layout import RoadStyle
+from depth_node.data.sim._scene import (
     ASPHALT,
     BARK,
     CAR,
@@ -25,7 +25,7 @@ from depth_node.sim._scene import (
     METAL,
     WALL,
 )
-from depth_node.sim._textures import MipTexture, band_noise, box, crack_texture, fbm, hash01, pulses
+from depth_node.data.sim._textures import MipTexture, band_noise, box, crack_texture, fbm, hash01, pulses
 
 
 @dataclass

@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from depth_node.geometry import rotation_matrix
-from depth_node.sim._scene import (
+from depth_node.data.sim._scene import (
     ASPHALT,
     BARK,
     CONCRETE,
@@ -29,6 +28,7 @@ from depth_node.sim._scene import (
     box_table,
     car_tables,
 )
+from depth_node.geometry import rotation_matrix
 
 STEP = 0.5  # path sampling (m)
 GROUND_EXTENT = 60.0  # lateral reach of the terrain on each side (m)

@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from depth_node.sim.world import Frame, SyntheticDrive
+from depth_node.data.sim.world import Frame, SyntheticDrive
 
 
 def colourise_depth(depth: np.ndarray, max_depth: float = 80.0) -> np.ndarray:

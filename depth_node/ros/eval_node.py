@@ -8,7 +8,7 @@ the KITTI way (needs the camera's CameraInfo and the LiDAR->camera transform fro
 every ``log_every`` scored frames and publishes them as a ``diagnostic_msgs/DiagnosticArray`` on
 ``/diagnostics`` (rqt_runtime_monitor shows them).
 
-All logic lives in ROS-free code shared with the offline replay (:mod:`depth_node.replay`:
+All logic lives in ROS-free code shared with the offline replay (:mod:`depth_node.evaluation.replay`:
 ``StreamEvaluator``, ``GroundTruth``, ``StaticTransforms``, ``cloud_xyz``), so the scores equal
 ``depth-replay``'s for the same frames. Example::
 
@@ -32,10 +32,7 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from depth_node.conversions import BadInputError, image_msg_to_depth
-from depth_node.geometry import transform_points
-from depth_node.metrics import MAX_DEPTH, MIN_DEPTH
-from depth_node.replay import (
+from depth_node.evaluation.replay import (
     GroundTruth,
     StaticTransforms,
     StreamEvaluator,
@@ -44,6 +41,9 @@ from depth_node.replay import (
     parse_transform,
     running_metrics_line,
 )
+from depth_node.geometry import transform_points
+from depth_node.metrics import MAX_DEPTH, MIN_DEPTH
+from depth_node.runtime.conversions import BadInputError, image_msg_to_depth
 
 try:  # raised by spin() when Ctrl-C shut the context down
     from rclpy.executors import ExternalShutdownException

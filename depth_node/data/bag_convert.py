@@ -36,7 +36,7 @@ from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 from tqdm import tqdm
 
-from depth_node import kitti
+from depth_node.data import kitti
 from depth_node.geometry import scale_intrinsics
 
 CAMERA_FRAME = "camera_optical"

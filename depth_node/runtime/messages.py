@@ -1,119 +1,25 @@
-"""Message classes as a namespace, and the one place where output messages are built.
+"""The one place where output messages are built: depth image, its CameraInfo, the point cloud.
 
-The node (rclpy classes) and the offline replay (rosbags classes) both call :func:`build_outputs`,
-so what the car publishes and what the replay evaluates are byte-for-byte the same construction.
-Messages are always constructed with every field as a keyword argument, which both rclpy's
-generated classes and rosbags' dataclasses accept.
+The frame path (:mod:`depth_node.runtime.frame`) calls :func:`build_outputs` for the node and the
+replay alike, so what the car publishes and what the replay evaluates are the same construction.
 """
 
 from __future__ import annotations
 
-import array
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
-from depth_node.conversions import ImageDataError, depth_to_image_msg
 from depth_node.geometry import crop_intrinsics, scale_intrinsics
-from depth_node.pointcloud import cloud_intrinsics, depth_to_cloud, make_pointcloud2
+from depth_node.runtime.conversions import depth_to_image_msg
+from depth_node.runtime.errors import ImageDataError
+from depth_node.runtime.message_types import MessageTypes
+from depth_node.runtime.pointcloud import cloud_intrinsics, depth_to_cloud, make_pointcloud2
 
 if TYPE_CHECKING:
-    from depth_node.pipeline import DepthResult
-
-
-def numpy_uint8_array(data: np.ndarray) -> np.ndarray:
-    """uint8[] field value for rosbags messages: a flat, contiguous numpy uint8 array (no copy)."""
-    return np.ascontiguousarray(data, dtype=np.uint8).reshape(-1)
-
-
-def numpy_float64_array(data: Any) -> np.ndarray:
-    """float64[] field value for rosbags messages."""
-    return np.asarray(data, dtype=np.float64).reshape(-1)
-
-
-def ros_uint8_array(data: np.ndarray) -> array.array:
-    """uint8[] field value for rclpy messages: array('B') passes rclpy's setter without a per-byte check."""
-    out = array.array("B")
-    out.frombytes(np.ascontiguousarray(data, dtype=np.uint8).reshape(-1))  # one memcpy
-    return out
-
-
-def ros_float64_array(data: Any) -> array.array:
-    """float64[] (variable length, e.g. CameraInfo.d) value for rclpy messages."""
-    out = array.array("d")
-    # frombytes takes only byte-format buffers: view the float64 data as bytes (still one memcpy).
-    out.frombytes(memoryview(np.ascontiguousarray(data, dtype=np.float64).reshape(-1)).cast("B"))
-    return out
-
-
-@dataclass(frozen=True)
-class MessageTypes:
-    """The message classes the runtime builds, from rclpy or from rosbags.
-
-    ``uint8_array`` / ``float64_array`` turn numpy arrays into the value each library wants for
-    variable-length uint8[] / float64[] fields (numpy for rosbags, ``array.array`` for rclpy).
-    Fixed-size float64 arrays (K, R, P) are passed as numpy float64 arrays, which both accept.
-    """
-
-    Image: Any
-    CompressedImage: Any
-    CameraInfo: Any
-    PointCloud2: Any
-    PointField: Any
-    Header: Any
-    RegionOfInterest: Any
-    uint8_array: Callable[[np.ndarray], Any] = numpy_uint8_array
-    float64_array: Callable[[Any], Any] = numpy_float64_array
-
-
-def rosbags_types(store: str | None = None) -> MessageTypes:
-    """MessageTypes from rosbags' typestore (default: ROS 2 Humble definitions)."""
-    from rosbags.typesys import Stores, get_typestore
-
-    typestore = get_typestore(Stores(store) if store else Stores.ROS2_HUMBLE)
-    t = typestore.types
-    return MessageTypes(
-        Image=t["sensor_msgs/msg/Image"],
-        CompressedImage=t["sensor_msgs/msg/CompressedImage"],
-        CameraInfo=t["sensor_msgs/msg/CameraInfo"],
-        PointCloud2=t["sensor_msgs/msg/PointCloud2"],
-        PointField=t["sensor_msgs/msg/PointField"],
-        Header=t["std_msgs/msg/Header"],
-        RegionOfInterest=t["sensor_msgs/msg/RegionOfInterest"],
-    )
-
-
-def _is_rclpy_class(message_class: Any) -> bool:
-    # rosidl-generated Python classes expose their field table; rosbags' classes are dataclasses.
-    return hasattr(message_class, "get_fields_and_field_types") and not hasattr(
-        message_class, "__dataclass_fields__"
-    )
-
-
-def ros_types() -> MessageTypes:
-    """MessageTypes from the ROS 2 Python message packages (imported here, only when called).
-
-    The array converters follow the classes found: ``array.array`` for rosidl-generated classes,
-    numpy for rosbags-backed stand-ins (as the ROS-free test environment provides).
-    """
-    from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField, RegionOfInterest
-    from std_msgs.msg import Header
-
-    rclpy_style = _is_rclpy_class(Image)
-    return MessageTypes(
-        Image=Image,
-        CompressedImage=CompressedImage,
-        CameraInfo=CameraInfo,
-        PointCloud2=PointCloud2,
-        PointField=PointField,
-        Header=Header,
-        RegionOfInterest=RegionOfInterest,
-        uint8_array=ros_uint8_array if rclpy_style else numpy_uint8_array,
-        float64_array=ros_float64_array if rclpy_style else numpy_float64_array,
-    )
+    from depth_node.runtime.pipeline import DepthResult
 
 
 def _empty_roi(types: MessageTypes) -> Any:

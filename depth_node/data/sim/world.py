@@ -24,11 +24,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from depth_node.data.sim._layout import generate
+from depth_node.data.sim._render import AHEAD, BEHIND, Renderer, View
+from depth_node.data.sim._scene import ASPHALT
+from depth_node.data.sim._shading import Materials
 from depth_node.geometry import make_transform, rotation_matrix
-from depth_node.sim._layout import generate
-from depth_node.sim._render import AHEAD, BEHIND, Renderer, View
-from depth_node.sim._scene import ASPHALT
-from depth_node.sim._shading import Materials
 
 # KITTI-like extrinsics (2011_09_26 calibration, rotations squared up to exact axis permutations).
 _R_CAM_VELO = np.array([[0.0, -1.0, 0.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]])

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from depth_node.data.sim._layout import Layout, box_corners, convex_hull_ground
+from depth_node.data.sim._scene import GROUND, N_PARAMS, OBJECTS, car_tables
+from depth_node.data.sim._shading import Materials, Samples
+from depth_node.data.sim._textures import fbm
 from depth_node.geometry import rotation_matrix
-from depth_node.sim._layout import Layout, box_corners, convex_hull_ground
-from depth_node.sim._scene import GROUND, N_PARAMS, OBJECTS, car_tables
-from depth_node.sim._shading import Materials, Samples
-from depth_node.sim._textures import fbm
 
 NEAR = 0.05
 FAR = 150.0  # objects wholly beyond this are culled (the terrain edge then meets the sky)

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from depth_node.conversions import ImageDataError
 from depth_node.geometry import depth_to_points
+from depth_node.runtime.errors import ImageDataError
 
 if TYPE_CHECKING:
-    from depth_node.messages import MessageTypes
+    from depth_node.runtime.message_types import MessageTypes
 
 _FLOAT32 = 7  # sensor_msgs/PointField.FLOAT32
 _HOST_BIGENDIAN = sys.byteorder == "big"

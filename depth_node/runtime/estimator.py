@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from depth_node.conversions import BadInputError
+from depth_node.runtime.errors import InputShapeError, ModelLoadError
 
 LOG = logging.getLogger(__name__)
 
@@ -40,14 +40,6 @@ REQUIRED_METADATA = (
 # training_mode values (training.losses.training_mode: supervised | lidar | self_supervised+velocity |
 # self_supervised) that make a model metric when it does not say scale_is_metric itself.
 _METRIC_TRAINING_TOKENS = ("velocity", "lidar", "gt", "metric", "stereo")
-
-
-class ModelLoadError(RuntimeError):
-    """The model file is missing, corrupt, or does not follow the model contract (one-line message)."""
-
-
-class InputShapeError(BadInputError):
-    """A batch passed to :meth:`DepthEstimator.infer` that does not match the model's input."""
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ from depth_node.geometry import (
 )
 
 if TYPE_CHECKING:
-    from depth_node.sim.world import SyntheticDrive
+    from depth_node.data.sim.world import SyntheticDrive
 
 EARTH_RADIUS = 6378137.0  # the devkit's er (WGS84 equatorial radius), metres
 GRAVITY = 9.81

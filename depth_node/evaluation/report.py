@@ -22,7 +22,8 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from depth_node.metrics import METRIC_NAMES
+from depth_node.colormap import spread_sparse_depth, spread_sparse_depth_error
+from depth_node.metrics import METRIC_NAMES, relative_error_map
 
 REPORT_FILES = "report_files"
 DEPTH_CMAP = "magma_r"  # near = bright, far = dark, as depth pictures usually read
@@ -30,36 +31,6 @@ ERROR_CMAP = "RdBu_r"  # red: prediction too far, blue: too near
 ERROR_RANGE = 0.5  # relative error shown saturates at +-50 %
 # Lower-is-better metrics; the a1..a3 accuracies are higher-is-better.
 LOWER_IS_BETTER = ("abs_rel", "sq_rel", "rmse", "rmse_log")
-
-
-def spread_sparse_depth(depth: np.ndarray, radius: int = 2) -> np.ndarray:
-    """Grow isolated LiDAR pixels into small blobs (nearest point wins) so a picture can show them.
-
-    Dense depth maps come back unchanged (only NaN holes get filled from neighbours, by at most
-    ``radius`` pixels). Only for pictures: metrics always use the untouched ground truth.
-    """
-    depth = np.asarray(depth, dtype=np.float32)
-    valid = np.isfinite(depth) & (depth > 0)
-    if valid.mean() > 0.5:
-        return depth
-    # Dilating inverse depth keeps the nearest point where several blobs overlap.
-    inverse = np.zeros_like(depth)
-    inverse[valid] = 1.0 / depth[valid]
-    kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
-    grown = cv2.dilate(inverse, kernel)
-    out = np.full_like(depth, np.nan)
-    out[grown > 0] = 1.0 / grown[grown > 0]
-    return out
-
-
-def relative_error_map(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """(pred - gt) / gt where both are valid, NaN elsewhere (signed: shows too near vs too far)."""
-    pred = np.asarray(pred, dtype=np.float32)
-    gt = np.asarray(gt, dtype=np.float32)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        error = (pred - gt) / gt
-        error[~(np.isfinite(gt) & (gt > 0) & np.isfinite(pred) & (pred > 0))] = np.nan
-    return error
 
 
 def _depth_limits(pred: np.ndarray, gt: np.ndarray | None, cap: float) -> tuple[float, float]:
@@ -161,21 +132,6 @@ def frame_panel(
         bar.ax.tick_params(labelsize=8)
     fig.savefig(path)
     return path
-
-
-def spread_sparse_depth_error(error: np.ndarray, gt: np.ndarray, radius: int = 2) -> np.ndarray:
-    """Grow a sparse error map like :func:`spread_sparse_depth` grows sparse ground truth."""
-    valid = np.isfinite(error)
-    if (np.isfinite(gt) & (gt > 0)).mean() > 0.5 or not valid.any():
-        return error
-    # Nearest valid pixel's value: dilate the index of every valid pixel.
-    kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
-    grown = cv2.dilate(valid.astype(np.uint8), kernel).astype(bool)
-    flat = np.where(valid.ravel(), np.arange(error.size, dtype=np.float32) + 1, 0).reshape(error.shape)
-    index = cv2.dilate(flat, kernel).astype(np.int64) - 1
-    out = np.full_like(error, np.nan)
-    out[grown] = error.ravel()[index[grown]]
-    return out
 
 
 def plot_metrics_over_time(path: Path, per_frame: Sequence[Mapping[str, Any]]) -> Path | None:

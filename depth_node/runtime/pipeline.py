@@ -14,10 +14,10 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from depth_node.conversions import ImageDataError
-from depth_node.estimator import ModelInfo
 from depth_node.geometry import crop_intrinsics, scale_intrinsics
-from depth_node.scale import GroundPlaneScale
+from depth_node.runtime.errors import ImageDataError
+from depth_node.runtime.estimator import ModelInfo
+from depth_node.runtime.scale import GroundPlaneScale
 
 LOG = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ _INTERPOLATIONS = {"linear": cv2.INTER_LINEAR, "nearest": cv2.INTER_NEAREST}
 
 
 class Estimator(Protocol):
-    """What the pipeline needs from :class:`depth_node.estimator.DepthEstimator`."""
+    """What the pipeline needs from :class:`depth_node.runtime.estimator.DepthEstimator`."""
 
     info: ModelInfo
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from depth_node import bag_convert, kitti
-from depth_node.sim.world import SyntheticDrive, WorldConfig
+from depth_node.data import bag_convert, kitti
+from depth_node.data.sim.world import SyntheticDrive, WorldConfig
 
 
 def _drive(args: argparse.Namespace, seed: int) -> SyntheticDrive:
@@ -58,7 +58,7 @@ def _cmd_bag(args: argparse.Namespace) -> str:
 
 
 def _cmd_sheet(args: argparse.Namespace) -> str:
-    from depth_node.sim.contact_sheet import make_contact_sheet
+    from depth_node.data.sim.contact_sheet import make_contact_sheet
 
     drive = _drive(args, args.seed)
     indices = (

@@ -2,7 +2,7 @@
 
 ``depth-replay BAG --model MODEL [--out DIR]`` reads the camera stream of a rosbag2 (sqlite3 or
 MCAP) with rosbags (no ROS needed), runs exactly what the node runs on each frame
-(:class:`depth_node.pipeline.DepthPipeline` + :func:`depth_node.messages.build_outputs`), scores
+(:class:`depth_node.runtime.pipeline.DepthPipeline` + :func:`depth_node.runtime.messages.build_outputs`), scores
 the depth against ground truth (a depth image topic, or LiDAR projected the KITTI way) with
 :mod:`depth_node.metrics`, and writes into DIR::
 
@@ -13,7 +13,7 @@ the depth against ground truth (a depth image topic, or LiDAR projected the KITT
 
 DIR appears only when everything succeeded (it is built in a temporary sibling and renamed).
 
-The ROS-free pieces the live evaluator node (:mod:`depth_node.eval_node`) shares live here too:
+The ROS-free pieces the live evaluator node (:mod:`depth_node.ros.eval_node`) shares live here too:
 :class:`StaticTransforms`, :func:`cloud_xyz`, :class:`GroundTruth`, :class:`StreamEvaluator`.
 """
 
@@ -38,7 +38,6 @@ from typing import Any
 import cv2
 import numpy as np
 
-from depth_node.conversions import BadInputError, image_msg_to_depth, to_rgb8
 from depth_node.geometry import points_to_depth_map, transform_points
 from depth_node.metrics import (
     MAX_DEPTH,
@@ -47,6 +46,7 @@ from depth_node.metrics import (
     format_metrics_table,
     mean_metrics,
 )
+from depth_node.runtime.conversions import BadInputError, image_msg_to_depth, to_rgb8
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
@@ -706,7 +706,7 @@ class ReplayOptions:
     """Everything ``depth-replay`` takes on the command line (see :func:`build_parser`).
 
     ``node_params`` are the depth node's own ROS parameters (names as in ``config/depth.yaml``,
-    validated by :func:`depth_node.node_core.validate_parameters`), so the replay runs the pipeline
+    validated by :func:`depth_node.runtime.parameters.validate_parameters`), so the replay runs the pipeline
     and builds the messages exactly as the node configured the same way would. ``model`` None:
     the ``model_path`` parameter, else the demo model, as the node does.
     """
@@ -808,7 +808,7 @@ def model_dirs() -> list[Path]:
 
 def node_settings(params: Mapping[str, Any]) -> Any:
     """The node's validated settings (node_core.NodeSettings) for these parameter values."""
-    from depth_node.node_core import ParameterError, validate_parameters
+    from depth_node.runtime.parameters import ParameterError, validate_parameters
 
     try:
         return validate_parameters(params)
@@ -818,7 +818,7 @@ def node_settings(params: Mapping[str, Any]) -> Any:
 
 def resolve_model(model: Path | None, settings: Any) -> Path:
     """--model, else the model_path parameter, else the demo model (the node's choice)."""
-    from depth_node.node_core import find_default_model
+    from depth_node.runtime.parameters import find_default_model
 
     if model is None and settings.model_path:
         model = Path(settings.model_path).expanduser()
@@ -834,8 +834,8 @@ def resolve_model(model: Path | None, settings: Any) -> Path:
 
 def build_pipeline(model: Path, settings: Any) -> tuple[Any, Any]:
     """(DepthEstimator, DepthPipeline) exactly as the node builds them from its settings."""
-    from depth_node.estimator import DepthEstimator, ModelLoadError
-    from depth_node.pipeline import DepthPipeline
+    from depth_node.runtime.estimator import DepthEstimator, ModelLoadError
+    from depth_node.runtime.pipeline import DepthPipeline
 
     try:
         estimator = DepthEstimator(
@@ -968,9 +968,9 @@ def _run(
 ) -> dict[str, Any]:
     from tqdm import tqdm
 
-    from depth_node import report
-    from depth_node.messages import rosbags_types
-    from depth_node.node_core import build_frame_outputs
+    from depth_node.evaluation import report
+    from depth_node.runtime.message_types import rosbags_types
+    from depth_node.runtime.parameters import build_frame_outputs
 
     types = rosbags_types(TYPESTORE)
     conns_by_topic: dict[str, list[Any]] = {}

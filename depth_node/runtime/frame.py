@@ -1,0 +1,138 @@
+"""The one per-frame path: image message + latest camera_info + settings -> outputs, or a named drop.
+
+The depth node, the replay and the runtime benchmark all call :meth:`FramePath.process`, so a frame
+that is bad in one is bad in all, and is counted under the same reason (:data:`DROP_REASONS`). The
+checks run in the order a frame's data is needed: camera_info present, image decodable, camera_info
+describing this image, depth with at least one valid pixel.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from depth_node.runtime.conversions import to_rgb8
+from depth_node.runtime.errors import BadInputError, ImageDataError
+from depth_node.runtime.message_types import MessageTypes
+from depth_node.runtime.messages import build_outputs
+from depth_node.runtime.pipeline import DepthPipeline, DepthResult
+
+if TYPE_CHECKING:
+    from depth_node.runtime.parameters import NodeSettings
+
+# Why a frame was not published. "superseded": a newer frame arrived before inference took it (the
+# node's mailbox, the replay's --realtime); the others come from FramePath.process.
+DROP_REASONS = (
+    "superseded",
+    "no_camera_info",
+    "bad_encoding",
+    "size_mismatch",
+    "bad_camera_info",
+    "nan",
+    "error",
+)
+
+
+@dataclass(frozen=True)
+class FrameDrop:
+    """A frame that produced no output: ``reason`` is one of :data:`DROP_REASONS`, ``detail`` one line."""
+
+    reason: str
+    detail: str
+
+
+@dataclass
+class FrameOutputs:
+    """One frame's published messages (all with the input image's header) and how they were made.
+
+    ``rgb``: the decoded camera image; ``timings``: seconds per stage (decode, the pipeline's
+    preprocess / inference / scale / postprocess, build_outputs) and ``end_to_end`` for all of them.
+    """
+
+    image: Any
+    camera_info: Any
+    points: Any | None
+    result: DepthResult
+    rgb: np.ndarray
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+END_TO_END = "end_to_end"
+
+
+def check_camera_info(camera_info: Any, width: int, height: int) -> np.ndarray | FrameDrop:
+    """The 3x3 K of ``camera_info`` for a ``width`` x ``height`` image, or why it cannot be used.
+
+    A camera_info with width and height 0 (some drivers leave them unset) fits any image size.
+    """
+    info_w, info_h = int(camera_info.width), int(camera_info.height)
+    if info_w and info_h and (info_w, info_h) != (width, height):
+        return FrameDrop("size_mismatch", f"image is {width}x{height} but camera_info says {info_w}x{info_h}")
+    K = np.asarray(camera_info.k, dtype=np.float64).reshape(3, 3)
+    if not np.isfinite(K).all():
+        return FrameDrop("nan", "camera_info K holds NaN/inf")
+    if K[0, 0] <= 0 or K[1, 1] <= 0:
+        return FrameDrop(
+            "bad_camera_info", f"camera_info K has fx={K[0, 0]:g}, fy={K[1, 1]:g} (uncalibrated camera?)"
+        )
+    return K
+
+
+class FramePath:
+    """Runs one camera frame through decode, checks, the depth pipeline and the output messages."""
+
+    def __init__(self, pipeline: DepthPipeline, types: MessageTypes) -> None:
+        self.pipeline = pipeline
+        self.types = types
+
+    def process(
+        self, image: Any, camera_info: Any | None, settings: NodeSettings, cloud: bool
+    ) -> FrameOutputs | FrameDrop:
+        """``image`` (Image or CompressedImage) with the latest ``camera_info`` -> outputs or a drop.
+
+        ``settings`` are the node's (output encoding and cloud options, read per frame because some
+        are dynamic parameters); ``cloud``: build the point cloud (the node builds it only while
+        someone subscribes). Never raises for a bad frame: anything unforeseen is an "error" drop.
+        """
+        start = time.perf_counter()
+        if camera_info is None:
+            return FrameDrop("no_camera_info", "no camera_info received yet")
+        try:
+            rgb = to_rgb8(image)
+        except ImageDataError as error:
+            return FrameDrop("size_mismatch", str(error))
+        except BadInputError as error:  # unsupported encoding, undecodable JPEG/PNG
+            return FrameDrop("bad_encoding", str(error))
+        decoded = time.perf_counter()
+        K = check_camera_info(camera_info, rgb.shape[1], rgb.shape[0])
+        if isinstance(K, FrameDrop):
+            return K
+        try:
+            result = self.pipeline.process(rgb, K)
+            if not np.isfinite(result.depth).any():
+                return FrameDrop("nan", "the model's depth has no valid (finite, in-range) pixel")
+            processed = time.perf_counter()
+            outputs = build_outputs(
+                result,
+                image.header,
+                camera_info,
+                self.types,
+                cloud=cloud,
+                stride=settings.points_stride,
+                min_range=settings.min_range,
+                max_range=settings.max_range,
+                organized=settings.points_organized,
+                rgb=rgb if settings.points_color else None,
+                encoding=settings.depth_encoding,
+            )
+        except ImageDataError as error:  # e.g. a crop that does not fit this image
+            return FrameDrop("size_mismatch", str(error))
+        except Exception as error:  # a bad frame must never stop the node or abort a replay
+            return FrameDrop("error", f"{type(error).__name__}: {error}")
+        end = time.perf_counter()
+        timings = {"decode": decoded - start, **result.timings, "build_outputs": end - processed}
+        timings[END_TO_END] = end - start
+        return FrameOutputs(outputs.image, outputs.camera_info, outputs.points, result, rgb, timings)
