@@ -52,7 +52,7 @@ setup(
             # ROS-free command-line tools
             "depth-sim = depth_node.data.sim.cli:main",
             "depth-kitti2bag = depth_node.data.bag_convert:main",
-            "depth-replay = depth_node.evaluation.replay:main",
+            "depth-replay = depth_node.evaluation.replay_cli:main",
             "depth-demo = depth_node.evaluation.demo:main",
             "depth-train = training.train:main",
             "depth-eval = training.evaluate:main",

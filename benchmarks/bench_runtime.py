@@ -5,8 +5,9 @@
 
 Stages per frame (1242x375 camera frames by default): decoding a sensor_msgs Image (bgr8) and a
 CompressedImage (JPEG) to RGB, the pipeline's preprocess / inference / postprocess / scale, the point
-cloud (organized, coloured) and packing the depth Image + CameraInfo. The end-to-end loop is what
-the node does per frame: decode Image -> pipeline -> depth image, camera info and point cloud. Its
+cloud (organized, coloured) and packing the depth Image + CameraInfo. The end-to-end loop is the
+node's own frame path (``FramePath.process``): decode Image -> checks -> pipeline -> depth image,
+camera info and point cloud. Its
 frame rate is compared with an inference-only loop over the same model in the same run; the target
 is that everything but inference costs at most 15% of inference time.
 """
@@ -32,9 +33,11 @@ if str(ROOT) not in sys.path:
 
 from depth_node.runtime.conversions import numpy_to_image, to_rgb8  # noqa: E402
 from depth_node.runtime.estimator import DepthEstimator  # noqa: E402
+from depth_node.runtime.frame import FrameDrop, FramePath  # noqa: E402
+from depth_node.runtime.message_types import rosbags_types, stamp_header  # noqa: E402
 from depth_node.runtime.messages import build_outputs, camera_info_from_K  # noqa: E402
-from depth_node.runtime.message_types import rosbags_types  # noqa: E402
-from depth_node.runtime.pipeline import DepthPipeline, PipelineConfig  # noqa: E402
+from depth_node.runtime.parameters import validate_parameters  # noqa: E402
+from depth_node.runtime.pipeline import DepthPipeline  # noqa: E402
 from depth_node.runtime.pointcloud import depth_to_cloud, make_pointcloud2  # noqa: E402
 
 STAGES = (
@@ -98,11 +101,15 @@ def _ms(samples: list[float]) -> dict[str, float]:
 
 def bench_model(path: Path, args: argparse.Namespace) -> dict:
     types = rosbags_types()
-    header = types.Header(stamp=_time(), frame_id="camera_optical")
+    header = stamp_header(types, 0, "camera_optical")
+    # The node's own settings for this run: the frame path reads its output options from them.
+    settings = validate_parameters(
+        {"scale_mode": args.scale_mode, "camera_height": 1.65, "fixed_scale": 1.0, "threads": args.threads}
+    )
     estimator = DepthEstimator(path, providers=args.providers, threads=args.threads)
     info = estimator.info
-    config = PipelineConfig(scale_mode=args.scale_mode, camera_height=1.65, fixed_scale=1.0)
-    pipeline = DepthPipeline(estimator, config)
+    pipeline = DepthPipeline(estimator, settings.pipeline_config())
+    frame_path = FramePath(pipeline, types)
 
     rgb = camera_frame(args.width, args.height)
     K = np.array([[721.5377, 0, args.width / 2 - 0.5], [0, 721.5377, args.height / 2 - 0.5], [0, 0, 1]])
@@ -120,9 +127,7 @@ def bench_model(path: Path, args: argparse.Namespace) -> dict:
 
     for _ in range(args.warmup):  # caches, arenas, the scale window
         estimator.infer(batch)
-        build_outputs(
-            pipeline.process(to_rgb8(image_msg), K), header, camera_info, types, cloud=True, rgb=rgb
-        )
+        frame_path.process(image_msg, camera_info, settings, cloud=True)
 
     print(f"[bench] {path.name}: inference only, {args.frames} frames", flush=True)
     inference_only = []
@@ -138,14 +143,15 @@ def bench_model(path: Path, args: argparse.Namespace) -> dict:
     end_to_end = []
     for _ in range(args.frames):
         t0 = time.perf_counter()
-        frame = to_rgb8(image_msg)
-        t1 = time.perf_counter()
-        result = pipeline.process(frame, K)
-        outputs = build_outputs(result, header, camera_info, types, cloud=True, rgb=frame)
-        t3 = time.perf_counter()
-        end_to_end.append(t3 - t0)
+        outputs = frame_path.process(image_msg, camera_info, settings, cloud=True)
+        end_to_end.append(time.perf_counter() - t0)
+        if isinstance(outputs, FrameDrop):
+            raise SystemExit(
+                f"the frame path dropped the benchmark frame ({outputs.reason}): {outputs.detail}"
+            )
         assert outputs.points is not None
-        stages["decode_image"].append(t1 - t0)
+        result = outputs.result
+        stages["decode_image"].append(outputs.timings["decode"])
         for name, seconds in result.timings.items():
             stages[name].append(seconds)
         # Split build_outputs into its two parts with separate timed calls (same inputs).
@@ -181,13 +187,6 @@ def bench_model(path: Path, args: argparse.Namespace) -> dict:
         "overhead_fraction": overhead_ms / inference_ms,
         "overhead_fraction_e2e": (e2e_ms - inference_ms) / inference_ms,
     }
-
-
-def _time() -> object:
-    # builtin_interfaces/Time is not part of MessageTypes (outputs reuse the input header).
-    from rosbags.typesys import Stores, get_typestore
-
-    return get_typestore(Stores.ROS2_HUMBLE).types["builtin_interfaces/msg/Time"](sec=0, nanosec=0)
 
 
 def print_table(results: list[dict]) -> None:

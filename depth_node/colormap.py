@@ -46,8 +46,10 @@ def colorize(
     if reverse:
         norm = 1.0 - norm
     codes = (norm * 255).astype(np.uint8)
-    bgr = cv2.LUT(cv2.merge([codes] * 3), _DIVERGING_LUT) if diverging else cv2.applyColorMap(
-        codes, cv2.COLORMAP_MAGMA
+    bgr = (
+        cv2.LUT(cv2.merge([codes] * 3), _DIVERGING_LUT)
+        if diverging
+        else cv2.applyColorMap(codes, cv2.COLORMAP_MAGMA)
     )
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     rgb[~valid] = invalid_rgb

@@ -19,7 +19,12 @@ from depth_node.runtime.conversions import (
     numpy_to_image,
     to_rgb8,
 )
-from depth_node.runtime.errors import BadInputError, ImageDataError, ImageDecodeError, UnsupportedEncodingError
+from depth_node.runtime.errors import (
+    BadInputError,
+    ImageDataError,
+    ImageDecodeError,
+    UnsupportedEncodingError,
+)
 from depth_node.runtime.message_types import ros_uint8_array, rosbags_types
 
 TYPES = rosbags_types()

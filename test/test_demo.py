@@ -36,7 +36,7 @@ def test_demo_without_model_gives_one_clear_line(tmp_path: Path, capsys) -> None
     missing = tmp_path / "nope.onnx"
     assert demo.main(["--model", str(missing), "--out", str(tmp_path / "o"), "--quiet"]) == 1
     err = capsys.readouterr().err
-    assert err == f"depth-demo: error: model not found: {missing}\n"
+    assert err == f"depth-demo: error: model file not found: {missing}\n"
     assert not (tmp_path / "o").exists()
     # The default model's error names where it looked and what to do.
     if not any(any(d.glob("*.onnx")) for d in demo.model_dirs()):

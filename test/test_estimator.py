@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from onnx_models import expected_depth, make_linear_depth_model, write_corrupt_model
 
+from depth_node.runtime.errors import InputShapeError, ModelLoadError
 from depth_node.runtime.estimator import (
     DepthEstimator,
     parse_model_info,
     resolve_providers,
 )
-from depth_node.runtime.errors import InputShapeError, ModelLoadError
 
 
 def _assert_one_line(error: pytest.ExceptionInfo[BaseException]) -> str:

@@ -289,14 +289,16 @@ def test_compressed_input(harness):
 
 
 def test_cloud_is_built_only_while_someone_subscribes(ros, harness, monkeypatch):
+    from depth_node.runtime.frame import FramePath
+
     calls: list[bool] = []
-    real_build = ros.node_module.build_frame_outputs
+    real_process = FramePath.process
 
-    def spy(*args, **kwargs):
-        calls.append(kwargs["cloud"])
-        return real_build(*args, **kwargs)
+    def spy(self, image, camera_info, settings, cloud):
+        calls.append(cloud)
+        return real_process(self, image, camera_info, settings, cloud)
 
-    monkeypatch.setattr(ros.node_module, "build_frame_outputs", spy)
+    monkeypatch.setattr(FramePath, "process", spy)
     h = harness(points=False).start()
     K = np.array([[100.0, 0, 48], [0, 100.0, 16], [0, 0, 1]])
     h.send_info(K, 96, 32)
@@ -587,8 +589,8 @@ def test_main_stops_cleanly_on_ctrl_c(ros, model_path, monkeypatch, capfd, sigin
 
 def test_eval_node_main_one_error_line_and_a_clean_ctrl_c(ros, monkeypatch, capfd, sigint_raises):
     """depth_eval_node: a bad parameter ends it with one error line; Ctrl-C with its final summary."""
+    from depth_node.evaluation.ground_truth import GroundTruth
     from depth_node.ros import eval_node
-    from depth_node.evaluation.replay import GroundTruth
 
     code = eval_node.main(["--ros-args", "-p", "gt_type:=radar"])
     err = capfd.readouterr().err

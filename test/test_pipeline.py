@@ -9,12 +9,12 @@ import pytest
 from onnx_models import make_linear_depth_model
 from rosbags.typesys import Stores, get_typestore
 
+from depth_node.geometry import scale_intrinsics
 from depth_node.runtime.conversions import image_msg_to_depth, numpy_to_image, to_rgb8
 from depth_node.runtime.errors import BadInputError, ImageDataError
 from depth_node.runtime.estimator import DepthEstimator
-from depth_node.geometry import scale_intrinsics
-from depth_node.runtime.messages import build_outputs, scale_camera_info
 from depth_node.runtime.message_types import rosbags_types
+from depth_node.runtime.messages import build_outputs, scale_camera_info
 from depth_node.runtime.pipeline import DepthPipeline, PipelineConfig
 from depth_node.runtime.pointcloud import pointcloud2_to_array
 

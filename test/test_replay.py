@@ -20,30 +20,26 @@ from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
-from depth_node.runtime.conversions import image_msg_to_depth, numpy_to_image, to_rgb8
-from depth_node.runtime.estimator import DepthEstimator
-from depth_node.geometry import make_transform, rotation_matrix
-from depth_node.runtime.messages import build_outputs, camera_info_from_K
-from depth_node.runtime.message_types import rosbags_types
-from depth_node.metrics import evaluate_depth
-from depth_node.runtime.parameters import validate_parameters
-from depth_node.runtime.pipeline import DepthPipeline
-from depth_node.evaluation.replay import (
-    GroundTruth,
-    NewestFrameGate,
-    ReplayError,
-    ReplayOptions,
-    StaticTransforms,
+from depth_node.evaluation.bag_input import ReplayError
+from depth_node.evaluation.ground_truth import GroundTruth, StaticTransforms, parse_transform
+from depth_node.evaluation.realtime import NewestFrameGate
+from depth_node.evaluation.replay import ReplayOptions, replay
+from depth_node.evaluation.replay_cli import main
+from depth_node.evaluation.scoring import (
     StreamEvaluator,
-    cloud_xyz,
-    main,
     metrics_key_values,
-    parse_transform,
-    replay,
-    resize_depth,
     running_metrics_line,
     score_frame,
 )
+from depth_node.geometry import make_transform, rotation_matrix
+from depth_node.metrics import evaluate_depth, resize_depth
+from depth_node.runtime.conversions import image_msg_to_depth, numpy_to_image, to_rgb8
+from depth_node.runtime.estimator import DepthEstimator
+from depth_node.runtime.message_types import rosbags_types
+from depth_node.runtime.messages import build_outputs, camera_info_from_K
+from depth_node.runtime.parameters import validate_parameters
+from depth_node.runtime.pipeline import DepthPipeline
+from depth_node.runtime.pointcloud import cloud_xyz
 
 TYPESTORE = get_typestore(Stores.ROS2_HUMBLE)
 TYPES = rosbags_types()
@@ -454,11 +450,38 @@ def test_missing_topics(tiny_model: Path, tmp_path: Path) -> None:
 
 
 def test_camera_info_that_does_not_match_the_images(tiny_model: Path, tmp_path: Path) -> None:
+    # Every frame is dropped as the node drops it; with nothing left to score, one clear line.
     bag = _write_small_bag(tmp_path / "mismatch", size=(64, 32), info_size=(128, 64))
     message = _expect_error(
-        bag, tiny_model, tmp_path, r"camera_info on /camera/camera_info in .*mismatch is for 128x64 images"
+        bag, tiny_model, tmp_path, r"no frame of .*mismatch could be processed: frame 0 \(size_mismatch\)"
     )
-    assert "64x32" in message
+    assert "64x32" in message and "128x64" in message
+
+
+def test_a_bad_camera_info_drops_and_counts_its_frames_only(tiny_model: Path, tmp_path: Path) -> None:
+    """A bad camera_info mid-drive drops the frames that use it (the node's reason), never the replay."""
+    good = np.array([[50.0, 0, 32], [0, 50.0, 16], [0, 0, 1]])
+    infos = [good, np.zeros((3, 3)), np.full((3, 3), np.nan), good]  # uncalibrated, then NaN, then good
+    bag = tmp_path / "bad_info"
+    time_type = TYPESTORE.types["builtin_interfaces/msg/Time"]
+    with Writer(bag, version=8) as writer:
+        c_img = writer.add_connection("/camera/image_raw", "sensor_msgs/msg/Image", typestore=TYPESTORE)
+        c_info = writer.add_connection(
+            "/camera/camera_info", "sensor_msgs/msg/CameraInfo", typestore=TYPESTORE
+        )
+        for i, K in enumerate(infos):
+            t = 1_000_000_000 + i * 100_000_000
+            header = TYPES.Header(stamp=time_type(sec=t // 10**9, nanosec=t % 10**9), frame_id="cam")
+            info = camera_info_from_K(K, 64, 32, header, TYPES)
+            writer.write(c_info, t, TYPESTORE.serialize_cdr(info, "sensor_msgs/msg/CameraInfo"))
+            image = numpy_to_image(np.full((32, 64, 3), 60, np.uint8), "rgb8", header, TYPES)
+            writer.write(c_img, t, TYPESTORE.serialize_cdr(image, "sensor_msgs/msg/Image"))
+    results = replay(_options(bag, tiny_model, tmp_path / "out")).results
+    frames = results["frames"]
+    assert frames["processed"] == 2 and frames["bad"] == 2 and frames["total"] == 4
+    assert frames["dropped_by_reason"]["bad_camera_info"] == 1 and frames["dropped_by_reason"]["nan"] == 1
+    assert [f["index"] for f in results["per_frame"]] == [0, 3]
+    assert any("frame 1 (bad_camera_info)" in w for w in results["warnings"])
 
 
 def test_cli_prints_one_line_errors_and_a_summary(tiny_model: Path, tmp_path: Path, capsys) -> None:
@@ -469,7 +492,7 @@ def test_cli_prints_one_line_errors_and_a_summary(tiny_model: Path, tmp_path: Pa
     bag = _write_small_bag(tmp_path / "ok")
     out = tmp_path / "cli_out"
     assert main([str(bag), "--model", str(tmp_path / "nope.onnx"), "--out", str(out), "--quiet"]) == 1
-    assert "model not found" in capsys.readouterr().err and not out.exists()
+    assert "model file not found" in capsys.readouterr().err and not out.exists()
 
     run = [str(bag), "--model", str(tiny_model), "--out", str(out), "--quiet", "--report-frames", "1"]
     assert main([*run, "--threads", "1", "-p", "output_resolution:=model", "--no-cloud"]) == 0
@@ -508,8 +531,8 @@ def _run_eval_node(replayed, sim_bag: Path) -> None:
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
 
-    from depth_node.runtime.conversions import depth_to_image_msg
     from depth_node.ros.eval_node import DepthEvalNode
+    from depth_node.runtime.conversions import depth_to_image_msg
     from depth_node.runtime.message_types import ros_types
 
     ros = ros_types()
@@ -582,7 +605,8 @@ def test_copy_of_bag_is_untouched_by_replay(sim_bag: Path, tiny_model: Path, tmp
 
 def test_node_parameter_file_and_overrides(tmp_path: Path) -> None:
     """The replay reads the node's ROS 2 parameter YAML (nested names flattened as ROS does)."""
-    from depth_node.evaluation.replay import build_parser, load_params_file, options_from_args
+    from depth_node.evaluation.replay_cli import build_parser, options_from_args
+    from depth_node.runtime.parameters import ParameterError, load_params_file
 
     params = tmp_path / "depth.yaml"
     params.write_text(
@@ -606,5 +630,5 @@ def test_node_parameter_file_and_overrides(tmp_path: Path) -> None:
         "publish_points": False,
     }
     (tmp_path / "bad.yaml").write_text("other_node:\n  ros__parameters: {a: 1}\n")
-    with pytest.raises(ReplayError, match="no '/\\*\\*' or 'depth_node' section"):
+    with pytest.raises(ParameterError, match="no '/\\*\\*' or 'depth_node' section"):
         load_params_file(tmp_path / "bad.yaml")

@@ -13,8 +13,8 @@ from onnx_models import make_linear_depth_model
 
 from depth_node.colormap import spread_sparse_depth
 from depth_node.evaluation import report
-from depth_node.metrics import relative_error_map
 from depth_node.evaluation.replay import ReplayOptions, replay
+from depth_node.metrics import relative_error_map
 
 
 @pytest.fixture(scope="module")

@@ -23,15 +23,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from depth_node.evaluation.replay import (
-    ReplayError,
-    ReplayOptions,
-    ReplayResult,
-    model_dirs,
-    replay,
-    summary_text,
-)
-from depth_node.runtime.parameters import find_default_model
+from depth_node.evaluation.bag_input import ReplayError
+from depth_node.evaluation.replay import ReplayOptions, ReplayResult, replay
+from depth_node.evaluation.replay_cli import summary_text
+from depth_node.runtime.errors import ModelLoadError
+from depth_node.runtime.parameters import find_default_model, model_dirs, resolve_model
 
 DEMO_MODEL_NAME = "demo_resnet18_320x96.onnx"
 # Drives for training the demo model come from low seeds; 1000 and up are kept for evaluation.
@@ -89,9 +85,10 @@ def run_demo(
     progress: bool = True,
 ) -> tuple[Path, ReplayResult]:
     """Make (or reuse) the synthetic bag under ``out`` and replay it; return (bag, replay result)."""
-    model = default_model() if model is None else Path(model)
-    if not model.is_file():
-        raise DemoError(f"model not found: {model}")
+    try:
+        model = default_model() if model is None else resolve_model(model)
+    except ModelLoadError as err:
+        raise DemoError(str(err)) from None
     if frames < 1 or min(size) < 16:
         raise DemoError(f"need at least 1 frame of at least 16x16 pixels, got {frames} frames of {size}")
     out.mkdir(parents=True, exist_ok=True)

@@ -8,9 +8,9 @@ the KITTI way (needs the camera's CameraInfo and the LiDAR->camera transform fro
 every ``log_every`` scored frames and publishes them as a ``diagnostic_msgs/DiagnosticArray`` on
 ``/diagnostics`` (rqt_runtime_monitor shows them).
 
-All logic lives in ROS-free code shared with the offline replay (:mod:`depth_node.evaluation.replay`:
-``StreamEvaluator``, ``GroundTruth``, ``StaticTransforms``, ``cloud_xyz``), so the scores equal
-``depth-replay``'s for the same frames. Example::
+All logic lives in ROS-free code shared with the offline replay (ground truth from
+:mod:`depth_node.evaluation.ground_truth`, pairing and scoring from :mod:`depth_node.evaluation.scoring`),
+so the scores equal ``depth-replay``'s for the same frames. Example::
 
     ros2 launch depth_node depth.launch.py model:=... &
     ros2 run depth_node depth_eval_node --ros-args -p gt_topic:=/ground_truth/depth &
@@ -23,7 +23,6 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import rclpy
 import rclpy.logging
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -32,18 +31,12 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from depth_node.evaluation.replay import (
-    GroundTruth,
-    StaticTransforms,
-    StreamEvaluator,
-    cloud_xyz,
-    metrics_key_values,
-    parse_transform,
-    running_metrics_line,
-)
-from depth_node.geometry import transform_points
+from depth_node.evaluation.ground_truth import StaticTransforms, depth_truth, lidar_truth, parse_transform
+from depth_node.evaluation.scoring import StreamEvaluator, metrics_key_values, running_metrics_line
 from depth_node.metrics import MAX_DEPTH, MIN_DEPTH
-from depth_node.runtime.conversions import BadInputError, image_msg_to_depth
+from depth_node.runtime.conversions import image_msg_to_depth
+from depth_node.runtime.errors import BadInputError
+from depth_node.runtime.message_types import stamp_ns
 
 try:  # raised by spin() when Ctrl-C shut the context down
     from rclpy.executors import ExternalShutdownException
@@ -61,7 +54,7 @@ class DepthEvalNode(Node):
         super().__init__(NODE_NAME, **node_kwargs)
         p = self.declare_parameter
         depth_topic = p("depth_topic", "/depth/image").value
-        gt_topic = p("gt_topic", "/ground_truth/depth").value
+        self.gt_topic = gt_topic = p("gt_topic", "/ground_truth/depth").value
         self.gt_type = p("gt_type", "depth").value  # "depth" (Image) or "lidar" (PointCloud2)
         info_topic = p("camera_info_topic", "/camera/camera_info").value
         T_text = p("T_cam_lidar", "").value  # empty: from /tf_static
@@ -99,10 +92,6 @@ class DepthEvalNode(Node):
             f"(running means every {self.log_every} frames on /diagnostics)"
         )
 
-    @staticmethod
-    def _stamp_ns(msg: Any) -> int:
-        return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
-
     def _bad(self, what: str, err: Exception) -> None:
         # Never die on a bad message: count it and say so (throttled).
         self.bad_messages += 1
@@ -114,15 +103,15 @@ class DepthEvalNode(Node):
         except BadInputError as err:
             self._bad("depth", err)
             return
-        self._scored(self.evaluator.add_prediction(self._stamp_ns(msg), depth))
+        self._scored(self.evaluator.add_prediction(stamp_ns(msg.header), depth))
 
     def on_gt_depth(self, msg: Any) -> None:
         try:
-            truth = GroundTruth("depth image", dense=image_msg_to_depth(msg))
+            truth = depth_truth(msg, self.gt_topic)
         except BadInputError as err:
             self._bad("ground truth", err)
             return
-        self._scored(self.evaluator.add_truth(self._stamp_ns(msg), truth))
+        self._scored(self.evaluator.add_truth(stamp_ns(msg.header), truth))
 
     def on_camera_info(self, msg: Any) -> None:
         self.camera_info = msg
@@ -142,17 +131,11 @@ class DepthEvalNode(Node):
                 )
                 return
         try:
-            points = transform_points(T, cloud_xyz(msg))
+            truth = lidar_truth(msg, info, T, self.gt_topic)
         except BadInputError as err:
             self._bad("LiDAR", err)
             return
-        truth = GroundTruth(
-            "LiDAR",
-            points_cam=points,
-            K=np.asarray(info.k, dtype=np.float64).reshape(3, 3),
-            size=(int(info.width), int(info.height)),
-        )
-        self._scored(self.evaluator.add_truth(self._stamp_ns(msg), truth))
+        self._scored(self.evaluator.add_truth(stamp_ns(msg.header), truth))
 
     def _scored(self, scored: Sequence[Any]) -> None:
         self.evaluator.take_unmatched()  # given-up predictions only matter to the replay's report

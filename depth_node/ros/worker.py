@@ -104,5 +104,3 @@ class InferenceWorker(Generic[T]):
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout)
         return not self._thread.is_alive()
-
-

@@ -389,8 +389,6 @@ def find_default_model(models_dirs: Iterable[Path]) -> Path | None:
     return None
 
 
-
-
 def model_dirs() -> list[Path]:
     """Where the default (demo) model is looked for, in order.
 
@@ -419,7 +417,7 @@ def resolve_model(model_path: str | Path | None) -> Path:
     if model_path:
         path = Path(model_path).expanduser()
         if not path.is_file():
-            raise ModelLoadError(f"model not found: {path}")
+            raise ModelLoadError(f"model file not found: {path}")
         return path
     found = find_default_model(model_dirs())
     if found is None:

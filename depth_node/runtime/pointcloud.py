@@ -13,13 +13,14 @@ an organized cloud, (N, C) for an unorganized one. That array's bytes are exactl
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from depth_node.geometry import depth_to_points
-from depth_node.runtime.errors import ImageDataError
+from depth_node.runtime.errors import BadInputError, ImageDataError
 
 if TYPE_CHECKING:
     from depth_node.runtime.message_types import MessageTypes
@@ -168,13 +169,60 @@ def depth_to_pointcloud2(
     return make_pointcloud2(cloud, header, types)
 
 
+_POINTFIELD_DTYPES = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f4", 8: "f8"}
+
+
+def read_fields(msg: Any, names: Sequence[str]) -> np.ndarray:
+    """Named fields of any PointCloud2 (LiDAR layouts with intensity, ring, ... included).
+
+    Returns (height, width, len(names)) in the fields' own precision (float32 for ours), honouring
+    offsets, ``point_step``, ``row_step`` padding and ``is_bigendian``. BadInputError names what is
+    missing or short.
+    """
+    fields = {f.name: f for f in msg.fields}
+    missing = [n for n in names if n not in fields]
+    if missing:
+        raise BadInputError(
+            f"PointCloud2 has no {', '.join(missing)} field(s) (fields: {', '.join(fields) or 'none'})"
+        )
+    unknown = [n for n in names if fields[n].datatype not in _POINTFIELD_DTYPES]
+    if unknown:
+        raise BadInputError(f"PointCloud2 field(s) {', '.join(unknown)} have an unknown datatype")
+    height, width, point_step, row_step = (
+        int(msg.height),
+        int(msg.width),
+        int(msg.point_step),
+        int(msg.row_step),
+    )
+    data = np.asarray(msg.data, dtype=np.uint8).reshape(-1)
+    if row_step < point_step * width or data.size < row_step * height:
+        raise BadInputError(
+            f"PointCloud2 data has {data.size} bytes, expected row_step*height = {row_step}*{height} "
+            f"with row_step >= point_step*width = {point_step}*{width}"
+        )
+    order = ">" if msg.is_bigendian else "<"
+    dtype = np.dtype(
+        {
+            "names": list(names),
+            "formats": [order + _POINTFIELD_DTYPES[fields[n].datatype] for n in names],
+            "offsets": [fields[n].offset for n in names],
+            "itemsize": point_step,
+        }
+    )
+    rows = data[: row_step * height].reshape(height, row_step)[:, : point_step * width]
+    points = np.ascontiguousarray(rows).view(dtype).reshape(height, width)
+    return np.stack([points[n] for n in names], axis=-1)
+
+
 def pointcloud2_to_array(msg: Any) -> np.ndarray:
-    """PointCloud2 with float32 x, y, z (+ rgb) fields -> (height, width, C) float32 (tests, replay)."""
+    """PointCloud2 with float32 x, y, z (+ rgb) fields -> (height, width, C) float32 (tests, benchmarks)."""
     names = [field.name for field in msg.fields]
-    channels = len(names)
-    if names not in (["x", "y", "z"], ["x", "y", "z", "rgb"]) or msg.point_step != 4 * channels:
+    if names not in (["x", "y", "z"], ["x", "y", "z", "rgb"]) or msg.point_step != 4 * len(names):
         raise ImageDataError(f"unsupported PointCloud2 layout: fields {names}, point_step {msg.point_step}")
-    dtype = np.dtype(">f4" if msg.is_bigendian else "<f4")
-    data = np.frombuffer(np.asarray(msg.data, dtype=np.uint8).tobytes(), dtype=dtype)
-    rows = data.reshape(msg.height, msg.row_step // 4)[:, : msg.width * channels]
-    return rows.reshape(msg.height, msg.width, channels).astype(np.float32)
+    return read_fields(msg, names).astype(np.float32)
+
+
+def cloud_xyz(msg: Any) -> np.ndarray:
+    """Finite x, y, z of any PointCloud2 -> (N, 3) float64 (LiDAR ground truth)."""
+    xyz = read_fields(msg, ("x", "y", "z")).reshape(-1, 3).astype(np.float64)
+    return xyz[np.isfinite(xyz).all(axis=1)]

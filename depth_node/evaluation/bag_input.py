@@ -1,0 +1,227 @@
+"""Reading rosbag2 recordings for evaluation: open (sqlite3 or MCAP), pick topics, iterate messages.
+
+Every failure is a :class:`ReplayError` whose one line names the bag, the topic and what was
+expected; a damaged bag's exceptions from rosbags, sqlite3 or the MCAP parser are turned into one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import struct
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+IMAGE_TYPE = "sensor_msgs/msg/Image"
+COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
+INFO_TYPE = "sensor_msgs/msg/CameraInfo"
+CLOUD_TYPE = "sensor_msgs/msg/PointCloud2"
+TF_TYPE = "tf2_msgs/msg/TFMessage"
+TYPESTORE = "ros2_humble"  # message definitions for reading and writing bags (as message_types.rosbags_types)
+
+
+class ReplayError(Exception):
+    """A replay that cannot run: the message is one line naming the input and what was expected."""
+
+
+# Errors that a damaged bag raises from inside rosbags / sqlite3 / the MCAP parser.
+_BAG_ERRORS: tuple[type[BaseException], ...] = (
+    sqlite3.Error,
+    struct.error,
+    EOFError,
+    OSError,
+    ValueError,
+    KeyError,
+    IndexError,
+    AssertionError,
+    UnicodeDecodeError,
+)
+
+
+def bag_error_types() -> tuple[type[BaseException], ...]:
+    from rosbags.highlevel import AnyReaderError
+    from rosbags.rosbag2 import ReaderError
+
+    extra: tuple[type[BaseException], ...] = ()
+    try:  # rosbags reads sqlite3 bags through apsw where it is installed
+        import apsw
+
+        extra = (apsw.Error,)
+    except ImportError:
+        pass
+    return (AnyReaderError, ReaderError, *_BAG_ERRORS, *extra)
+
+
+def one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) < 300 else text[:297] + "..."
+
+
+def open_bag(path: Path) -> Any:
+    """An opened rosbags AnyReader (caller closes it); ReplayError when missing or unreadable."""
+    from rosbags.highlevel import AnyReader
+    from rosbags.typesys import Stores, get_typestore
+
+    if not path.exists():
+        raise ReplayError(f"bag not found: {path}")
+    if path.is_dir() and not (path / "metadata.yaml").exists():
+        raise ReplayError(f"{path} is not a rosbag2: no metadata.yaml in the folder")
+    try:
+        reader = AnyReader([path], default_typestore=get_typestore(Stores(TYPESTORE)))
+        reader.open()
+    except bag_error_types() as err:
+        raise ReplayError(f"cannot read bag {path} (corrupt or truncated?): {one_line(err)}") from None
+    return reader
+
+
+def bag_storage(path: Path) -> str:
+    """'mcap' or 'sqlite3': the storage of an input bag (folder or single file)."""
+    if path.is_file():
+        return "mcap" if path.suffix == ".mcap" else "sqlite3"
+    metadata = path / "metadata.yaml"
+    if metadata.exists() and "storage_identifier: mcap" in metadata.read_text(errors="replace"):
+        return "mcap"
+    return "mcap" if any(path.glob("*.mcap")) else "sqlite3"
+
+
+@dataclass
+class Topics:
+    """The input topics a replay uses (None: not present / not used)."""
+
+    image: str
+    image_type: str
+    camera_info: str
+    gt_depth: str | None = None
+    lidar: str | None = None
+    tf_static: str | None = None
+
+
+def _namespace(topic: str) -> str:
+    parts = topic.rstrip("/").split("/")
+    if parts[-1] == "compressed":  # image_transport: /ns/image_raw/compressed
+        parts = parts[:-1]
+    return "/".join(parts[:-1])
+
+
+def _is_output_topic(topic: str) -> bool:
+    return topic.startswith("/depth/")
+
+
+def select_topics(
+    topics: Mapping[str, str],
+    counts: Mapping[str, int],
+    bag: Path,
+    *,
+    image: str | None = None,
+    camera_info: str | None = None,
+    gt: str = "auto",
+    gt_topic: str | None = None,
+) -> Topics:
+    """Pick the camera, camera_info and ground truth topics of a bag (``topics``: name -> type).
+
+    ``gt``: 'auto' (a depth image topic if there is one, else a LiDAR PointCloud2), 'depth',
+    'lidar' or 'none'; ``gt_topic`` names the ground truth topic explicitly.
+    """
+    listing = (
+        ", ".join(f"{name} [{typ.rsplit('/', 1)[-1]}]" for name, typ in sorted(topics.items())) or "none"
+    )
+
+    def need(name: str, allowed: tuple[str, ...], what: str) -> str:
+        if name not in topics:
+            raise ReplayError(f"{what} topic {name} not in bag {bag}; topics: {listing}")
+        if topics[name] not in allowed:
+            raise ReplayError(
+                f"{what} topic {name} in {bag} is {topics[name]}, expected {' or '.join(allowed)}"
+            )
+        return name
+
+    if not topics:
+        raise ReplayError(f"bag {bag} is empty: it has no topics")
+
+    infos = [t for t, typ in topics.items() if typ == INFO_TYPE and not _is_output_topic(t)]
+    if camera_info is not None:
+        info = need(camera_info, (INFO_TYPE,), "camera_info")
+    elif image is not None and (same := [t for t in infos if _namespace(t) == _namespace(image)]):
+        info = same[0]
+    elif infos:
+        info = sorted(infos, key=lambda t: ("camera" not in t, t))[0]
+    else:
+        raise ReplayError(
+            f"bag {bag} has no sensor_msgs/CameraInfo topic (needed for the intrinsics); topics: {listing}"
+        )
+
+    if image is not None:
+        image_topic = need(image, (IMAGE_TYPE, COMPRESSED_TYPE), "camera image")
+    else:
+        candidates = [
+            t
+            for t, typ in topics.items()
+            if typ in (IMAGE_TYPE, COMPRESSED_TYPE) and not _is_output_topic(t) and "depth" not in t.lower()
+        ]
+        if not candidates:
+            raise ReplayError(
+                f"bag {bag} has no camera image topic (sensor_msgs/Image or CompressedImage); "
+                f"topics: {listing}"
+            )
+        # Same namespace as the camera_info first, raw before compressed, then by name.
+        candidates.sort(key=lambda t: (_namespace(t) != _namespace(info), topics[t] != IMAGE_TYPE, t))
+        image_topic = candidates[0]
+    if counts.get(image_topic, 0) == 0:
+        raise ReplayError(f"bag {bag} has no messages on the camera topic {image_topic}")
+    if counts.get(info, 0) == 0:
+        raise ReplayError(f"bag {bag} has no messages on the camera_info topic {info}")
+
+    selected = Topics(image=image_topic, image_type=topics[image_topic], camera_info=info)
+    selected.tf_static = "/tf_static" if topics.get("/tf_static") == TF_TYPE else None
+    if gt_topic is not None:
+        need(gt_topic, (IMAGE_TYPE, CLOUD_TYPE), "ground truth")
+        if topics[gt_topic] == IMAGE_TYPE:
+            selected.gt_depth = gt_topic
+        else:
+            selected.lidar = gt_topic
+        return selected
+    if gt in ("auto", "depth"):
+        depth_topics = sorted(
+            (
+                t
+                for t, typ in topics.items()
+                if typ == IMAGE_TYPE and "depth" in t.lower() and not _is_output_topic(t)
+            ),
+            key=lambda t: ("ground_truth" not in t and "gt" not in t, t),
+        )
+        if depth_topics and counts.get(depth_topics[0], 0):
+            selected.gt_depth = depth_topics[0]
+            return selected
+        if gt == "depth":
+            raise ReplayError(f"bag {bag} has no ground truth depth image topic; topics: {listing}")
+    if gt in ("auto", "lidar"):
+        clouds = sorted(t for t, typ in topics.items() if typ == CLOUD_TYPE and not _is_output_topic(t))
+        if clouds and counts.get(clouds[0], 0):
+            selected.lidar = clouds[0]
+        elif gt == "lidar":
+            raise ReplayError(f"bag {bag} has no LiDAR PointCloud2 topic; topics: {listing}")
+    return selected
+
+
+def iter_messages(reader: Any, connections: list[Any], bag: Path) -> Iterator[tuple[Any, int, Any]]:
+    """reader.messages() with a damaged bag's exceptions turned into ReplayError."""
+    errors = bag_error_types()
+    iterator = reader.messages(connections=connections)
+    while True:
+        try:
+            item = next(iterator)
+        except StopIteration:
+            return
+        except errors as err:
+            raise ReplayError(f"cannot read bag {bag} (corrupt or truncated?): {one_line(err)}") from None
+        yield item
+
+
+def deserialize(reader: Any, raw: Any, conn: Any, bag: Path) -> Any:
+    try:
+        return reader.deserialize(raw, conn.msgtype)
+    except bag_error_types() as err:
+        raise ReplayError(
+            f"cannot decode a {conn.msgtype} message on {conn.topic} in {bag}: {one_line(err)}"
+        ) from None

@@ -1,0 +1,98 @@
+"""config/depth.yaml, launch/depth.launch.py and config/depth.rviz agree with the node's parameters."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+from pathlib import Path
+
+import yaml
+
+from depth_node.runtime.parameters import PARAMETERS, validate_parameters
+
+# --- config/depth.yaml, launch/depth.launch.py, config/depth.rviz -------------------------------
+REPO = Path(__file__).resolve().parents[1]
+LAUNCH_ARGUMENTS = {
+    "model",
+    "image_topic",
+    "camera_info_topic",
+    "compressed",
+    "params_file",
+    "namespace",
+    "rviz",
+    "use_sim_time",
+}
+
+
+def _flatten(prefix: str, tree: dict) -> dict:
+    flat = {}
+    for key, value in tree.items():
+        name = f"{prefix}.{key}" if prefix else key
+        flat.update(_flatten(name, value) if isinstance(value, dict) else {name: value})
+    return flat
+
+
+def test_yaml_has_every_parameter_with_its_default_and_type():
+    content = yaml.safe_load((REPO / "config" / "depth.yaml").read_text())
+    assert list(content) == ["/**"]  # applies whatever the node's name and namespace
+    params = _flatten("", content["/**"]["ros__parameters"])
+    declared = {spec.name: spec.default for spec in PARAMETERS}
+    assert set(params) == set(declared), set(params) ^ set(declared)
+    for name, default in declared.items():
+        # Same value and same Python type: rcl would refuse an int where a double is declared.
+        assert params[name] == default and type(params[name]) is type(default), name
+    validate_parameters(params)
+
+
+def test_yaml_comments_every_parameter():
+    lines = (REPO / "config" / "depth.yaml").read_text().splitlines()
+    for index, line in enumerate(lines):
+        stripped = line.strip()
+        if ":" in stripped and not stripped.startswith("#") and not stripped.endswith(":"):
+            above = [lines[i].strip() for i in range(index - 1, -1, -1)]
+            key = stripped.split(":")[0]
+            # A comment right above it, or it shares the comment of a group it directly follows.
+            assert above and (above[0].startswith("#") or ":" in above[0]), f"no comment for {key}"
+
+
+def test_launch_file_defines_its_arguments():
+    path = REPO / "launch" / "depth.launch.py"
+    source = path.read_text()
+    tree = ast.parse(source, str(path))
+    compile(tree, str(path), "exec")
+    functions = {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
+    assert "generate_launch_description" in functions
+    declared = {
+        node.args[0].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and getattr(node.func, "id", None) == "DeclareLaunchArgument"
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+    }
+    assert declared == LAUNCH_ARGUMENTS
+    if importlib.util.find_spec("launch") is None or importlib.util.find_spec("launch_ros") is None:
+        return  # no ROS 2 here: the static checks above are what can be done
+    from launch.actions import DeclareLaunchArgument
+
+    spec = importlib.util.spec_from_file_location("depth_launch", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    description = module.generate_launch_description()
+    names = {e.name for e in description.entities if isinstance(e, DeclareLaunchArgument)}
+    assert names == LAUNCH_ARGUMENTS
+
+
+def test_rviz_view_shows_camera_depth_and_cloud_in_the_optical_frame():
+    config = yaml.safe_load((REPO / "config" / "depth.rviz").read_text())
+    manager = config["Visualization Manager"]
+    assert manager["Global Options"]["Fixed Frame"] == "camera_optical"
+    displays = {d["Name"]: d for d in manager["Displays"]}
+    assert displays["Camera"]["Class"] == "rviz_default_plugins/Image"
+    assert displays["Camera"]["Topic"]["Value"] == "/camera/image_raw"
+    assert displays["Camera"]["Topic"]["Reliability Policy"] == "Best Effort"
+    assert displays["Depth"]["Topic"]["Value"] == "/depth/image"
+    cloud = displays["Depth cloud"]
+    assert cloud["Class"] == "rviz_default_plugins/PointCloud2"
+    assert cloud["Topic"]["Value"] == "/depth/points"
+    assert (cloud["Color Transformer"], cloud["Axis"]) == ("AxisColor", "Z")
