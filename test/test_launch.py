@@ -129,8 +129,8 @@ class TestDepthTopics(unittest.TestCase):
         from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
         from depth_node.runtime.conversions import numpy_to_image
-        from depth_node.runtime.messages import camera_info_from_K
         from depth_node.runtime.message_types import ros_types
+        from depth_node.runtime.messages import camera_info_from_K
 
         types = ros_types()
         image_pub = self.node.create_publisher(Image, IMAGE_TOPIC, 1)
