@@ -23,7 +23,7 @@ EXTRAS = {
         "matplotlib>=3.7",
         "pyyaml>=6",
     ],
-    "test": ["pytest>=8", "ruff>=0.6"],
+    "test": ["pytest>=8", "ruff>=0.6", "import-linter>=2.1", "hypothesis>=6.100"],
 }
 
 setup(

@@ -100,6 +100,7 @@ def _ms(samples: list[float]) -> dict[str, float]:
 
 
 def bench_model(path: Path, args: argparse.Namespace) -> dict:
+    # Long: set-up, inference-only loop, end-to-end loop and the stage split read in one pass.
     types = rosbags_types()
     header = stamp_header(types, 0, "camera_optical")
     # The node's own settings for this run: the frame path reads its output options from them.

@@ -104,8 +104,88 @@ def _namespace(topic: str) -> str:
     return "/".join(parts[:-1])
 
 
-def _is_output_topic(topic: str) -> bool:
-    return topic.startswith("/depth/")
+@dataclass(frozen=True)
+class _BagTopics:
+    """A bag's topics (name -> type) and message counts, with the one-line errors that name them."""
+
+    types: Mapping[str, str]
+    counts: Mapping[str, int]
+    bag: Path
+
+    @property
+    def listing(self) -> str:
+        return ", ".join(f"{n} [{typ.rsplit('/', 1)[-1]}]" for n, typ in sorted(self.types.items())) or "none"
+
+    def of_type(self, *types: str) -> list[str]:
+        """Input topics of these types (the node's own outputs, /depth/..., are never inputs)."""
+        return [t for t, typ in self.types.items() if typ in types and not t.startswith("/depth/")]
+
+    def need(self, name: str, allowed: tuple[str, ...], what: str) -> str:
+        if name not in self.types:
+            raise ReplayError(f"{what} topic {name} not in bag {self.bag}; topics: {self.listing}")
+        if self.types[name] not in allowed:
+            raise ReplayError(
+                f"{what} topic {name} in {self.bag} is {self.types[name]}, expected {' or '.join(allowed)}"
+            )
+        return name
+
+    def has_messages(self, name: str) -> bool:
+        return self.counts.get(name, 0) > 0
+
+
+def _pick_camera_info(bag: _BagTopics, camera_info: str | None, image: str | None) -> str:
+    infos = bag.of_type(INFO_TYPE)
+    if camera_info is not None:
+        return bag.need(camera_info, (INFO_TYPE,), "camera_info")
+    if image is not None and (same := [t for t in infos if _namespace(t) == _namespace(image)]):
+        return same[0]
+    if infos:
+        return sorted(infos, key=lambda t: ("camera" not in t, t))[0]
+    raise ReplayError(
+        f"bag {bag.bag} has no sensor_msgs/CameraInfo topic (needed for the intrinsics); "
+        f"topics: {bag.listing}"
+    )
+
+
+def _pick_image(bag: _BagTopics, image: str | None, info: str) -> str:
+    if image is not None:
+        return bag.need(image, (IMAGE_TYPE, COMPRESSED_TYPE), "camera image")
+    candidates = [t for t in bag.of_type(IMAGE_TYPE, COMPRESSED_TYPE) if "depth" not in t.lower()]
+    if not candidates:
+        raise ReplayError(
+            f"bag {bag.bag} has no camera image topic (sensor_msgs/Image or CompressedImage); "
+            f"topics: {bag.listing}"
+        )
+    # Same namespace as the camera_info first, raw before compressed, then by name.
+    candidates.sort(key=lambda t: (_namespace(t) != _namespace(info), bag.types[t] != IMAGE_TYPE, t))
+    return candidates[0]
+
+
+def _pick_ground_truth(bag: _BagTopics, selected: Topics, gt: str, gt_topic: str | None) -> None:
+    """Set ``selected.gt_depth`` or ``selected.lidar`` (or neither, for gt 'none' or none found)."""
+    if gt_topic is not None:
+        bag.need(gt_topic, (IMAGE_TYPE, CLOUD_TYPE), "ground truth")
+        if bag.types[gt_topic] == IMAGE_TYPE:
+            selected.gt_depth = gt_topic
+        else:
+            selected.lidar = gt_topic
+        return
+    if gt in ("auto", "depth"):
+        depth_topics = sorted(
+            (t for t in bag.of_type(IMAGE_TYPE) if "depth" in t.lower()),
+            key=lambda t: ("ground_truth" not in t and "gt" not in t, t),
+        )
+        if depth_topics and bag.has_messages(depth_topics[0]):
+            selected.gt_depth = depth_topics[0]
+            return
+        if gt == "depth":
+            raise ReplayError(f"bag {bag.bag} has no ground truth depth image topic; topics: {bag.listing}")
+    if gt in ("auto", "lidar"):
+        clouds = sorted(bag.of_type(CLOUD_TYPE))
+        if clouds and bag.has_messages(clouds[0]):
+            selected.lidar = clouds[0]
+        elif gt == "lidar":
+            raise ReplayError(f"bag {bag.bag} has no LiDAR PointCloud2 topic; topics: {bag.listing}")
 
 
 def select_topics(
@@ -123,84 +203,18 @@ def select_topics(
     ``gt``: 'auto' (a depth image topic if there is one, else a LiDAR PointCloud2), 'depth',
     'lidar' or 'none'; ``gt_topic`` names the ground truth topic explicitly.
     """
-    listing = (
-        ", ".join(f"{name} [{typ.rsplit('/', 1)[-1]}]" for name, typ in sorted(topics.items())) or "none"
-    )
-
-    def need(name: str, allowed: tuple[str, ...], what: str) -> str:
-        if name not in topics:
-            raise ReplayError(f"{what} topic {name} not in bag {bag}; topics: {listing}")
-        if topics[name] not in allowed:
-            raise ReplayError(
-                f"{what} topic {name} in {bag} is {topics[name]}, expected {' or '.join(allowed)}"
-            )
-        return name
-
     if not topics:
         raise ReplayError(f"bag {bag} is empty: it has no topics")
-
-    infos = [t for t, typ in topics.items() if typ == INFO_TYPE and not _is_output_topic(t)]
-    if camera_info is not None:
-        info = need(camera_info, (INFO_TYPE,), "camera_info")
-    elif image is not None and (same := [t for t in infos if _namespace(t) == _namespace(image)]):
-        info = same[0]
-    elif infos:
-        info = sorted(infos, key=lambda t: ("camera" not in t, t))[0]
-    else:
-        raise ReplayError(
-            f"bag {bag} has no sensor_msgs/CameraInfo topic (needed for the intrinsics); topics: {listing}"
-        )
-
-    if image is not None:
-        image_topic = need(image, (IMAGE_TYPE, COMPRESSED_TYPE), "camera image")
-    else:
-        candidates = [
-            t
-            for t, typ in topics.items()
-            if typ in (IMAGE_TYPE, COMPRESSED_TYPE) and not _is_output_topic(t) and "depth" not in t.lower()
-        ]
-        if not candidates:
-            raise ReplayError(
-                f"bag {bag} has no camera image topic (sensor_msgs/Image or CompressedImage); "
-                f"topics: {listing}"
-            )
-        # Same namespace as the camera_info first, raw before compressed, then by name.
-        candidates.sort(key=lambda t: (_namespace(t) != _namespace(info), topics[t] != IMAGE_TYPE, t))
-        image_topic = candidates[0]
-    if counts.get(image_topic, 0) == 0:
+    table = _BagTopics(topics, counts, bag)
+    info = _pick_camera_info(table, camera_info, image)
+    image_topic = _pick_image(table, image, info)
+    if not table.has_messages(image_topic):
         raise ReplayError(f"bag {bag} has no messages on the camera topic {image_topic}")
-    if counts.get(info, 0) == 0:
+    if not table.has_messages(info):
         raise ReplayError(f"bag {bag} has no messages on the camera_info topic {info}")
-
     selected = Topics(image=image_topic, image_type=topics[image_topic], camera_info=info)
     selected.tf_static = "/tf_static" if topics.get("/tf_static") == TF_TYPE else None
-    if gt_topic is not None:
-        need(gt_topic, (IMAGE_TYPE, CLOUD_TYPE), "ground truth")
-        if topics[gt_topic] == IMAGE_TYPE:
-            selected.gt_depth = gt_topic
-        else:
-            selected.lidar = gt_topic
-        return selected
-    if gt in ("auto", "depth"):
-        depth_topics = sorted(
-            (
-                t
-                for t, typ in topics.items()
-                if typ == IMAGE_TYPE and "depth" in t.lower() and not _is_output_topic(t)
-            ),
-            key=lambda t: ("ground_truth" not in t and "gt" not in t, t),
-        )
-        if depth_topics and counts.get(depth_topics[0], 0):
-            selected.gt_depth = depth_topics[0]
-            return selected
-        if gt == "depth":
-            raise ReplayError(f"bag {bag} has no ground truth depth image topic; topics: {listing}")
-    if gt in ("auto", "lidar"):
-        clouds = sorted(t for t, typ in topics.items() if typ == CLOUD_TYPE and not _is_output_topic(t))
-        if clouds and counts.get(clouds[0], 0):
-            selected.lidar = clouds[0]
-        elif gt == "lidar":
-            raise ReplayError(f"bag {bag} has no LiDAR PointCloud2 topic; topics: {listing}")
+    _pick_ground_truth(table, selected, gt, gt_topic)
     return selected
 
 

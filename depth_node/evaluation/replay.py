@@ -1,5 +1,8 @@
 """Offline evaluation: replay a rosbag2 through the node's frame path, score it, write a bag and a report.
 
+(Over 500 lines: one session class whose stages read in stream order; every tool it uses — bag input,
+ground truth, scoring, real time, output bag, report — lives in its own module.)
+
 ``depth-replay BAG --model MODEL [--out DIR]`` (:mod:`depth_node.evaluation.replay_cli`) reads the
 camera stream of a rosbag2 (sqlite3 or MCAP) with rosbags (no ROS needed), runs every frame through
 exactly what the node runs (:class:`depth_node.runtime.frame.FramePath`, configured by the node's
@@ -53,11 +56,10 @@ from depth_node.geometry import crop_image
 from depth_node.metrics import MAX_DEPTH, MIN_DEPTH
 from depth_node.runtime.conversions import image_msg_to_depth
 from depth_node.runtime.errors import BadInputError, ModelLoadError
-from depth_node.runtime.estimator import DepthEstimator, ModelInfo
+from depth_node.runtime.estimator import ModelInfo
 from depth_node.runtime.frame import DROP_REASONS, END_TO_END, FrameDrop, FrameOutputs, FramePath
 from depth_node.runtime.message_types import rosbags_types, stamp_ns
-from depth_node.runtime.parameters import NodeSettings, ParameterError, resolve_model, validate_parameters
-from depth_node.runtime.pipeline import DepthPipeline
+from depth_node.runtime.parameters import NodeSettings, ParameterError, validate_parameters
 
 OUTPUT_BAG = "depth_bag"
 RESULTS_JSON = "results.json"
@@ -124,17 +126,10 @@ def node_settings(params: Mapping[str, Any]) -> NodeSettings:
         raise ReplayError(f"invalid node parameter: {err}") from None
 
 
-def build_pipeline(model: Path, settings: NodeSettings) -> tuple[DepthEstimator, DepthPipeline]:
-    """(DepthEstimator, DepthPipeline) exactly as the node builds them from its settings."""
+def build_frame_path(options: ReplayOptions, settings: NodeSettings) -> FramePath:
+    """The node's frame path from its settings (``--model`` first); ReplayError when it would not start."""
     try:
-        estimator = DepthEstimator(
-            model,
-            providers=settings.providers,
-            threads=settings.threads,
-            trt_cache_dir=settings.tensorrt_cache_dir,
-            trt_fp16=settings.tensorrt_fp16,
-        )
-        return estimator, DepthPipeline(estimator, settings.pipeline_config())
+        return FramePath.from_settings(settings, rosbags_types(TYPESTORE), options.model)
     except ModelLoadError as err:
         raise ReplayError(str(err)) from None
     except ValueError as err:  # PipelineConfig refusing a combination
@@ -148,17 +143,13 @@ def replay(options: ReplayOptions) -> ReplayResult:
     if out_dir.exists() and not options.force:
         raise ReplayError(f"output {out_dir} exists already (pass --force to replace it)")
     settings = node_settings(options.node_params)
-    try:
-        model = resolve_model(options.model or settings.model_path)
-    except ModelLoadError as err:
-        raise ReplayError(str(err)) from None
+    frame_path = build_frame_path(options, settings)
     reader = open_bag(bag)
     try:
-        estimator, pipeline = build_pipeline(model, settings)
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
         try:
-            session = ReplaySession(reader, bag, options, settings, model, estimator, pipeline, tmp)
+            session = ReplaySession(reader, bag, options, settings, frame_path, tmp)
             results = session.run(out_dir)
             _commit(tmp, out_dir)
         except BaseException:
@@ -187,30 +178,6 @@ class _FrameJob:
     raw: bytes | memoryview
 
 
-class ReportFrames:
-    """The frames pictured in the report: evenly over the drive, a dropped or unscored frame handing
-    its turn to the next one."""
-
-    def __init__(self, files_dir: Path, total: int, count: int, max_depth: float) -> None:
-        self.files_dir, self.count, self.max_depth = files_dir, max(count, 0), max_depth
-        self.wanted = list(np.unique(np.linspace(0, max(total - 1, 0), self.count).round().astype(int)))
-        self.panels: list[str] = []
-
-    def wants(self, index: int) -> bool:
-        return bool(self.wanted) and index >= self.wanted[0] and len(self.panels) < self.count
-
-    def render(
-        self, index: int, rgb: np.ndarray, pred: np.ndarray, gt: np.ndarray | None, caption: str
-    ) -> None:
-        if not self.wants(index):
-            return
-        while self.wanted and self.wanted[0] <= index:  # this frame stands in for every target up to it
-            self.wanted.pop(0)
-        name = f"frame_{index:06d}.png"
-        report.frame_panel(self.files_dir / name, rgb, pred, gt, caption, max_depth=self.max_depth)
-        self.panels.append(f"{report.REPORT_FILES}/{name}")
-
-
 class ReplaySession:
     """One replay from the first message to results.json: the stream's state with names.
 
@@ -225,14 +192,11 @@ class ReplaySession:
         bag: Path,
         options: ReplayOptions,
         settings: NodeSettings,
-        model: Path,
-        estimator: DepthEstimator,
-        pipeline: DepthPipeline,
+        frame_path: FramePath,
         tmp: Path,
     ) -> None:
         self.reader, self.bag, self.options, self.settings = reader, bag, options, settings
-        self.model, self.estimator, self.tmp = model, estimator, tmp
-        self.frame_path = FramePath(pipeline, rosbags_types(TYPESTORE))
+        self.frame_path, self.estimator, self.tmp = frame_path, frame_path.estimator, tmp
         self.connections: dict[str, list[Any]] = {}
         for conn in reader.connections:
             self.connections.setdefault(conn.topic, []).append(conn)
@@ -264,7 +228,7 @@ class ReplaySession:
         self.copied: list[str] = []
         self.storage = ""
         self.writer: OutputBag | None = None
-        self.pictures: ReportFrames | None = None
+        self.pictures: report.ReportFrames | None = None
 
     # --- set-up ----------------------------------------------------------------------------------
     def _counts(self) -> dict[str, int]:
@@ -324,7 +288,7 @@ class ReplaySession:
         self.writer = self._open_output_bag()
         files_dir = self.tmp / report.REPORT_FILES
         files_dir.mkdir()
-        self.pictures = ReportFrames(
+        self.pictures = report.ReportFrames(
             files_dir, self.total, self.options.report_frames, self.options.max_depth
         )
         t = self.topics
@@ -505,6 +469,7 @@ class ReplaySession:
 
     # --- the numbers -----------------------------------------------------------------------------
     def _results(self, out_dir: Path, wall_time: float) -> dict[str, Any]:
+        # Long: one dict literal is the whole results.json schema, readable in one place.
         o, t = self.options, self.topics
         summary = self.evaluator.summary()
         processed = len(self.per_frame)
@@ -533,7 +498,7 @@ class ReplaySession:
             "bag": str(self.bag.resolve()),
             "realtime": o.realtime,
             "provider": self.estimator.provider,
-            "model": {"path": str(self.model.resolve()), **_model_dict(self.estimator.info)},
+            "model": {"path": str(self.estimator.model_path.resolve()), **_model_dict(self.estimator.info)},
             "node_params": o.node_params,
             "inputs": {
                 "image_topic": t.image,

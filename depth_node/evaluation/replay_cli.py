@@ -65,6 +65,7 @@ def summary_text(result: ReplayResult) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # Long: one declaration per command-line option, grouped as --help shows them.
     p = argparse.ArgumentParser(
         prog="depth-replay",
         description="Replay a rosbag2 through the depth pipeline: score it against ground truth, "

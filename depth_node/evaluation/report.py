@@ -134,6 +134,30 @@ def frame_panel(
     return path
 
 
+class ReportFrames:
+    """The frames pictured in the report: evenly over the drive, a dropped or unscored frame handing
+    its turn to the next one."""
+
+    def __init__(self, files_dir: Path, total: int, count: int, max_depth: float) -> None:
+        self.files_dir, self.count, self.max_depth = files_dir, max(count, 0), max_depth
+        self.wanted = list(np.unique(np.linspace(0, max(total - 1, 0), self.count).round().astype(int)))
+        self.panels: list[str] = []
+
+    def wants(self, index: int) -> bool:
+        return bool(self.wanted) and index >= self.wanted[0] and len(self.panels) < self.count
+
+    def render(
+        self, index: int, rgb: np.ndarray, pred: np.ndarray, gt: np.ndarray | None, caption: str
+    ) -> None:
+        if not self.wants(index):
+            return
+        while self.wanted and self.wanted[0] <= index:  # this frame stands in for every target up to it
+            self.wanted.pop(0)
+        name = f"frame_{index:06d}.png"
+        frame_panel(self.files_dir / name, rgb, pred, gt, caption, max_depth=self.max_depth)
+        self.panels.append(f"{REPORT_FILES}/{name}")
+
+
 def plot_metrics_over_time(path: Path, per_frame: Sequence[Mapping[str, Any]]) -> Path | None:
     """abs_rel and a1 per frame (metric and median-scaled), and the scale error, against frame index."""
     scored = [f for f in per_frame if f.get("metric")]
@@ -285,6 +309,7 @@ def write_html(
 ) -> Path:
     """Write the HTML page. ``images`` maps a section ("frames", "metrics", "latency") to image
     paths relative to ``path``'s folder; ``summary`` is the replay's results dict (see replay.py)."""
+    # Long: the page's sections in the order they appear, each a few lines of HTML.
     s = summary
     frames = s.get("frames", {})
     fps = s.get("fps", {})

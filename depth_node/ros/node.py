@@ -38,7 +38,6 @@ from depth_node.runtime.parameters import (
     ParameterError,
     ParamSpec,
     check_parameter,
-    resolve_model,
     validate_parameters,
 )
 from depth_node.runtime.pipeline import DepthPipeline
@@ -132,37 +131,15 @@ class DepthNode(Node):
             )
 
         try:
-            self.estimator = DepthEstimator(
-                resolve_model(settings.model_path),
-                providers=settings.providers,
-                threads=settings.threads,
-                trt_cache_dir=settings.tensorrt_cache_dir,
-                trt_fp16=settings.tensorrt_fp16,
-            )
-            self.pipeline = DepthPipeline(self.estimator, settings.pipeline_config())
+            self.frame_path = FramePath.from_settings(settings, self.types)
         except ModelLoadError as error:
             raise StartupError(str(error)) from None
         except ValueError as error:  # PipelineConfig refusing a combination
             raise StartupError(f"invalid parameter: {error}") from None
-        self.frame_path = FramePath(self.pipeline, self.types)
+        self.pipeline, self.estimator = self.frame_path.pipeline, self.frame_path.estimator
         self.settings = settings
 
-        out_qos = _qos(settings.output_reliability, settings.output_depth)
-        self._image_pub = self.create_publisher(Image, settings.depth_image_topic, out_qos)
-        self._info_pub = self.create_publisher(CameraInfo, settings.depth_camera_info_topic, out_qos)
-        self._points_pub = self.create_publisher(PointCloud2, settings.points_topic, out_qos)
-        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-
-        self._worker = InferenceWorker(self._slot, self._process, self._on_worker_error)
-        self._worker.start()
-        in_qos = _qos(settings.input_reliability, settings.input_depth)
-        self._info_sub = self.create_subscription(
-            CameraInfo, settings.camera_info_topic, self._on_camera_info, in_qos
-        )
-        image_type = CompressedImage if settings.compressed else Image
-        self._image_sub = self.create_subscription(
-            image_type, settings.subscribed_image_topic, self._on_image, in_qos
-        )
+        self._create_topics(settings)
         self.create_timer(1.0, self.publish_diagnostics)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -172,6 +149,24 @@ class DepthNode(Node):
             f"{self.estimator.provider}, scale mode {self.pipeline.scale_mode}; "
             f"{settings.subscribed_image_topic} + {settings.camera_info_topic} -> "
             f"{self._image_pub.topic_name}, {self._info_pub.topic_name}, {self._points_pub.topic_name}"
+        )
+
+    def _create_topics(self, settings: NodeSettings) -> None:
+        """Publishers first, then the worker, then the subscriptions: no frame arrives half set up."""
+        out_qos = _qos(settings.output_reliability, settings.output_depth)
+        self._image_pub = self.create_publisher(Image, settings.depth_image_topic, out_qos)
+        self._info_pub = self.create_publisher(CameraInfo, settings.depth_camera_info_topic, out_qos)
+        self._points_pub = self.create_publisher(PointCloud2, settings.points_topic, out_qos)
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._worker = InferenceWorker(self._slot, self._process, self._on_worker_error)
+        self._worker.start()
+        in_qos = _qos(settings.input_reliability, settings.input_depth)
+        self._info_sub = self.create_subscription(
+            CameraInfo, settings.camera_info_topic, self._on_camera_info, in_qos
+        )
+        image_type = CompressedImage if settings.compressed else Image
+        self._image_sub = self.create_subscription(
+            image_type, settings.subscribed_image_topic, self._on_image, in_qos
         )
 
     def _overrides(self) -> dict[str, Any]:

@@ -139,6 +139,35 @@ def _static_dim(dim: object) -> int | None:
     return dim if isinstance(dim, int) and dim > 0 else None
 
 
+def _provider_options(
+    chosen: Sequence[str], trt_cache_dir: str | os.PathLike[str] | None, trt_fp16: bool
+) -> list[str | tuple[str, dict[str, object]]]:
+    """ONNX Runtime's providers argument: TensorRT with fp16 and its engine cache, the others plain."""
+    provider_list: list[str | tuple[str, dict[str, object]]] = []
+    for provider in chosen:
+        if provider == "TensorrtExecutionProvider":
+            options: dict[str, object] = {"trt_fp16_enable": bool(trt_fp16)}
+            if trt_cache_dir is not None:
+                Path(trt_cache_dir).mkdir(parents=True, exist_ok=True)
+                options["trt_engine_cache_enable"] = True
+                options["trt_engine_cache_path"] = str(trt_cache_dir)
+            provider_list.append((provider, options))
+        else:
+            provider_list.append(provider)
+    return provider_list
+
+
+def _session_options(threads: int) -> ort.SessionOptions:
+    session_options = ort.SessionOptions()
+    session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session_options.intra_op_num_threads = max(int(threads), 0)
+    # No busy-waiting of the intra-op threads between runs: on the car the CPU is shared with the
+    # rest of the frame's work (and other nodes), which spinning threads would slow down.
+    session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session_options.log_severity_level = 3  # errors only: ORT's warnings are noise on the car's console
+    return session_options
+
+
 class DepthEstimator:
     """Runs a depth ONNX model with ONNX Runtime.
 
@@ -172,28 +201,11 @@ class DepthEstimator:
                 f"none of the requested execution providers {list(providers)} is available "
                 f"(available: {available})"
             )
-        provider_list: list[str | tuple[str, dict[str, object]]] = []
-        for provider in chosen:
-            if provider == "TensorrtExecutionProvider":
-                options: dict[str, object] = {"trt_fp16_enable": bool(trt_fp16)}
-                if trt_cache_dir is not None:
-                    Path(trt_cache_dir).mkdir(parents=True, exist_ok=True)
-                    options["trt_engine_cache_enable"] = True
-                    options["trt_engine_cache_path"] = str(trt_cache_dir)
-                provider_list.append((provider, options))
-            else:
-                provider_list.append(provider)
-
-        session_options = ort.SessionOptions()
-        session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        session_options.intra_op_num_threads = max(int(threads), 0)
-        # No busy-waiting of the intra-op threads between runs: on the car the CPU is shared with the
-        # rest of the frame's work (and other nodes), which spinning threads would slow down.
-        session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        session_options.log_severity_level = 3  # errors only: ORT's warnings are noise on the car's console
         try:
             self.session = ort.InferenceSession(
-                str(self.model_path), sess_options=session_options, providers=provider_list
+                str(self.model_path),
+                sess_options=_session_options(threads),
+                providers=_provider_options(chosen, trt_cache_dir, trt_fp16),
             )
         except Exception as error:  # ORT raises several private exception types for bad files
             detail = " ".join(str(error).split())[:200]

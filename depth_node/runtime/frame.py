@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from depth_node.runtime.conversions import to_rgb8
 from depth_node.runtime.errors import BadInputError, ImageDataError
+from depth_node.runtime.estimator import DepthEstimator
 from depth_node.runtime.message_types import MessageTypes
 from depth_node.runtime.messages import build_outputs
+from depth_node.runtime.parameters import NodeSettings, resolve_model
 from depth_node.runtime.pipeline import DepthPipeline, DepthResult
-
-if TYPE_CHECKING:
-    from depth_node.runtime.parameters import NodeSettings
 
 # Why a frame was not published. "superseded": a newer frame arrived before inference took it (the
 # node's mailbox, the replay's --realtime); the others come from FramePath.process.
@@ -87,6 +87,26 @@ class FramePath:
     def __init__(self, pipeline: DepthPipeline, types: MessageTypes) -> None:
         self.pipeline = pipeline
         self.types = types
+
+    @classmethod
+    def from_settings(
+        cls, settings: NodeSettings, types: MessageTypes, model: str | Path | None = None
+    ) -> FramePath:
+        """The frame path as the node builds it: ``model`` (else ``settings.model_path``, else the demo
+        model), its ONNX Runtime session on the preferred provider, the pipeline. Raises
+        ModelLoadError (model) or ValueError (a combination of settings the pipeline refuses)."""
+        estimator = DepthEstimator(
+            resolve_model(model or settings.model_path),
+            providers=settings.providers,
+            threads=settings.threads,
+            trt_cache_dir=settings.tensorrt_cache_dir,
+            trt_fp16=settings.tensorrt_fp16,
+        )
+        return cls(DepthPipeline(estimator, settings.pipeline_config()), types)
+
+    @property
+    def estimator(self) -> DepthEstimator:
+        return self.pipeline.estimator  # type: ignore[return-value]
 
     def process(
         self, image: Any, camera_info: Any | None, settings: NodeSettings, cloud: bool

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from depth_node.geometry import crop_intrinsics, scale_intrinsics
+from depth_node.geometry import crop_image, crop_intrinsics, scale_intrinsics
 from depth_node.runtime.conversions import depth_to_image_msg
 from depth_node.runtime.errors import ImageDataError
 from depth_node.runtime.message_types import MessageTypes
@@ -137,9 +137,8 @@ def build_outputs(
         colour = None
         if rgb is not None:
             colour = np.asarray(rgb)
-            if result.crop is not None and colour.shape[:2] != (height, width):
-                left, top, crop_w, crop_h = result.crop
-                colour = colour[top : top + crop_h, left : left + crop_w]
+            if colour.shape[:2] != (height, width):
+                colour = crop_image(colour, result.crop)
             if colour.shape[:2] != (height, width):
                 colour = cv2.resize(colour, (width, height), interpolation=cv2.INTER_AREA)
         fx, fy, cx, cy = cloud_intrinsics(info)

@@ -300,6 +300,7 @@ def validate_parameters(values: Mapping[str, Any]) -> NodeSettings:
     Raises ParameterError with a one-line message naming the parameter, the value and what is
     expected. Unknown names are refused too (a typo in a YAML file would otherwise go unnoticed).
     """
+    # Long: per-parameter checks, then the checks across parameters, then one field per parameter.
     unknown = sorted(set(values) - set(PARAMETER_NAMES) - {"use_sim_time"})
     if unknown:
         raise ParameterError(f"unknown parameter(s): {', '.join(unknown)}")

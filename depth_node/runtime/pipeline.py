@@ -14,7 +14,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from depth_node.geometry import crop_intrinsics, scale_intrinsics
+from depth_node.geometry import crop_image, crop_intrinsics, scale_intrinsics
 from depth_node.runtime.errors import ImageDataError
 from depth_node.runtime.estimator import ModelInfo
 from depth_node.runtime.scale import GroundPlaneScale
@@ -152,7 +152,7 @@ class DepthPipeline:
             left, top, crop_w, crop_h = crop
             if left + crop_w > width or top + crop_h > height:
                 raise ImageDataError(f"crop {crop} does not fit the {width}x{height} image")
-            rgb = rgb[top : top + crop_h, left : left + crop_w]
+            rgb = crop_image(rgb, crop)
             K = crop_intrinsics(K, left, top)
         source_size = (rgb.shape[1], rgb.shape[0])
         # INTER_AREA, as in training (INTERFACES.md); into a reused buffer, then HWC uint8 -> NCHW [0,1].
