@@ -1,0 +1,160 @@
+"""The one per-frame path (runtime/frame.py): outputs for a good frame, a named drop for each bad one.
+
+Real messages (rosbags classes), a real ONNX Runtime session on a tiny linear model; the node and the
+replay call exactly this, so what is asserted here holds for both.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from onnx_models import make_linear_depth_model
+
+from depth_node.runtime.conversions import image_msg_to_depth, numpy_to_image
+from depth_node.runtime.errors import ModelLoadError
+from depth_node.runtime.frame import DROP_REASONS, END_TO_END, FrameDrop, FrameOutputs, FramePath
+from depth_node.runtime.message_types import rosbags_types, stamp_header, stamp_ns
+from depth_node.runtime.messages import camera_info_from_K
+from depth_node.runtime.parameters import validate_parameters
+
+TYPES = rosbags_types()
+W, H = 64, 24
+K = np.array([[40.0, 0.0, 31.5], [0.0, 40.0, 11.5], [0.0, 0.0, 1.0]])
+HEADER = stamp_header(TYPES, 1_700_000_000_123_456_789, "camera_optical")
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_linear_depth_model(tmp_path_factory.mktemp("frame") / "linear.onnx", 12, 16, a=2.0, b=30.0)
+
+
+def _path(model: Path, **params: object) -> tuple[FramePath, object]:
+    settings = validate_parameters({"model_path": str(model), "providers": ["cpu"], **params})
+    return FramePath.from_settings(settings, TYPES), settings
+
+
+def _image(rgb: np.ndarray | None = None) -> object:
+    rgb = np.full((H, W, 3), 100, np.uint8) if rgb is None else rgb
+    return numpy_to_image(rgb, "rgb8", HEADER, TYPES)
+
+
+def _info(K: np.ndarray = K, width: int = W, height: int = H) -> object:
+    return camera_info_from_K(K, width, height, HEADER, TYPES)
+
+
+def test_a_good_frame_gives_every_output_with_the_input_header(model: Path) -> None:
+    path, settings = _path(model)
+    out = path.process(_image(), _info(), settings, cloud=True)
+    assert isinstance(out, FrameOutputs)
+    for message in (out.image, out.camera_info, out.points):
+        assert stamp_ns(message.header) == stamp_ns(HEADER) and message.header.frame_id == "camera_optical"
+    depth = image_msg_to_depth(out.image)
+    assert depth.shape == (H, W) and np.allclose(depth, 2.0 + 30.0 * 100 / 255, rtol=1e-4)
+    assert (out.camera_info.width, out.camera_info.height) == (W, H)
+    assert out.points.height == H and out.points.width == W  # organized, camera resolution (defaults)
+    assert out.rgb.shape == (H, W, 3)
+    stages = {"decode", "preprocess", "inference", "scale", "postprocess", "build_outputs", END_TO_END}
+    assert set(out.timings) == stages
+    assert out.timings[END_TO_END] >= sum(v for k, v in out.timings.items() if k != END_TO_END) * 0.999
+
+
+def test_settings_are_read_per_frame(model: Path) -> None:
+    path, settings = _path(model)
+    assert path.process(_image(), _info(), settings, cloud=False).points is None
+    mm = validate_parameters({"model_path": str(model), "providers": ["cpu"], "depth_encoding": "16UC1"})
+    out = path.process(_image(), _info(), mm, cloud=False)
+    assert out.image.encoding == "16UC1"
+
+
+def _bad_cases() -> list[tuple[str, str, dict]]:
+    rgb = np.full((H, W, 3), 100, np.uint8)
+    _, jpeg = cv2.imencode(".jpg", rgb)
+    return [
+        ("no camera_info", "no_camera_info", {"info": None}),
+        (
+            "unsupported encoding",
+            "bad_encoding",
+            {
+                "image": TYPES.Image(
+                    header=HEADER,
+                    height=H,
+                    width=W,
+                    encoding="yuv422",
+                    is_bigendian=0,
+                    step=W * 2,
+                    data=np.zeros(H * W * 2, np.uint8),
+                )
+            },
+        ),
+        (
+            "undecodable JPEG",
+            "bad_encoding",
+            {"image": TYPES.CompressedImage(header=HEADER, format="jpeg", data=jpeg.reshape(-1)[:40].copy())},
+        ),
+        (
+            "data shorter than step*height",
+            "size_mismatch",
+            {
+                "image": TYPES.Image(
+                    header=HEADER,
+                    height=H,
+                    width=W,
+                    encoding="rgb8",
+                    is_bigendian=0,
+                    step=W * 3,
+                    data=np.zeros(10, np.uint8),
+                )
+            },
+        ),
+        ("camera_info for another size", "size_mismatch", {"info": _info(K, 2 * W, 2 * H)}),
+        ("NaN in K", "nan", {"info": _info(np.full((3, 3), np.nan))}),
+        ("uncalibrated K", "bad_camera_info", {"info": _info(np.zeros((3, 3)))}),
+        ("negative focal length", "bad_camera_info", {"info": _info(np.diag([-40.0, 40.0, 1.0]))}),
+    ]
+
+
+@pytest.mark.parametrize(("case", "reason", "change"), _bad_cases(), ids=[c[0] for c in _bad_cases()])
+def test_each_bad_frame_is_a_named_drop(model: Path, case: str, reason: str, change: dict) -> None:
+    path, settings = _path(model)
+    image = change.get("image", _image())
+    info = change["info"] if "info" in change else _info()
+    out = path.process(image, info, settings, cloud=True)
+    assert isinstance(out, FrameDrop), case
+    assert out.reason == reason and out.reason in DROP_REASONS
+    assert out.detail and "\n" not in out.detail
+
+
+def test_a_model_without_valid_depth_is_a_nan_drop(tmp_path: Path) -> None:
+    nan_model = make_linear_depth_model(tmp_path / "nan.onnx", 12, 16, a=float("nan"))
+    path, settings = _path(nan_model)
+    out = path.process(_image(), _info(), settings, cloud=True)
+    assert isinstance(out, FrameDrop) and out.reason == "nan"
+
+
+def test_a_crop_that_does_not_fit_is_a_size_mismatch(model: Path) -> None:
+    path, settings = _path(model, crop=[0, 0, W, H])
+    assert isinstance(path.process(_image(), _info(), settings, cloud=False), FrameOutputs)
+    small = np.full((H // 2, W // 2, 3), 100, np.uint8)
+    out = path.process(_image(small), _info(K, W // 2, H // 2), settings, cloud=False)
+    assert isinstance(out, FrameDrop) and out.reason == "size_mismatch" and "crop" in out.detail
+
+
+def test_an_unforeseen_failure_is_an_error_drop_not_an_exception(model: Path) -> None:
+    path, settings = _path(model)
+
+    def broken(batch: np.ndarray) -> np.ndarray:
+        raise RuntimeError("device lost")
+
+    path.estimator.infer = broken  # type: ignore[method-assign]
+    out = path.process(_image(), _info(), settings, cloud=False)
+    assert isinstance(out, FrameDrop) and out.reason == "error" and "RuntimeError: device lost" in out.detail
+
+
+def test_from_settings_finds_the_model_as_the_node_does(model: Path, tmp_path: Path) -> None:
+    settings = validate_parameters({"providers": ["cpu"]})
+    assert FramePath.from_settings(settings, TYPES, model).estimator.model_path == model
+    with pytest.raises(ModelLoadError, match="model file not found"):
+        FramePath.from_settings(settings, TYPES, tmp_path / "missing.onnx")
