@@ -71,8 +71,9 @@ def colorize_error(relative_error: np.ndarray, span: float = 0.5) -> np.ndarray:
 def spread_sparse_depth(depth: np.ndarray, radius: int = 2) -> np.ndarray:
     """Grow isolated LiDAR pixels into small blobs (nearest point wins) so a picture can show them.
 
-    Dense depth maps come back unchanged (only NaN holes get filled from neighbours, by at most
-    ``radius`` pixels). Only for pictures: metrics always use the untouched ground truth.
+    A map with more than half of its pixels valid counts as dense and comes back unchanged; in a
+    sparse one every point grows by ``radius`` pixels. Only for pictures: metrics always use the
+    untouched ground truth.
     """
     depth = np.asarray(depth, dtype=np.float32)
     valid = np.isfinite(depth) & (depth > 0)

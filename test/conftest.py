@@ -158,3 +158,91 @@ def sim_bag_mcap(tmp_path_factory: pytest.TempPathFactory, kitti_drive_dir: Path
     from depth_node.data.bag_convert import convert_drive
 
     return convert_drive(kitti_drive_dir, tmp_path_factory.mktemp("bags") / "sim_mcap", storage="mcap")
+
+
+# ---------------------------------------------------------------- replay tests: a tiny model, small bags
+# Used by test_replay.py, test_replay_cli.py, test_bag_input.py and test_ground_truth.py.
+
+TINY_MODEL_H, TINY_MODEL_W = 32, 104  # ~ the 416x128 camera's aspect
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # depth = 2 + 30 * grey level: real ONNX, contract metadata, metric (scale 1).
+    from onnx_models import make_linear_depth_model
+
+    return make_linear_depth_model(
+        tmp_path_factory.mktemp("model") / "linear.onnx",
+        height=TINY_MODEL_H,
+        width=TINY_MODEL_W,
+        a=2.0,
+        b=30.0,
+    )
+
+
+def _read_topics(bag: Path, topics: set[str]) -> dict[str, list[tuple[int, object]]]:
+    from rosbags.highlevel import AnyReader
+    from rosbags.typesys import Stores, get_typestore
+
+    out: dict[str, list[tuple[int, object]]] = {t: [] for t in topics}
+    with AnyReader([bag], default_typestore=get_typestore(Stores.ROS2_HUMBLE)) as reader:
+        conns = [c for c in reader.connections if c.topic in topics]
+        for conn, timestamp, raw in reader.messages(connections=conns):
+            out[conn.topic].append((timestamp, reader.deserialize(raw, conn.msgtype)))
+    return out
+
+
+@pytest.fixture(scope="session")
+def read_topics():
+    """``read_topics(bag, {topic, ...})`` -> {topic: [(bag timestamp, message), ...]} in bag order."""
+    return _read_topics
+
+
+def _write_small_bag(
+    path: Path,
+    frames: int = 3,
+    size: tuple[int, int] = (64, 32),
+    info_size: tuple[int, int] | None = None,
+    image: bool = True,
+    info: bool = True,
+    storage: object = None,
+) -> Path:
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    from depth_node.runtime.conversions import numpy_to_image
+    from depth_node.runtime.message_types import rosbags_types
+    from depth_node.runtime.messages import camera_info_from_K
+
+    typestore, types = get_typestore(Stores.ROS2_HUMBLE), rosbags_types()
+    width, height = size
+    info_w, info_h = info_size or size
+    K = np.array([[50.0, 0, info_w / 2], [0, 50.0, info_h / 2], [0, 0, 1]])
+    time_type = typestore.types["builtin_interfaces/msg/Time"]
+    with Writer(path, version=8, storage_plugin=storage or StoragePlugin.SQLITE3) as writer:
+        c_img = writer.add_connection("/camera/image_raw", "sensor_msgs/msg/Image", typestore=typestore)
+        c_info = writer.add_connection(
+            "/camera/camera_info", "sensor_msgs/msg/CameraInfo", typestore=typestore
+        )
+        for i in range(frames):
+            t = 1_000_000_000 + i * 100_000_000
+            header = types.Header(
+                stamp=time_type(sec=t // 10**9, nanosec=t % 10**9), frame_id="camera_optical"
+            )
+            rgb = np.full((height, width, 3), 40 * i + 20, np.uint8)
+            if info:
+                msg = camera_info_from_K(K, info_w, info_h, header, types)
+                writer.write(c_info, t, typestore.serialize_cdr(msg, "sensor_msgs/msg/CameraInfo"))
+            if image:
+                msg = numpy_to_image(rgb, "rgb8", header, types)
+                writer.write(c_img, t, typestore.serialize_cdr(msg, "sensor_msgs/msg/Image"))
+    return path
+
+
+@pytest.fixture(scope="session")
+def write_small_bag():
+    """``write_small_bag(path, frames=3, size=(64, 32), info_size=None, image=True, info=True,
+    storage=StoragePlugin.SQLITE3)``: a hand-written rosbag2 with /camera/image_raw (uniform grey
+    rgb8, 40 * i + 20) and /camera/camera_info (fx = fy = 50, centred; ``info_size`` makes it
+    disagree with the images), frames 100 ms apart from t = 1 s, frame_id camera_optical."""
+    return _write_small_bag

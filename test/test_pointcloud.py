@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from rosbags.typesys import Stores, get_typestore
 
+from depth_node.runtime.errors import BadInputError
 from depth_node.runtime.message_types import rosbags_types
 from depth_node.runtime.pointcloud import (
     cloud_intrinsics,
@@ -17,6 +18,7 @@ from depth_node.runtime.pointcloud import (
     make_pointcloud2,
     pack_rgb,
     pointcloud2_to_array,
+    read_fields,
 )
 
 TYPES = rosbags_types()
@@ -129,3 +131,20 @@ def test_bad_cloud_inputs() -> None:
         depth_to_cloud(depth, FX, FY, CX, CY, rgb=rgb[:-1])
     with pytest.raises(ValueError, match="3 \\(xyz\\)"):
         make_pointcloud2(np.zeros((5, 2), np.float32), HEADER, TYPES)
+
+
+def test_read_fields_names_a_field_past_point_step() -> None:
+    fields = [TYPES.PointField(name=n, offset=4 * i, datatype=7, count=1) for i, n in enumerate("xyz")]
+    msg = TYPES.PointCloud2(
+        header=None,
+        height=1,
+        width=2,
+        fields=fields,
+        is_bigendian=False,
+        point_step=8,  # z at offset 8 does not fit an 8-byte point
+        row_step=16,
+        data=np.zeros(16, np.uint8),
+        is_dense=True,
+    )
+    with pytest.raises(BadInputError, match="z run past point_step 8"):
+        read_fields(msg, ("x", "y", "z"))

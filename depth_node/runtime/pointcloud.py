@@ -188,12 +188,12 @@ def read_fields(msg: Any, names: Sequence[str]) -> np.ndarray:
     unknown = [n for n in names if fields[n].datatype not in _POINTFIELD_DTYPES]
     if unknown:
         raise BadInputError(f"PointCloud2 field(s) {', '.join(unknown)} have an unknown datatype")
-    height, width, point_step, row_step = (
-        int(msg.height),
-        int(msg.width),
-        int(msg.point_step),
-        int(msg.row_step),
-    )
+    height, width = int(msg.height), int(msg.width)
+    point_step, row_step = int(msg.point_step), int(msg.row_step)
+    sizes = {n: np.dtype(_POINTFIELD_DTYPES[fields[n].datatype]).itemsize for n in names}
+    beyond = [n for n in names if fields[n].offset + sizes[n] > point_step]
+    if beyond:
+        raise BadInputError(f"PointCloud2 field(s) {', '.join(beyond)} run past point_step {point_step}")
     data = np.asarray(msg.data, dtype=np.uint8).reshape(-1)
     if row_step < point_step * width or data.size < row_step * height:
         raise BadInputError(
