@@ -14,7 +14,8 @@ from rosbags.rosbag2 import Reader
 from rosbags.typesys import Stores, get_typestore
 
 from depth_node.data import bag_convert, kitti
-from depth_node.data.sim import cli as sim_cli
+from depth_node.geometry import make_transform, quaternion_to_matrix, rotation_matrix
+from depth_node.runtime.message_types import rosbags_types, stamp_header, stamp_ns
 
 TYPESTORE = get_typestore(Stores.ROS2_HUMBLE)
 EXPECTED_TYPES = {topic: msgtype for topic, msgtype in bag_convert.TOPICS.values()}
@@ -32,26 +33,11 @@ def _read_bag(bag: Path) -> tuple[dict[str, list], dict[str, list[int]], dict]:
     return messages, times, connections
 
 
-def _stamp_ns(msg) -> int:
-    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-
-
 def _compose(transform) -> np.ndarray:
     """4x4 of a geometry_msgs Transform or Pose."""
     q = getattr(transform, "rotation", None) or transform.orientation
     t = getattr(transform, "translation", None) or transform.position
-    x, y, z, w = q.x, q.y, q.z, q.w
-    R = np.array(
-        [
-            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-        ]
-    )
-    T = np.eye(4)
-    T[:3, :3] = R
-    T[:3, 3] = t.x, t.y, t.z
-    return T
+    return make_transform(quaternion_to_matrix(q.x, q.y, q.z, q.w), [t.x, t.y, t.z])
 
 
 @pytest.fixture(params=["sqlite3", "mcap"])
@@ -59,7 +45,7 @@ def bag(request: pytest.FixtureRequest) -> Path:
     return request.getfixturevalue("sim_bag" if request.param == "sqlite3" else "sim_bag_mcap")
 
 
-def test_bag_contents(bag: Path, kitti_drive_dir: Path, sim_drive, sim_frames) -> None:
+def test_bag_topics_qos_and_stamps(bag: Path, kitti_drive_dir: Path, sim_drive) -> None:
     n = len(sim_drive)
     messages, times, connections = _read_bag(bag)
     assert {t: c.msgtype for t, c in connections.items()} == EXPECTED_TYPES
@@ -78,11 +64,13 @@ def test_bag_contents(bag: Path, kitti_drive_dir: Path, sim_drive, sim_frames) -
     for topic, stamps in times.items():
         assert np.all(np.diff(stamps) > 0), topic
         headers = [m.transforms[0] if topic == "/tf_static" else m for m in messages[topic]]
-        assert [_stamp_ns(m) for m in headers] == stamps, topic
+        assert [stamp_ns(m.header) for m in headers] == stamps, topic
     assert times["/camera/image_raw"] == image_ns.tolist()
 
-    calib = kitti.read_calib(kitti_drive_dir.parent)
-    for i in range(n):
+
+def test_bag_frames_match_drive_files(bag: Path, kitti_drive_dir: Path, sim_drive) -> None:
+    messages, _, _ = _read_bag(bag)
+    for i in range(len(sim_drive)):
         png = cv2.cvtColor(cv2.imread(str(kitti.image_path(kitti_drive_dir, i))), cv2.COLOR_BGR2RGB)
         raw = messages["/camera/image_raw"][i]
         assert (raw.encoding, raw.height, raw.width, raw.step) == ("rgb8", *png.shape[:2], png.shape[1] * 3)
@@ -111,6 +99,10 @@ def test_bag_contents(bag: Path, kitti_drive_dir: Path, sim_drive, sim_frames) -
         np.testing.assert_array_equal(np.isnan(depth), gt == 0)
         np.testing.assert_array_equal(depth[gt > 0], gt[gt > 0])
 
+
+def test_bag_camera_info_tf_and_odom(bag: Path, kitti_drive_dir: Path, sim_drive, sim_frames) -> None:
+    messages, _, _ = _read_bag(bag)
+    calib = kitti.read_calib(kitti_drive_dir.parent)
     info = messages["/camera/camera_info"][0]
     assert (info.width, info.height) == calib.image_size and info.distortion_model == "plumb_bob"
     np.testing.assert_allclose(info.k.reshape(3, 3), sim_drive.K, atol=1e-12)
@@ -190,21 +182,6 @@ def test_cli_options(tmp_path: Path, kitti_drive_dir: Path, capsys: pytest.Captu
     assert topics["/camera/image_raw"] == 3 and topics["/tf_static"] == 1
 
 
-def test_depth_sim_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    size = ["--frames", "3", "--width", "160", "--height", "48"]
-    assert sim_cli.main(["kitti", "--out", str(tmp_path / "kitti"), "--seeds", "1", "2", *size]) == 0
-    date_dir = tmp_path / "kitti" / "2011_09_26"
-    drives = sorted(p.name for p in date_dir.iterdir() if p.is_dir())
-    assert drives == ["2011_09_26_drive_0001_sync", "2011_09_26_drive_0002_sync"]
-    assert kitti.frame_indices(date_dir / drives[1]) == [0, 1, 2]
-    assert (
-        sim_cli.main(["bag", "--out", str(tmp_path / "bag"), "--seed", "3", "--storage", "mcap", *size]) == 0
-    )
-    assert bag_convert.bag_summary(tmp_path / "bag")["topics"]["/camera/image_raw"] == 3
-    out = capsys.readouterr().out
-    assert "2011_09_26_drive_0002_sync" in out and str(tmp_path / "bag") in out
-
-
 def test_real_kitti_style_drive(real_kitti_date_dir: Path, tmp_path: Path) -> None:
     drive = real_kitti_date_dir / "2011_09_26_drive_0001_sync"
     bag = bag_convert.convert_drive(drive, tmp_path / "real", storage="mcap")
@@ -229,3 +206,13 @@ def test_real_kitti_style_drive(real_kitti_date_dir: Path, tmp_path: Path) -> No
     np.testing.assert_allclose(T_velo_cam @ calib.T_cam_velo, np.eye(4), atol=1e-6)
     north = [m.pose.pose.position.y for m in messages["/odom"]]
     assert north[0] == 0.0 and 1.0 < north[1] < 1.2 and 2.0 < north[2] < 2.4
+
+
+def test_transform_stamped_round_trip() -> None:
+    T = make_transform(rotation_matrix(0.1, -0.2, 2.5), [1.0, -2.0, 0.5])
+    msg = bag_convert.transform_stamped(TYPESTORE, stamp_header(rosbags_types(), 1_500_000_000, "a"), "b", T)
+    assert (msg.header.frame_id, msg.child_frame_id, stamp_ns(msg.header)) == ("a", "b", 1_500_000_000)
+    np.testing.assert_allclose(_compose(msg.transform), T, atol=1e-12)
+    raw = TYPESTORE.serialize_cdr(msg, "geometry_msgs/msg/TransformStamped")
+    back = TYPESTORE.deserialize_cdr(raw, "geometry_msgs/msg/TransformStamped")
+    np.testing.assert_allclose(_compose(back.transform), T, atol=1e-12)

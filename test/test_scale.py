@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from depth_node.data.sim.world import SyntheticDrive, WorldConfig
 from depth_node.geometry import rotation_matrix
 from depth_node.runtime.scale import GroundPlaneScale, fit_ground_plane
-from depth_node.data.sim.world import SyntheticDrive, WorldConfig
 
 W, H = 320, 96
 K = np.array([[180.0, 0.0, 159.5], [0.0, 180.0, 47.5], [0.0, 0.0, 1.0]])

@@ -8,9 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from depth_node.geometry import depth_to_points, points_to_depth_map, transform_points
-from depth_node.data.sim.contact_sheet import make_contact_sheet
 from depth_node.data.sim.world import Frame, SyntheticDrive, WorldConfig
+from depth_node.geometry import depth_to_points, points_to_depth_map, transform_points
 
 W, H = 320, 96
 FX, FY = 721.5377 * W / 1242, 721.5377 * H / 375
@@ -207,7 +206,14 @@ def test_road_has_texture_at_near_and_middle_range() -> None:
             assert np.median(patch) > 2.0, (seed, near, far, np.median(patch))
 
 
-def test_contact_sheet(tmp_path, drive: SyntheticDrive) -> None:
-    out = make_contact_sheet(drive, [0, 5], tmp_path / "sheet.png")
-    sheet = cv2.imread(str(out))
-    assert sheet is not None and sheet.shape[0] == 2 * H and sheet.shape[1] >= 2 * W
+def test_road_intersections_and_zones() -> None:
+    from depth_node.data.sim._road import RoadStyle, Zones
+
+    asphalt = np.zeros(3, np.float32)
+    road = RoadStyle(1, 3.5, 0.0, 3.5, 0.15, 2.0, 0, True, asphalt, np.array([[100.0, 10.0]]))
+    assert road.at_intersection(104.9) and not road.at_intersection(105.1)
+    assert road.at_intersection(106.0, margin=2.0)
+    no_crossings = RoadStyle(1, 3.5, 0.0, 3.5, 0.15, 2.0, 0, True, asphalt, np.zeros((0, 2)))
+    assert not no_crossings.at_intersection(100.0, margin=50.0)
+    zones = Zones({1: [(0.0, 50.0, 0), (50.0, 120.0, 1)], -1: []})
+    assert [zones.at(1, s) for s in (0.0, 49.9, 50.0, 130.0)] == [0, 0, 1, 2] and zones.at(-1, 10.0) == 2

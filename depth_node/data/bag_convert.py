@@ -25,7 +25,7 @@ import argparse
 import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,10 +34,14 @@ import numpy as np
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
+from rosbags.typesys.store import Typestore
 from tqdm import tqdm
 
 from depth_node.data import kitti
-from depth_node.geometry import scale_intrinsics
+from depth_node.geometry import matrix_to_quaternion, scale_intrinsics
+from depth_node.runtime.conversions import depth_to_image_msg, numpy_to_image
+from depth_node.runtime.message_types import MessageTypes, rosbags_types, stamp_header
+from depth_node.runtime.messages import camera_info_from_K
 
 CAMERA_FRAME = "camera_optical"
 LIDAR_FRAME = "velodyne"
@@ -53,6 +57,7 @@ TOPICS = {
     "depth": ("/ground_truth/depth", "sensor_msgs/msg/Image"),
 }
 BAG_VERSION = 8
+TYPE_STORE = Stores.ROS2_HUMBLE  # message definitions written (Jazzy's are the same for these types)
 STORAGES = {"sqlite3": StoragePlugin.SQLITE3, "mcap": StoragePlugin.MCAP}
 
 
@@ -75,128 +80,78 @@ SENSOR_QOS = _qos(QosDurability.VOLATILE, 10)
 TF_STATIC_QOS = _qos(QosDurability.TRANSIENT_LOCAL, 1)
 
 
-def quaternion_xyzw(R: np.ndarray) -> tuple[float, float, float, float]:
-    """Unit quaternion (x, y, z, w) of a rotation matrix, via OpenCV's axis-angle."""
-    rvec, _ = cv2.Rodrigues(np.asarray(R, dtype=np.float64))
-    rvec = rvec.ravel()
-    angle = float(np.linalg.norm(rvec))
-    if angle < 1e-12:
-        return 0.0, 0.0, 0.0, 1.0
-    axis = rvec / angle * np.sin(angle / 2.0)
-    return float(axis[0]), float(axis[1]), float(axis[2]), float(np.cos(angle / 2.0))
+def transform_stamped(typestore: Typestore, header: object, child: str, T: np.ndarray) -> object:
+    """TransformStamped ``header.frame_id`` -> ``child``; T maps points of ``child`` into the parent."""
+    x, y, z, w = matrix_to_quaternion(T[:3, :3])
+    t = typestore.types
+    return t["geometry_msgs/msg/TransformStamped"](
+        header=header,
+        child_frame_id=child,
+        transform=t["geometry_msgs/msg/Transform"](
+            translation=t["geometry_msgs/msg/Vector3"](x=T[0, 3], y=T[1, 3], z=T[2, 3]),
+            rotation=t["geometry_msgs/msg/Quaternion"](x=x, y=y, z=z, w=w),
+        ),
+    )
 
 
-class _Messages:
-    """Builds the messages of one bag from rosbags' typestore classes."""
-
-    def __init__(self, typestore: object) -> None:
-        self.ts = typestore
-        self.t = typestore.types
-
-    def header(self, stamp_ns: int, frame_id: str) -> object:
-        sec, nanosec = divmod(int(stamp_ns), 1_000_000_000)
-        return self.t["std_msgs/msg/Header"](
-            stamp=self.t["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec), frame_id=frame_id
-        )
-
-    def image(self, header: object, array: np.ndarray, encoding: str) -> object:
-        h, w = array.shape[:2]
-        data = np.ascontiguousarray(array)
-        return self.t["sensor_msgs/msg/Image"](
-            header=header,
-            height=h,
-            width=w,
-            encoding=encoding,
-            is_bigendian=0,
-            step=data.strides[0],
-            data=data.view(np.uint8).reshape(-1),
-        )
-
-    def compressed(self, header: object, rgb: np.ndarray, quality: int) -> object:
-        ok, jpeg = cv2.imencode(
-            ".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]
-        )
-        if not ok:
-            raise RuntimeError("JPEG encoding failed")
-        return self.t["sensor_msgs/msg/CompressedImage"](header=header, format="jpeg", data=jpeg.reshape(-1))
-
-    def camera_info(self, header: object, K: np.ndarray, size: tuple[int, int]) -> object:
-        roi = self.t["sensor_msgs/msg/RegionOfInterest"](
-            x_offset=0, y_offset=0, height=0, width=0, do_rectify=False
-        )
-        return self.t["sensor_msgs/msg/CameraInfo"](
-            header=header,
-            height=size[1],
-            width=size[0],
-            distortion_model="plumb_bob",
-            d=np.zeros(5),
-            k=K.astype(np.float64).reshape(-1),
-            r=np.eye(3).reshape(-1),
-            p=np.hstack([K, np.zeros((3, 1))]).reshape(-1),
-            binning_x=0,
-            binning_y=0,
-            roi=roi,
-        )
-
-    def cloud(self, header: object, velo: np.ndarray) -> object:
-        field = self.t["sensor_msgs/msg/PointField"]
-        fields = [
-            field(name=name, offset=4 * i, datatype=field.FLOAT32, count=1)
-            for i, name in enumerate(("x", "y", "z", "intensity"))
-        ]
-        data = np.ascontiguousarray(velo, dtype="<f4")
-        return self.t["sensor_msgs/msg/PointCloud2"](
-            header=header,
-            height=1,
-            width=len(data),
-            fields=fields,
-            is_bigendian=False,
-            point_step=16,
-            row_step=16 * len(data),
-            data=data.view(np.uint8).reshape(-1),
-            is_dense=bool(np.isfinite(data).all()),
-        )
-
-    def transform(self, header: object, child: str, T: np.ndarray) -> object:
-        x, y, z, w = quaternion_xyzw(T[:3, :3])
-        t = self.t
-        return t["geometry_msgs/msg/TransformStamped"](
-            header=header,
-            child_frame_id=child,
-            transform=t["geometry_msgs/msg/Transform"](
-                translation=t["geometry_msgs/msg/Vector3"](x=T[0, 3], y=T[1, 3], z=T[2, 3]),
-                rotation=t["geometry_msgs/msg/Quaternion"](x=x, y=y, z=z, w=w),
+def odometry(typestore: Typestore, header: object, T: np.ndarray, record: np.ndarray) -> object:
+    """nav_msgs/Odometry of the IMU pose T (world, ENU) and an OXTS record's velocities and accuracies."""
+    t = typestore.types
+    x, y, z, w = matrix_to_quaternion(T[:3, :3])
+    # Twist in the child (base_link) frame: world-frame velocity (ve, vn, vu) rotated into the body.
+    v_body = T[:3, :3].T @ np.array([record[7], record[6], record[10]])
+    pose_cov = np.zeros((6, 6))
+    pose_cov[[0, 1, 2], [0, 1, 2]] = record[23] ** 2
+    twist_cov = np.zeros((6, 6))
+    twist_cov[[0, 1, 2], [0, 1, 2]] = record[24] ** 2
+    vec = t["geometry_msgs/msg/Vector3"]
+    return t["nav_msgs/msg/Odometry"](
+        header=header,
+        child_frame_id=BASE_FRAME,
+        pose=t["geometry_msgs/msg/PoseWithCovariance"](
+            pose=t["geometry_msgs/msg/Pose"](
+                position=t["geometry_msgs/msg/Point"](x=T[0, 3], y=T[1, 3], z=T[2, 3]),
+                orientation=t["geometry_msgs/msg/Quaternion"](x=x, y=y, z=z, w=w),
             ),
-        )
+            covariance=pose_cov.reshape(-1),
+        ),
+        twist=t["geometry_msgs/msg/TwistWithCovariance"](
+            twist=t["geometry_msgs/msg/Twist"](
+                linear=vec(x=v_body[0], y=v_body[1], z=v_body[2]),
+                angular=vec(x=record[17], y=record[18], z=record[19]),
+            ),
+            covariance=twist_cov.reshape(-1),
+        ),
+    )
 
-    def odometry(self, header: object, T: np.ndarray, record: np.ndarray) -> object:
-        t = self.t
-        x, y, z, w = quaternion_xyzw(T[:3, :3])
-        # Twist in the child (base_link) frame: world-frame velocity (ve, vn, vu) rotated into the body.
-        v_body = T[:3, :3].T @ np.array([record[7], record[6], record[10]])
-        pose_cov = np.zeros((6, 6))
-        pose_cov[[0, 1, 2], [0, 1, 2]] = record[23] ** 2
-        twist_cov = np.zeros((6, 6))
-        twist_cov[[0, 1, 2], [0, 1, 2]] = record[24] ** 2
-        vec = t["geometry_msgs/msg/Vector3"]
-        return t["nav_msgs/msg/Odometry"](
-            header=header,
-            child_frame_id=BASE_FRAME,
-            pose=t["geometry_msgs/msg/PoseWithCovariance"](
-                pose=t["geometry_msgs/msg/Pose"](
-                    position=t["geometry_msgs/msg/Point"](x=T[0, 3], y=T[1, 3], z=T[2, 3]),
-                    orientation=t["geometry_msgs/msg/Quaternion"](x=x, y=y, z=z, w=w),
-                ),
-                covariance=pose_cov.reshape(-1),
-            ),
-            twist=t["geometry_msgs/msg/TwistWithCovariance"](
-                twist=t["geometry_msgs/msg/Twist"](
-                    linear=vec(x=v_body[0], y=v_body[1], z=v_body[2]),
-                    angular=vec(x=record[17], y=record[18], z=record[19]),
-                ),
-                covariance=twist_cov.reshape(-1),
-            ),
-        )
+
+def lidar_cloud(types: MessageTypes, header: object, velo: np.ndarray) -> object:
+    """Unorganized PointCloud2 of a KITTI scan: x, y, z, intensity float32 (little-endian)."""
+    field = types.PointField
+    fields = [
+        field(name=name, offset=4 * i, datatype=field.FLOAT32, count=1)
+        for i, name in enumerate(("x", "y", "z", "intensity"))
+    ]
+    data = np.ascontiguousarray(velo, dtype="<f4")
+    return types.PointCloud2(
+        header=header,
+        height=1,
+        width=len(data),
+        fields=fields,
+        is_bigendian=False,
+        point_step=16,
+        row_step=16 * len(data),
+        data=types.uint8_array(data.view(np.uint8)),
+        is_dense=bool(np.isfinite(data).all()),
+    )
+
+
+def jpeg_image(types: MessageTypes, header: object, rgb: np.ndarray, quality: int) -> object:
+    """CompressedImage (format ``jpeg``) of an RGB image."""
+    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return types.CompressedImage(header=header, format="jpeg", data=types.uint8_array(jpeg))
 
 
 def _sensor_stamps(drive_dir: Path, folder: str) -> np.ndarray | None:
@@ -232,44 +187,15 @@ def convert_drive(
         raise ValueError(f"storage {storage!r}: expected one of {', '.join(STORAGES)}")
     if out_path.exists():
         raise FileExistsError(f"{out_path}: exists already, not overwriting")
-    indices = kitti.check_drive(drive_dir, cam)
-    if max_frames is not None:
-        indices = indices[:max_frames]
-    calib = kitti.read_calib(drive_dir.parent, cam)
-    oxts_ns = _sensor_stamps(drive_dir, "oxts")
-    oxts_indices = (
-        [i for i in indices if kitti.oxts_path(drive_dir, i).is_file()] if oxts_ns is not None else []
-    )
-    records = kitti.read_drive_oxts(drive_dir, oxts_indices)
-    source = _Source(
-        drive_dir=drive_dir,
-        cam=cam,
-        indices=indices,
-        calib=calib,
-        image_ns=kitti.read_timestamps_ns(drive_dir / f"image_{cam:02d}" / "timestamps.txt"),
-        velo_ns=_sensor_stamps(drive_dir, "velodyne_points") if lidar else None,
-        oxts_ns=oxts_ns,
-        poses=dict(zip(oxts_indices, kitti.oxts_poses(records), strict=True)),
-        records=dict(zip(oxts_indices, records, strict=True)),
-        gt_root=Path(gt_dir) if gt_dir is not None else drive_dir,
-    )
-
+    source = _read_source(drive_dir, cam, max_frames, lidar, gt_dir)
+    wanted = _wanted_topics(source, raw=raw, compressed=compressed, ground_truth=ground_truth)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_path.name}.", suffix=".partial", dir=out_path.parent))
     try:
         # The bag directory keeps its final name inside the staging folder: rosbags names the
         # storage file after it, and metadata.yaml refers to that file.
         staged_bag = staging / out_path.name
-        _write_bag(
-            staged_bag,
-            STORAGES[storage],
-            source,
-            raw=raw,
-            compressed=compressed,
-            ground_truth=ground_truth,
-            jpeg_quality=jpeg_quality,
-            progress=progress,
-        )
+        _write_bag(staged_bag, STORAGES[storage], source, wanted, jpeg_quality, progress)
         staged_bag.rename(out_path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -292,38 +218,56 @@ class _Source:
     gt_root: Path
 
 
-def _write_bag(
-    bag_path: Path,
-    plugin: StoragePlugin,
-    src: _Source,
-    *,
-    raw: bool,
-    compressed: bool,
-    ground_truth: bool,
-    jpeg_quality: int,
-    progress: bool,
-) -> None:
-    typestore = get_typestore(Stores.ROS2_HUMBLE)
-    msgs = _Messages(typestore)
-    drive_dir, cam, indices, calib = src.drive_dir, src.cam, src.indices, src.calib
-    image_ns, velo_ns, oxts_ns, poses, records = (
-        src.image_ns,
-        src.velo_ns,
-        src.oxts_ns,
-        src.poses,
-        src.records,
+def _read_source(
+    drive_dir: Path, cam: int, max_frames: int | None, lidar: bool, gt_dir: Path | str | None
+) -> _Source:
+    indices = kitti.check_drive(drive_dir, cam)
+    if max_frames is not None:
+        indices = indices[:max_frames]
+    oxts_ns = _sensor_stamps(drive_dir, "oxts")
+    oxts_indices = (
+        [i for i in indices if kitti.oxts_path(drive_dir, i).is_file()] if oxts_ns is not None else []
     )
-    have_lidar = velo_ns is not None and (drive_dir / "velodyne_points" / "data").is_dir()
-    have_gt = ground_truth and kitti.depth_gt_path(src.gt_root, indices[0], cam).parent.is_dir()
-    wanted = {
+    records = kitti.read_drive_oxts(drive_dir, oxts_indices)
+    return _Source(
+        drive_dir=drive_dir,
+        cam=cam,
+        indices=indices,
+        calib=kitti.read_calib(drive_dir.parent, cam),
+        image_ns=kitti.read_timestamps_ns(drive_dir / f"image_{cam:02d}" / "timestamps.txt"),
+        velo_ns=_sensor_stamps(drive_dir, "velodyne_points") if lidar else None,
+        oxts_ns=oxts_ns,
+        poses=dict(zip(oxts_indices, kitti.oxts_poses(records), strict=True)),
+        records=dict(zip(oxts_indices, records, strict=True)),
+        gt_root=Path(gt_dir) if gt_dir is not None else drive_dir,
+    )
+
+
+def _wanted_topics(src: _Source, *, raw: bool, compressed: bool, ground_truth: bool) -> dict[str, bool]:
+    """Which of TOPICS the bag carries: what was asked for, where the drive has the data."""
+    have_lidar = src.velo_ns is not None and (src.drive_dir / "velodyne_points" / "data").is_dir()
+    have_gt = ground_truth and kitti.depth_gt_path(src.gt_root, src.indices[0], src.cam).parent.is_dir()
+    return {
         "image": raw,
         "compressed": compressed,
         "camera_info": True,
         "lidar": have_lidar,
         "tf_static": True,
-        "odom": bool(poses),
+        "odom": bool(src.poses),
         "depth": have_gt,
     }
+
+
+def _write_bag(
+    bag_path: Path,
+    plugin: StoragePlugin,
+    src: _Source,
+    wanted: dict[str, bool],
+    jpeg_quality: int,
+    progress: bool,
+) -> None:
+    typestore = get_typestore(TYPE_STORE)  # serialises; its message classes build tf and odometry
+    types = rosbags_types(TYPE_STORE.value)  # the runtime's builders' classes
     with Writer(bag_path, version=BAG_VERSION, storage_plugin=plugin) as writer:
         conns = {
             key: writer.add_connection(
@@ -339,52 +283,72 @@ def _write_bag(
         def write(key: str, stamp_ns: int, msg: object) -> None:
             writer.write(conns[key], int(stamp_ns), typestore.serialize_cdr(msg, TOPICS[key][1]))
 
-        # Static transforms go out first, before any sensor's first message (clocks differ on KITTI).
-        firsts = [image_ns[indices[0]]]
-        firsts += [velo_ns[indices[0]]] if have_lidar and len(velo_ns) > indices[0] else []
-        firsts += [oxts_ns[min(poses)]] if poses else []
-        first_ns = int(min(firsts))
-        static = [
-            msgs.transform(msgs.header(first_ns, LIDAR_FRAME), CAMERA_FRAME, np.linalg.inv(calib.T_cam_velo))
-        ]
-        if calib.T_velo_imu is not None:
-            static.insert(
-                0,
-                msgs.transform(
-                    msgs.header(first_ns, BASE_FRAME), LIDAR_FRAME, np.linalg.inv(calib.T_velo_imu)
-                ),
-            )
-        write("tf_static", first_ns, typestore.types["tf2_msgs/msg/TFMessage"](transforms=static))
+        write("tf_static", *_static_transforms(src, typestore, types, wanted["lidar"]))
+        for i in tqdm(src.indices, desc=src.drive_dir.name, unit="frame", disable=not progress):
+            for key, stamp_ns, msg in _frame_messages(src, i, types, typestore, wanted, jpeg_quality):
+                write(key, stamp_ns, msg)
 
-        for i in tqdm(indices, desc=drive_dir.name, unit="frame", disable=not progress):
-            stamp = int(image_ns[i])
-            header = msgs.header(stamp, CAMERA_FRAME)
-            path = kitti.image_path(drive_dir, i, cam)
-            bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if bgr is None:
-                raise kitti.KittiLayoutError(f"{path}: cannot read image")
-            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            size = (rgb.shape[1], rgb.shape[0])
-            K = calib.K if size == calib.image_size else scale_intrinsics(calib.K, calib.image_size, size)
-            if raw:
-                write("image", stamp, msgs.image(header, rgb, "rgb8"))
-            if compressed:
-                write("compressed", stamp, msgs.compressed(header, rgb, jpeg_quality))
-            write("camera_info", stamp, msgs.camera_info(header, K, size))
-            if have_lidar and kitti.velodyne_path(drive_dir, i).is_file():
-                velo = kitti.load_velodyne(kitti.velodyne_path(drive_dir, i))
-                write("lidar", velo_ns[i], msgs.cloud(msgs.header(velo_ns[i], LIDAR_FRAME), velo))
-            if i in poses:
-                write(
-                    "odom",
-                    oxts_ns[i],
-                    msgs.odometry(msgs.header(oxts_ns[i], ODOM_FRAME), poses[i], records[i]),
-                )
-            gt_path = kitti.depth_gt_path(src.gt_root, i, cam)
-            if have_gt and gt_path.is_file():
-                depth = kitti.read_depth_png(gt_path)
-                depth[depth <= 0] = np.nan
-                write("depth", stamp, msgs.image(header, depth.astype("<f4"), "32FC1"))
+
+def _static_transforms(
+    src: _Source, typestore: Typestore, types: MessageTypes, have_lidar: bool
+) -> tuple[int, object]:
+    """Stamp and TFMessage of /tf_static: base_link -> velodyne (when the IMU is calibrated) -> camera.
+
+    Stamped at the first message of any sensor, so that it goes out first (clocks differ on KITTI).
+    """
+    first = src.indices[0]
+    firsts = [src.image_ns[first]]
+    firsts += [src.velo_ns[first]] if have_lidar and len(src.velo_ns) > first else []
+    firsts += [src.oxts_ns[min(src.poses)]] if src.poses else []
+    first_ns = int(min(firsts))
+    calib = src.calib
+    lidar_header = stamp_header(types, first_ns, LIDAR_FRAME)
+    transforms = [transform_stamped(typestore, lidar_header, CAMERA_FRAME, np.linalg.inv(calib.T_cam_velo))]
+    if calib.T_velo_imu is not None:
+        base_header = stamp_header(types, first_ns, BASE_FRAME)
+        T_base_velo = np.linalg.inv(calib.T_velo_imu)
+        transforms.insert(0, transform_stamped(typestore, base_header, LIDAR_FRAME, T_base_velo))
+    return first_ns, typestore.types["tf2_msgs/msg/TFMessage"](transforms=transforms)
+
+
+def _frame_messages(
+    src: _Source,
+    i: int,
+    types: MessageTypes,
+    typestore: Typestore,
+    wanted: dict[str, bool],
+    jpeg_quality: int,
+) -> Iterator[tuple[str, int, object]]:
+    """(topic key, stamp in ns, message) of frame i for the wanted topics, in the order written."""
+    stamp = int(src.image_ns[i])
+    header = stamp_header(types, stamp, CAMERA_FRAME)
+    path = kitti.image_path(src.drive_dir, i, src.cam)
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise kitti.KittiLayoutError(f"{path}: cannot read image")
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    size = (rgb.shape[1], rgb.shape[0])
+    calib = src.calib
+    K = calib.K if size == calib.image_size else scale_intrinsics(calib.K, calib.image_size, size)
+    if wanted["image"]:
+        yield "image", stamp, numpy_to_image(rgb, "rgb8", header, types)
+    if wanted["compressed"]:
+        yield "compressed", stamp, jpeg_image(types, header, rgb, jpeg_quality)
+    yield "camera_info", stamp, camera_info_from_K(K, size[0], size[1], header, types)
+    velo_path = kitti.velodyne_path(src.drive_dir, i)
+    if wanted["lidar"] and velo_path.is_file():
+        velo_ns = int(src.velo_ns[i])
+        velo_header = stamp_header(types, velo_ns, LIDAR_FRAME)
+        yield "lidar", velo_ns, lidar_cloud(types, velo_header, kitti.load_velodyne(velo_path))
+    if i in src.poses:
+        oxts_ns = int(src.oxts_ns[i])
+        odom_header = stamp_header(types, oxts_ns, ODOM_FRAME)
+        yield "odom", oxts_ns, odometry(typestore, odom_header, src.poses[i], src.records[i])
+    gt_path = kitti.depth_gt_path(src.gt_root, i, src.cam)
+    if wanted["depth"] and gt_path.is_file():
+        depth = kitti.read_depth_png(gt_path)
+        depth[depth <= 0] = np.nan
+        yield "depth", stamp, depth_to_image_msg(depth, header, types)
 
 
 def bag_summary(bag_path: Path | str) -> dict[str, object]:

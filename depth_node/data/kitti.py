@@ -1,5 +1,8 @@
 """KITTI raw layout: readers that work on the real dataset, and a writer for synthetic drives.
 
+(Over 500 lines: the layout's paths, its readers and its writer share every file-name and format rule,
+so they stay together: a change to the layout is one change here.)
+
 Layout (as in the real KITTI raw download)::
 
     <root>/<date>/calib_cam_to_cam.txt, calib_velo_to_cam.txt, calib_imu_to_velo.txt
@@ -27,10 +30,10 @@ from __future__ import annotations
 import calendar
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -43,9 +46,6 @@ from depth_node.geometry import (
     scale_intrinsics,
     transform_points,
 )
-
-if TYPE_CHECKING:
-    from depth_node.data.sim.world import SyntheticDrive
 
 EARTH_RADIUS = 6378137.0  # the devkit's er (WGS84 equatorial radius), metres
 GRAVITY = 9.81
@@ -106,7 +106,23 @@ _KITTI_R_RECT_00 = np.array(
         [7.402527e-03, 4.351614e-03, 9.999631e-01],
     ]
 )
-_DRIVE_DIR_RE = re.compile(r"^(\d{4}_\d{2}_\d{2})_drive_(\d{4})_sync$")
+
+
+class SimDrive(Protocol):
+    """What write_drive reads of a ``depth_node.data.sim.world.SyntheticDrive`` (no import: sim uses kitti).
+
+    Its frames carry index, timestamp, image, depth, moving_mask, lidar, T_world_cam, velocity_imu
+    and angular_velocity_imu (``world.Frame``); ``config`` has width, height and fps.
+    """
+
+    config: Any
+    K: np.ndarray
+    T_cam_lidar: np.ndarray
+    T_cam_imu: np.ndarray
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
 
 
 class KittiLayoutError(ValueError):
@@ -502,7 +518,7 @@ def _oxts_line(record: np.ndarray) -> str:
 
 
 def write_drive(
-    drive: SyntheticDrive,
+    drive: SimDrive,
     root: Path | str,
     date: str = "2011_09_26",
     drive_number: int = 1,
@@ -516,13 +532,39 @@ def write_drive(
     """
     if not re.fullmatch(r"\d{4}_\d{2}_\d{2}", date):
         raise ValueError(f"date {date!r}: expected YYYY_MM_DD")
-    cfg = drive.config
-    size = (int(cfg.width), int(cfg.height))
     date_dir = Path(root) / date
     drive_dir = date_dir / drive_dir_name(date, drive_number)
     if drive_dir.exists():
         raise KittiLayoutError(f"{drive_dir}: exists already, not overwriting")
-    texts = _calib_texts(np.asarray(drive.K, float), size, drive.T_cam_lidar, drive.T_cam_imu)
+    _write_calibration(drive, date_dir)
+    for sensor in ("image_02", "velodyne_points", "oxts"):
+        (drive_dir / sensor / "data").mkdir(parents=True)
+    (drive_dir / "oxts" / "dataformat.txt").write_text(OXTS_DATAFORMAT)
+
+    year, month, day = (int(x) for x in date.split("_"))
+    start_ns = calendar.timegm((year, month, day, SIM_START_HOUR, drive_number % 60, 0)) * 1_000_000_000
+    indices, stamps, T_world_imu, v_imu, w_imu = [], [], [], [], []
+    for frame in tqdm(
+        drive, total=len(drive), desc=f"drive {drive_number:04d}", unit="frame", disable=not progress
+    ):
+        _write_frame(drive_dir, frame, dense_gt)
+        indices.append(frame.index)
+        stamps.append(start_ns + round(frame.timestamp * 1e9))
+        T_world_imu.append(frame.T_world_cam @ drive.T_cam_imu)
+        v_imu.append(frame.velocity_imu)
+        w_imu.append(frame.angular_velocity_imu)
+    stamps_ns = np.array(stamps, dtype=np.int64)
+    _write_timestamps(drive_dir, stamps_ns, round(0.5e9 / drive.config.fps))
+    seconds = (stamps_ns - stamps_ns[0]) / 1e9
+    records = _oxts_records(T_world_imu, np.array(v_imu, float), np.array(w_imu, float), seconds)
+    for i, record in zip(indices, records):
+        oxts_path(drive_dir, i).write_text(_oxts_line(record) + "\n")
+    return drive_dir
+
+
+def _write_calibration(drive: SimDrive, date_dir: Path) -> None:
+    """The date folder's calibration files for the drive's rig, or a check that they describe it."""
+    size = (int(drive.config.width), int(drive.config.height))
     date_dir.mkdir(parents=True, exist_ok=True)
     if (date_dir / "calib_cam_to_cam.txt").is_file():
         existing = read_calib(date_dir)
@@ -531,55 +573,34 @@ def write_drive(
             and np.allclose(existing.T_cam_velo, drive.T_cam_lidar, atol=1e-9)
         ):
             raise KittiLayoutError(f"{date_dir}: holds a different rig's calibration; use another date")
-    else:
-        for name, text in texts.items():
-            (date_dir / name).write_text(text)
+        return
+    texts = _calib_texts(np.asarray(drive.K, float), size, drive.T_cam_lidar, drive.T_cam_imu)
+    for name, text in texts.items():
+        (date_dir / name).write_text(text)
 
-    folders = {
-        "image": drive_dir / "image_02",
-        "velo": drive_dir / "velodyne_points",
-        "oxts": drive_dir / "oxts",
-    }
-    for folder in folders.values():
-        (folder / "data").mkdir(parents=True)
-    (folders["oxts"] / "dataformat.txt").write_text(OXTS_DATAFORMAT)
 
-    year, month, day = (int(x) for x in date.split("_"))
-    start_ns = calendar.timegm((year, month, day, SIM_START_HOUR, drive_number % 60, 0)) * 1_000_000_000
-    half_sweep_ns = round(0.5e9 / cfg.fps)
-    indices, stamps, T_world_imu, v_imu, w_imu = [], [], [], [], []
-    for frame in tqdm(
-        drive, total=len(drive), desc=f"drive {drive_number:04d}", unit="frame", disable=not progress
-    ):
-        i = frame.index
-        if not cv2.imwrite(str(image_path(drive_dir, i)), cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR)):
-            raise OSError(f"{image_path(drive_dir, i)}: could not write image")
-        np.asarray(frame.lidar, dtype="<f4").reshape(-1, 4).tofile(velodyne_path(drive_dir, i))
-        if dense_gt:
-            write_depth_png(depth_gt_path(drive_dir, i), frame.depth)
-            mask_path = moving_mask_path(drive_dir, i)
-            mask_path.parent.mkdir(parents=True, exist_ok=True)
-            if not cv2.imwrite(str(mask_path), frame.moving_mask.astype(np.uint8) * 255):
-                raise OSError(f"{mask_path}: could not write the moving-car mask")
-        indices.append(i)
-        stamps.append(start_ns + round(frame.timestamp * 1e9))
-        T_world_imu.append(frame.T_world_cam @ drive.T_cam_imu)
-        v_imu.append(frame.velocity_imu)
-        w_imu.append(frame.angular_velocity_imu)
+def _write_frame(drive_dir: Path, frame: Any, dense_gt: bool) -> None:
+    """Camera 2's image, the LiDAR scan and (``dense_gt``) the depth and moving-car mask PNGs."""
+    i = frame.index
+    if not cv2.imwrite(str(image_path(drive_dir, i)), cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"{image_path(drive_dir, i)}: could not write image")
+    np.asarray(frame.lidar, dtype="<f4").reshape(-1, 4).tofile(velodyne_path(drive_dir, i))
+    if dense_gt:
+        write_depth_png(depth_gt_path(drive_dir, i), frame.depth)
+        mask_path = moving_mask_path(drive_dir, i)
+        mask_path.parent.mkdir(parents=True, exist_ok=True)
+        if not cv2.imwrite(str(mask_path), frame.moving_mask.astype(np.uint8) * 255):
+            raise OSError(f"{mask_path}: could not write the moving-car mask")
 
-    stamps_ns = np.array(stamps, dtype=np.int64)
 
-    def write_stamps(path: Path, values: np.ndarray) -> None:
+def _write_timestamps(drive_dir: Path, stamps_ns: np.ndarray, half_sweep_ns: int) -> None:
+    def write(path: Path, values: np.ndarray) -> None:
         path.write_text("".join(format_timestamp_ns(v) + "\n" for v in values))
 
-    write_stamps(folders["image"] / "timestamps.txt", stamps_ns)
+    write(drive_dir / "image_02" / "timestamps.txt", stamps_ns)
     # The synthetic rig is synchronous: the scan crosses the camera's view at the image time.
-    write_stamps(folders["velo"] / "timestamps.txt", stamps_ns)
-    write_stamps(folders["velo"] / "timestamps_start.txt", stamps_ns - half_sweep_ns)
-    write_stamps(folders["velo"] / "timestamps_end.txt", stamps_ns + half_sweep_ns)
-    write_stamps(folders["oxts"] / "timestamps.txt", stamps_ns)
-    seconds = (stamps_ns - stamps_ns[0]) / 1e9
-    records = _oxts_records(T_world_imu, np.array(v_imu, float), np.array(w_imu, float), seconds)
-    for i, record in zip(indices, records):
-        oxts_path(drive_dir, i).write_text(_oxts_line(record) + "\n")
-    return drive_dir
+    velo = drive_dir / "velodyne_points"
+    write(velo / "timestamps.txt", stamps_ns)
+    write(velo / "timestamps_start.txt", stamps_ns - half_sweep_ns)
+    write(velo / "timestamps_end.txt", stamps_ns + half_sweep_ns)
+    write(drive_dir / "oxts" / "timestamps.txt", stamps_ns)

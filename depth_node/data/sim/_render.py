@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from depth_node.data.sim._layout import Layout, box_corners, convex_hull_ground
-from depth_node.data.sim._scene import GROUND, N_PARAMS, OBJECTS, car_tables
+from depth_node.data.sim._layout import Layout
+from depth_node.data.sim._roadside import convex_hull_ground
+from depth_node.data.sim._scene import GROUND, N_PARAMS, OBJECTS, box_corners, car_tables
 from depth_node.data.sim._shading import Materials, Samples
 from depth_node.data.sim._textures import fbm
 from depth_node.geometry import rotation_matrix

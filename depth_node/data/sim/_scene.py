@@ -15,8 +15,6 @@ ASPHALT, CONCRETE, KERB, GRASS, FACADE, CAR, GLASS_CAB, BARK, FOLIAGE, METAL, WA
 N_PARAMS = 12
 GROUND, OBJECTS = 0, 1  # render layers: everything on the ground is drawn before standing objects
 
-POLY_KEYS = ("V", "N", "D", "E1", "O1", "E2", "O2", "mat", "col", "prm", "obj", "order")
-
 
 class PolyBuilder:
     """Collects polygons and objects; ``tables()`` turns them into numpy arrays."""
@@ -178,6 +176,7 @@ def box_table(
     extents in that frame; ``mat`` and ``prm[:, 0]`` (face code) are filled per face. Returns a
     polygon table ordered box-major (all faces of box 0, then box 1, ...).
     """
+    # Long only by its 12-argument signature: the body is one vectorised pass over the faces.
     B = len(origin)
     lo = np.stack([x0, y0, z0], axis=1).astype(np.float64)
     hi = np.stack([x1, y1, z1], axis=1).astype(np.float64)
@@ -221,6 +220,23 @@ def box_table(
         "col": np.repeat(np.asarray(col, np.float32), F, axis=0),
         "prm": P.reshape(-1, N_PARAMS),
     }
+
+
+CAR_COLOURS = np.array(
+    [
+        (0.82, 0.82, 0.80),
+        (0.62, 0.63, 0.64),
+        (0.10, 0.10, 0.11),
+        (0.30, 0.31, 0.33),
+        (0.12, 0.18, 0.38),
+        (0.55, 0.08, 0.07),
+        (0.15, 0.30, 0.20),
+        (0.70, 0.62, 0.45),
+        (0.85, 0.55, 0.10),
+        (0.35, 0.45, 0.60),
+    ],
+    np.float32,
+)
 
 
 def car_tables(
@@ -271,3 +287,14 @@ def car_tables(
         b = cab[k].reshape(B, 5, *cab[k].shape[1:])
         out[k] = np.concatenate([a, b], axis=1).reshape(B * 10, *body[k].shape[1:])
     return out
+
+
+def box_corners(origin: np.ndarray, yaw: float, length: float, width: float, height: float) -> np.ndarray:
+    """The 8 corners of a yawed box standing on ``origin`` (cars: their shadows and footprints)."""
+    c, s = np.cos(yaw), np.sin(yaw)
+    pts = []
+    for dx in (-length / 2, length / 2):
+        for dy in (-width / 2, width / 2):
+            for h in (0.0, height):
+                pts.append([origin[0] + c * dx - s * dy, origin[1] + s * dx + c * dy, origin[2] + h])
+    return np.array(pts)

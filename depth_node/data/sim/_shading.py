@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from depth_node.data.sim._layout import RoadStyle
+from depth_node.data.sim._road import RoadStyle
 from depth_node.data.sim._scene import (
     ASPHALT,
     BARK,
@@ -68,6 +68,25 @@ class Materials:
 
     # ---- ground -------------------------------------------------------------------------------
     def _asphalt(self, m: Samples) -> np.ndarray:
+        lum, n2 = self._asphalt_luminance(m)
+        main = m.prm[:, 0] < 0.5  # the drive's own road; the rest are crossing streets
+        cov = np.zeros(len(m.s), np.float32)
+        yellow = np.zeros(len(m.s), np.float32)
+        if main.any():
+            lum_main = lum[main]
+            self._lane_wear(lum_main, m.t[main], m.fp[main])
+            lum[main] = lum_main
+            cov[main], yellow[main] = self._road_markings(m.s[main], m.t[main], m.fp[main])
+        side = ~main
+        if side.any():
+            cov[side] = _crossing_markings(m.s[side], m.t[side], m.fp[side], m.prm[side])
+        cov = np.clip(cov, 0, 1) * np.clip(0.8 + 0.4 * n2, 0.4, 1.0)  # worn paint
+        alb = m.col * lum[:, None]
+        paint = self.white + (self.yellow - self.white) * np.clip(yellow, 0, 1)[:, None]
+        return alb + (paint - alb) * cov[:, None]
+
+    def _asphalt_luminance(self, m: Samples) -> tuple[np.ndarray, np.ndarray]:
+        """Grain at three scales, cracks and repair patches; also the middle scale's noise (paint wear)."""
         N = self.noise
         x, y, s, t, fp = m.x, m.y, m.s, m.t, m.fp
         n1 = fbm(N[0], x, y, fp, 0.11, 3, 0.75)
@@ -84,63 +103,54 @@ class Materials:
             ls, lt = s[sel] - cs[sel] * 6.0, t[sel] - ct[sel] * 2.5
             cov = box(ls, 0.4 + 2.0 * h2, 5.6 - 1.0 * h2, fp[sel]) * box(lt, 0.25, 2.25 - 0.8 * h2, fp[sel])
             lum[sel] *= 1.0 + (h2 - 0.45) * 0.5 * cov
+        return lum, n2
+
+    def _lane_wear(self, lum: np.ndarray, t: np.ndarray, fp: np.ndarray) -> None:
+        """Darken ``lum`` in place: polished tyre tracks in the lanes, the gutter along the kerb."""
         rs = self.road
-        kind = m.prm[:, 0]
-        main = kind < 0.5
-        cov = np.zeros(len(s), np.float32)
-        yellow = np.zeros(len(s), np.float32)
-        if main.any():
-            ms, mt, mf = s[main], t[main], fp[main]
-            at = np.abs(mt)
-            drive = rs.lanes * rs.lane_width
-            q = np.mod(at, rs.lane_width) - 0.5 * rs.lane_width
-            in_lanes = at < drive
-            wear = box(np.abs(q), 0.5, 1.05, mf) * in_lanes  # tyre tracks, polished darker
-            lum[main] *= 1.0 - 0.07 * wear - 0.05 * box(np.abs(q), 0.0, 0.35, mf) * in_lanes
-            lum[main] *= 1.0 - 0.12 * box(at, rs.half_width - 0.35, rs.half_width + 1, mf)  # gutter
-            c = np.zeros(len(ms), np.float32)
-            yel = np.zeros(len(ms), np.float32)
-            lines_ok = np.ones(len(ms), bool)
-            for si, w in rs.intersections:
-                d = ms - si
-                ad = np.abs(d)
-                lines_ok &= ad > w / 2 + 4.7
-                c += (
-                    box(ad, w / 2 + 0.8, w / 2 + 3.8, mf)
-                    * pulses(mt, 1.1, 0.55, mf, 0.275)
-                    * (at < rs.half_width - 0.3)
-                )
-                stop = np.where(mt < 0, -d, d)
-                c += box(stop, w / 2 + 4.2, w / 2 + 4.6, mf) * box(at, 0.1, drive, mf)
-            if rs.centre == 0:
-                cl = box(mt, -0.06, 0.06, mf) * pulses(ms, 9.0, 3.0, mf)
-            elif rs.centre == 1:
-                cl = box(at, 0.06, 0.18, mf)
-                yel += cl * lines_ok
-            else:
-                cl = box(mt, -0.07, 0.07, mf)
-            lane_lines = cl
-            if rs.lanes > 1:
-                lane_lines = lane_lines + box(at, rs.lane_width - 0.06, rs.lane_width + 0.06, mf) * pulses(
-                    ms, 12.0, 3.0, mf
-                )
-            if rs.edge_lines:
-                lane_lines = lane_lines + box(at, drive - 0.07, drive + 0.07, mf)
-            c += lane_lines * lines_ok
-            cov[main] = c
-            yellow[main] = yel
-        side = ~main
-        if side.any():
-            ss, st, sf = s[side], t[side], fp[side]
-            half = m.prm[side, 1]
-            c = box(ss, half + 0.8, half + 3.8, sf) * pulses(st, 1.1, 0.55, sf, 0.275)
-            c += box(ss, half + 4.2, half + 4.6, sf) * box(st, -m.prm[side, 2] / 2 + 0.3, 0, sf)
-            c += box(st, -0.06, 0.06, sf) * pulses(ss, 9.0, 3.0, sf) * (ss > half + 5)
-            cov[side] = c
-        cov = np.clip(cov, 0, 1) * np.clip(0.8 + 0.4 * n2, 0.4, 1.0)  # worn paint
-        alb = m.col * lum[:, None]
-        paint = self.white + (self.yellow - self.white) * np.clip(yellow, 0, 1)[:, None]
-        return alb + (paint - alb) * cov[:, None]
+        at = np.abs(t)
+        q = np.mod(at, rs.lane_width) - 0.5 * rs.lane_width
+        in_lanes = at < rs.lanes * rs.lane_width
+        wear = box(np.abs(q), 0.5, 1.05, fp) * in_lanes  # tyre tracks, polished darker
+        lum *= 1.0 - 0.07 * wear - 0.05 * box(np.abs(q), 0.0, 0.35, fp) * in_lanes
+        lum *= 1.0 - 0.12 * box(at, rs.half_width - 0.35, rs.half_width + 1, fp)  # gutter
+
+    def _road_markings(self, s: np.ndarray, t: np.ndarray, fp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Paint coverage and its yellow part on the drive's road: zebras and stop lines at the
+        crossings, centre, lane and edge lines (interrupted across the crossings)."""
+        rs = self.road
+        at = np.abs(t)
+        drive = rs.lanes * rs.lane_width
+        c = np.zeros(len(s), np.float32)
+        yel = np.zeros(len(s), np.float32)
+        lines_ok = np.ones(len(s), bool)
+        for si, w in rs.intersections:
+            d = s - si
+            ad = np.abs(d)
+            lines_ok &= ad > w / 2 + 4.7
+            c += (
+                box(ad, w / 2 + 0.8, w / 2 + 3.8, fp)
+                * pulses(t, 1.1, 0.55, fp, 0.275)
+                * (at < rs.half_width - 0.3)
+            )
+            stop = np.where(t < 0, -d, d)
+            c += box(stop, w / 2 + 4.2, w / 2 + 4.6, fp) * box(at, 0.1, drive, fp)
+        if rs.centre == 0:
+            cl = box(t, -0.06, 0.06, fp) * pulses(s, 9.0, 3.0, fp)
+        elif rs.centre == 1:
+            cl = box(at, 0.06, 0.18, fp)
+            yel += cl * lines_ok
+        else:
+            cl = box(t, -0.07, 0.07, fp)
+        lane_lines = cl
+        if rs.lanes > 1:
+            lane_lines = lane_lines + box(at, rs.lane_width - 0.06, rs.lane_width + 0.06, fp) * pulses(
+                s, 12.0, 3.0, fp
+            )
+        if rs.edge_lines:
+            lane_lines = lane_lines + box(at, drive - 0.07, drive + 0.07, fp)
+        c += lane_lines * lines_ok
+        return c, yel
 
     def _slabs(self, m: Samples, a: float, b: float, contrast: float, salt: int) -> np.ndarray:
         """Slab brightness per a x b cell plus dark joints, faded out where cells get sub-pixel."""
@@ -313,3 +323,15 @@ class Materials:
 
 def _take(m: Samples, sel: np.ndarray) -> Samples:
     return Samples(m.s[sel], m.t[sel], m.x[sel], m.y[sel], m.fp[sel], m.col[sel], m.prm[sel])
+
+
+def _crossing_markings(s: np.ndarray, t: np.ndarray, fp: np.ndarray, prm: np.ndarray) -> np.ndarray:
+    """Paint coverage on a crossing street (s outwards from the road's axis): zebra, stop line, centre line.
+
+    ``prm[:, 1]`` is the main road's half width, ``prm[:, 2]`` the crossing street's width.
+    """
+    half = prm[:, 1]
+    c = box(s, half + 0.8, half + 3.8, fp) * pulses(t, 1.1, 0.55, fp, 0.275)
+    c += box(s, half + 4.2, half + 4.6, fp) * box(t, -prm[:, 2] / 2 + 0.3, 0, fp)
+    c += box(t, -0.06, 0.06, fp) * pulses(s, 9.0, 3.0, fp) * (s > half + 5)
+    return c

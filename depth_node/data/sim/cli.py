@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     world_args(p, 100)
     p.set_defaults(run=_cmd_bag)
 
-    p = sub.add_parser("sheet", help="contact sheet (images, depth, LiDAR) of one drive")
+    p = sub.add_parser("sheet", help="contact sheet (images over their depth) of one drive")
     p.add_argument("--out", type=Path, default=Path("sheet.png"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--indices", type=int, nargs="+", help="frames to show (default: evenly spaced)")

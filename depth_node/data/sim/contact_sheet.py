@@ -8,19 +8,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from depth_node.colormap import colorize_depth
 from depth_node.data.sim.world import Frame, SyntheticDrive
 
-
-def colourise_depth(depth: np.ndarray, max_depth: float = 80.0) -> np.ndarray:
-    """RGB uint8 image of a depth map through a colormap (near = bright), sky black."""
-    valid = np.isfinite(depth) & (depth > 0)
-    norm = np.zeros(depth.shape, np.float32)
-    # Log depth from 2 m (bright) to max_depth (dark): near and middle range both keep contrast.
-    d = np.clip(depth[valid], 2.0, max_depth)
-    norm[valid] = 1.0 - np.log(d / 2.0) / np.log(max_depth / 2.0)
-    bgr = cv2.applyColorMap((norm * 255).astype(np.uint8), cv2.COLORMAP_MAGMA)
-    bgr[~valid] = 0
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+MAX_DEPTH = 80.0  # depth (m) at the dark end of the colours; sky (no depth) is black
 
 
 def frame_tile(frame: Frame) -> np.ndarray:
@@ -31,7 +22,7 @@ def frame_tile(frame: Frame) -> np.ndarray:
     cv2.drawContours(image, contours, -1, (0, 255, 0), 1)
     label = f"#{frame.index}  t={frame.timestamp:.1f}s  v={np.linalg.norm(frame.velocity_imu):.1f}m/s"
     cv2.putText(image, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 0), 1, cv2.LINE_AA)
-    return np.vstack([image, colourise_depth(frame.depth)])
+    return np.vstack([image, colorize_depth(frame.depth, 2.0, MAX_DEPTH, invalid_rgb=(0, 0, 0))])
 
 
 def make_contact_sheet(

@@ -159,33 +159,8 @@ class SyntheticDrive:
         az = np.deg2rad(np.arange(cfg.lidar_fov / 2, -cfg.lidar_fov / 2 - 1e-9, -cfg.lidar_azimuth_step))
         E, A = np.meshgrid(el, az, indexing="ij")
         d = np.stack([np.cos(E) * np.cos(A), np.cos(E) * np.sin(A), np.sin(E)], axis=-1).reshape(-1, 3)
-        azf = A.ravel()
-        n_views = max(1, int(np.ceil(np.deg2rad(cfg.lidar_fov) / np.deg2rad(60.0))))
-        centres = (np.arange(n_views) - (n_views - 1) / 2) * np.deg2rad(cfg.lidar_fov) / n_views
-        half = np.deg2rad(cfg.lidar_fov) / n_views / 2 + np.deg2rad(1.0)
-        f = 1.0 / np.tan(np.deg2rad(cfg.lidar_azimuth_step))  # one virtual pixel per azimuth step
-        width = int(2 * np.ceil(f * np.tan(half))) + 2
-        top, bottom = np.tan(np.deg2rad(3.0)) / np.cos(half), np.tan(np.deg2rad(25.5)) / np.cos(half)
-        fv = 0.6 * f  # beams are ~0.43 deg apart in elevation: coarser rows suffice
-        height = int(np.ceil(fv * (top + bottom))) + 2
-        K = np.array([[f, 0, (width - 1) / 2], [0, fv, fv * top + 1], [0, 0, 1.0]])
+        hit_poly = self._beam_polygons(tab, T_world_lidar, d, A.ravel())
         Rwl, o = T_world_lidar[:3, :3], T_world_lidar[:3, 3]
-        which = np.argmin(np.abs(azf[:, None] - centres[None, :]), axis=1)
-        hit_poly = np.full(len(d), -1, np.int64)
-        for k, a in enumerate(centres):
-            ax = np.array([np.sin(a), -np.cos(a), 0.0])
-            az_ = np.array([np.cos(a), np.sin(a), 0.0])
-            ay = np.array([0.0, 0.0, -1.0])
-            R_view = Rwl @ np.stack([ax, ay, az_], axis=1)
-            view = View(R_view, o, K, width, height)
-            lab, _, _ = self._renderer.resolve(tab, view)
-            sel = np.flatnonzero(which == k)
-            q = d[sel]
-            zc = q @ az_
-            u = np.round(f * (q @ ax) / zc + K[0, 2]).astype(np.int64)
-            v = np.round(fv * (q @ ay) / zc + K[1, 2]).astype(np.int64)
-            ok = (u >= 0) & (u < width) & (v >= 0) & (v < height)
-            hit_poly[sel[ok]] = lab[v[ok] * width + u[ok]]
         good = np.flatnonzero(hit_poly >= 0)
         p = hit_poly[good]
         dw = d[good] @ Rwl.T
@@ -216,6 +191,37 @@ class SyntheticDrive:
         reflectance = np.clip(0.08 + 0.9 * albedo.mean(axis=1), 0.0, 1.0)
         pts = d[good] * r[:, None]
         return np.column_stack([pts, reflectance]).astype(np.float32)
+
+    def _beam_polygons(self, tab, T_world_lidar: np.ndarray, d: np.ndarray, azf: np.ndarray) -> np.ndarray:
+        """Index of the polygon each beam (directions d, azimuths azf) sees first; -1: none."""
+        cfg = self.config
+        n_views = max(1, int(np.ceil(np.deg2rad(cfg.lidar_fov) / np.deg2rad(60.0))))
+        centres = (np.arange(n_views) - (n_views - 1) / 2) * np.deg2rad(cfg.lidar_fov) / n_views
+        half = np.deg2rad(cfg.lidar_fov) / n_views / 2 + np.deg2rad(1.0)
+        f = 1.0 / np.tan(np.deg2rad(cfg.lidar_azimuth_step))  # one virtual pixel per azimuth step
+        width = int(2 * np.ceil(f * np.tan(half))) + 2
+        top, bottom = np.tan(np.deg2rad(3.0)) / np.cos(half), np.tan(np.deg2rad(25.5)) / np.cos(half)
+        fv = 0.6 * f  # beams are ~0.43 deg apart in elevation: coarser rows suffice
+        height = int(np.ceil(fv * (top + bottom))) + 2
+        K = np.array([[f, 0, (width - 1) / 2], [0, fv, fv * top + 1], [0, 0, 1.0]])
+        Rwl, o = T_world_lidar[:3, :3], T_world_lidar[:3, 3]
+        which = np.argmin(np.abs(azf[:, None] - centres[None, :]), axis=1)
+        hit_poly = np.full(len(d), -1, np.int64)
+        for k, a in enumerate(centres):
+            ax = np.array([np.sin(a), -np.cos(a), 0.0])
+            az_ = np.array([np.cos(a), np.sin(a), 0.0])
+            ay = np.array([0.0, 0.0, -1.0])
+            R_view = Rwl @ np.stack([ax, ay, az_], axis=1)
+            view = View(R_view, o, K, width, height)
+            lab, _, _ = self._renderer.resolve(tab, view)
+            sel = np.flatnonzero(which == k)
+            q = d[sel]
+            zc = q @ az_
+            u = np.round(f * (q @ ax) / zc + K[0, 2]).astype(np.int64)
+            v = np.round(fv * (q @ ay) / zc + K[1, 2]).astype(np.int64)
+            ok = (u >= 0) & (u < width) & (v >= 0) & (v < height)
+            hit_poly[sel[ok]] = lab[v[ok] * width + u[ok]]
+        return hit_poly
 
 
 def _inside(V: np.ndarray, N: np.ndarray, X: np.ndarray, tol: float) -> np.ndarray:
