@@ -23,8 +23,8 @@ from typing import Any
 import torch
 
 from training.losses import SelfSupervisedLoss
-from training.networks import build_depth_net, build_pose_net
-from training.train import DepthPoseModel, resolve_config
+from training.networks import DepthPoseModel, build_depth_net, build_pose_net
+from training.train import resolve_config
 
 FRAME_IDS = (0, -1, 1)
 

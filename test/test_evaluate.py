@@ -1,4 +1,4 @@
-"""Evaluation: baselines and model rows against hand-computed tiny cases, the npz GT format, the grid."""
+"""depth-eval (training/evaluate.py): model and baseline rows on hand-computed cases, the outputs, the CLI."""
 
 from __future__ import annotations
 
@@ -9,34 +9,12 @@ import cv2
 import numpy as np
 import pytest
 
-from training.evaluate import (
-    EvalFrame,
-    EvalOptions,
-    Predictor,
-    evaluate_model,
-    evaluate_predictions,
-    resize_depth_to,
-    training_prior,
-)
-from training.kitti_gt import load_gt_depths
+from depth_node.metrics import resize_depth
+from training.baselines import training_prior
+from training.evaluate import EvalFrame, EvalOptions, evaluate_model, evaluate_predictions
+from training.predictors import Predictor
 
 NO_CROP = EvalOptions(garg_crop=False)
-
-
-def test_training_prior_hand_computed() -> None:
-    # Two 2x2 training maps; 0 = no ground truth.
-    a = np.array([[2.0, 4.0], [0.0, 8.0]], dtype=np.float32)
-    b = np.array([[8.0, 4.0], [0.0, 2.0]], dtype=np.float32)
-    prior = training_prior([a, b], (2, 2), garg_crop=False)
-    # Median of the valid depths {2, 4, 8, 8, 4, 2} = 4.
-    assert prior.median_depth == pytest.approx(4.0)
-    layout = prior.layout(2, 2)
-    # Per-pixel geometric mean: sqrt(2*8) = 4, 4, never seen -> the median, sqrt(8*2) = 4.
-    np.testing.assert_allclose(layout, [[4.0, 4.0], [4.0, 4.0]], rtol=1e-6)
-    c = np.array([[1.0, 1.0], [9.0, 1.0]], dtype=np.float32)
-    prior = training_prior([c, c], (2, 2), garg_crop=False)
-    np.testing.assert_allclose(prior.layout(2, 2), c, rtol=1e-6)
-    assert prior.frames == 2
 
 
 def test_constant_and_layout_baselines_hand_computed() -> None:
@@ -94,11 +72,12 @@ def test_frames_without_ground_truth_are_skipped_for_all_methods() -> None:
 
 
 def test_resize_goes_through_disparity() -> None:
+    # evaluate_model brings predictions to the ground truth's size with depth_node.metrics.resize_depth.
     depth = np.array([[1.0, 4.0]], dtype=np.float32)
-    out = resize_depth_to(depth, 3, 1)
+    out = resize_depth(depth, 3, 1)
     # The middle pixel interpolates disparity (1 + 0.25) / 2 = 0.625 -> 1.6 m, not depth 2.5 m.
     assert out[0, 1] == pytest.approx(1.6, rel=1e-5)
-    np.testing.assert_array_equal(resize_depth_to(depth, 2, 1), depth)
+    np.testing.assert_array_equal(resize_depth(depth, 2, 1), depth)
 
 
 class _RampPredictor(Predictor):
@@ -132,48 +111,7 @@ def test_evaluate_model_writes_json_and_grid(tmp_path: Path) -> None:
     assert grid is not None and grid.shape[1] == 4 * 640 and grid.shape[0] == 3 * round(h * 640 / w)
 
 
-def test_gt_npz_round_trip_and_monodepth2_format(tmp_path: Path) -> None:
-    maps = [np.random.default_rng(i).random((3, 5)).astype(np.float32) for i in range(2)]
-    ours = tmp_path / "ours.npz"
-    with ours.open("wb") as f:
-        np.savez_compressed(f, lines=np.array(["a 1 l", "b 2 r"]), gt_00000=maps[0], gt_00001=maps[1])
-    loaded, lines = load_gt_depths(ours)
-    assert lines == ["a 1 l", "b 2 r"]
-    np.testing.assert_array_equal(loaded[1], maps[1])
-    # Monodepth2's export_gt_depth writes an object array under "data".
-    legacy = tmp_path / "gt_depths.npz"
-    data = np.empty(2, dtype=object)
-    data[0], data[1] = maps[0], maps[1]
-    np.savez_compressed(legacy, data=data)
-    loaded, lines = load_gt_depths(legacy)
-    assert lines is None and len(loaded) == 2
-    np.testing.assert_array_equal(loaded[0], maps[0])
-
-
 DRIVE = "2011_09_26/2011_09_26_drive_0001_sync"
-
-
-def test_kitti_gt_export_matches_the_readers(tmp_path: Path, kitti_root: Path, sim_drive) -> None:
-    from training.datasets import SplitEntry, write_split_file
-    from training.kitti_gt import main as kitti_gt_main
-
-    split = write_split_file(tmp_path / "test.txt", [SplitEntry(DRIVE, 2, "l"), SplitEntry(DRIVE, 7, "l")])
-    for source in ("velodyne", "dense"):
-        out = tmp_path / f"gt_{source}.npz"
-        assert kitti_gt_main(["--data-root", str(kitti_root), "--split", str(split), "--source", source,
-                              "--out", str(out)]) == 0  # fmt: skip
-        maps, lines = load_gt_depths(out)
-        assert lines == [f"{DRIVE} 2 l", f"{DRIVE} 7 l"]
-        truth = sim_drive.frame(7).depth
-        gt = maps[1]
-        assert gt.shape == truth.shape
-        valid = gt > 0
-        if source == "dense":
-            np.testing.assert_allclose(gt[valid], truth[valid], atol=1 / 256)  # 1/256 m PNG steps
-        else:
-            assert 0.01 < valid.mean() < 0.6  # LiDAR is sparse, and agrees with the rendered depth
-            assert np.median(np.abs(gt[valid] - truth[valid]) / truth[valid]) < 0.02
-    assert kitti_gt_main(["--data-root", str(tmp_path), "--split", str(split), "--out", str(out)]) == 2
 
 
 def _tiny_checkpoint(path: Path) -> Path:

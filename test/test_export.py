@@ -13,7 +13,7 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 from depth_node.runtime.estimator import REQUIRED_METADATA  # noqa: E402
-from training.export import _metrics_markdown, count_flops, export_onnx, main  # noqa: E402
+from training.export import count_flops, export_onnx, main  # noqa: E402
 from training.networks import build_depth_net  # noqa: E402
 
 torch.set_num_threads(2)
@@ -123,18 +123,3 @@ def test_missing_checkpoint_is_a_one_line_error(tmp_path: Path, capsys) -> None:
     assert main(["--checkpoint", str(tmp_path / "none.pt"), "--out", str(tmp_path / "x.onnx")]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("depth-export: error:") and "none.pt" in err and "\n" not in err
-
-
-def test_model_card_metrics_include_nested_moving_object_tables() -> None:
-    row = dict.fromkeys(("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3"), 0.5)
-    metrics = {
-        "frames": 3,
-        "median_scaled": {"model": row, "constant": row},
-        "moving_objects": {"frames": 2, "pixels": 40, "median_scaled": {"model": row}, "metric": None},
-        "scale_ratio": {"median": 0.9, "std_over_median": 0.1},
-    }
-    text = "\n".join(_metrics_markdown(metrics))
-    assert "median_scaled:" in text and "moving_objects / median_scaled:" in text
-    assert "| moving_objects / pixels | 40 |" in text and "| frames | 3 |" in text
-    assert "| scale_ratio / median | 0.9000 |" in text  # nested scalars flattened, not a dict's repr
-    assert text.count("| entry | value |") == 1  # one key/value table: two in a row would merge

@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from training.geometry import disp_to_depth, transformation_from_parameters  # noqa: E402
+from training.geometry import transformation_from_parameters, warp_image  # noqa: E402
 from training.losses import (  # noqa: E402
     DEFAULT_LOSS_CFG,
     SSIM,
@@ -18,9 +18,7 @@ from training.losses import (  # noqa: E402
     dipe_mask,
     loss_config,
     photometric_error,
-    predict_poses,
     reduce_reprojection,
-    rescale_to_distance,
     smoothness_loss,
     training_mode,
     velocity_loss,
@@ -154,6 +152,10 @@ def test_training_mode_from_config() -> None:
     lidar = {"data": {"source": "kitti", "depth_gt": "velodyne"}, "loss": {"depth_weight": 0.1}}
     assert training_mode(lidar) == "lidar"
     assert training_mode({"data": {}, "loss": {"mode": "supervised"}}) == "supervised"
+    # Warping with odometry-scaled translations (predict_poses) makes the model metric too.
+    assert training_mode({"loss": {"velocity_weight": 0.0, "odometry_scale": True}}) == (
+        "self_supervised+velocity"
+    )
 
 
 # --- end to end on a textured fronto-parallel plane --------------------------------------------
@@ -213,17 +215,30 @@ def test_true_depth_and_motion_minimise_the_loss() -> None:
     batch = plane_batch()
     criterion = SelfSupervisedLoss({}, PH, PW)
     outputs = plane_outputs(PLANE_Z)
-    loss_true, stats = criterion(batch, outputs)
+    keys = set(outputs)
+    loss_true, diagnostics = criterion(batch, outputs)
+    stats = diagnostics.stats
     loss_wrong, _ = criterion(batch, plane_outputs(PLANE_Z / 2))
     assert float(loss_true.detach()) < 0.3 * float(loss_wrong.detach())
     assert stats["velocity"] < 1e-6 and abs(stats["median_depth"] - PLANE_Z) < 1e-3
     assert {"loss", "photometric", "smoothness", "mask_fraction", "translation_norm"} <= set(stats)
-    assert outputs[("color", 1, 0)].shape == (1, 3, PH, PW) and outputs["loss_mask"].shape == (1, 1, PH, PW)
+    assert diagnostics.warped[1].shape == (1, 3, PH, PW) and diagnostics.mask.shape == (1, 1, PH, PW)
+    assert set(diagnostics.depth) == {0, 1} and diagnostics.depth[1].shape == (1, 1, PH, PW)
+    assert set(outputs) == keys  # the loss only reads the model's outputs
     # The warped interior (away from the 2-px border the source does not see) matches the target.
-    warped, target = outputs[("color", 1, 0)], batch[("color", 0, 0)]
+    warped, target = diagnostics.warped[1], batch[("color", 0, 0)]
     assert float((warped.detach() - target)[..., 4:-4].abs().max()) < 0.02
     loss_true.backward()
     assert outputs[("disp", 0)].grad is not None and outputs[("translation", 0, 1)].grad is not None
+
+
+def test_loss_warps_with_warp_image() -> None:
+    batch, outputs = plane_batch(), plane_outputs(PLANE_Z)
+    _, diagnostics = SelfSupervisedLoss({}, PH, PW)(batch, outputs)
+    depth, K, inv_K = diagnostics.depth[0], batch["K"], batch["inv_K"]
+    for f in (-1, 1):
+        expected = warp_image(batch[("color", f, 0)], depth, outputs[("cam_T_cam", 0, f)], K, inv_K)
+        torch.testing.assert_close(diagnostics.warped[f], expected, rtol=0, atol=0)
 
 
 def test_velocity_term_enters_only_with_distances() -> None:
@@ -232,8 +247,9 @@ def test_velocity_term_enters_only_with_distances() -> None:
     outputs = plane_outputs(PLANE_Z)
     outputs[("translation", 0, 1)] = torch.tensor([[0.0, 0.0, 2.0]])  # norm 2 vs distance 0.4
     base = {k: v for k, v in batch.items() if not (isinstance(k, tuple) and k[0] == "distance")}
-    with_v, stats = criterion(batch, outputs)
-    without_v, stats_no = criterion(base, outputs)
+    with_v, diagnostics = criterion(batch, outputs)
+    without_v, diagnostics_no = criterion(base, outputs)
+    stats, stats_no = diagnostics.stats, diagnostics_no.stats
     assert "velocity" not in stats_no
     # Only frame 1's pair is off (|2 - 0.4|, frame -1 is exact): mean 0.8, weight 0.1.
     assert math.isclose(stats["velocity"], 0.8, rel_tol=1e-5)
@@ -245,75 +261,11 @@ def test_supervised_mode_uses_only_depth() -> None:
     batch["depth_gt"] = torch.zeros(1, 1, PH, PW)
     batch["depth_gt"][0, 0, ::4, ::4] = 2 * PLANE_Z
     outputs = {("disp", 0): plane_outputs(PLANE_Z)[("disp", 0)]}
-    loss, stats = SelfSupervisedLoss({"mode": "supervised"}, PH, PW)(batch, outputs)
+    loss, diagnostics = SelfSupervisedLoss({"mode": "supervised"}, PH, PW)(batch, outputs)
     assert math.isclose(float(loss.detach()), math.log(2), rel_tol=1e-4)
-    assert stats["photometric"] == 0.0
+    assert diagnostics.stats["photometric"] == 0.0 and diagnostics.mask is None
     with pytest.raises(KeyError, match="depth_gt"):
         SelfSupervisedLoss({"mode": "supervised"}, PH, PW)(plane_batch(), outputs)
-
-
-def test_predict_poses_inverts_the_earlier_pair() -> None:
-    class FixedPose(torch.nn.Module):
-        """Returns a fixed motion earlier -> later and records the pair order."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.calls: list[tuple[float, float]] = []
-
-        def forward(self, earlier: torch.Tensor, later: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            self.calls.append((float(earlier.mean()), float(later.mean())))
-            return torch.tensor([[0.0, 0.1, 0.0]]), torch.tensor([[0.0, 0.0, -1.0]])
-
-    batch = {("color_aug", f, 0): torch.full((1, 3, 4, 4), float(f)) for f in (0, -1, 1)}
-    pose = FixedPose()
-    outputs = predict_poses(pose, batch, [0, -1, 1])
-    assert pose.calls == [(-1.0, 0.0), (0.0, 1.0)]
-    forward = transformation_from_parameters(
-        torch.tensor([[0.0, 0.1, 0.0]]), torch.tensor([[0.0, 0.0, -1.0]])
-    )
-    assert torch.allclose(outputs[("cam_T_cam", 0, 1)], forward)
-    # Frame -1: the pair (-1, 0) maps -1 into 0, so 0 into -1 is its inverse.
-    assert torch.allclose(outputs[("cam_T_cam", 0, -1)], torch.linalg.inv(forward), atol=1e-6)
-    # A static point 10 m ahead in frame 0 is 1 m closer in frame 1 and 1 m farther in frame -1.
-    point = torch.tensor([0.0, 0.0, 10.0, 1.0])
-    assert math.isclose(
-        float((outputs[("cam_T_cam", 0, -1)][0] @ point)[2]), 11.0 * math.cos(0.1), rel_tol=0.02
-    )
-    assert outputs[("translation", 0, -1)].shape == (1, 3)
-
-
-def test_rescale_to_distance_keeps_direction_and_unknown_rows() -> None:
-    translation = torch.tensor([[0.0, 0.0, -0.5], [0.3, 0.0, 0.4]], requires_grad=True)
-    out = rescale_to_distance(translation, torch.tensor([2.0, float("nan")]))
-    assert torch.allclose(out, torch.tensor([[0.0, 0.0, -2.0], [0.3, 0.0, 0.4]]))
-    # The known row's length is fixed, so only its direction gets a gradient: none along itself.
-    out[0].sum().backward()
-    assert torch.allclose(translation.grad[0] @ translation[0].detach(), torch.tensor(0.0), atol=1e-6)
-
-
-def test_predict_poses_odometry_scale_warps_with_the_travelled_distance() -> None:
-    class HalfStep(torch.nn.Module):
-        def forward(self, earlier: torch.Tensor, later: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            return torch.zeros(1, 3), torch.tensor([[0.0, 0.0, -0.5]])
-
-    batch = {("color_aug", f, 0): torch.zeros(1, 3, 4, 4) for f in (0, -1, 1)}
-    batch[("distance", -1)] = torch.tensor([1.5])
-    batch[("distance", 1)] = torch.tensor([float("nan")])
-    outputs = predict_poses(HalfStep(), batch, [0, -1, 1], odometry_scale=True)
-    # Frame -1: inverted pose with the known 1.5 m; frame 1: unknown distance, raw 0.5 m kept.
-    assert math.isclose(float(outputs[("cam_T_cam", 0, -1)][0, 2, 3]), 1.5, rel_tol=1e-6)
-    assert math.isclose(float(outputs[("cam_T_cam", 0, 1)][0, 2, 3]), -0.5, rel_tol=1e-6)
-    # The raw translation stays for the velocity loss.
-    assert torch.allclose(outputs[("translation", 0, -1)], torch.tensor([[0.0, 0.0, -0.5]]))
-    assert training_mode({"loss": {"velocity_weight": 0.0, "odometry_scale": True}}) == (
-        "self_supervised+velocity"
-    )
-
-
-def test_disp_to_depth_range() -> None:
-    scaled, depth = disp_to_depth(torch.tensor([0.0, 1.0]), 0.1, 100.0)
-    assert torch.allclose(depth, torch.tensor([100.0, 0.1]))
-    assert torch.allclose(scaled, torch.tensor([0.01, 10.0]))
 
 
 def test_loss_runs_in_float32_under_autocast() -> None:
@@ -330,6 +282,6 @@ def test_supervised_batch_without_valid_depth_still_backpropagates() -> None:
     batch = plane_batch()
     batch["depth_gt"] = torch.zeros(1, 1, PH, PW)
     outputs = {("disp", 0): plane_outputs(PLANE_Z)[("disp", 0)]}
-    loss, stats = SelfSupervisedLoss({"mode": "supervised"}, PH, PW)(batch, outputs)
+    loss, diagnostics = SelfSupervisedLoss({"mode": "supervised"}, PH, PW)(batch, outputs)
     loss.backward()
-    assert float(loss.detach()) == 0.0 and "depth_sup" not in stats
+    assert float(loss.detach()) == 0.0 and "depth_sup" not in diagnostics.stats

@@ -1,14 +1,16 @@
-"""Depth/pose networks: torchvision/STDC weight formats, output shapes, initialisation defaults."""
+"""Depth/pose networks: torchvision/STDC weight formats, output shapes, initialisation defaults, and
+the training forward pass's pose pairs (``predict_poses``)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from training.geometry import disp_to_depth  # noqa: E402
+from training.geometry import disp_to_depth, transformation_from_parameters  # noqa: E402
 from training.networks import (  # noqa: E402
     BACKBONES,
     PoseNet,
@@ -18,6 +20,8 @@ from training.networks import (  # noqa: E402
     build_pose_net,
     load_stdc_weights,
     load_torchvision_weights,
+    predict_poses,
+    rescale_to_distance,
 )
 
 torch.set_num_threads(2)
@@ -229,3 +233,61 @@ def test_pose_net_initial_motion_is_one_metre_forward() -> None:
     assert float(axisangle.detach().abs().max()) < 1e-2
     (translation.sum() + axisangle.sum()).backward()
     assert pose.encoder.conv1.weight.grad is not None
+
+
+# --- the training forward pass (training/networks/model.py) ----------------------------------
+
+
+def test_predict_poses_inverts_the_earlier_pair() -> None:
+    class FixedPose(torch.nn.Module):
+        """Returns a fixed motion earlier -> later and records the pair order."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls: list[tuple[float, float]] = []
+
+        def forward(self, earlier: torch.Tensor, later: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            self.calls.append((float(earlier.mean()), float(later.mean())))
+            return torch.tensor([[0.0, 0.1, 0.0]]), torch.tensor([[0.0, 0.0, -1.0]])
+
+    batch = {("color_aug", f, 0): torch.full((1, 3, 4, 4), float(f)) for f in (0, -1, 1)}
+    pose = FixedPose()
+    outputs = predict_poses(pose, batch, [0, -1, 1])
+    assert pose.calls == [(-1.0, 0.0), (0.0, 1.0)]
+    forward = transformation_from_parameters(
+        torch.tensor([[0.0, 0.1, 0.0]]), torch.tensor([[0.0, 0.0, -1.0]])
+    )
+    assert torch.allclose(outputs[("cam_T_cam", 0, 1)], forward)
+    # Frame -1: the pair (-1, 0) maps -1 into 0, so 0 into -1 is its inverse.
+    assert torch.allclose(outputs[("cam_T_cam", 0, -1)], torch.linalg.inv(forward), atol=1e-6)
+    # A static point 10 m ahead in frame 0 is 1 m closer in frame 1 and 1 m farther in frame -1.
+    point = torch.tensor([0.0, 0.0, 10.0, 1.0])
+    assert math.isclose(
+        float((outputs[("cam_T_cam", 0, -1)][0] @ point)[2]), 11.0 * math.cos(0.1), rel_tol=0.02
+    )
+    assert outputs[("translation", 0, -1)].shape == (1, 3)
+
+
+def test_rescale_to_distance_keeps_direction_and_unknown_rows() -> None:
+    translation = torch.tensor([[0.0, 0.0, -0.5], [0.3, 0.0, 0.4]], requires_grad=True)
+    out = rescale_to_distance(translation, torch.tensor([2.0, float("nan")]))
+    assert torch.allclose(out, torch.tensor([[0.0, 0.0, -2.0], [0.3, 0.0, 0.4]]))
+    # The known row's length is fixed, so only its direction gets a gradient: none along itself.
+    out[0].sum().backward()
+    assert torch.allclose(translation.grad[0] @ translation[0].detach(), torch.tensor(0.0), atol=1e-6)
+
+
+def test_predict_poses_odometry_scale_warps_with_the_travelled_distance() -> None:
+    class HalfStep(torch.nn.Module):
+        def forward(self, earlier: torch.Tensor, later: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return torch.zeros(1, 3), torch.tensor([[0.0, 0.0, -0.5]])
+
+    batch = {("color_aug", f, 0): torch.zeros(1, 3, 4, 4) for f in (0, -1, 1)}
+    batch[("distance", -1)] = torch.tensor([1.5])
+    batch[("distance", 1)] = torch.tensor([float("nan")])
+    outputs = predict_poses(HalfStep(), batch, [0, -1, 1], odometry_scale=True)
+    # Frame -1: inverted pose with the known 1.5 m; frame 1: unknown distance, raw 0.5 m kept.
+    assert math.isclose(float(outputs[("cam_T_cam", 0, -1)][0, 2, 3]), 1.5, rel_tol=1e-6)
+    assert math.isclose(float(outputs[("cam_T_cam", 0, 1)][0, 2, 3]), -0.5, rel_tol=1e-6)
+    # The raw translation stays for the velocity loss.
+    assert torch.allclose(outputs[("translation", 0, -1)], torch.tensor([[0.0, 0.0, -0.5]]))

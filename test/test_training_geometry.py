@@ -1,4 +1,4 @@
-"""View-synthesis geometry: analytic cases and a warp of the synthetic world with true depth and motion."""
+"""training/geometry.py: analytic cases and a warp of the synthetic world with true depth and motion."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from depth_node import geometry as np_geometry  # noqa: E402
 from training.geometry import (  # noqa: E402
     BackprojectDepth,
     Project3D,
+    disp_to_depth,
     rot_from_axisangle,
     transformation_from_parameters,
     warp_image,
@@ -150,3 +151,9 @@ def test_true_depth_and_motion_warp_the_synthetic_world(sim_drive) -> None:
         warped_loss = photometric_error(warped, target_image, ssim)[0, 0][valid].mean()
         still_loss = photometric_error(source_image, target_image, ssim)[0, 0][valid].mean()
         assert float(warped_loss) < 0.5 * float(still_loss), (offset, float(warped_loss), float(still_loss))
+
+
+def test_disp_to_depth_range() -> None:
+    scaled, depth = disp_to_depth(torch.tensor([0.0, 1.0]), 0.1, 100.0)
+    assert torch.allclose(depth, torch.tensor([100.0, 0.1]))
+    assert torch.allclose(scaled, torch.tensor([0.01, 10.0]))

@@ -10,11 +10,9 @@ averaged over frames. Monocular results are median-scaled per frame; models trai
 supervision (velocity, LiDAR) are also scored as they are (no scaling). Metrics come from
 ``depth_node.metrics``.
 
-Every result stands next to two baselines scored on the same frames and pixels:
-- constant: one depth everywhere (median-scaled: the frame's median; metric: the median GT depth
-  of the training frames),
-- layout: the per-pixel mean log-depth of the training frames' ground truth, i.e. the average
-  road scene; a model that only learned the road's shape scores like this.
+Every result stands next to two baselines scored on the same frames and pixels: a constant depth
+and the training frames' average layout (``training.baselines``). The models come in through
+``training.predictors``; the picture is ``training.eval_grid``'s.
 
 Where the drives carry the synthetic world's moving-car masks (``proj_depth/moving_mask``), the same
 metrics are also reported on the moving cars' pixels alone (``moving_objects`` in the JSON; each
@@ -29,12 +27,11 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -43,91 +40,13 @@ from depth_node.metrics import (
     MIN_DEPTH,
     evaluate_depth,
     format_metrics_table,
-    garg_crop_mask,
     mean_metrics,
+    resize_depth,
 )
+from training.baselines import TrainingPrior, training_prior, valid_gt_mask
 from training.datasets.kitti import KittiDataset, SplitEntry, read_split_file, split_from_drives
-
-METRIC_TRAINING_MODES = ("self_supervised+velocity", "lidar", "supervised")
-
-
-# ---------------------------------------------------------------------------------------------
-# Predictors: an RGB image in, depth at the network's size out (model units)
-
-
-class Predictor:
-    """Interface: ``input_size`` (w, h), ``metric``, ``metric_scale``, ``predict(rgb) -> depth``."""
-
-    name: str = "model"
-    input_size: tuple[int, int]
-    metric: bool = False  # trained with metric supervision: depth * metric_scale is metres
-    metric_scale: float = 1.0
-
-    def predict_batch(self, images: np.ndarray) -> np.ndarray:
-        """[N,3,H,W] float32 in [0,1] at input_size -> [N,H,W] depth in model units."""
-        raise NotImplementedError
-
-    def predict(self, rgb: np.ndarray) -> np.ndarray:
-        """RGB uint8 (h,w,3) at any size -> depth (H,W) at the network's size, in model units."""
-        width, height = self.input_size
-        resized = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
-        batch = (resized.astype(np.float32) / 255.0).transpose(2, 0, 1)[None]
-        return self.predict_batch(np.ascontiguousarray(batch))[0]
-
-
-class CheckpointPredictor(Predictor):
-    """A depth-train checkpoint's DepthNet (PyTorch)."""
-
-    def __init__(self, checkpoint: str | Path, device: str = "auto") -> None:
-        import torch
-
-        from training.export import depth_net_from_checkpoint, load_checkpoint
-
-        self._torch = torch
-        ckpt = load_checkpoint(checkpoint)
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
-        self.net = depth_net_from_checkpoint(ckpt).to(self.device)
-        data = ckpt["config"]["data"]
-        self.input_size = (int(data["width"]), int(data["height"]))
-        self.training_mode = str(ckpt.get("training_mode", "self_supervised"))
-        self.metric = self.training_mode in METRIC_TRAINING_MODES
-        self.name = Path(checkpoint).name
-        self.config = ckpt["config"]
-
-    def predict_batch(self, images: np.ndarray) -> np.ndarray:
-        with self._torch.no_grad():
-            depth = self.net.predict_depth(self._torch.from_numpy(images).to(self.device))
-        return depth[:, 0].float().cpu().numpy()
-
-
-class OnnxPredictor(Predictor):
-    """An exported ONNX model through the runtime's DepthEstimator (the same code path as the car)."""
-
-    def __init__(self, model_path: str | Path, providers: Sequence[str] = ("cpu",), threads: int = 0) -> None:
-        from depth_node.runtime.estimator import DepthEstimator
-
-        self.estimator = DepthEstimator(model_path, providers=tuple(providers), threads=threads)
-        info = self.estimator.info
-        self.input_size = (int(info.input_width), int(info.input_height))
-        self.metric = bool(info.scale_is_metric)
-        self.metric_scale = float(info.metric_scale)
-        self.training_mode = info.training_mode
-        self.name = Path(model_path).name
-        self.source = info.source
-
-    def predict_batch(self, images: np.ndarray) -> np.ndarray:
-        return self.estimator.infer(images)[:, 0]
-
-
-def resize_depth_to(depth: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Resize a prediction to the ground truth's size through disparity (Monodepth2's evaluation)."""
-    if depth.shape == (height, width):
-        return depth.astype(np.float32)
-    disp = cv2.resize(1.0 / np.maximum(depth, 1e-6), (width, height), interpolation=cv2.INTER_LINEAR)
-    return (1.0 / np.maximum(disp, 1e-6)).astype(np.float32)
-
+from training.eval_grid import write_grid
+from training.predictors import CheckpointPredictor, OnnxPredictor, Predictor
 
 # ---------------------------------------------------------------------------------------------
 # Frames with ground truth
@@ -202,81 +121,6 @@ def subsample(items: Sequence[Any], count: int | None) -> list[Any]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Baselines
-
-
-def valid_gt_mask(gt: np.ndarray, min_depth: float = MIN_DEPTH, max_depth: float = MAX_DEPTH) -> np.ndarray:
-    with np.errstate(invalid="ignore"):
-        return np.isfinite(gt) & (gt > min_depth) & (gt < max_depth)
-
-
-@dataclass
-class TrainingPrior:
-    """What the baselines know from the training frames' ground truth.
-
-    ``median_depth``: median of all valid GT depths (inside the Garg crop when the evaluation uses
-    it); ``log_layout``: per-pixel mean log-depth at ``size`` (w, h), pixels never observed filled
-    with log(median_depth).
-    """
-
-    median_depth: float
-    log_layout: np.ndarray
-    frames: int
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self.log_layout.shape[1], self.log_layout.shape[0]
-
-    def layout(self, width: int, height: int) -> np.ndarray:
-        """The average-layout depth map (metres) at (width, height)."""
-        log_depth = self.log_layout
-        if (width, height) != self.size:
-            log_depth = cv2.resize(log_depth, (width, height), interpolation=cv2.INTER_LINEAR)
-        return np.exp(log_depth).astype(np.float32)
-
-
-def training_prior(
-    gt_maps: Iterable[np.ndarray],
-    size: tuple[int, int],
-    *,
-    min_depth: float = MIN_DEPTH,
-    max_depth: float = MAX_DEPTH,
-    garg_crop: bool = True,
-) -> TrainingPrior:
-    """Accumulate the constant and layout baselines from training GT maps, at ``size`` (w, h).
-
-    Maps of another size are brought to ``size`` keeping only measured pixels (sparse resize).
-    """
-    from training.datasets.common import resize_sparse_depth
-
-    width, height = size
-    log_sum = np.zeros((height, width), dtype=np.float64)
-    count = np.zeros((height, width), dtype=np.int64)
-    samples: list[np.ndarray] = []
-    frames = 0
-    for gt in gt_maps:
-        gt = np.asarray(gt, dtype=np.float32)
-        if gt.shape != (height, width):
-            gt = resize_sparse_depth(gt, width, height)
-        valid = valid_gt_mask(gt, min_depth, max_depth)
-        log_sum[valid] += np.log(gt[valid])
-        count[valid] += 1
-        region = valid & garg_crop_mask(height, width) if garg_crop else valid
-        samples.append(gt[region])
-        frames += 1
-    if frames == 0:
-        raise ValueError("no training ground truth for the baselines")
-    values = np.concatenate(samples)
-    if values.size == 0:
-        raise ValueError("training ground truth has no valid pixels")
-    median = float(np.median(values))
-    layout = np.full((height, width), math.log(median), dtype=np.float64)
-    seen = count > 0
-    layout[seen] = log_sum[seen] / count[seen]
-    return TrainingPrior(median, layout.astype(np.float32), frames)
-
-
-# ---------------------------------------------------------------------------------------------
 # Evaluation
 
 
@@ -345,6 +189,101 @@ def _score(gt: np.ndarray, pred: np.ndarray, options: EvalOptions, median_scalin
     )
 
 
+class _Scoreboard:
+    """Per-frame metrics of every method under every protocol, averaged into an ``EvalResult``.
+
+    Keys of ``per``: ``ms/<method>`` and ``metric/<method>`` (whole frames), ``moving_ms/<method>``
+    and ``moving_metric/<method>`` (moving-object pixels only).
+    """
+
+    def __init__(self, prior: TrainingPrior | None, options: EvalOptions, metric: bool) -> None:
+        self.prior, self.options, self.metric = prior, options, metric
+        self.per: dict[str, list[dict[str, float]]] = {}
+        self.ratios: list[float] = []
+        self.moving_frames, self.moving_pixels = 0, 0
+
+    def _add(self, key: str, result: Any) -> None:
+        if result is not None:
+            self.per.setdefault(key, []).append(result.metrics)
+
+    def add_frame(self, gt: np.ndarray, pred: np.ndarray, moving: np.ndarray | None) -> None:
+        """Score the model and the baselines on one frame (and on its moving objects' pixels)."""
+        options, prior = self.options, self.prior
+        height, width = gt.shape
+        model = _score(gt, pred, options, median_scaling=True)
+        if model is None:
+            return  # no valid GT pixel in this frame: skipped for every method alike
+        self.ratios.append(model.scale)
+        # Each method's depth map; any constant becomes the frame's median under median scaling.
+        constant = np.ones_like(gt)
+        median_scaled = {"model": pred, "constant": constant}
+        metric_depths = {"model": pred} if self.metric else {}
+        if prior is not None:
+            layout = prior.layout(width, height)
+            median_scaled["layout"] = layout
+            if self.metric:
+                metric_depths.update(constant=constant * prior.median_depth, layout=layout)
+        scales = {}
+        for name, depth in median_scaled.items():
+            result = model if name == "model" else _score(gt, depth, options, median_scaling=True)
+            self._add(f"ms/{name}", result)
+            scales[name] = result.scale
+        for name, depth in metric_depths.items():
+            self._add(f"metric/{name}", _score(gt, depth, options, median_scaling=False))
+        if moving is not None:
+            self._add_moving(gt, moving, median_scaled, scales, metric_depths)
+
+    def _add_moving(
+        self,
+        gt: np.ndarray,
+        moving: np.ndarray,
+        median_scaled: Mapping[str, np.ndarray],
+        scales: Mapping[str, float],
+        metric_depths: Mapping[str, np.ndarray],
+    ) -> None:
+        """Score the moving objects' pixels alone, each method with its whole frame's median scale."""
+        options = self.options
+        gt_moving = np.where(moving, gt, 0.0).astype(np.float32)  # 0 = not scored
+        model_moving = _score(
+            gt_moving, median_scaled["model"] * scales["model"], options, median_scaling=False
+        )
+        if model_moving is None:
+            return  # no moving object with valid GT in this frame
+        self.moving_frames += 1
+        self.moving_pixels += model_moving.valid_pixels
+        for name, depth in median_scaled.items():
+            self._add(
+                f"moving_ms/{name}", _score(gt_moving, depth * scales[name], options, median_scaling=False)
+            )
+        for name, depth in metric_depths.items():
+            self._add(f"moving_metric/{name}", _score(gt_moving, depth, options, median_scaling=False))
+
+    def _mean(self, prefix: str) -> dict[str, dict[str, float]]:
+        return {
+            key.split("/", 1)[1]: mean_metrics(v) for key, v in self.per.items() if key.startswith(prefix)
+        }
+
+    def result(self) -> EvalResult:
+        if not self.ratios:
+            raise ValueError("no frame had valid ground truth")
+        moving_result = None
+        if self.moving_frames:
+            moving_result = {
+                "frames": self.moving_frames,
+                "pixels": self.moving_pixels,
+                "median_scaled": self._mean("moving_ms/"),
+                "metric": self._mean("moving_metric/") if self.metric else None,
+            }
+        return EvalResult(
+            median_scaled=self._mean("ms/"),
+            metric=self._mean("metric/") if self.metric else None,
+            scale_ratios=self.ratios,
+            frames=len(self.ratios),
+            train_median_depth=self.prior.median_depth if self.prior is not None else None,
+            moving=moving_result,
+        )
+
+
 def evaluate_predictions(
     frames: Sequence[tuple[np.ndarray, np.ndarray]],
     prior: TrainingPrior | None,
@@ -360,148 +299,10 @@ def evaluate_predictions(
     None); the methods are then also scored on those pixels alone, each with its whole frame's
     median scale (``EvalResult.moving``).
     """
-    options = options or EvalOptions()
-    per: dict[str, list[dict[str, float]]] = {}
-    ratios: list[float] = []
-    moving_frames, moving_pixels = 0, 0
-
-    def add(key: str, result: Any) -> None:
-        if result is not None:
-            per.setdefault(key, []).append(result.metrics)
-
+    board = _Scoreboard(prior, options or EvalOptions(), metric)
     for i, (gt, pred) in enumerate(frames):
-        gt = np.asarray(gt, dtype=np.float32)
-        height, width = gt.shape
-        model = _score(gt, pred, options, median_scaling=True)
-        if model is None:
-            continue  # no valid GT pixel in this frame: skipped for every method alike
-        ratios.append(model.scale)
-        # Each method's depth map; any constant becomes the frame's median under median scaling.
-        constant = np.ones_like(gt)
-        median_scaled = {"model": pred, "constant": constant}
-        metric_depths = {"model": pred} if metric else {}
-        if prior is not None:
-            layout = prior.layout(width, height)
-            median_scaled["layout"] = layout
-            if metric:
-                metric_depths.update(constant=constant * prior.median_depth, layout=layout)
-        scales = {}
-        for name, depth in median_scaled.items():
-            result = model if name == "model" else _score(gt, depth, options, median_scaling=True)
-            add(f"ms/{name}", result)
-            scales[name] = result.scale
-        for name, depth in metric_depths.items():
-            add(f"metric/{name}", _score(gt, depth, options, median_scaling=False))
-
-        mask = moving[i] if moving is not None else None
-        if mask is None:
-            continue
-        gt_moving = np.where(mask, gt, 0.0).astype(np.float32)  # 0 = not scored
-        model_moving = _score(gt_moving, pred * model.scale, options, median_scaling=False)
-        if model_moving is None:
-            continue  # no moving object with valid GT in this frame
-        moving_frames += 1
-        moving_pixels += model_moving.valid_pixels
-        for name, depth in median_scaled.items():
-            add(f"moving_ms/{name}", _score(gt_moving, depth * scales[name], options, median_scaling=False))
-        for name, depth in metric_depths.items():
-            add(f"moving_metric/{name}", _score(gt_moving, depth, options, median_scaling=False))
-    if not ratios:
-        raise ValueError("no frame had valid ground truth")
-
-    def collect(prefix: str) -> dict[str, dict[str, float]]:
-        return {key.split("/", 1)[1]: mean_metrics(v) for key, v in per.items() if key.startswith(prefix)}
-
-    moving_result = None
-    if moving_frames:
-        moving_result = {
-            "frames": moving_frames,
-            "pixels": moving_pixels,
-            "median_scaled": collect("moving_ms/"),
-            "metric": collect("moving_metric/") if metric else None,
-        }
-    return EvalResult(
-        median_scaled=collect("ms/"),
-        metric=collect("metric/") if metric else None,
-        scale_ratios=ratios,
-        frames=len(ratios),
-        train_median_depth=prior.median_depth if prior is not None else None,
-        moving=moving_result,
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# Pictures
-
-
-def _colour_depth(depth: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    from matplotlib import colormaps
-
-    valid = np.isfinite(depth) & (depth > 0)
-    norm = np.zeros_like(depth, dtype=np.float32)
-    norm[valid] = (np.log(depth[valid]) - math.log(lo)) / max(math.log(hi) - math.log(lo), 1e-6)
-    rgb = (colormaps["magma_r"](np.clip(norm, 0, 1))[..., :3] * 255).astype(np.uint8)
-    rgb[~valid] = 32
-    return rgb
-
-
-def _colour_error(error: np.ndarray) -> np.ndarray:
-    from matplotlib import colormaps
-
-    valid = np.isfinite(error)
-    rgb = (colormaps["RdBu_r"](np.clip((np.nan_to_num(error) + 0.5) / 1.0, 0, 1))[..., :3] * 255).astype(
-        np.uint8
-    )
-    rgb[~valid] = 32
-    return rgb
-
-
-def _label(tile: np.ndarray, text: str) -> np.ndarray:
-    tile = np.ascontiguousarray(tile)
-    cv2.putText(tile, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
-    cv2.putText(tile, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
-    return tile
-
-
-def write_grid(
-    path: str | Path,
-    rows: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
-    max_depth: float = MAX_DEPTH,
-    tile_width: int = 640,
-) -> Path:
-    """PNG: one row per frame, image | prediction | ground truth | relative error (red: too far).
-
-    ``rows``: (title, rgb, pred metres, gt metres) with pred and gt at the same size.
-    """
-    from depth_node.colormap import spread_sparse_depth
-    from depth_node.metrics import relative_error_map
-
-    lines = []
-    for title, rgb, pred, gt in rows:
-        height, width = gt.shape
-        tile_h = max(1, round(height * tile_width / width))
-        values = np.concatenate([pred[np.isfinite(pred) & (pred > 0)], gt[np.isfinite(gt) & (gt > 0)]])
-        lo, hi = np.percentile(values, [1, 99]) if values.size else (1.0, max_depth)
-        lo, hi = max(float(lo), 0.5), min(max(float(hi), float(lo) * 2), max_depth)
-        gt_show = spread_sparse_depth(gt)
-        tiles = [
-            _label(cv2.resize(rgb, (tile_width, tile_h), interpolation=cv2.INTER_AREA), title[:60]),
-            _label(_colour_depth(pred, lo, hi), f"prediction  {lo:.0f}-{hi:.0f} m (log)"),
-            _label(_colour_depth(gt_show, lo, hi), "ground truth"),
-            _label(_colour_error(relative_error_map(pred, gt_show)), "(pred-gt)/gt  red: too far, +-50%"),
-        ]
-        tiles = [
-            cv2.resize(t, (tile_width, tile_h), interpolation=cv2.INTER_NEAREST)
-            if t.shape[1] != tile_width
-            else t
-            for t in tiles
-        ]
-        lines.append(np.concatenate(tiles, axis=1))
-    grid = np.concatenate(lines, axis=0)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
-    return path
+        board.add_frame(np.asarray(gt, dtype=np.float32), pred, moving[i] if moving is not None else None)
+    return board.result()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -527,7 +328,7 @@ def evaluate_model(
     for i, frame in enumerate(tqdm(frames, desc="evaluating", disable=not progress)):
         rgb, gt = frame.load_image(), np.asarray(frame.load_gt(), dtype=np.float32)
         depth = predictor.predict(rgb) * predictor.metric_scale
-        pred = resize_depth_to(depth, gt.shape[1], gt.shape[0])
+        pred = resize_depth(depth, gt.shape[1], gt.shape[0])
         pairs.append((gt, pred))
         moving.append(frame.load_moving() if frame.load_moving is not None else None)
         if i in grid_picks:

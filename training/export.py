@@ -4,7 +4,7 @@ Graph: input ``image`` float32 [N,3,H,W] RGB in [0,1] -> output ``depth`` float3
 (``disp_to_depth`` of the scale-0 disparity, model units); ImageNet normalisation inside. The fp16
 variant computes in half precision but keeps the float32 interface (casts at both ends), so the
 runtime never changes. Each export is checked (``onnx.checker``, ONNX Runtime vs PyTorch parity)
-and gets a model card ``<name>.md`` next to it.
+and gets a model card ``<name>.md`` next to it (``training.model_card``).
 
 CLI: ``depth-export --checkpoint CKPT --out models/x.onnx [--fp16] [--dynamic-batch]``.
 """
@@ -20,23 +20,23 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from torch import Tensor, nn
 
-from depth_node.metrics import METRIC_NAMES
+from training.checkpoint import depth_net_from_checkpoint, load_checkpoint
 from training.geometry import disp_to_depth
+from training.losses import METRIC_TRAINING_MODES
 from training.losses import training_mode as infer_training_mode
-from training.networks import DepthNet, build_depth_net, model_config
+from training.model_card import card_info, write_model_card
+from training.networks import DepthNet, model_config
 
 FP32_TOLERANCE = 1e-3
 FP16_TOLERANCE = 2e-2  # half precision: ~1e-3 per op, accumulated through the network
-METRIC_MODES = ("self_supervised+velocity", "lidar", "supervised")
 
 
 class ExportError(RuntimeError):
@@ -56,28 +56,6 @@ class DepthExportWrapper(nn.Module):
         disp = self.net(x)[("disp", 0)].float()
         # disp_to_depth in float32 even for fp16: 1/x near max_depth is where half precision hurts.
         return disp_to_depth(disp, self.net.min_depth, self.net.max_depth)[1]
-
-
-def load_checkpoint(checkpoint_path: str | Path) -> dict[str, Any]:
-    """Read a training checkpoint (``torch.load(weights_only=True)``) and check its layout."""
-    path = Path(checkpoint_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(ckpt, dict) or "config" not in ckpt or "depth_net" not in ckpt:
-        raise ValueError(
-            f"checkpoint {path}: expected a dict with 'config' and 'depth_net' (docs/INTERFACES.md)"
-        )
-    return ckpt
-
-
-def depth_net_from_checkpoint(ckpt: Mapping[str, Any]) -> DepthNet:
-    """Rebuild the DepthNet of a checkpoint and load its weights (strict), in eval mode."""
-    model_cfg = dict(ckpt["config"].get("model", {}))
-    model_cfg["weights"] = None  # the checkpoint holds the trained weights; no ImageNet file needed
-    net = build_depth_net(model_cfg)
-    net.load_state_dict(ckpt["depth_net"], strict=True)
-    return net.eval()
 
 
 def count_flops(model: nn.Module, example: Tensor) -> dict[str, float]:
@@ -250,87 +228,60 @@ def measure_latency(onnx_path: Path, height: int, width: int, runs: int = 10, th
     return 1000.0 * statistics.median(times)
 
 
-def _is_metric_row(value: Any) -> bool:
-    return isinstance(value, Mapping) and all(name in value for name in METRIC_NAMES)
+def _metadata(
+    ckpt: Mapping[str, Any],
+    checkpoint_path: Path,
+    out_path: Path,
+    model_cfg: Mapping[str, Any],
+    fp16: bool,
+    commit: str | None,
+) -> dict[str, str]:
+    """The ONNX model's ``metadata_props`` (DESIGN.md, "ONNX model")."""
+    data = ckpt["config"].get("data") or {}
+    mode = _training_mode(ckpt)
+    return {
+        "input_height": str(int(data["height"])),
+        "input_width": str(int(data["width"])),
+        "min_depth": repr(float(model_cfg["min_depth"])),
+        "max_depth": repr(float(model_cfg["max_depth"])),
+        "metric_scale": "1.0",
+        "scale_is_metric": "true" if mode in METRIC_TRAINING_MODES else "false",
+        "backbone": str(model_cfg["backbone"]),
+        "training_mode": mode,
+        "source": _source_summary(ckpt, checkpoint_path, commit),
+        "name": out_path.stem,
+        "precision": "fp16" if fp16 else "fp32",
+    }
 
 
-def _metrics_markdown(metrics: Mapping[str, Any]) -> list[str]:
-    """Markdown for depth-eval's metrics: one table per group of metric rows (model, baselines),
-    nested groups (``moving_objects``) named by their path, then every remaining scalar, nested
-    ones included (``scale_ratio / median``), in one key/value table."""
-    lines: list[str] = []
-    scalars: list[tuple[str, Any]] = []
+def _write_metadata(out_path: Path, metadata: Mapping[str, str]) -> None:
+    """Replace the exported model's metadata, run ``onnx.checker`` (full check) and save it."""
+    import onnx
 
-    def walk(node: Mapping[str, Any], prefix: str) -> None:
-        for key, value in node.items():
-            name = f"{prefix}{key}"
-            if isinstance(value, Mapping) and value and all(_is_metric_row(row) for row in value.values()):
-                lines.extend([f"{name}:", "", "| | " + " | ".join(METRIC_NAMES) + " |"])
-                lines.append("| --- " * (len(METRIC_NAMES) + 1) + "|")
-                for label, row in value.items():
-                    lines.append(f"| {label} | " + " | ".join(f"{row[n]:.4f}" for n in METRIC_NAMES) + " |")
-                lines.append("")
-            elif isinstance(value, Mapping) and value:
-                walk(value, f"{name} / ")
-            else:
-                scalars.append((name, value))
-
-    walk(metrics, "")
-    if scalars:
-        lines += ["| entry | value |", "| --- | --- |"]
-        lines += [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in scalars]
-    return lines
+    model = onnx.load(str(out_path))
+    del model.metadata_props[:]
+    for key, value in metadata.items():
+        model.metadata_props.add(key=key, value=value)
+    model.doc_string = f"depth_node monocular depth ({metadata['backbone']}, {metadata['training_mode']})"
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except Exception as exc:
+        raise ExportError(f"{out_path}: onnx.checker failed: {exc}") from exc
+    onnx.save(model, str(out_path))
 
 
-def write_model_card(path: Path, info: Mapping[str, Any], config: Mapping[str, Any]) -> Path:
-    """Markdown model card beside the ONNX file."""
-    metrics = info.get("metrics") or {}
-    lines = [
-        f"# {info['name']}",
-        "",
-        f"Monocular depth network exported by `depth-export` (`{info['file']}`).",
-        "",
-        "| property | value |",
-        "| --- | --- |",
-        f"| backbone | {info['backbone']} |",
-        f"| input | `image` float32 [{info['batch']},3,{info['height']},{info['width']}] RGB in [0,1] |",
-        f"| output | `depth` float32 [{info['batch']},1,{info['height']},{info['width']}], "
-        f"{info['min_depth']}..{info['max_depth']} model units |",
-        f"| precision | {'fp16 inside, float32 interface' if info['fp16'] else 'fp32'} |",
-        f"| parameters | {info['parameters'] / 1e6:.2f} M |",
-        f"| compute | {info['macs'] / 1e9:.2f} GMAC ({info['flops'] / 1e9:.2f} GFLOPs), conv + linear |",
-        f"| training mode | {info['training_mode']} |",
-        f"| metric scale | {info['metric_scale']} (scale is metric: {info['scale_is_metric']}) |",
-        f"| ONNX Runtime parity | max relative error {info['parity']:.2e} |",
-        f"| CPU latency (ONNX Runtime) | {info['latency_ms']:.1f} ms median, batch 1 |",
-        f"| opset | {info['opset']} |",
-        f"| source commit | {info['commit'] or 'unknown'} |",
-        "",
-        "## Training",
-        "",
-        f"- data: {json.dumps((config.get('data') or {}).get('source'))}, root "
-        f"`{(config.get('data') or {}).get('root')}`, split `{(config.get('data') or {}).get('split')}`",
-        f"- checkpoint: `{info['checkpoint']}` (epoch {info['epoch']}, step {info['step']})",
-        f"- command: `{info['command']}`",
-        "",
-        "## Metrics",
-        "",
-    ]
-    if metrics:
-        lines += _metrics_markdown(metrics)
-    else:
-        lines.append("No evaluation metrics were recorded with this checkpoint.")
-    lines += [
-        "",
-        "## Full training configuration",
-        "",
-        "```yaml",
-        yaml.safe_dump(dict(config), sort_keys=False).rstrip(),
-        "```",
-        "",
-    ]
-    path.write_text("\n".join(lines))
-    return path
+def _checked_parity(
+    net: DepthNet, out_path: Path, height: int, width: int, fp16: bool, dynamic_batch: bool, say: Callable
+) -> float:
+    """ONNX Runtime vs PyTorch, max relative error; ``ExportError`` above the precision's tolerance."""
+    parity = parity_check(net, out_path, height, width, batch=2 if dynamic_batch else 1)
+    tolerance = FP16_TOLERANCE if fp16 else FP32_TOLERANCE
+    say(f"[export] ONNX Runtime vs PyTorch: max relative error {parity:.2e} (limit {tolerance:.0e})")
+    if not parity <= tolerance:
+        raise ExportError(
+            f"{out_path}: parity check failed, max relative error {parity:.2e} > {tolerance:.0e}"
+        )
+    return parity
 
 
 def export_onnx(
@@ -349,7 +300,6 @@ def export_onnx(
     above 1e-3; fp16: above 2e-2). ``metrics`` (e.g. KITTI Eigen results) go into the model card;
     without them, ``checkpoint["metrics"]`` is used when present.
     """
-    import onnx
 
     def say(msg: str) -> None:
         if verbose:
@@ -371,83 +321,33 @@ def export_onnx(
         f"{'fp16' if fp16 else 'fp32'}{', dynamic batch' if dynamic_batch else ''})"
     )
     # Export from a copy: .half() is in place and the fp32 net is the parity reference.
-    export_net = depth_net_from_checkpoint(ckpt)
-    wrapper = DepthExportWrapper(export_net, fp16=fp16).eval()
-    example = torch.rand(1, 3, height, width)
-    _torch_onnx_export(wrapper, example, out_path, opset, dynamic_batch)
+    wrapper = DepthExportWrapper(depth_net_from_checkpoint(ckpt), fp16=fp16).eval()
+    _torch_onnx_export(wrapper, torch.rand(1, 3, height, width), out_path, opset, dynamic_batch)
 
-    mode = _training_mode(ckpt)
-    metadata = {
-        "input_height": str(height),
-        "input_width": str(width),
-        "min_depth": repr(float(model_cfg["min_depth"])),
-        "max_depth": repr(float(model_cfg["max_depth"])),
-        "metric_scale": "1.0",
-        "scale_is_metric": "true" if mode in METRIC_MODES else "false",
-        "backbone": str(model_cfg["backbone"]),
-        "training_mode": mode,
-        "source": _source_summary(ckpt, checkpoint_path, commit),
-        "name": out_path.stem,
-        "precision": "fp16" if fp16 else "fp32",
-    }
-    model = onnx.load(str(out_path))
-    del model.metadata_props[:]
-    for key, value in metadata.items():
-        model.metadata_props.add(key=key, value=value)
-    model.doc_string = f"depth_node monocular depth ({model_cfg['backbone']}, {mode})"
-    try:
-        onnx.checker.check_model(model, full_check=True)
-    except Exception as exc:
-        raise ExportError(f"{out_path}: onnx.checker failed: {exc}") from exc
-    onnx.save(model, str(out_path))
+    metadata = _metadata(ckpt, checkpoint_path, out_path, model_cfg, fp16, commit)
+    _write_metadata(out_path, metadata)
     say(
-        f"[export] onnx.checker passed; opset {opset}; metadata: training_mode={mode}, "
+        f"[export] onnx.checker passed; opset {opset}; metadata: training_mode={metadata['training_mode']}, "
         f"scale_is_metric={metadata['scale_is_metric']}"
     )
 
-    parity = parity_check(net, out_path, height, width, batch=2 if dynamic_batch else 1)
-    tolerance = FP16_TOLERANCE if fp16 else FP32_TOLERANCE
-    say(f"[export] ONNX Runtime vs PyTorch: max relative error {parity:.2e} (limit {tolerance:.0e})")
-    if not parity <= tolerance:
-        raise ExportError(
-            f"{out_path}: parity check failed, max relative error {parity:.2e} > {tolerance:.0e}"
-        )
-
-    latency = measure_latency(out_path, height, width, runs=latency_runs)
-    flops = count_flops(net, torch.rand(1, 3, height, width))
-    train_cfg = config.get("train") or {}
-    command = ckpt.get("command") or train_cfg.get("command") or "not recorded (see the configuration below)"
-    info = {
-        "name": out_path.stem,
-        "file": out_path.name,
-        "backbone": model_cfg["backbone"],
-        "batch": "N" if dynamic_batch else 1,
-        "height": height,
-        "width": width,
-        "min_depth": model_cfg["min_depth"],
-        "max_depth": model_cfg["max_depth"],
+    parity = _checked_parity(net, out_path, height, width, fp16, dynamic_batch, say)
+    measured = {
         "fp16": fp16,
+        "dynamic_batch": dynamic_batch,
         "parameters": sum(p.numel() for p in net.parameters()),
-        "macs": flops["macs"],
-        "flops": flops["flops"],
-        "training_mode": mode,
-        "metric_scale": 1.0,
-        "scale_is_metric": metadata["scale_is_metric"],
+        **count_flops(net, torch.rand(1, 3, height, width)),
         "parity": parity,
-        "latency_ms": latency,
+        "latency_ms": measure_latency(out_path, height, width, runs=latency_runs),
         "opset": opset,
         "commit": commit,
-        "checkpoint": checkpoint_path.name,
-        "epoch": ckpt.get("epoch"),
-        "step": ckpt.get("global_step", ckpt.get("step")),
-        "command": " ".join(command) if isinstance(command, list) else command,
-        "metrics": dict(metrics) if metrics else ckpt.get("metrics"),
     }
+    info = card_info(ckpt, checkpoint_path, out_path, metadata, model_cfg, measured, metrics)
     card = write_model_card(out_path.with_suffix(".md"), info, config)
     size_mb = out_path.stat().st_size / 1e6
     say(
         f"[export] done: {out_path} ({size_mb:.1f} MB, {info['parameters'] / 1e6:.2f} M params, "
-        f"{flops['flops'] / 1e9:.2f} GFLOPs, CPU {latency:.1f} ms), card {card}"
+        f"{info['flops'] / 1e9:.2f} GFLOPs, CPU {info['latency_ms']:.1f} ms), card {card}"
     )
     return out_path
 

@@ -16,21 +16,22 @@ Optional sparse depth supervision (LiDAR / ground truth, 0 = invalid) and a pure
 
 Usage in the trainer::
 
-    outputs = depth_net(batch[("color_aug", 0, 0)])
-    outputs.update(predict_poses(pose_net, batch, frame_ids))
-    loss, stats = criterion(batch, outputs)      # criterion = SelfSupervisedLoss(cfg, H, W)
+    outputs = model(batch)                          # training.networks.DepthPoseModel
+    loss, diagnostics = criterion(batch, outputs)   # criterion = SelfSupervisedLoss(cfg, H, W)
+    diagnostics.stats                               # floats for the loss log; also depth, warped, mask
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from training.geometry import BackprojectDepth, Project3D, disp_to_depth, transformation_from_parameters
+from training.geometry import BackprojectDepth, Project3D, disp_to_depth, warp_image
 
 # The trainer's YAML ``loss:`` section mirrors these keys; missing keys take these values.
 DEFAULT_LOSS_CFG: dict[str, Any] = {
@@ -47,12 +48,16 @@ DEFAULT_LOSS_CFG: dict[str, Any] = {
     "dipe_upper": 0.5,  # keep errors < mu + dipe_upper * sigma
     "velocity_weight": 0.1,  # PackNet weak velocity supervision; applied when batch has finite distances
     # Warp with the pose net's translation rescaled to the travelled distance where it is known (the
-    # pose net then only has to get the direction right; see predict_poses). Off: Monodepth2/PackNet.
+    # pose net then only has to get the direction right; see training.networks.predict_poses, which
+    # applies it). Off: Monodepth2/PackNet.
     "odometry_scale": False,
     "depth_weight": 0.0,  # sparse depth supervision next to the photometric loss (0: off)
     "depth_loss": "log_l1",  # log_l1 (|log d - log gt|) | abs_rel (|d - gt| / gt)
 }
 DEPTH_LOSSES = ("log_l1", "abs_rel")
+# The training modes (``training_mode``) whose depth is in metres: scored without scaling by
+# depth-eval, exported with ``scale_is_metric=true``.
+METRIC_TRAINING_MODES = ("self_supervised+velocity", "lidar", "supervised")
 
 
 def loss_config(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -205,60 +210,28 @@ def depth_supervision_loss(depth: Tensor, depth_gt: Tensor, kind: str = "log_l1"
     raise ValueError(f"unknown depth loss {kind!r}; expected one of {DEPTH_LOSSES}")
 
 
-def rescale_to_distance(translation: Tensor, distance: Tensor) -> Tensor:
-    """``translation`` [B,3] rescaled to norm ``distance`` [B] where the distance is finite (else kept).
+@dataclass
+class LossDiagnostics:
+    """What one evaluation of ``SelfSupervisedLoss`` reports besides the loss (logging, validation).
 
-    The gradient still reaches the translation's direction.
+    ``stats``: Python floats (the loss terms, ``mask_fraction``, ``median_depth``, ...); ``depth``:
+    per scale s, depth [B,1,H,W] at input resolution; ``warped``: per source frame f, the scale-0
+    warped image [B,3,H,W]; ``mask``: the scale-0 loss mask [B,1,H,W] (None when supervised).
+    Tensors are detached.
     """
-    dist = distance.to(translation.dtype).reshape(-1, 1)
-    known = torch.isfinite(dist)
-    norm = torch.linalg.norm(translation, dim=1, keepdim=True).clamp(min=1e-6)
-    return torch.where(known, translation * (torch.nan_to_num(dist) / norm), translation)
 
-
-def predict_poses(
-    pose_net: nn.Module,
-    batch: Mapping[Any, Tensor],
-    frame_ids: Sequence[int],
-    odometry_scale: bool = False,
-) -> dict:
-    """Run the pose net on (earlier, later) pairs with frame 0 and build Monodepth2's outputs.
-
-    For f < 0 the pair is (f, 0) and the transform is inverted so that every
-    ``("cam_T_cam", 0, f)`` maps frame-0 camera points into frame f's camera. Adds
-    ``("axisangle", 0, f)``, ``("translation", 0, f)`` [B,3] (raw pose-net output for the pair) and
-    ``("cam_T_cam", 0, f)`` [B,4,4]. Uses the augmented images ``("color_aug", f, 0)``.
-
-    ``odometry_scale``: build ``cam_T_cam`` from the translation rescaled to ``batch[("distance", f)]``
-    (metres travelled, from OXTS or odometry) where it is known. The photometric loss then sees
-    the true motion's length from the first step, so depth is metric and consistent across drives
-    of different speeds; the pose net only has to learn the direction and rotation. The raw
-    translation stays in the outputs for the velocity loss.
-    """
-    outputs: dict = {}
-    for f in frame_ids:
-        if f == 0:
-            continue
-        if f < 0:
-            axisangle, translation = pose_net(batch[("color_aug", f, 0)], batch[("color_aug", 0, 0)])
-        else:
-            axisangle, translation = pose_net(batch[("color_aug", 0, 0)], batch[("color_aug", f, 0)])
-        outputs[("axisangle", 0, f)] = axisangle
-        outputs[("translation", 0, f)] = translation
-        if odometry_scale and ("distance", f) in batch:
-            translation = rescale_to_distance(translation.reshape(-1, 3), batch[("distance", f)])
-        outputs[("cam_T_cam", 0, f)] = transformation_from_parameters(axisangle, translation, invert=f < 0)
-    return outputs
+    stats: dict[str, float] = field(default_factory=dict)
+    depth: dict[int, Tensor] = field(default_factory=dict)
+    warped: dict[int, Tensor] = field(default_factory=dict)
+    mask: Tensor | None = None
 
 
 class SelfSupervisedLoss(nn.Module):
-    """``forward(batch, outputs) -> (loss, stats)``; see the module docstring and ``DEFAULT_LOSS_CFG``.
+    """``forward(batch, outputs) -> (loss, LossDiagnostics)``; see the module docstring, ``DEFAULT_LOSS_CFG``.
 
     ``outputs`` holds ``("disp", s)`` for the scales and, for the photometric loss,
-    ``("cam_T_cam", 0, f)`` for each source frame f (``predict_poses`` makes them); the source frames
-    are the f of those keys. Adds to ``outputs`` (for logging): ``("depth", 0, s)`` at input
-    resolution, and for scale 0 the warped images ``("color", f, 0)`` and the final loss mask
-    ``"loss_mask"`` [B,1,H,W]. ``stats`` are Python floats.
+    ``("cam_T_cam", 0, f)`` for each source frame f (``training.networks.predict_poses`` makes
+    them); the source frames are the f of those keys. ``outputs`` is only read.
     """
 
     def __init__(self, cfg: Mapping[str, Any] | None, height: int, width: int) -> None:
@@ -272,88 +245,36 @@ class SelfSupervisedLoss(nn.Module):
     def photometric(self, pred: Tensor, target: Tensor) -> Tensor:
         return photometric_error(pred, target, self.ssim, self.cfg["ssim_weight"])
 
-    def forward(self, batch: Mapping[Any, Tensor], outputs: dict) -> tuple[Tensor, dict[str, float]]:
+    def forward(
+        self, batch: Mapping[Any, Tensor], outputs: Mapping[Any, Tensor]
+    ) -> tuple[Tensor, LossDiagnostics]:
         # Always float32, also under the trainer's mixed precision: in fp16, pixel coordinates of a
         # 640-wide image are off by up to a quarter pixel, and SSIM's variances lose their precision.
         device_type = batch[("color", 0, 0)].device.type
         with torch.autocast(device_type=device_type, enabled=False):
             return self._forward(batch, outputs)
 
-    def _forward(self, batch: Mapping[Any, Tensor], outputs: dict) -> tuple[Tensor, dict[str, float]]:
+    def _forward(
+        self, batch: Mapping[Any, Tensor], outputs: Mapping[Any, Tensor]
+    ) -> tuple[Tensor, LossDiagnostics]:
         cfg = self.cfg
-        scales = sorted(s for key in outputs if isinstance(key, tuple) and key[0] == "disp" for s in [key[1]])
-        if not scales:
-            raise KeyError("outputs carry no ('disp', s) entries")
         supervised = cfg["mode"] == "supervised"
-        source_ids = sorted(
-            key[2] for key in outputs if isinstance(key, tuple) and key[:2] == ("cam_T_cam", 0)
-        )
-        if not supervised and not source_ids:
-            raise KeyError("self-supervised loss needs ('cam_T_cam', 0, f) outputs (see predict_poses)")
-        depth_gt = batch.get("depth_gt")
-        if supervised and depth_gt is None:
-            raise KeyError("loss.mode=supervised needs batch['depth_gt']")
-
+        scales, source_ids = self._scales_and_sources(batch, outputs)
         target = batch[("color", 0, 0)]
-        stats: dict[str, float] = {}
-        total = target.new_zeros(())
+        diagnostics = LossDiagnostics()
         # Detached per-scale terms, turned into floats once at the end (one GPU sync, not one per term).
         parts: dict[str, list[Tensor]] = {"photometric": [], "smoothness": [], "depth_sup": []}
         identity = None
         if not supervised and cfg["automask"]:
-            # The identity error does not depend on the scale: compute it once.
-            identity = torch.cat([self.photometric(batch[("color", f, 0)], target) for f in source_ids], 1)
-            if not cfg["min_reprojection"]:
-                identity = identity.mean(1, keepdim=True)
-            # Tie-break so that a perfectly static pixel is not ambiguously masked (Monodepth2).
-            identity = identity + torch.randn_like(identity) * cfg["automask_noise"]
+            identity = self._identity_error(batch, source_ids)
 
+        total = target.new_zeros(())
         for s in scales:
-            disp = outputs[("disp", s)].float()
-            disp_full = disp
-            if disp.shape[-2:] != (self.height, self.width):
-                disp_full = F.interpolate(
-                    disp, (self.height, self.width), mode="bilinear", align_corners=False
-                )
-            depth = disp_to_depth(disp_full, cfg["min_depth"], cfg["max_depth"])[1]
-            outputs[("depth", 0, s)] = depth
-            scale_loss = target.new_zeros(())
-
-            if depth_gt is not None and (supervised or cfg["depth_weight"] > 0):
-                d_loss = depth_supervision_loss(depth, depth_gt, cfg["depth_loss"])
-                if d_loss is not None:
-                    weight = 1.0 if supervised else cfg["depth_weight"]
-                    scale_loss = scale_loss + weight * d_loss
-                    parts["depth_sup"].append(d_loss.detach())
-                elif supervised:
-                    # No valid ground truth in this batch: a zero loss that still has a graph, so
-                    # the trainer's backward() works.
-                    scale_loss = scale_loss + 0.0 * disp.sum()
-
-            if not supervised:
-                photo = self._photometric_term(batch, outputs, depth, source_ids, identity, stats, s == 0)
-                scale_loss = scale_loss + photo
-                parts["photometric"].append(photo.detach())
-                # Smoothness at the disparity's own resolution, against the image at that size.
-                mean_disp = disp.mean(dim=(2, 3), keepdim=True)
-                color = target
-                if disp.shape[-2:] != target.shape[-2:]:
-                    color = F.interpolate(target, disp.shape[-2:], mode="area")
-                smooth = smoothness_loss(disp / (mean_disp + 1e-7), color)
-                scale_loss = scale_loss + cfg["smoothness_weight"] / (2**s) * smooth
-                parts["smoothness"].append(smooth.detach())
-            total = total + scale_loss
-
+            total = total + self._scale_loss(batch, outputs, s, source_ids, identity, parts, diagnostics)
         total = total / len(scales)
 
         if not supervised and cfg["velocity_weight"] > 0:
-            translations = {
-                f: outputs[("translation", 0, f)].float()
-                for f in source_ids
-                if ("translation", 0, f) in outputs
-            }
-            distances = {f: batch[("distance", f)] for f in source_ids if ("distance", f) in batch}
-            v_loss = velocity_loss(translations, distances) if distances else None
+            v_loss = self._velocity_term(batch, outputs, source_ids)
             if v_loss is not None:
                 total = total + cfg["velocity_weight"] * v_loss
                 parts["velocity"] = [v_loss.detach()]
@@ -362,37 +283,113 @@ class SelfSupervisedLoss(nn.Module):
         ]
         if translations:
             parts["translation_norm"] = [torch.linalg.norm(torch.cat(translations).detach(), dim=1).mean()]
-        parts["median_depth"] = [outputs[("depth", 0, scales[0])].detach().median()]
+        parts["median_depth"] = [diagnostics.depth[scales[0]].median()]
         parts["loss"] = [total.detach()]
         for name, values in parts.items():
             if values:
-                stats[name] = float(torch.stack(values).mean())
+                diagnostics.stats[name] = float(torch.stack(values).mean())
         if supervised:
-            stats["photometric"] = stats["smoothness"] = 0.0
-        return total, stats
+            diagnostics.stats["photometric"] = diagnostics.stats["smoothness"] = 0.0
+        return total, diagnostics
+
+    def _scales_and_sources(
+        self, batch: Mapping[Any, Tensor], outputs: Mapping[Any, Tensor]
+    ) -> tuple[list[int], list[int]]:
+        """The disparity scales and the source frames in ``outputs``; refuses what the mode cannot use."""
+        scales = sorted(key[1] for key in outputs if isinstance(key, tuple) and key[0] == "disp")
+        if not scales:
+            raise KeyError("outputs carry no ('disp', s) entries")
+        supervised = self.cfg["mode"] == "supervised"
+        source_ids = sorted(
+            key[2] for key in outputs if isinstance(key, tuple) and key[:2] == ("cam_T_cam", 0)
+        )
+        if not supervised and not source_ids:
+            raise KeyError("self-supervised loss needs ('cam_T_cam', 0, f) outputs (see predict_poses)")
+        if supervised and batch.get("depth_gt") is None:
+            raise KeyError("loss.mode=supervised needs batch['depth_gt']")
+        return scales, source_ids
+
+    def _identity_error(self, batch: Mapping[Any, Tensor], source_ids: Sequence[int]) -> Tensor:
+        """Error of the unwarped source frames (auto-masking); it does not depend on the scale."""
+        target = batch[("color", 0, 0)]
+        identity = torch.cat([self.photometric(batch[("color", f, 0)], target) for f in source_ids], 1)
+        if not self.cfg["min_reprojection"]:
+            identity = identity.mean(1, keepdim=True)
+        # Tie-break so that a perfectly static pixel is not ambiguously masked (Monodepth2).
+        return identity + torch.randn_like(identity) * self.cfg["automask_noise"]
+
+    def _scale_loss(
+        self,
+        batch: Mapping[Any, Tensor],
+        outputs: Mapping[Any, Tensor],
+        s: int,
+        source_ids: Sequence[int],
+        identity: Tensor | None,
+        parts: dict[str, list[Tensor]],
+        diagnostics: LossDiagnostics,
+    ) -> Tensor:
+        """Depth supervision, photometric and smoothness terms of scale ``s`` (terms go to ``parts``)."""
+        cfg = self.cfg
+        supervised = cfg["mode"] == "supervised"
+        target = batch[("color", 0, 0)]
+        disp = outputs[("disp", s)].float()
+        disp_full = disp
+        if disp.shape[-2:] != (self.height, self.width):
+            disp_full = F.interpolate(disp, (self.height, self.width), mode="bilinear", align_corners=False)
+        depth = disp_to_depth(disp_full, cfg["min_depth"], cfg["max_depth"])[1]
+        diagnostics.depth[s] = depth.detach()
+        scale_loss = target.new_zeros(())
+
+        depth_gt = batch.get("depth_gt")
+        if depth_gt is not None and (supervised or cfg["depth_weight"] > 0):
+            d_loss = depth_supervision_loss(depth, depth_gt, cfg["depth_loss"])
+            if d_loss is not None:
+                weight = 1.0 if supervised else cfg["depth_weight"]
+                scale_loss = scale_loss + weight * d_loss
+                parts["depth_sup"].append(d_loss.detach())
+            elif supervised:
+                # No valid ground truth in this batch: a zero loss that still has a graph, so
+                # the trainer's backward() works.
+                scale_loss = scale_loss + 0.0 * disp.sum()
+
+        if not supervised:
+            photo, mask, warped = self._photometric_term(batch, outputs, depth, source_ids, identity)
+            if s == 0:
+                diagnostics.warped = {f: image.detach() for f, image in warped.items()}
+                diagnostics.mask = mask.detach()
+                diagnostics.stats["mask_fraction"] = float(mask.mean())
+            scale_loss = scale_loss + photo
+            parts["photometric"].append(photo.detach())
+            # Smoothness at the disparity's own resolution, against the image at that size.
+            mean_disp = disp.mean(dim=(2, 3), keepdim=True)
+            color = target
+            if disp.shape[-2:] != target.shape[-2:]:
+                color = F.interpolate(target, disp.shape[-2:], mode="area")
+            smooth = smoothness_loss(disp / (mean_disp + 1e-7), color)
+            scale_loss = scale_loss + cfg["smoothness_weight"] / (2**s) * smooth
+            parts["smoothness"].append(smooth.detach())
+        return scale_loss
 
     def _photometric_term(
         self,
         batch: Mapping[Any, Tensor],
-        outputs: dict,
+        outputs: Mapping[Any, Tensor],
         depth: Tensor,
         source_ids: Sequence[int],
         identity: Tensor | None,
-        stats: dict[str, float],
-        log: bool,
-    ) -> Tensor:
+    ) -> tuple[Tensor, Tensor, dict[int, Tensor]]:
+        """(loss, mask of the counted pixels, warped source images) for one scale's full-size depth."""
         cfg = self.cfg
         target = batch[("color", 0, 0)]
-        points = self.backproject(depth, batch["inv_K"].float())
+        K, inv_K = batch["K"].float(), batch["inv_K"].float()
+        warped: dict[int, Tensor] = {}
         errors = []
         for f in source_ids:
-            grid = self.project(points, batch["K"].float(), outputs[("cam_T_cam", 0, f)].float())
-            warped = F.grid_sample(
-                batch[("color", f, 0)], grid, mode="bilinear", padding_mode="border", align_corners=True
+            cam_T_cam = outputs[("cam_T_cam", 0, f)].float()
+            warped[f] = warp_image(
+                batch[("color", f, 0)], depth, cam_T_cam, K, inv_K, self.backproject, self.project
             )
-            if log:
-                outputs[("color", f, 0)] = warped
-            errors.append(self.photometric(warped, target))
+            errors.append(self.photometric(warped[f], target))
         loss, mask = reduce_reprojection(
             torch.cat(errors, 1),
             identity,
@@ -401,7 +398,13 @@ class SelfSupervisedLoss(nn.Module):
             dipe_lower=cfg["dipe_lower"],
             dipe_upper=cfg["dipe_upper"],
         )
-        if log:
-            outputs["loss_mask"] = mask.detach()
-            stats["mask_fraction"] = float(mask.mean())  # scale 0 only
-        return loss
+        return loss, mask, warped
+
+    def _velocity_term(
+        self, batch: Mapping[Any, Tensor], outputs: Mapping[Any, Tensor], source_ids: Sequence[int]
+    ) -> Tensor | None:
+        translations = {
+            f: outputs[("translation", 0, f)].float() for f in source_ids if ("translation", 0, f) in outputs
+        }
+        distances = {f: batch[("distance", f)] for f in source_ids if ("distance", f) in batch}
+        return velocity_loss(translations, distances) if distances else None

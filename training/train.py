@@ -9,154 +9,51 @@ SIGINT/SIGTERM) and ``checkpoints/epoch_NNN.pt``, ``loss_log.jsonl`` (one line p
 ``tensorboard/`` (scalars and depth images) and ``config.yaml`` (the resolved configuration).
 
 Reproducibility: the data order of epoch e is a permutation drawn from (seed, e); each sample's
-augmentation from (seed, e, index); the Python/numpy/torch RNG states travel in the checkpoint.
-A resumed run therefore makes the same next step as one that was never interrupted.
+augmentation from (seed, e, index); the Python/numpy/torch RNG states travel in the checkpoint
+(``training.reproducibility``). A resumed run therefore makes the same next step as one that was
+never interrupted.
+
+Here: the configuration, the ``Trainer`` (set-up, checkpoints, signals, one step, validation, the
+loop) and the CLI. The logs are ``training.train_log``'s, multi-GPU set-up ``training.distributed``'s.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
-import os
-import random
 import signal
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 import torch.distributed as dist
-import yaml
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from depth_node.metrics import evaluate_depth, mean_metrics
+from training.checkpoint import CHECKPOINT_VERSION, RESUME_KEYS, load_checkpoint, save_checkpoint
 from training.config import ConfigError, load_config, merge, validate
 from training.datasets import MonoDataset, build_dataset
-from training.losses import SelfSupervisedLoss, loss_config, predict_poses, training_mode
-from training.networks import build_depth_net, build_pose_net, model_config
-
-CHECKPOINT_VERSION = 1
-
-
-# ---------------------------------------------------------------------------------------------
-# Data order
-
-
-def epoch_permutation(num_samples: int, seed: int, epoch: int) -> np.ndarray:
-    """The data order of one epoch: a permutation drawn from (seed, epoch) only."""
-    return np.random.default_rng([int(seed), int(epoch), 0x5EED]).permutation(num_samples)
-
-
-class EpochSampler(Sampler[int]):
-    """This rank's sample indices for one epoch, optionally skipping the first ``start_step`` batches.
-
-    Like DistributedSampler with drop_last: each rank takes every ``world_size``-th index of the
-    epoch permutation, cut to whole batches, so every rank makes the same number of steps.
-    """
-
-    def __init__(
-        self,
-        num_samples: int,
-        batch_size: int,
-        seed: int,
-        epoch: int,
-        *,
-        shuffle: bool = True,
-        rank: int = 0,
-        world_size: int = 1,
-        start_step: int = 0,
-    ) -> None:
-        self.steps = num_samples // (batch_size * world_size)
-        order = epoch_permutation(num_samples, seed, epoch) if shuffle else np.arange(num_samples)
-        mine = order[rank::world_size][: self.steps * batch_size]
-        self.indices = mine[start_step * batch_size :].tolist()
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.indices)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-
-def steps_per_epoch(num_samples: int, batch_size: int, world_size: int = 1) -> int:
-    return num_samples // (batch_size * world_size)
-
+from training.distributed import init_distributed, pick_device
+from training.losses import LossDiagnostics, SelfSupervisedLoss, loss_config, training_mode
+from training.networks import DepthPoseModel, build_depth_net, build_pose_net, model_config
+from training.reproducibility import (
+    EpochSampler,
+    get_rng_state,
+    seed_everything,
+    set_rng_state,
+    steps_per_epoch,
+)
+from training.train_log import TrainingLog, TrainSummary
 
 # ---------------------------------------------------------------------------------------------
-# RNG state as checkpoint-friendly values (weights_only=True loads tensors and plain Python only)
-
-
-def get_rng_state() -> dict[str, Any]:
-    """The global RNG states (Python, numpy's legacy global, torch, CUDA) in loadable form."""
-    version, mt_state, gauss = random.getstate()
-    # The legacy global numpy generator is what third-party code draws from; it is saved on purpose.
-    name, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002
-    state: dict[str, Any] = {
-        "python": [version, list(mt_state), gauss],
-        "numpy": [
-            name,
-            torch.from_numpy(np.asarray(keys, dtype=np.int64)),
-            int(pos),
-            int(has_gauss),
-            float(cached),
-        ],
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: Mapping[str, Any]) -> None:
-    version, mt_state, gauss = state["python"]
-    random.setstate((int(version), tuple(int(v) for v in mt_state), gauss))
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss), float(cached)))  # noqa: NPY002
-    torch.set_rng_state(state["torch"].cpu())
-    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)  # noqa: NPY002 (the legacy global generator, see get_rng_state)
-    torch.manual_seed(seed)
-
-
-# ---------------------------------------------------------------------------------------------
-# Model, checkpoints
-
-
-class DepthPoseModel(nn.Module):
-    """Depth net + pose net as one module, so DistributedDataParallel syncs both in one pass."""
-
-    def __init__(
-        self,
-        depth_net: nn.Module,
-        pose_net: nn.Module,
-        frame_ids: Sequence[int],
-        odometry_scale: bool = False,
-    ) -> None:
-        super().__init__()
-        self.depth_net = depth_net
-        self.pose_net = pose_net
-        self.frame_ids = list(frame_ids)
-        self.odometry_scale = odometry_scale  # see predict_poses
-
-    def forward(self, batch: Mapping[Any, Tensor]) -> dict[Any, Tensor]:
-        outputs = dict(self.depth_net(batch[("color_aug", 0, 0)]))
-        if len(self.frame_ids) > 1:
-            outputs.update(predict_poses(self.pose_net, batch, self.frame_ids, self.odometry_scale))
-        return outputs
+# Configuration
 
 
 def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -173,110 +70,6 @@ def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return config
 
 
-def save_checkpoint(path: Path, payload: Mapping[str, Any]) -> Path:
-    """Write atomically: a crash mid-write leaves the previous checkpoint intact."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(dict(payload), tmp)
-    os.replace(tmp, path)
-    return path
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    missing = [
-        k for k in ("config", "depth_net", "pose_net", "optimizer", "epoch", "step", "rng") if k not in ckpt
-    ]
-    if missing:
-        raise ValueError(f"checkpoint {path}: missing {missing} (not a depth-train checkpoint?)")
-    return ckpt
-
-
-# ---------------------------------------------------------------------------------------------
-# Distributed set-up (torchrun sets WORLD_SIZE, RANK, LOCAL_RANK)
-
-
-@dataclass
-class DistInfo:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(device_name: str) -> DistInfo:
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1:
-        return DistInfo()
-    info = DistInfo(int(os.environ["RANK"]), world_size, int(os.environ.get("LOCAL_RANK", "0")))
-    use_cuda = device_name != "cpu" and torch.cuda.is_available()
-    if use_cuda:
-        torch.cuda.set_device(info.local_rank)
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    return info
-
-
-def pick_device(name: str, info: DistInfo) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise RuntimeError(f"train.device={name} but CUDA is not available")
-        if info.enabled:
-            return torch.device("cuda", info.local_rank)
-    return torch.device(name)
-
-
-# ---------------------------------------------------------------------------------------------
-# Logging helpers
-
-
-def colorize(values: np.ndarray, lo: float | None = None, hi: float | None = None) -> np.ndarray:
-    """(H,W) float -> (H,W,3) uint8 RGB with the magma colormap (Monodepth2's disparity look)."""
-    values = np.asarray(values, dtype=np.float32)
-    finite = np.isfinite(values)
-    lo = float(np.percentile(values[finite], 1)) if lo is None and finite.any() else (lo or 0.0)
-    hi = float(np.percentile(values[finite], 99)) if hi is None and finite.any() else (hi or 1.0)
-    norm = np.clip((np.nan_to_num(values, nan=lo) - lo) / max(hi - lo, 1e-6), 0, 1)
-    bgr = cv2.applyColorMap((norm * 255).astype(np.uint8), cv2.COLORMAP_MAGMA)
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
-@dataclass
-class TrainSummary:
-    """What a finished (or stopped) run reports."""
-
-    steps: int
-    epochs_done: float
-    wall_s: float
-    final_loss: float
-    samples_per_s: float
-    out_dir: str
-    checkpoint: str
-    stopped_by: str
-    training_mode: str
-    losses: list[float] = field(default_factory=list)
-
-    def __str__(self) -> str:
-        return (
-            f"training {self.stopped_by}: {self.steps} steps ({self.epochs_done:.2f} epochs) in "
-            f"{self.wall_s / 60:.1f} min, {self.samples_per_s:.1f} samples/s; final loss "
-            f"{self.final_loss:.4f} (mean of the last steps); mode {self.training_mode}\n"
-            f"  checkpoint: {self.checkpoint}\n  logs:       {self.out_dir} (loss_log.jsonl, tensorboard/)"
-        )
-
-
 # ---------------------------------------------------------------------------------------------
 # Trainer
 
@@ -290,7 +83,7 @@ class Trainer:
     """
 
     def __init__(self, config: Mapping[str, Any], resume: str | Path | None = None) -> None:
-        self.ckpt = load_checkpoint(resume) if resume else None
+        self.ckpt = load_checkpoint(resume, RESUME_KEYS) if resume else None
         self.config = resolve_config(config)
         train = self.config["train"]
         self.dist = init_distributed(str(train["device"]))
@@ -344,8 +137,7 @@ class Trainer:
             self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
 
         self.stop_requested: str | None = None
-        self.writer: Any = None
-        self.loss_log: Any = None
+        self.log: TrainingLog | None = None  # the main rank's, while run() runs
 
     # -- checkpoints ------------------------------------------------------------------------
     def _restore(self, ckpt: Mapping[str, Any]) -> None:
@@ -429,10 +221,6 @@ class Trainer:
             for sig, old in previous.items():
                 signal.signal(sig, old)
 
-    def request_stop(self, reason: str = "request") -> None:
-        """Ask the loop to stop after the current step (what the signal handler does)."""
-        self.stop_requested = reason
-
     def _agree_stop(self) -> bool:
         """All ranks stop at the same step when any of them got a signal."""
         flag = self.stop_requested is not None
@@ -477,15 +265,18 @@ class Trainer:
         return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
 
     # -- one step ---------------------------------------------------------------------------
-    def train_step(self, batch: Mapping[Any, Tensor]) -> tuple[float, dict[str, float], dict[Any, Tensor]]:
+    def train_step(self, batch: Mapping[Any, Tensor]) -> tuple[float, LossDiagnostics, dict[Any, Tensor]]:
+        """One optimiser step: (loss, the loss's diagnostics, the model's outputs)."""
         batch = self.to_device(batch)
         with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.use_amp):
             outputs = self.net(batch)
         # The loss runs in float32: SSIM's constants and 1/disp underflow or lose precision in fp16.
         outputs = {k: v.float() for k, v in outputs.items()}
-        loss, stats = self.criterion(batch, outputs)
+        loss, diagnostics = self.criterion(batch, outputs)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss is {loss.item()} at step {self.global_step} (stats {stats})")
+            raise FloatingPointError(
+                f"loss is {loss.item()} at step {self.global_step} (stats {diagnostics.stats})"
+            )
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         clip = self.config["train"]["grad_clip"]
@@ -494,69 +285,19 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), float(clip))
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        if "velocity" in stats:
+        if "velocity" in diagnostics.stats:
             self.used_velocity = True
-        return float(loss.detach()), stats, outputs
+        return float(loss.detach()), diagnostics, outputs
 
     # -- logging ----------------------------------------------------------------------------
     def _open_logs(self) -> None:
-        if not self.dist.is_main:
-            return
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        (self.out_dir / "config.yaml").write_text(yaml.safe_dump(self.config, sort_keys=False))
-        log_path = self.out_dir / "loss_log.jsonl"
-        # On resume, drop lines past the checkpoint's step (they belong to the abandoned future).
-        kept = []
-        if log_path.is_file() and self.global_step > 0:
-            for line in log_path.read_text().splitlines():
-                with contextlib.suppress(ValueError, KeyError):
-                    if json.loads(line)["step"] <= self.global_step:
-                        kept.append(line + "\n")
-        log_path.write_text("".join(kept))
-        self.loss_log = log_path.open("a")
-        if self.config["train"]["tensorboard"]:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(
-                str(self.out_dir / "tensorboard"), purge_step=self.global_step or None
-            )
-
-    def _log_step(
-        self, loss: float, stats: dict[str, float], batch: Mapping[Any, Tensor], outputs: dict
-    ) -> None:
-        if not self.dist.is_main:
-            return
-        train = self.config["train"]
-        record = {"step": self.global_step, "epoch": self.epoch, "loss": loss, **stats}
-        self.loss_log.write(json.dumps(record) + "\n")
-        self.loss_log.flush()  # one short line per step: cheap, and the log is current when a run dies
-        if self.writer is None:
-            return
-        if self.global_step % max(1, int(train["log_every"])) == 0 or self.global_step == 1:
-            for key, value in stats.items():
-                self.writer.add_scalar(f"train/{key}", value, self.global_step)
-            self.writer.add_scalar("train/lr", self.optimizer.param_groups[0]["lr"], self.global_step)
-        every = int(train["image_every"])
-        if every and (self.global_step % every == 0 or self.global_step == 1):
-            image = batch[("color", 0, 0)][0].detach().cpu().numpy().transpose(1, 2, 0)
-            disp = outputs[("disp", 0)][0, 0].detach().cpu().numpy()
-            self.writer.add_image(
-                "train/color", (image * 255).astype(np.uint8), self.global_step, dataformats="HWC"
-            )
-            self.writer.add_image("train/disp", colorize(disp), self.global_step, dataformats="HWC")
-            if "loss_mask" in outputs:
-                mask = outputs["loss_mask"][0, 0].detach().cpu().numpy()
-                self.writer.add_image(
-                    "train/loss_mask", (mask * 255).astype(np.uint8), self.global_step, dataformats="HW"
-                )
+        if self.dist.is_main:
+            self.log = TrainingLog(self.out_dir, self.config, self.global_step)
 
     def _close_logs(self) -> None:
-        if self.loss_log is not None:
-            self.loss_log.close()
-            self.loss_log = None
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
+        if self.log is not None:
+            self.log.close()
+            self.log = None
 
     # -- validation -------------------------------------------------------------------------
     @torch.no_grad()
@@ -570,10 +311,10 @@ class Trainer:
         for batch in self.loader(self.val_set, 0, train=False):
             batch = self.to_device(batch)
             outputs = {k: v.float() for k, v in self.model(batch).items()}
-            loss, _ = self.criterion(batch, outputs)
+            loss, diagnostics = self.criterion(batch, outputs)
             losses.append(float(loss))
             if "depth_gt" in batch:
-                depth = outputs[("depth", 0, 0)].cpu().numpy()
+                depth = diagnostics.depth[0].cpu().numpy()
                 gt = batch["depth_gt"].cpu().numpy()
                 for d, g in zip(depth[:, 0], gt[:, 0]):
                     frame = evaluate_depth(
@@ -590,9 +331,8 @@ class Trainer:
         out = {"loss": float(np.mean(losses))} if losses else {}
         if metrics:
             out.update({k: v for k, v in mean_metrics(metrics).items() if k in ("abs_rel", "rmse", "a1")})
-        if self.writer is not None:
-            for key, value in out.items():
-                self.writer.add_scalar(f"val/{key}", value, self.global_step)
+        if self.log is not None:
+            self.log.scalars("val", out, self.global_step)
         return out
 
     # -- the loop ---------------------------------------------------------------------------
@@ -668,13 +408,16 @@ class Trainer:
         extra_every = int(self.config["train"]["checkpoint_every"])
         try:
             for batch in loader:
-                loss, stats, outputs = self.train_step(batch)
+                loss, diagnostics, outputs = self.train_step(batch)
                 self.step_in_epoch += 1
                 self.global_step += 1
                 recent.append(loss)
-                self._log_step(loss, stats, batch, outputs)
+                if self.log is not None:
+                    lr = self.optimizer.param_groups[0]["lr"]
+                    self.log.step(self.global_step, self.epoch, loss, diagnostics, batch, outputs, lr)
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss:.4f}", depth=f"{stats.get('median_depth', math.nan):.1f}")
+                median_depth = diagnostics.stats.get("median_depth", math.nan)
+                bar.set_postfix(loss=f"{loss:.4f}", depth=f"{median_depth:.1f}")
                 stop = self._agree_stop()
                 if max_steps is not None and self.global_step >= int(max_steps):
                     stop = True
@@ -710,7 +453,7 @@ def config_for(args: argparse.Namespace) -> dict[str, Any]:
     """Defaults + file + overrides; on resume the checkpoint's config replaces the defaults."""
     if args.resume is None:
         return load_config(args.config, args.overrides)
-    base = load_checkpoint(args.resume)["config"]
+    base = load_checkpoint(args.resume, RESUME_KEYS)["config"]
     if args.config is not None:
         from training.config import load_yaml
 

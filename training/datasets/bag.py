@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from depth_node.runtime.conversions import to_rgb8
+from depth_node.runtime.message_types import stamp_ns
 from training.datasets.common import AugmentConfig, MonoDataset
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ def _open_reader(path: Path) -> Any:
     return reader
 
 
-def cdr_header_stamp_ns(raw: bytes | memoryview) -> int | None:
+def cdr_headerstamp_ns(raw: bytes | memoryview) -> int | None:
     """The ``std_msgs/Header`` stamp of a serialized message that starts with one, without decoding it.
 
     ROS 2 CDR: a 4-byte encapsulation header (byte 1 = 1 for little endian), then int32 sec and
@@ -60,10 +61,6 @@ def cdr_header_stamp_ns(raw: bytes | memoryview) -> int | None:
     fmt = "<iI" if raw[1] == 1 else ">iI"
     sec, nanosec = struct.unpack_from(fmt, raw, 4)
     return sec * 1_000_000_000 + nanosec
-
-
-def _stamp_ns(header: Any) -> int:
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
 def _connections(reader: Any, wanted: str | None, types: Sequence[str], what: str) -> list[Any]:
@@ -173,9 +170,9 @@ class BagDataset(MonoDataset):
         self.image_msgtype = conn.msgtype
         log_times, stamps = [], []
         for c, log_time, raw in reader.messages(connections=[conn]):
-            stamp = cdr_header_stamp_ns(raw)
+            stamp = cdr_headerstamp_ns(raw)
             if stamp is None:
-                stamp = _stamp_ns(reader.deserialize(raw, c.msgtype).header)
+                stamp = stamp_ns(reader.deserialize(raw, c.msgtype).header)
             log_times.append(log_time)
             stamps.append(stamp)
         if not log_times:
@@ -215,7 +212,7 @@ class BagDataset(MonoDataset):
             for c, _, raw in reader.messages(connections=odom):
                 msg = reader.deserialize(raw, c.msgtype)
                 p = msg.pose.pose.position
-                times.append(_stamp_ns(msg.header))
+                times.append(stamp_ns(msg.header))
                 points.append((p.x, p.y, p.z))
             if len(times) >= 2:
                 self.positions = self._interpolate(np.asarray(times), np.asarray(points, dtype=np.float64))

@@ -17,6 +17,9 @@ training config; missing keys take ``DEFAULT_MODEL_CFG``:
 
 Monodepth2's original behaviour: ``init_depth: null, pose_init: monodepth2,
 pose_translation_scale: 0.01``.
+
+``DepthPoseModel`` (``model.py``) is the training forward pass: the depth net on frame 0 and
+``predict_poses`` (the pose net on each source frame's pair with frame 0).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 from typing import Any
 
 from training.networks.depth_decoder import DepthDecoder, DepthNet
+from training.networks.model import DepthPoseModel, predict_poses, rescale_to_distance
 from training.networks.pose import PoseNet
 from training.networks.resnet import ResnetEncoder, load_torchvision_weights
 from training.networks.stdc import STDCEncoder, load_stdc_weights
@@ -49,6 +53,7 @@ __all__ = [
     "DEFAULT_MODEL_CFG",
     "DepthDecoder",
     "DepthNet",
+    "DepthPoseModel",
     "PoseNet",
     "ResnetEncoder",
     "STDCEncoder",
@@ -58,6 +63,8 @@ __all__ = [
     "load_stdc_weights",
     "load_torchvision_weights",
     "model_config",
+    "predict_poses",
+    "rescale_to_distance",
 ]
 
 

@@ -1,0 +1,55 @@
+"""Training checkpoints on disk: written by ``depth-train``, read by it (resume), ``depth-export``
+and ``depth-eval``.
+
+A checkpoint is a plain dict that ``torch.load(weights_only=True)`` reads: ``config`` (the resolved
+training config), ``depth_net`` and ``pose_net`` state dicts, and for resuming the optimizer,
+scheduler, scaler, epoch/step position and RNG states (see ``Trainer.checkpoint_payload``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from training.networks import DepthNet, build_depth_net
+
+CHECKPOINT_VERSION = 1
+# What reading the model needs (export, evaluation) and what resuming a run needs.
+MODEL_KEYS = ("config", "depth_net")
+RESUME_KEYS = ("config", "depth_net", "pose_net", "optimizer", "epoch", "step", "rng")
+
+
+def save_checkpoint(path: Path, payload: Mapping[str, Any]) -> Path:
+    """Write atomically: a crash mid-write leaves the previous checkpoint intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(dict(payload), tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: str | Path, required: Sequence[str] = MODEL_KEYS) -> dict[str, Any]:
+    """Read a checkpoint on the CPU (``weights_only=True``) and check that it has the ``required`` keys."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(ckpt, dict):
+        raise ValueError(f"checkpoint {path}: expected a dict, got {type(ckpt).__name__}")
+    missing = [k for k in required if k not in ckpt]
+    if missing:
+        raise ValueError(f"checkpoint {path}: missing {missing} (not a depth-train checkpoint?)")
+    return ckpt
+
+
+def depth_net_from_checkpoint(ckpt: Mapping[str, Any]) -> DepthNet:
+    """Rebuild the DepthNet of a checkpoint and load its weights (strict), in eval mode."""
+    model_cfg = dict(ckpt["config"].get("model", {}))
+    model_cfg["weights"] = None  # the checkpoint holds the trained weights; no ImageNet file needed
+    net = build_depth_net(model_cfg)
+    net.load_state_dict(ckpt["depth_net"], strict=True)
+    return net.eval()

@@ -1,0 +1,141 @@
+"""The model card ``<name>.md`` that ``depth-export`` writes beside each ONNX model.
+
+What the model is (backbone, input/output contract, precision, size, compute), how it was checked
+(ONNX Runtime parity, CPU latency), where it came from (checkpoint, commit, command, the full
+training configuration) and how well it does (depth-eval's metrics, when recorded).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from depth_node.metrics import METRIC_NAMES
+
+
+def card_info(
+    ckpt: Mapping[str, Any],
+    checkpoint_path: Path,
+    out_path: Path,
+    metadata: Mapping[str, str],
+    model_cfg: Mapping[str, Any],
+    measured: Mapping[str, Any],
+    metrics: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """What the model card shows; ``measured``: fp16, dynamic_batch, parameters, macs, flops,
+    parity, latency_ms, opset, commit."""
+    train_cfg = ckpt["config"].get("train") or {}
+    command = ckpt.get("command") or train_cfg.get("command") or "not recorded (see the configuration below)"
+    return {
+        "name": out_path.stem,
+        "file": out_path.name,
+        "backbone": model_cfg["backbone"],
+        "batch": "N" if measured["dynamic_batch"] else 1,
+        "height": int(metadata["input_height"]),
+        "width": int(metadata["input_width"]),
+        "min_depth": model_cfg["min_depth"],
+        "max_depth": model_cfg["max_depth"],
+        "fp16": measured["fp16"],
+        "parameters": measured["parameters"],
+        "macs": measured["macs"],
+        "flops": measured["flops"],
+        "training_mode": metadata["training_mode"],
+        "metric_scale": 1.0,
+        "scale_is_metric": metadata["scale_is_metric"],
+        "parity": measured["parity"],
+        "latency_ms": measured["latency_ms"],
+        "opset": measured["opset"],
+        "commit": measured["commit"],
+        "checkpoint": checkpoint_path.name,
+        "epoch": ckpt.get("epoch"),
+        "step": ckpt.get("global_step", ckpt.get("step")),
+        "command": " ".join(command) if isinstance(command, list) else command,
+        "metrics": dict(metrics) if metrics else ckpt.get("metrics"),
+    }
+
+
+def _is_metric_row(value: Any) -> bool:
+    return isinstance(value, Mapping) and all(name in value for name in METRIC_NAMES)
+
+
+def _metrics_markdown(metrics: Mapping[str, Any]) -> list[str]:
+    """Markdown for depth-eval's metrics: one table per group of metric rows (model, baselines),
+    nested groups (``moving_objects``) named by their path, then every remaining scalar, nested
+    ones included (``scale_ratio / median``), in one key/value table."""
+    lines: list[str] = []
+    scalars: list[tuple[str, Any]] = []
+
+    def walk(node: Mapping[str, Any], prefix: str) -> None:
+        for key, value in node.items():
+            name = f"{prefix}{key}"
+            if isinstance(value, Mapping) and value and all(_is_metric_row(row) for row in value.values()):
+                lines.extend([f"{name}:", "", "| | " + " | ".join(METRIC_NAMES) + " |"])
+                lines.append("| --- " * (len(METRIC_NAMES) + 1) + "|")
+                for label, row in value.items():
+                    lines.append(f"| {label} | " + " | ".join(f"{row[n]:.4f}" for n in METRIC_NAMES) + " |")
+                lines.append("")
+            elif isinstance(value, Mapping) and value:
+                walk(value, f"{name} / ")
+            else:
+                scalars.append((name, value))
+
+    walk(metrics, "")
+    if scalars:
+        lines += ["| entry | value |", "| --- | --- |"]
+        lines += [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in scalars]
+    return lines
+
+
+def write_model_card(path: Path, info: Mapping[str, Any], config: Mapping[str, Any]) -> Path:
+    """Markdown model card beside the ONNX file."""
+    metrics = info.get("metrics") or {}
+    lines = [
+        f"# {info['name']}",
+        "",
+        f"Monocular depth network exported by `depth-export` (`{info['file']}`).",
+        "",
+        "| property | value |",
+        "| --- | --- |",
+        f"| backbone | {info['backbone']} |",
+        f"| input | `image` float32 [{info['batch']},3,{info['height']},{info['width']}] RGB in [0,1] |",
+        f"| output | `depth` float32 [{info['batch']},1,{info['height']},{info['width']}], "
+        f"{info['min_depth']}..{info['max_depth']} model units |",
+        f"| precision | {'fp16 inside, float32 interface' if info['fp16'] else 'fp32'} |",
+        f"| parameters | {info['parameters'] / 1e6:.2f} M |",
+        f"| compute | {info['macs'] / 1e9:.2f} GMAC ({info['flops'] / 1e9:.2f} GFLOPs), conv + linear |",
+        f"| training mode | {info['training_mode']} |",
+        f"| metric scale | {info['metric_scale']} (scale is metric: {info['scale_is_metric']}) |",
+        f"| ONNX Runtime parity | max relative error {info['parity']:.2e} |",
+        f"| CPU latency (ONNX Runtime) | {info['latency_ms']:.1f} ms median, batch 1 |",
+        f"| opset | {info['opset']} |",
+        f"| source commit | {info['commit'] or 'unknown'} |",
+        "",
+        "## Training",
+        "",
+        f"- data: {json.dumps((config.get('data') or {}).get('source'))}, root "
+        f"`{(config.get('data') or {}).get('root')}`, split `{(config.get('data') or {}).get('split')}`",
+        f"- checkpoint: `{info['checkpoint']}` (epoch {info['epoch']}, step {info['step']})",
+        f"- command: `{info['command']}`",
+        "",
+        "## Metrics",
+        "",
+    ]
+    if metrics:
+        lines += _metrics_markdown(metrics)
+    else:
+        lines.append("No evaluation metrics were recorded with this checkpoint.")
+    lines += [
+        "",
+        "## Full training configuration",
+        "",
+        "```yaml",
+        yaml.safe_dump(dict(config), sort_keys=False).rstrip(),
+        "```",
+        "",
+    ]
+    path.write_text("\n".join(lines))
+    return path
