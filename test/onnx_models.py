@@ -12,6 +12,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
+from depth_node.runtime.estimator import DepthEstimator
+
 OPSET = 13  # ReduceMean takes ``axes`` as an attribute up to opset 17
 IR_VERSION = 8  # old enough for every onnxruntime this project supports
 
@@ -115,3 +117,10 @@ def write_corrupt_model(path: str | Path) -> Path:
     path = Path(path)
     path.write_bytes(b"this is not an onnx model \x00\x01\x02" * 8)
     return path
+
+
+def linear_estimator(folder: Path, **metadata: str) -> DepthEstimator:
+    """A CPU DepthEstimator on depth = 1 + 10 * grey level, valid in [0.5, 8] m (pipeline, messages)."""
+    meta = {"min_depth": "0.5", "max_depth": "8.0", **metadata}
+    model = make_linear_depth_model(folder / "m.onnx", a=1.0, b=10.0, metadata=meta)
+    return DepthEstimator(model, providers=("cpu",))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import array
 
-import numpy as np
 import pytest
 
 from depth_node.runtime.parameters import (
@@ -109,18 +108,6 @@ def test_check_parameter_words_values_that_rclpy_refuses():
     with pytest.raises(ParameterError, match="unknown parameter bogus"):
         check_parameter("bogus", 1)
     check_parameter("crop", array.array("q", [0, 0, 0, 0]))
-
-
-def test_rclpy_array_field_values():
-    # rclpy's setters take array.array for variable-length arrays (CameraInfo.d, Image.data); the
-    # converters must work on any numpy input (array.frombytes refuses non-byte buffer formats).
-    from depth_node.runtime.message_types import ros_float64_array, ros_uint8_array
-
-    d = ros_float64_array(np.array([0.1, -0.2, 0.0, 0.0, 0.3]))
-    assert d.typecode == "d" and d.tolist() == [0.1, -0.2, 0.0, 0.0, 0.3]
-    assert ros_float64_array(np.zeros((2, 2), np.float32)).tolist() == [0.0] * 4
-    data = ros_uint8_array(np.arange(6, dtype=np.uint8).reshape(2, 3)[:, ::2])  # non-contiguous
-    assert data.typecode == "B" and data.tolist() == [0, 2, 3, 5]
 
 
 def test_default_model_prefers_a_demo_model(tmp_path):

@@ -6,17 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from onnx_models import make_linear_depth_model
+from onnx_models import linear_estimator
 from rosbags.typesys import Stores, get_typestore
 
 from depth_node.geometry import scale_intrinsics
-from depth_node.runtime.conversions import image_msg_to_depth, numpy_to_image, to_rgb8
 from depth_node.runtime.errors import BadInputError, ImageDataError
-from depth_node.runtime.estimator import DepthEstimator
 from depth_node.runtime.message_types import rosbags_types
-from depth_node.runtime.messages import build_outputs, scale_camera_info
 from depth_node.runtime.pipeline import DepthPipeline, PipelineConfig
-from depth_node.runtime.pointcloud import pointcloud2_to_array
 
 TYPES = rosbags_types()
 TYPESTORE = get_typestore(Stores.ROS2_HUMBLE)
@@ -27,13 +23,6 @@ K_CAM = np.array([[40.0, 0.0, 31.5], [0.0, 40.0, 11.5], [0.0, 0.0, 1.0]])
 CAM_W, CAM_H = 64, 24  # camera frames; the model is 16x12
 
 
-def _estimator(tmp_path: Path, **metadata: str) -> DepthEstimator:
-    meta = {"min_depth": "0.5", "max_depth": "8.0", **metadata}
-    return DepthEstimator(
-        make_linear_depth_model(tmp_path / "m.onnx", a=1.0, b=10.0, metadata=meta), providers=("cpu",)
-    )
-
-
 def _two_tone() -> np.ndarray:
     """Left half black (model depth 1.0), right half white (model depth 11.0 > max_depth 8)."""
     rgb = np.zeros((CAM_H, CAM_W, 3), dtype=np.uint8)
@@ -42,7 +31,7 @@ def _two_tone() -> np.ndarray:
 
 
 def test_uniform_image_gives_the_graphs_depth(tmp_path: Path) -> None:
-    pipeline = DepthPipeline(_estimator(tmp_path), PipelineConfig())
+    pipeline = DepthPipeline(linear_estimator(tmp_path), PipelineConfig())
     rgb = np.full((CAM_H, CAM_W, 3), 51, dtype=np.uint8)  # 51/255 = 0.2 -> depth 1 + 10 * 0.2 = 3
     result = pipeline.process(rgb, K_CAM)
     assert result.depth.shape == (CAM_H, CAM_W) and result.depth.dtype == np.float32
@@ -54,7 +43,7 @@ def test_uniform_image_gives_the_graphs_depth(tmp_path: Path) -> None:
 
 
 def test_out_of_range_depth_is_nan(tmp_path: Path) -> None:
-    result = DepthPipeline(_estimator(tmp_path)).process(_two_tone(), K_CAM)
+    result = DepthPipeline(linear_estimator(tmp_path)).process(_two_tone(), K_CAM)
     left, right = result.depth[:, : CAM_W // 2 - 2], result.depth[:, CAM_W // 2 + 2 :]
     np.testing.assert_allclose(left, 1.0, rtol=1e-5)
     assert np.isnan(right).all()
@@ -69,7 +58,7 @@ def test_out_of_range_depth_is_nan(tmp_path: Path) -> None:
     ],
 )
 def test_fixed_and_model_scales(tmp_path: Path, config: PipelineConfig, metadata: dict, scale: float) -> None:
-    result = DepthPipeline(_estimator(tmp_path, **metadata), config).process(_two_tone(), K_CAM)
+    result = DepthPipeline(linear_estimator(tmp_path, **metadata), config).process(_two_tone(), K_CAM)
     assert result.scale == scale
     # the valid range scales with the depth: [0.5, 8] model units -> [0.5, 8] * scale metres
     np.testing.assert_allclose(result.depth[:, :4], 1.0 * scale, rtol=1e-5)
@@ -77,9 +66,9 @@ def test_fixed_and_model_scales(tmp_path: Path, config: PipelineConfig, metadata
 
 
 def test_auto_scale_mode(tmp_path: Path) -> None:
-    metric = _estimator(tmp_path, scale_is_metric="true")
+    metric = linear_estimator(tmp_path, scale_is_metric="true")
     assert DepthPipeline(metric, PipelineConfig(camera_height=1.65)).scale_mode == "model"
-    relative = _estimator(tmp_path, scale_is_metric="false", metric_scale="3.0")
+    relative = linear_estimator(tmp_path, scale_is_metric="false", metric_scale="3.0")
     pipeline = DepthPipeline(relative, PipelineConfig(camera_height=1.65))
     assert pipeline.scale_mode == "camera_height" and pipeline.ground is not None
     # a uniform image has no ground plane: the scale stays the model's until a fit succeeds
@@ -89,7 +78,7 @@ def test_auto_scale_mode(tmp_path: Path) -> None:
 
 
 def test_model_resolution_and_crop(tmp_path: Path) -> None:
-    estimator = _estimator(tmp_path)
+    estimator = linear_estimator(tmp_path)
     rgb = np.full((CAM_H, CAM_W, 3), 51, dtype=np.uint8)
     model_res = DepthPipeline(estimator, PipelineConfig(output_resolution="model")).process(rgb, K_CAM)
     assert model_res.depth.shape == (12, 16)
@@ -103,7 +92,7 @@ def test_model_resolution_and_crop(tmp_path: Path) -> None:
 
 
 def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
-    pipeline = DepthPipeline(_estimator(tmp_path))
+    pipeline = DepthPipeline(linear_estimator(tmp_path))
     rgb = np.zeros((CAM_H, CAM_W, 3), np.uint8)
     bad_k = K_CAM.copy()
     bad_k[0, 2] = np.nan
@@ -120,65 +109,3 @@ def test_config_validation() -> None:
         PipelineConfig(scale_mode="camera_height")
     with pytest.raises(ValueError, match="fixed_scale"):
         PipelineConfig(scale_mode="fixed")
-
-
-def _camera_info() -> object:
-    P = np.hstack([K_CAM, np.zeros((3, 1))])
-    P[0, 0] = 38.0  # rectified P differs from K: the cloud must use P
-    return TYPES.CameraInfo(
-        header=HEADER, height=CAM_H, width=CAM_W, distortion_model="plumb_bob",
-        d=np.array([0.1, -0.05, 0.0, 0.0, 0.0]), k=K_CAM.reshape(-1), r=np.eye(3).reshape(-1),
-        p=P.reshape(-1),
-        binning_x=2, binning_y=2,
-        roi=TYPES.RegionOfInterest(x_offset=4, y_offset=2, height=10, width=10, do_rectify=True),
-    )  # fmt: skip
-
-
-@pytest.mark.parametrize("output_resolution", ["camera", "model"])
-def test_build_outputs_end_to_end(tmp_path: Path, output_resolution: str) -> None:
-    pipeline = DepthPipeline(_estimator(tmp_path), PipelineConfig(output_resolution=output_resolution))
-    rgb_msg = numpy_to_image(_two_tone()[..., ::-1], "bgr8", HEADER, TYPES, step=CAM_W * 3 + 4)
-    rgb = to_rgb8(rgb_msg)
-    result = pipeline.process(rgb, K_CAM)
-    outputs = build_outputs(
-        result, rgb_msg.header, _camera_info(), TYPES, cloud=True, stride=1, organized=True, rgb=rgb
-    )
-    h, w = result.depth.shape
-    for msg in (outputs.image, outputs.camera_info, outputs.points):
-        assert msg.header is rgb_msg.header  # same stamp and frame_id as the input
-    np.testing.assert_array_equal(image_msg_to_depth(outputs.image), result.depth)
-    info = outputs.camera_info
-    assert (info.width, info.height, info.binning_x, info.roi.width) == (w, h, 0, 0)
-    np.testing.assert_allclose(info.k.reshape(3, 3), result.K)
-    np.testing.assert_allclose(info.d, [0.1, -0.05, 0, 0, 0])
-    fx_p = 38.0 * w / CAM_W
-    cloud = pointcloud2_to_array(outputs.points)
-    assert cloud.shape == (h, w, 4)
-    v, u = 3, 2  # a valid (left-half) pixel
-    z = result.depth[v, u]
-    np.testing.assert_allclose(
-        cloud[v, u, :3], [(u - info.p[2]) * z / fx_p, (v - info.p[6]) * z / info.p[5], z], rtol=1e-5
-    )
-    assert np.isnan(cloud[v, -1, :3]).all()
-    for msg, name in (
-        (outputs.image, "Image"),
-        (outputs.camera_info, "CameraInfo"),
-        (outputs.points, "PointCloud2"),
-    ):
-        TYPESTORE.serialize_cdr(msg, f"sensor_msgs/msg/{name}")
-
-
-def test_build_outputs_16uc1_without_camera_info_or_cloud(tmp_path: Path) -> None:
-    result = DepthPipeline(_estimator(tmp_path)).process(_two_tone(), K_CAM)
-    outputs = build_outputs(result, HEADER, None, TYPES, encoding="16UC1")
-    assert outputs.points is None and outputs.image.encoding == "16UC1"
-    np.testing.assert_allclose(outputs.camera_info.k.reshape(3, 3), K_CAM)
-    np.testing.assert_allclose(outputs.camera_info.p.reshape(3, 4)[:, :3], K_CAM)
-
-
-def test_scale_camera_info_with_crop() -> None:
-    info = scale_camera_info(_camera_info(), 16, 8, TYPES, crop=(8, 4, 32, 16))
-    K = info.k.reshape(3, 3)
-    np.testing.assert_allclose(K[0], [40.0 * 0.5, 0.0, (31.5 - 8) * 0.5])
-    np.testing.assert_allclose(K[1], [0.0, 40.0 * 0.5, (11.5 - 4) * 0.5])
-    assert info.header is HEADER and (info.width, info.height) == (16, 8)

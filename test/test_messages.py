@@ -1,0 +1,93 @@
+"""Output messages (runtime/messages.py): depth image, its CameraInfo and the cloud, with a real model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from onnx_models import linear_estimator
+from rosbags.typesys import Stores, get_typestore
+
+from depth_node.runtime.conversions import image_msg_to_depth, numpy_to_image, to_rgb8
+from depth_node.runtime.message_types import rosbags_types
+from depth_node.runtime.messages import build_outputs, scale_camera_info
+from depth_node.runtime.pipeline import DepthPipeline, PipelineConfig
+from depth_node.runtime.pointcloud import pointcloud2_to_array
+
+TYPES = rosbags_types()
+TYPESTORE = get_typestore(Stores.ROS2_HUMBLE)
+HEADER = TYPES.Header(
+    stamp=TYPESTORE.types["builtin_interfaces/msg/Time"](sec=7, nanosec=8), frame_id="camera_optical"
+)
+K_CAM = np.array([[40.0, 0.0, 31.5], [0.0, 40.0, 11.5], [0.0, 0.0, 1.0]])
+CAM_W, CAM_H = 64, 24  # camera frames; the model is 16x12
+
+
+def _camera_info() -> object:
+    P = np.hstack([K_CAM, np.zeros((3, 1))])
+    P[0, 0] = 38.0  # rectified P differs from K: the cloud must use P
+    return TYPES.CameraInfo(
+        header=HEADER, height=CAM_H, width=CAM_W, distortion_model="plumb_bob",
+        d=np.array([0.1, -0.05, 0.0, 0.0, 0.0]), k=K_CAM.reshape(-1), r=np.eye(3).reshape(-1),
+        p=P.reshape(-1),
+        binning_x=2, binning_y=2,
+        roi=TYPES.RegionOfInterest(x_offset=4, y_offset=2, height=10, width=10, do_rectify=True),
+    )  # fmt: skip
+
+
+def _two_tone() -> np.ndarray:
+    """Left half black (model depth 1.0), right half white (model depth 11.0 > max_depth 8)."""
+    rgb = np.zeros((CAM_H, CAM_W, 3), dtype=np.uint8)
+    rgb[:, CAM_W // 2 :] = 255
+    return rgb
+
+
+@pytest.mark.parametrize("output_resolution", ["camera", "model"])
+def test_build_outputs_end_to_end(tmp_path: Path, output_resolution: str) -> None:
+    pipeline = DepthPipeline(linear_estimator(tmp_path), PipelineConfig(output_resolution=output_resolution))
+    rgb_msg = numpy_to_image(_two_tone()[..., ::-1], "bgr8", HEADER, TYPES, step=CAM_W * 3 + 4)
+    rgb = to_rgb8(rgb_msg)
+    result = pipeline.process(rgb, K_CAM)
+    outputs = build_outputs(
+        result, rgb_msg.header, _camera_info(), TYPES, cloud=True, stride=1, organized=True, rgb=rgb
+    )
+    h, w = result.depth.shape
+    for msg in (outputs.image, outputs.camera_info, outputs.points):
+        assert msg.header is rgb_msg.header  # same stamp and frame_id as the input
+    np.testing.assert_array_equal(image_msg_to_depth(outputs.image), result.depth)
+    info = outputs.camera_info
+    assert (info.width, info.height, info.binning_x, info.roi.width) == (w, h, 0, 0)
+    np.testing.assert_allclose(info.k.reshape(3, 3), result.K)
+    np.testing.assert_allclose(info.d, [0.1, -0.05, 0, 0, 0])
+    fx_p = 38.0 * w / CAM_W
+    cloud = pointcloud2_to_array(outputs.points)
+    assert cloud.shape == (h, w, 4)
+    v, u = 3, 2  # a valid (left-half) pixel
+    z = result.depth[v, u]
+    np.testing.assert_allclose(
+        cloud[v, u, :3], [(u - info.p[2]) * z / fx_p, (v - info.p[6]) * z / info.p[5], z], rtol=1e-5
+    )
+    assert np.isnan(cloud[v, -1, :3]).all()
+    for msg, name in (
+        (outputs.image, "Image"),
+        (outputs.camera_info, "CameraInfo"),
+        (outputs.points, "PointCloud2"),
+    ):
+        TYPESTORE.serialize_cdr(msg, f"sensor_msgs/msg/{name}")
+
+
+def test_build_outputs_16uc1_without_camera_info_or_cloud(tmp_path: Path) -> None:
+    result = DepthPipeline(linear_estimator(tmp_path)).process(_two_tone(), K_CAM)
+    outputs = build_outputs(result, HEADER, None, TYPES, encoding="16UC1")
+    assert outputs.points is None and outputs.image.encoding == "16UC1"
+    np.testing.assert_allclose(outputs.camera_info.k.reshape(3, 3), K_CAM)
+    np.testing.assert_allclose(outputs.camera_info.p.reshape(3, 4)[:, :3], K_CAM)
+
+
+def test_scale_camera_info_with_crop() -> None:
+    info = scale_camera_info(_camera_info(), 16, 8, TYPES, crop=(8, 4, 32, 16))
+    K = info.k.reshape(3, 3)
+    np.testing.assert_allclose(K[0], [40.0 * 0.5, 0.0, (31.5 - 8) * 0.5])
+    np.testing.assert_allclose(K[1], [0.0, 40.0 * 0.5, (11.5 - 4) * 0.5])
+    assert info.header is HEADER and (info.width, info.height) == (16, 8)
