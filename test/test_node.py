@@ -587,6 +587,30 @@ def test_main_stops_cleanly_on_ctrl_c(ros, model_path, monkeypatch, capfd, sigin
     assert not ros.rclpy.ok()
 
 
+def test_a_second_ctrl_c_during_shutdown_is_ignored(ros, model_path, monkeypatch, capfd, sigint_raises):
+    """ros2 launch delivers Ctrl-C twice (the terminal's process group, then launch's forward): one
+    arriving while the node destroys its publishers must not end it with a traceback."""
+
+    def spin_then_interrupt(node, executor=None):
+        with own_executor(ros, node) as own:
+            ctrl_c(ros)
+            own.spin()
+
+    real_destroy = ros.node_module.DepthNode.destroy_node
+
+    def destroy_with_second_sigint(self):
+        os.kill(os.getpid(), signal.SIGINT)  # raises KeyboardInterrupt here unless ignored
+        real_destroy(self)
+
+    monkeypatch.setattr(ros.rclpy, "spin", spin_then_interrupt)
+    monkeypatch.setattr(ros.node_module.DepthNode, "destroy_node", destroy_with_second_sigint)
+    code = ros.node_module.main(["--ros-args", "-p", f"model_path:={model_path}", "-p", "providers:=[cpu]"])
+    err = capfd.readouterr().err
+    assert code == 0
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored after shutdown
+
+
 def test_eval_node_main_one_error_line_and_a_clean_ctrl_c(ros, monkeypatch, capfd, sigint_raises):
     """depth_eval_node: a bad parameter ends it with one error line; Ctrl-C with its final summary."""
     from depth_node.evaluation.ground_truth import GroundTruth

@@ -25,6 +25,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
 from depth_node.ros.diagnostics import DiagnosticSummary, FrameStats, LogThrottle, diagnostic_summary
+from depth_node.ros.shutdown import sigint_ignored
 from depth_node.ros.worker import InferenceWorker, LatestSlot
 from depth_node.runtime.errors import ModelLoadError
 from depth_node.runtime.estimator import DepthEstimator
@@ -315,9 +316,10 @@ def main(args: list[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass  # Ctrl-C: a clean stop, no traceback
     finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+        with sigint_ignored():  # a second Ctrl-C must not interrupt the shutdown itself
+            if node is not None:
+                node.destroy_node()
+            rclpy.try_shutdown()
     return code
 
 
