@@ -300,6 +300,7 @@ def export_onnx(
     above 1e-3; fp16: above 2e-2). ``metrics`` (e.g. KITTI Eigen results) go into the model card;
     without them, ``checkpoint["metrics"]`` is used when present.
     """
+    # Long: load, export, check, compare with PyTorch, write metadata and card: one pass, in order.
 
     def say(msg: str) -> None:
         if verbose:
