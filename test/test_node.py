@@ -243,6 +243,7 @@ def test_one_depth_image_camera_info_and_cloud_per_frame(ros, harness, sim_drive
     status = h.received["diagnostics"][-1].status[0]
     values = {kv.key: kv.value for kv in status.values}
     assert values["frames out"] == "4" and values["provider"] == "CPUExecutionProvider"
+    assert status.hardware_id == FRAME  # the camera it is about, not the ONNX provider
     assert values["model"] == "linear-test" and values["scale"] != "n/a"
     assert float(values["latency p50 (ms)"]) >= 0.0
     assert status.level in (ros.DiagnosticStatus.OK, ros.DiagnosticStatus.WARN)

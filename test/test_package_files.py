@@ -96,3 +96,9 @@ def test_rviz_view_shows_camera_depth_and_cloud_in_the_optical_frame():
     assert cloud["Class"] == "rviz_default_plugins/PointCloud2"
     assert cloud["Topic"]["Value"] == "/depth/points"
     assert (cloud["Color Transformer"], cloud["Axis"]) == ("AxisColor", "Z")
+
+
+def test_the_car_does_not_depend_on_rviz2():
+    # rviz2 is a desktop GUI; the launch file starts it only with rviz:=true, where it is installed.
+    package = (REPO / "package.xml").read_text()
+    assert "<exec_depend>rviz2</exec_depend>" not in package and "<depend>rviz2</depend>" not in package

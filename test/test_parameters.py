@@ -20,7 +20,7 @@ def test_defaults_validate_and_match_the_documented_qos():
     settings = validate_parameters({})
     assert settings.providers == ("tensorrt", "cuda", "cpu")
     assert (settings.input_reliability, settings.input_depth) == ("best_effort", 1)
-    assert (settings.output_reliability, settings.output_depth) == ("reliable", 1)
+    assert (settings.output_reliability, settings.output_depth) == ("reliable", 5)
     assert settings.depth_encoding == "32FC1" and settings.output_resolution == "camera"
     assert settings.crop is None
     assert settings.subscribed_image_topic == "/camera/image_raw"

@@ -278,13 +278,19 @@ class DepthNode(Node):
             new_bad_drops=new_bad,
         )
 
+    def _hardware_id(self) -> str:
+        """The device this status is about: the camera (its optical frame), else this node."""
+        info = self._camera_info
+        frame = info.header.frame_id if info is not None else ""
+        return frame or self.get_fully_qualified_name()
+
     def publish_diagnostics(self) -> None:
         summary = self.diagnostic_summary()
         status = DiagnosticStatus(
             level=_LEVELS[summary.level],
             name=f"{self.get_name()}: depth estimation",
             message=summary.message,
-            hardware_id=self.estimator.provider if self.estimator else "",
+            hardware_id=self._hardware_id(),
             values=[KeyValue(key=key, value=value) for key, value in summary.values],
         )
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id="")

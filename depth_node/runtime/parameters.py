@@ -186,7 +186,15 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "depth image, camera_info and cloud publishers",
         choices=RELIABILITIES,
     ),
-    ParamSpec("output_qos.depth", 1, "publisher queue depth", value_range=(1, 100)),
+    # Depth 5, not 1: a reliable writer keeps only its history for resending, so with depth 1 a new
+    # 2 MB cloud replaced an unacknowledged one and a default subscriber missed 15% of the clouds
+    # (340/400 at 10 Hz on Jazzy + Cyclone DDS); with 5, 400/400.
+    ParamSpec(
+        "output_qos.depth",
+        5,
+        "publisher queue depth (history kept for reliable resends)",
+        value_range=(1, 100),
+    ),
 )
 PARAMETER_NAMES = tuple(spec.name for spec in PARAMETERS)
 _SPECS = {spec.name: spec for spec in PARAMETERS}
