@@ -588,6 +588,20 @@ def test_main_stops_cleanly_on_ctrl_c(ros, model_path, monkeypatch, capfd, sigin
     assert not ros.rclpy.ok()
 
 
+@pytest.mark.parametrize("which", ["depth", "eval"])
+def test_a_refused_command_line_is_one_error_line(ros, capfd, which):
+    """``-p image_topic:=`` (no value): rcl refuses it in rclpy.init; one line, exit 1, no traceback."""
+    from depth_node.ros import eval_node
+
+    main = ros.node_module.main if which == "depth" else eval_node.main
+    code = main(["--ros-args", "-p", "image_topic:="])
+    err = capfd.readouterr().err
+    assert code == 1
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and "cannot start" in errors[0] and "image_topic" in errors[0], err
+
+
 def test_a_second_ctrl_c_during_shutdown_is_ignored(ros, model_path, monkeypatch, capfd, sigint_raises):
     """ros2 launch delivers Ctrl-C twice (the terminal's process group, then launch's forward): one
     arriving while the node destroys its publishers must not end it with a traceback."""

@@ -6,7 +6,7 @@ import os
 import signal
 import threading
 
-from depth_node.ros.shutdown import sigint_ignored
+from depth_node.ros.shutdown import init_or_one_line, sigint_ignored
 
 
 def test_sigint_is_ignored_inside_and_restored_after() -> None:
@@ -31,3 +31,16 @@ def test_outside_the_main_thread_it_changes_nothing() -> None:
     thread.start()
     thread.join()
     assert seen == [before]
+
+
+def test_a_refused_init_is_one_line_and_false(capsys) -> None:
+    def refuse() -> None:
+        raise RuntimeError("failed to initialize rcl: Couldn't parse\n parameter override rule")
+
+    assert init_or_one_line(refuse, "depth_node") is False
+    err = capsys.readouterr().err
+    assert (
+        err
+        == "[ERROR] [depth_node]: cannot start: failed to initialize rcl: Couldn't parse parameter override rule\n"
+    )
+    assert init_or_one_line(lambda: None, "depth_node") is True

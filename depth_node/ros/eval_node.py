@@ -34,7 +34,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from depth_node.evaluation.ground_truth import StaticTransforms, depth_truth, lidar_truth, parse_transform
 from depth_node.evaluation.scoring import StreamEvaluator, metrics_key_values, running_metrics_line
 from depth_node.metrics import MAX_DEPTH, MIN_DEPTH
-from depth_node.ros.shutdown import sigint_ignored
+from depth_node.ros.shutdown import init_or_one_line, sigint_ignored
 from depth_node.runtime.conversions import image_msg_to_depth
 from depth_node.runtime.errors import BadInputError
 from depth_node.runtime.message_types import stamp_ns
@@ -168,7 +168,8 @@ class DepthEvalNode(Node):
 
 def main(args: Sequence[str] | None = None) -> int:
     """``ros2 run depth_node depth_eval_node``: 0 after Ctrl-C, 1 (one error line) for a bad parameter."""
-    rclpy.init(args=args)
+    if not init_or_one_line(lambda: rclpy.init(args=args), NODE_NAME):
+        return 1
     # Lines logged after the node is gone (the final summary after Ctrl-C, when rclpy has already shut
     # the context down) go through a plain logger of the same name: the console, not /rosout.
     logger = rclpy.logging.get_logger(NODE_NAME)

@@ -25,7 +25,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
 from depth_node.ros.diagnostics import DiagnosticSummary, FrameStats, LogThrottle, diagnostic_summary
-from depth_node.ros.shutdown import sigint_ignored
+from depth_node.ros.shutdown import init_or_one_line, sigint_ignored
 from depth_node.ros.worker import InferenceWorker, LatestSlot
 from depth_node.runtime.errors import ModelLoadError
 from depth_node.runtime.estimator import DepthEstimator
@@ -308,7 +308,8 @@ class DepthNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """``ros2 run depth_node depth_node``: exit code 0 after Ctrl-C, 1 when the node cannot start."""
-    rclpy.init(args=args)
+    if not init_or_one_line(lambda: rclpy.init(args=args), NODE_NAME):
+        return 1
     node: DepthNode | None = None
     code = 0
     try:

@@ -1,4 +1,5 @@
-"""A clean exit after Ctrl-C, however many SIGINTs arrive (ROS-free, so it is tested without rclpy).
+"""A clean start and exit for the nodes' ``main``: one line for a refused command line, and a clean
+exit after Ctrl-C however many SIGINTs arrive (ROS-free, so it is tested without rclpy).
 
 A terminal's Ctrl-C under ``ros2 launch`` reaches a node twice: once through the terminal's process
 group and once forwarded by launch. The first ends ``rclpy.spin``; a second one arriving while the
@@ -10,8 +11,20 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+
+
+def init_or_one_line(init: Callable[[], None], node_name: str) -> bool:
+    """Run ``rclpy.init``; when rcl refuses the command line (``-p image_topic:=`` has no value), say so
+    in one line on stderr instead of a traceback and return False."""
+    try:
+        init()
+    except RuntimeError as error:  # rclpy's RCLError is a RuntimeError
+        print(f"[ERROR] [{node_name}]: cannot start: {' '.join(str(error).split())}", file=sys.stderr)
+        return False
+    return True
 
 
 @contextlib.contextmanager

@@ -74,6 +74,10 @@ def parse_ros_args(args: list[str]) -> RosArguments:
             if ":=" not in value:
                 raise RuntimeError(f"Couldn't parse {token} argument '{value}': expected name:=value")
             lhs, text = value.split(":=", 1)
+            if token in ("-p", "--param") and not text.strip():  # rcl's YAML parser refuses an empty value
+                raise RuntimeError(
+                    f"failed to initialize rcl: Couldn't parse parameter override rule: '{token} {value}'"
+                )
             node, _, name = lhs.rpartition(":")  # an optional "node_name:" prefix
             if token in ("-p", "--param"):
                 result.parameters.append(("/" + node if node else "/**", name, _parse_value(text)))
