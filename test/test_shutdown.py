@@ -39,8 +39,6 @@ def test_a_refused_init_is_one_line_and_false(capsys) -> None:
 
     assert init_or_one_line(refuse, "depth_node") is False
     err = capsys.readouterr().err
-    assert (
-        err
-        == "[ERROR] [depth_node]: cannot start: failed to initialize rcl: Couldn't parse parameter override rule\n"
-    )
+    expected = "failed to initialize rcl: Couldn't parse parameter override rule"
+    assert err == f"[ERROR] [depth_node]: cannot start: {expected}\n"
     assert init_or_one_line(lambda: None, "depth_node") is True
