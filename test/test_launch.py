@@ -3,17 +3,21 @@
 Needs a ROS 2 environment (launch_testing, launch_ros, rclpy, the built depth_node package) and is
 skipped without one. Run it with ``colcon test --packages-select depth_node`` or
 ``launch_test test/test_launch.py`` after ``colcon build`` and ``source install/setup.bash``.
-DDS traffic stays on this machine (ROS_LOCALHOST_ONLY / ROS_AUTOMATIC_DISCOVERY_RANGE).
+DDS traffic stays on this machine (Humble: ROS_LOCALHOST_ONLY; Jazzy and later: ROS_AUTOMATIC_DISCOVERY_RANGE).
 """
 
 from __future__ import annotations
 
 import os
 
-# Before rclpy or any launched process reads them: keep discovery on the loopback interface
-# (Humble reads ROS_LOCALHOST_ONLY, Jazzy ROS_AUTOMATIC_DISCOVERY_RANGE).
-os.environ["ROS_LOCALHOST_ONLY"] = "1"
-os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+# Before rclpy or any launched process reads them: keep discovery on the loopback interface. Humble
+# reads ROS_LOCALHOST_ONLY; Jazzy reads ROS_AUTOMATIC_DISCOVERY_RANGE and warns (twice a node) when
+# the deprecated ROS_LOCALHOST_ONLY is set, so each distribution gets only its own variable.
+if os.environ.get("ROS_DISTRO", "humble") == "humble":
+    os.environ["ROS_LOCALHOST_ONLY"] = "1"
+else:
+    os.environ.pop("ROS_LOCALHOST_ONLY", None)
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 
 import importlib.util
 import sys
