@@ -3,7 +3,7 @@
 Needs a ROS 2 environment (launch_testing, launch_ros, rclpy, the built depth_node package) and is
 skipped without one. Run it with ``colcon test --packages-select depth_node`` or
 ``launch_test test/test_launch.py`` after ``colcon build`` and ``source install/setup.bash``.
-DDS traffic stays on this machine (Humble: ROS_LOCALHOST_ONLY; Jazzy and later: ROS_AUTOMATIC_DISCOVERY_RANGE).
+DDS traffic stays on this machine (Humble: ROS_LOCALHOST_ONLY; Jazzy: ROS_AUTOMATIC_DISCOVERY_RANGE).
 """
 
 from __future__ import annotations
