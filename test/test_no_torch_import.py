@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import pkgutil
 import subprocess
 import sys
@@ -11,6 +12,13 @@ import depth_node
 
 ROOT = Path(__file__).resolve().parents[1]
 ROS_MODULES = {"depth_node.ros.node", "depth_node.ros.eval_node"}  # the only modules allowed to need rclpy
+# The replay and its report need matplotlib (the `replay` extra); a runtime-only machine lacks it.
+REPORT_MODULES = {
+    "depth_node.evaluation.report",
+    "depth_node.evaluation.replay",
+    "depth_node.evaluation.replay_cli",
+    "depth_node.evaluation.demo",
+}
 
 
 def _runtime_modules() -> list[str]:
@@ -18,6 +26,7 @@ def _runtime_modules() -> list[str]:
         info.name
         for info in pkgutil.walk_packages(depth_node.__path__, prefix="depth_node.")
         if info.name not in ROS_MODULES
+        and (info.name not in REPORT_MODULES or importlib.util.find_spec("matplotlib") is not None)
     ]
     return sorted(["depth_node", *names])
 
