@@ -32,7 +32,8 @@ import pytest
 # A ROS machine that runs the node has the runtime only: test files that import the training stack or
 # the replay's report are left out there, file by file (see optional_stacks.py).
 LEFT_OUT = optional_stacks.left_out(Path(__file__).resolve().parent)
-collect_ignore = list(LEFT_OUT)
+# rclpy_stand_in/ is a helper package, not tests (launch_testing's plugin would import its modules).
+collect_ignore = ["rclpy_stand_in", *LEFT_OUT]
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
