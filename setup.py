@@ -49,6 +49,7 @@ setup(
             # ROS 2 executables (need rclpy)
             "depth_node = depth_node.ros.node:main",
             "depth_eval_node = depth_node.ros.eval_node:main",
+            "depth_lifecycle_node = depth_node.ros.lifecycle_node:main",
             # ROS-free command-line tools
             "depth-sim = depth_node.data.sim.cli:main",
             "depth-kitti2bag = depth_node.data.bag_convert:main",

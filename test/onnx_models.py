@@ -124,3 +124,128 @@ def linear_estimator(folder: Path, **metadata: str) -> DepthEstimator:
     meta = {"min_depth": "0.5", "max_depth": "8.0", **metadata}
     model = make_linear_depth_model(folder / "m.onnx", a=1.0, b=10.0, metadata=meta)
     return DepthEstimator(model, providers=("cpu",))
+
+
+# ------------------------------------------------ bad model files (error tests, the bad-input corpus)
+
+
+def _save_io_model(path: Path, inputs: list, outputs: list, nodes: list, metadata: dict[str, str]) -> Path:
+    """A graph with hand-written I/O (shapes the linear model cannot take), contract metadata."""
+    graph = helper.make_graph(nodes, "odd_io", inputs, outputs)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = IR_VERSION
+    helper.set_model_props(model, dict(DEFAULT_METADATA, **metadata))
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    return path
+
+
+def _tensor(name: str, dims: list) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, dims)
+
+
+def make_external_data_model(path: str | Path, location: str, data_file: Path | None = None) -> Path:
+    """The linear model (a=1, b=10) with initializer ``b`` kept in external data at ``location`` (as
+    written into the model); its bytes go to ``data_file`` (default: ``location`` beside the model)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = onnx.load(str(make_linear_depth_model(path, a=1.0, b=10.0)))
+    tensor = next(t for t in model.graph.initializer if t.name == "b")
+    target = data_file if data_file is not None else path.parent / location
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(tensor.raw_data)
+    tensor.ClearField("raw_data")
+    tensor.data_location = TensorProto.EXTERNAL
+    entry = tensor.external_data.add()
+    entry.key, entry.value = "location", location
+    path.write_bytes(model.SerializeToString())  # onnx.save would try to resolve the location itself
+    return path
+
+
+def bad_model_files(folder: Path) -> dict[str, Path]:
+    """Every kind of bad model file the runtime must refuse with one ModelLoadError line, written into
+    ``folder`` (created): name -> path. The bad-input corpus (test/bad_inputs.py) runs these through
+    the node and the replay; test_estimator.py checks each one's message."""
+    # Long: one short stanza per kind of bad file, in the order DepthEstimator meets them.
+    folder.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+
+    def path_for(name: str) -> Path:
+        return folder / f"{name.replace(' ', '_')}.onnx"
+
+    files["empty"] = path_for("empty")
+    files["empty"].write_bytes(b"")
+    files["directory"] = path_for("directory")
+    files["directory"].mkdir(exist_ok=True)
+    files["garbage"] = path_for("garbage")
+    files["garbage"].write_bytes(np.random.default_rng(0).bytes(4096))
+    valid = make_linear_depth_model(path_for("valid")).read_bytes()
+    path_for("valid").unlink()
+    files["truncated"] = path_for("truncated")
+    files["truncated"].write_bytes(valid[: len(valid) // 2])
+    # A graph ONNX Runtime refuses while initializing (and would log in its own words first).
+    model = onnx.load_from_string(valid)
+    model.graph.initializer[1].ClearField("raw_data")  # "b": shape [] says one value, none stored
+    files["initializer without data"] = path_for("initializer without data")
+    files["initializer without data"].write_bytes(model.SerializeToString())
+
+    # Graph inputs and outputs that break the contract: input image [N,3,H,W], output depth [N,1,H,W].
+    mean = helper.make_node("ReduceMean", ["image"], ["depth"], axes=[1], keepdims=1)
+    odd_io = {
+        "wrong input rank": ([_tensor("image", ["N", 3, 12])], [_tensor("depth", ["N", 1, 12])], [mean]),
+        "channels-last input": (
+            [_tensor("image", ["N", 12, 16, 3])],
+            [_tensor("depth", ["N", 1, 12, 16])],
+            [
+                helper.make_node("Transpose", ["image"], ["nchw"], perm=[0, 3, 1, 2]),
+                helper.make_node("ReduceMean", ["nchw"], ["depth"], axes=[1], keepdims=1),
+            ],
+        ),
+        "wrong output rank": (
+            [_tensor("image", ["N", 3, 12, 16])],
+            [_tensor("depth", ["N", 12, 16])],
+            [helper.make_node("ReduceMean", ["image"], ["depth"], axes=[1], keepdims=0)],
+        ),
+        # Declared shapes open (H, W), so only running it shows the depth comes out at half size.
+        "half-size depth output": (
+            [_tensor("image", ["N", 3, "H", "W"])],
+            [_tensor("depth", ["N", 1, "H2", "W2"])],
+            [
+                helper.make_node("ReduceMean", ["image"], ["mean"], axes=[1], keepdims=1),
+                helper.make_node("MaxPool", ["mean"], ["depth"], kernel_shape=[2, 2], strides=[2, 2]),
+            ],
+        ),
+    }
+    for name, (inputs, outputs, nodes) in odd_io.items():
+        files[name] = _save_io_model(path_for(name), inputs, outputs, nodes, {})
+    linear_variants: dict[str, dict] = {
+        "wrong channel count": {"input_channels": 1},
+        "wrong input name": {"input_name": "input"},
+        "no depth output": {"output_name": "disp"},
+        "no metadata": {"drop_metadata": tuple(DEFAULT_METADATA)},
+        "missing metadata keys": {"drop_metadata": ("input_height", "min_depth", "backbone")},
+        "bad metadata value": {"metadata": {"max_depth": "far"}},
+        "negative metadata value": {"metadata": {"min_depth": "-0.5"}},
+        "inconsistent metadata": {"metadata": {"input_height": "24"}},  # the graph says 12
+        "min_depth not below max_depth": {"metadata": {"min_depth": "80", "max_depth": "80"}},
+        "huge input size": {"metadata": {"input_height": "100000"}, "spatial_dims": ("H", "W")},
+    }
+    for name, kwargs in linear_variants.items():
+        files[name] = make_linear_depth_model(path_for(name), **kwargs)
+    # ONNX strings are UTF-8; ORT hands them to Python undecoded (a placeholder swapped for bad bytes).
+    files["metadata not UTF-8"] = path_for("metadata not UTF-8")
+    data = make_linear_depth_model(files["metadata not UTF-8"], metadata={"backbone": "@@@@"}).read_bytes()
+    files["metadata not UTF-8"].write_bytes(data.replace(b"@@@@", b"\xff\xfe\xfd\xfc"))
+
+    # External data that would make ONNX Runtime read a file outside the model's folder.
+    secret = folder / "secret.bin"
+    secret.write_bytes(np.array([10.0], np.float32).tobytes())
+    external = {
+        "external data outside its folder": ("../secret.bin", secret),
+        "external data at an absolute path": (str(secret.resolve()), secret),
+        "external data missing": ("weights.bin", folder / "unused.bin"),
+    }
+    for name, (location, data_file) in external.items():
+        model_path = folder / name.replace(" ", "_") / "model.onnx"
+        files[name] = make_external_data_model(model_path, location, data_file=data_file)
+    return files

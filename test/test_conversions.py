@@ -138,8 +138,12 @@ def test_compressed_mono_png_gives_grey_rgb() -> None:
 
 def test_bad_compressed_data_and_formats() -> None:
     junk = TYPES.CompressedImage(header=HEADER, format="jpeg", data=np.arange(50, dtype=np.uint8))
-    with pytest.raises(ImageDecodeError, match="cannot decode"):
+    with pytest.raises(ImageDecodeError, match="neither JPEG nor PNG data \\(starts with 00 01 02 03\\)"):
         to_rgb8(junk)
+    # JPEG markers around junk pass the completeness check; the decoder refuses them.
+    framed = np.frombuffer(b"\xff\xd8\xff" + bytes(range(40)) + b"\xff\xd9", np.uint8)
+    with pytest.raises(ImageDecodeError, match="cannot decode"):
+        to_rgb8(TYPES.CompressedImage(header=HEADER, format="jpeg", data=framed))
     for fmt in ("16UC1; compressedDepth png", "tiff"):
         msg = TYPES.CompressedImage(header=HEADER, format=fmt, data=np.zeros(4, dtype=np.uint8))
         with pytest.raises(UnsupportedEncodingError) as info:
@@ -193,3 +197,65 @@ def test_depth_out_32fc1_and_16uc1() -> None:
     np.testing.assert_array_equal(raw, [[500, 0, 2000], [65535, 65535, 1234]])  # NaN -> 0, clipped
     mm = image_msg_to_depth(msg16)
     assert np.isnan(mm[0, 1]) and mm[0, 0] == pytest.approx(0.5)
+
+
+def _compressed(fmt: str, data: bytes) -> object:
+    return TYPES.CompressedImage(header=HEADER, format=fmt, data=np.frombuffer(data, np.uint8).copy())
+
+
+@pytest.mark.parametrize(("ext", "fmt"), [(".jpg", "jpeg"), (".png", "png")])
+def test_truncated_or_trailing_compressed_data_is_refused_and_zero_padding_is_not(ext: str, fmt: str) -> None:
+    # Found by test_fuzz.py. Some OpenCV/libjpeg builds decode a truncated JPEG into a partly grey
+    # image with only a stderr warning; the check refuses it before decoding, in every build.
+    rgb = _smooth_rgb()
+    whole = cv2.imencode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
+    expected = to_rgb8(_compressed(fmt, whole))
+    np.testing.assert_array_equal(to_rgb8(_compressed(fmt, whole + bytes(37))), expected)
+    marker = "EOI marker FF D9" if fmt == "jpeg" else "IEND chunk"
+    for cut in (len(whole) - 1, len(whole) - 2, len(whole) // 2, 40):
+        with pytest.raises(ImageDecodeError, match=f"truncated or has trailing data: .*{marker}") as info:
+            to_rgb8(_compressed(fmt, whole[:cut]))
+        assert "\n" not in str(info.value) and f"{cut} bytes" in str(info.value)
+    with pytest.raises(ImageDecodeError, match="trailing data"):
+        to_rgb8(_compressed(fmt, whole + b"\x07junk"))
+
+
+def test_other_image_formats_are_not_decoded_as_jpeg_or_png() -> None:
+    # cv2.imdecode would decode BMP (and TIFF, PPM, ...) bytes labelled "jpeg"; only JPEG/PNG are read.
+    bmp = cv2.imencode(".bmp", _smooth_rgb())[1].tobytes()
+    with pytest.raises(ImageDecodeError, match="neither JPEG nor PNG data \\(starts with 42 4d"):
+        to_rgb8(_compressed("jpeg", bmp))
+
+
+def test_data_longer_than_step_times_height_is_refused() -> None:
+    # Found by test_fuzz.py: a 1x1 rgb8 image with 4 data bytes was read from the first 3.
+    msg = TYPES.Image(
+        header=HEADER, height=1, width=1, encoding="rgb8", is_bigendian=0, step=3,
+        data=np.zeros(4, dtype=np.uint8),
+    )  # fmt: skip
+    for function in (image_to_numpy, to_rgb8):
+        with pytest.raises(
+            ImageDataError, match="image data has 4 bytes, expected step\\*height = 3\\*1 = 3"
+        ):
+            function(msg)
+
+
+def test_writers_refuse_empty_images_and_values_the_encoding_cannot_hold() -> None:
+    # Found by test_fuzz.py: a (0, 0, 3) array was written as an Image no reader accepts, and
+    # int64 300 was written to mono8 as 44.
+    with pytest.raises(ImageDataError, match="image array has empty size 0x0"):
+        numpy_to_image(np.zeros((0, 0, 3), np.uint8), "rgb8", HEADER, TYPES)
+    with pytest.raises(ImageDataError, match="depth image has empty size 3x0"):
+        depth_to_image_msg(np.zeros((0, 3), np.float32), HEADER, TYPES)
+    with pytest.raises(
+        ImageDataError, match=r"int64 array does not fit encoding mono8 .* values 0\.\.300 outside 0\.\.255"
+    ):
+        numpy_to_image(np.array([[0, 300]]), "mono8", HEADER, TYPES)
+    with pytest.raises(ImageDataError, match="float64 array does not fit encoding mono16"):
+        numpy_to_image(np.array([[0.7, 2.0]]), "mono16", HEADER, TYPES)
+    # In-range integers of another dtype, and floats for 32FC1, are written exactly.
+    np.testing.assert_array_equal(
+        image_to_numpy(numpy_to_image(np.array([[0, 255]]), "mono8", HEADER, TYPES)), [[0, 255]]
+    )
+    back = image_to_numpy(numpy_to_image(np.array([[0.1, -2.0]]), "32FC1", HEADER, TYPES))
+    np.testing.assert_array_equal(back, np.array([[0.1, -2.0]], dtype=np.float32))

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-from onnx_models import expected_depth, make_linear_depth_model, write_corrupt_model
+from onnx_models import (
+    bad_model_files,
+    expected_depth,
+    make_external_data_model,
+    make_linear_depth_model,
+    write_corrupt_model,
+)
 
 from depth_node.runtime.errors import InputShapeError, ModelLoadError
 from depth_node.runtime.estimator import (
@@ -156,3 +163,104 @@ def test_scale_is_metric_fallback_from_training_mode() -> None:
     assert not parse_model_info(dict(base, training_mode="mono"), "m").scale_is_metric
     assert parse_model_info(dict(base, training_mode="mono", metric_scale="31.2"), "m").scale_is_metric
     assert parse_model_info(dict(base, training_mode="mono"), "fallback-name").name == "fallback-name"
+
+
+# ------------------------------------------------ bad model files: one line each, before any frame
+
+# What each kind of bad file must be told apart by (test/onnx_models.py: bad_model_files).
+BAD_MODEL_MESSAGES = {
+    "empty": "is empty (0 bytes); expected an ONNX model",
+    "directory": "is a directory; expected an .onnx file",
+    "garbage": "not a valid ONNX model (",
+    "truncated": "not a valid ONNX model (field 7 runs past the end of its message",
+    "initializer without data": "not a valid ONNX model ([ONNXRuntimeError]",  # ORT's words follow
+    "wrong input rank": "image has shape ['N', 3, 12], expected [N,3,H,W]",
+    "channels-last input": "image has shape ['N', 12, 16, 3], expected [N,3,H,W]",
+    "wrong output rank": "depth has shape ['N', 12, 16], expected [N,1,H,W]",
+    "half-size depth output": "depth output is [1, 1, 6, 8] for a [1,3,12,16] input, expected [1,1,12,16]",
+    "wrong channel count": "image has shape ['N', 1, 12, 16], expected [N,3,H,W]",
+    "wrong input name": "expected one input named 'image' [N,3,H,W], got inputs ['input']",
+    "no depth output": "expected an output named 'depth' [N,1,H,W], got outputs ['disp']",
+    "no metadata": "metadata_props lack input_height, input_width, min_depth, max_depth, metric_scale",
+    "missing metadata keys": "metadata_props lack input_height, min_depth, backbone (required: ",
+    "bad metadata value": "bad numeric metadata_props value max_depth='far', expected a number",
+    "negative metadata value": "need 0 < min_depth < max_depth < inf, got -0.5 and 100.0",
+    "inconsistent metadata": "image is 16x12 but metadata says 16x24",
+    "min_depth not below max_depth": "need 0 < min_depth < max_depth < inf, got 80.0 and 80.0",
+    "huge input size": "input size 16x100000 (input_width x input_height) must be between 1 and 8192",
+    "metadata not UTF-8": "metadata_props or tensor names are not UTF-8 text",
+    "external data outside its folder": "keeps its data in '../secret.bin', outside the model's folder",
+    "external data at an absolute path": "an absolute path; expected a path relative to the model's folder",
+    "external data missing": "keeps its data in 'weights.bin', which does not exist",
+}
+
+
+@pytest.fixture(scope="module")
+def bad_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return bad_model_files(tmp_path_factory.mktemp("bad_models"))
+
+
+def test_every_bad_model_kind_has_a_message(bad_models: dict[str, Path]) -> None:
+    assert set(bad_models) == set(BAD_MODEL_MESSAGES)
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_MODEL_MESSAGES))
+def test_bad_model_files_are_one_line_errors_naming_the_file(bad_models: dict[str, Path], kind: str) -> None:
+    path = bad_models[kind]
+    with pytest.raises(ModelLoadError) as error:
+        DepthEstimator(path, providers=("cpu",), threads=1)
+    text = _assert_one_line(error)
+    assert BAD_MODEL_MESSAGES[kind] in text
+    assert path.name in text and len(text) < 400
+
+
+def test_external_data_inside_the_models_folder_loads(tmp_path: Path) -> None:
+    batch = np.full((1, 3, 12, 16), 0.5, np.float32)
+    for location in ("weights.bin", "data/b.bin", "data/../weights2.bin"):
+        path = make_external_data_model(tmp_path / f"m{len(location)}.onnx", location)
+        estimator = DepthEstimator(path, providers=("cpu",), threads=1)
+        np.testing.assert_allclose(estimator.infer(batch), expected_depth(batch, 1.0, 10.0), rtol=1e-6)
+
+
+def test_external_data_through_a_link_out_of_the_folder_is_refused(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(np.array([10.0], np.float32).tobytes())
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "weights.bin").symlink_to(secret)
+    path = make_external_data_model(tmp_path / "model" / "m.onnx", "weights.bin", data_file=secret)
+    with pytest.raises(ModelLoadError) as error:
+        DepthEstimator(path, providers=("cpu",))
+    assert "outside the model's folder" in _assert_one_line(error)
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "model.onnx"
+    os.mkfifo(fifo)  # opening it for reading would wait for a writer forever
+    with pytest.raises(ModelLoadError) as error:
+        DepthEstimator(fifo, providers=("cpu",))
+    assert "not a regular file" in _assert_one_line(error)
+
+
+def test_every_cut_and_many_byte_flips_of_a_model_load_or_fail_in_one_line(tmp_path: Path) -> None:
+    """Truncated at every byte, or with random bytes changed: a ModelLoadError or a working model,
+    never another exception (nor a crash or a hang of the test process)."""
+    valid = make_linear_depth_model(tmp_path / "valid.onnx").read_bytes()
+    rng = np.random.default_rng(7)
+    variants = [valid[:cut] for cut in range(len(valid))]
+    for _ in range(300):
+        flipped = bytearray(valid)
+        for at in rng.integers(0, len(valid), size=rng.integers(1, 4)):
+            flipped[at] = int(rng.integers(0, 256))
+        variants.append(bytes(flipped))
+    path = tmp_path / "variant.onnx"
+    loaded = refused = 0
+    for data in variants:
+        path.write_bytes(data)
+        try:
+            DepthEstimator(path, providers=("cpu",), threads=1)
+            loaded += 1
+        except ModelLoadError as error:
+            assert str(error) and "\n" not in str(error)
+            refused += 1
+    assert refused >= len(valid)  # every strict prefix lacks the metadata at the end, at least
+    assert loaded + refused == len(variants)

@@ -6,6 +6,7 @@ replay call exactly this, so what is asserted here holds for both.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import cv2
@@ -24,6 +25,12 @@ TYPES = rosbags_types()
 W, H = 64, 24
 K = np.array([[40.0, 0.0, 31.5], [0.0, 40.0, 11.5], [0.0, 0.0, 1.0]])
 HEADER = stamp_header(TYPES, 1_700_000_000_123_456_789, "camera_optical")
+_FRAME_NUMBER = itertools.count(1)
+
+
+def _next_header() -> object:
+    """Each camera frame its own stamp (10 Hz), as a camera sends them: a repeated one is dropped."""
+    return stamp_header(TYPES, stamp_ns(HEADER) + next(_FRAME_NUMBER) * 100_000_000, "camera_optical")
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +43,9 @@ def _path(model: Path, **params: object) -> tuple[FramePath, object]:
     return FramePath.from_settings(settings, TYPES), settings
 
 
-def _image(rgb: np.ndarray | None = None) -> object:
+def _image(rgb: np.ndarray | None = None, header: object | None = None) -> object:
     rgb = np.full((H, W, 3), 100, np.uint8) if rgb is None else rgb
-    return numpy_to_image(rgb, "rgb8", HEADER, TYPES)
+    return numpy_to_image(rgb, "rgb8", header or _next_header(), TYPES)
 
 
 def _info(K: np.ndarray = K, width: int = W, height: int = H) -> object:
@@ -47,7 +54,7 @@ def _info(K: np.ndarray = K, width: int = W, height: int = H) -> object:
 
 def test_a_good_frame_gives_every_output_with_the_input_header(model: Path) -> None:
     path, settings = _path(model)
-    out = path.process(_image(), _info(), settings, cloud=True)
+    out = path.process(_image(header=HEADER), _info(), settings, cloud=True)
     assert isinstance(out, FrameOutputs)
     for message in (out.image, out.camera_info, out.points):
         assert stamp_ns(message.header) == stamp_ns(HEADER) and message.header.frame_id == "camera_optical"
@@ -96,7 +103,7 @@ def _bad_cases() -> list[tuple[str, str, dict]]:
         ),
         (
             "data shorter than step*height",
-            "size_mismatch",
+            "bad_image",
             {
                 "image": TYPES.Image(
                     header=HEADER,
@@ -158,3 +165,19 @@ def test_from_settings_finds_the_model_as_the_node_does(model: Path, tmp_path: P
     assert FramePath.from_settings(settings, TYPES, model).estimator.model_path == model
     with pytest.raises(ModelLoadError, match="model file not found"):
         FramePath.from_settings(settings, TYPES, tmp_path / "missing.onnx")
+
+
+def test_stamps_a_repeat_is_dropped_a_step_back_or_a_jump_restarts_the_temporal_state(model: Path) -> None:
+    path, settings = _path(model, scale_mode="camera_height", camera_height=1.5)
+    t0 = 1_700_000_000 * 10**9
+
+    def frame(t: int) -> FrameOutputs | FrameDrop:
+        return path.process(_image(header=stamp_header(TYPES, t, "camera_optical")), _info(), settings, False)
+
+    resets = []
+    for t in (t0, t0 + 10**8, t0 + 10**8, t0 + 5 * 10**7, t0 + 3600 * 10**9, t0 + 3600 * 10**9 + 10**8):
+        out = frame(t)
+        resets.append(out.reason if isinstance(out, FrameDrop) else out.reset)
+    assert resets == [None, None, "duplicate_stamp", "backwards_stamp", "time_jump", None]
+    # stamp 0 (a driver that sets none) cannot be ordered: never a duplicate, never a reset
+    assert [frame(0).reset, frame(0).reset] == [None, None]

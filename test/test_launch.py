@@ -88,7 +88,9 @@ def _write_inputs(folder: Path) -> tuple[Path, Path]:
 @pytest.mark.ros
 @pytest.mark.launch_test
 @launch_testing.markers.keep_alive
-def generate_test_description():
+@launch_testing.parametrize("managed", ["false", "true"])
+def generate_test_description(managed: str):
+    """The plain node, and the managed one configured and activated by the launch file (autostart)."""
     folder = Path(tempfile.mkdtemp(prefix="depth_launch_test_"))
     model, params = _write_inputs(folder)
     depth_launch = IncludeLaunchDescription(
@@ -101,6 +103,8 @@ def generate_test_description():
             "namespace": NAMESPACE,
             "rviz": "false",
             "use_sim_time": "false",
+            "managed": managed,
+            "autostart": managed,
         }.items(),
     )
     return LaunchDescription([depth_launch, launch_testing.actions.ReadyToTest()])

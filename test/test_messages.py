@@ -28,12 +28,18 @@ def _camera_info() -> object:
     P = np.hstack([K_CAM, np.zeros((3, 1))])
     P[0, 0] = 38.0  # rectified P differs from K: the cloud must use P
     return TYPES.CameraInfo(
-        header=HEADER, height=CAM_H, width=CAM_W, distortion_model="plumb_bob",
-        d=np.array([0.1, -0.05, 0.0, 0.0, 0.0]), k=K_CAM.reshape(-1), r=np.eye(3).reshape(-1),
+        header=HEADER,
+        height=CAM_H,
+        width=CAM_W,
+        distortion_model="plumb_bob",
+        d=np.array([0.1, -0.05, 0.0, 0.0, 0.0]),
+        k=K_CAM.reshape(-1),
+        r=np.eye(3).reshape(-1),
         p=P.reshape(-1),
-        binning_x=2, binning_y=2,
+        binning_x=2,
+        binning_y=2,
         roi=TYPES.RegionOfInterest(x_offset=4, y_offset=2, height=10, width=10, do_rectify=True),
-    )  # fmt: skip
+    )
 
 
 def _two_tone() -> np.ndarray:
@@ -91,3 +97,52 @@ def test_scale_camera_info_with_crop() -> None:
     np.testing.assert_allclose(K[0], [40.0 * 0.5, 0.0, (31.5 - 8) * 0.5])
     np.testing.assert_allclose(K[1], [0.0, 40.0 * 0.5, (11.5 - 4) * 0.5])
     assert info.header is HEADER and (info.width, info.height) == (16, 8)
+
+
+@pytest.mark.parametrize("out_of_range", ["rep118", "rep117"])
+def test_one_validity_rule_for_the_depth_image_and_the_cloud(out_of_range: str) -> None:
+    """A pixel beyond max_range or nearer than min_range is invalid in the image (NaN, or REP 117's
+    +-Inf) exactly when its point is missing from the cloud; 16UC1 says 0 either way."""
+    from depth_node.runtime.pipeline import DepthResult
+
+    rng = np.random.default_rng(3)
+    depth = rng.uniform(0.2, 120.0, (CAM_H, CAM_W)).astype(np.float32)
+    depth[0, :3] = [np.nan, -1.0, 0.0]  # no estimate: NaN in both modes
+    result = DepthResult(
+        depth=depth.copy(), K=K_CAM, scale=1.0, timings={}, input_size=(CAM_W, CAM_H), crop=None
+    )
+    out = build_outputs(
+        result,
+        HEADER,
+        _camera_info(),
+        TYPES,
+        cloud=True,
+        min_range=0.5,
+        max_range=80.0,
+        out_of_range=out_of_range,
+    )
+    published = np.frombuffer(out.image.data, np.float32).reshape(CAM_H, CAM_W)
+    points = pointcloud2_to_array(out.points)
+    in_cloud = np.isfinite(points[..., :3]).all(axis=-1)
+    assert (np.isfinite(published) == in_cloud).all()
+    # Euclidean distance of each point, with the P the cloud used (fx = 38, fy = 40)
+    u, v = np.meshgrid(np.arange(CAM_W), np.arange(CAM_H))
+    distance = depth * np.sqrt(((u - 31.5) / 38.0) ** 2 + ((v - 11.5) / 40.0) ** 2 + 1.0)
+    with np.errstate(invalid="ignore"):
+        too_far, too_near = (distance > 80.0) & (depth > 0), (distance < 0.5) & (depth > 0)
+    assert too_far.sum() > 10 and too_near.sum() > 0 and in_cloud.sum() > 10
+    expected_far, expected_near = (np.inf, -np.inf) if out_of_range == "rep117" else (np.nan, np.nan)
+    np.testing.assert_array_equal(published[too_far], expected_far)
+    np.testing.assert_array_equal(published[too_near], expected_near)
+    assert np.isnan(published[0, :3]).all()
+    mm = build_outputs(
+        DepthResult(depth=depth.copy(), K=K_CAM, scale=1.0, timings={}, input_size=(CAM_W, CAM_H), crop=None),
+        HEADER,
+        _camera_info(),
+        TYPES,
+        min_range=0.5,
+        max_range=80.0,
+        out_of_range=out_of_range,
+        encoding="16UC1",
+    )
+    assert ((np.frombuffer(mm.image.data, np.uint16).reshape(CAM_H, CAM_W) == 0) == ~in_cloud).all()

@@ -11,7 +11,11 @@ from pathlib import Path
 import depth_node
 
 ROOT = Path(__file__).resolve().parents[1]
-ROS_MODULES = {"depth_node.ros.node", "depth_node.ros.eval_node"}  # the only modules allowed to need rclpy
+ROS_MODULES = {
+    "depth_node.ros.node",
+    "depth_node.ros.eval_node",
+    "depth_node.ros.lifecycle_node",
+}  # the only modules allowed to need rclpy
 # The replay and its report need matplotlib (the `replay` extra); a runtime-only machine lacks it.
 REPORT_MODULES = {
     "depth_node.evaluation.report",

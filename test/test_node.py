@@ -83,13 +83,19 @@ class Harness:
         compressed: bool = False,
         namespace: str | None = None,
         store: bool = True,
+        lifecycle: bool = False,
     ) -> None:
         self.ros = ros
         domain = None if ros.stand_in else random.randint(100, 200)
         ros.rclpy.init(args=[], domain_id=domain)
         overrides = [ros.Parameter(name, value=value) for name, value in params.items()]
         kwargs = {"namespace": namespace} if namespace else {}
-        self.node = ros.node_module.DepthNode(parameter_overrides=overrides, **kwargs)
+        if lifecycle:
+            from depth_node.ros.lifecycle_node import DepthLifecycleNode
+
+            self.node = DepthLifecycleNode(parameter_overrides=overrides, **kwargs)
+        else:
+            self.node = ros.node_module.DepthNode(parameter_overrides=overrides, **kwargs)
         self.tester = ros.rclpy.create_node("depth_node_tester")
         self.executor = ros.Executor()
         self.executor.add_node(self.node)
@@ -167,18 +173,20 @@ class Harness:
         self.spin_until(lambda: self.node.stats.frames_in > before, "the image to arrive")
         return header
 
-    def settle(self) -> None:
+    def settle(self, timeout: float = 10.0) -> None:
         """Wait until every arrived frame is published or dropped and its outputs are delivered."""
 
         def done() -> bool:
             stats = self.node.stats
             return stats.frames_out + sum(stats.dropped_by_reason.values()) == stats.frames_in
 
-        self.spin_until(done, "the worker to finish")
+        self.spin_until(done, "the worker to finish", timeout)
         out = self.node.stats.frames_out
-        self.spin_until(lambda: self.counts["image"] == self.counts["info"] == out, "outputs to arrive")
+        self.spin_until(
+            lambda: self.counts["image"] == self.counts["info"] == out, "outputs to arrive", timeout
+        )
         if self.points and self.node.settings.publish_points:
-            self.spin_until(lambda: self.counts["points"] == out, "clouds to arrive")
+            self.spin_until(lambda: self.counts["points"] == out, "clouds to arrive", timeout)
 
     def close(self) -> None:
         self.executor.shutdown()
@@ -370,7 +378,7 @@ def test_bad_frames_are_dropped_counted_and_not_fatal(ros, harness, tmp_path, ca
     dropped = h.node.stats.dropped_by_reason
     assert dropped["no_camera_info"] == 3
     assert dropped["bad_encoding"] == 2
-    assert dropped["size_mismatch"] == 2
+    assert dropped["size_mismatch"] == 1 and dropped["bad_image"] == 1
     assert dropped["nan"] == 1
     assert dropped["bad_camera_info"] == 1
     assert dropped["error"] == 0
@@ -384,7 +392,8 @@ def test_bad_frames_are_dropped_counted_and_not_fatal(ros, harness, tmp_path, ca
     err = capfd.readouterr().err
     assert err.count("waiting for camera_info") == 1  # said once, not per frame
     assert err.count("dropped frame (bad_encoding)") == 1  # throttled per reason
-    assert "dropped frame (size_mismatch)" in err and "dropped frame (nan)" in err
+    assert "dropped frame (size_mismatch)" in err and "dropped frame (bad_image)" in err
+    assert "dropped frame (nan)" in err
     assert "Traceback" not in err
 
 
@@ -493,6 +502,34 @@ def test_unknown_parameters_are_named_in_a_warning(ros, harness, capfd):
     assert "ignoring parameter(s) points_strid: not parameters of this node" in err
 
 
+def test_qos_overrides_are_honoured_per_topic(ros, harness, capfd):
+    """rclpy's qos_overrides.<topic>.<entity>.<policy> replace the output_qos/input_qos defaults of
+    that one topic; one for a topic the node does not have is named in a warning."""
+    h = harness(
+        {
+            "qos_overrides./depth/points.publisher.depth": 9,
+            "qos_overrides./depth/points.publisher.reliability": "best_effort",
+            "qos_overrides./camera/image_raw.subscription.depth": 3,
+            "qos_overrides./depth/pointz.publisher.depth": 2,
+        }
+    ).start()
+    points, image = h.node._points_pub.qos_profile, h.node._image_pub.qos_profile
+    assert points.depth == 9 and points.reliability == ros.Reliability.BEST_EFFORT
+    assert image.depth == h.node.settings.output_depth and image.reliability == ros.Reliability.RELIABLE
+    assert h.node._image_sub.qos_profile.depth == 3
+    assert h.node.get_parameter("qos_overrides./depth/image.publisher.depth").value == 5  # declared
+    err = capfd.readouterr().err
+    assert "ignoring parameter(s) qos_overrides./depth/pointz.publisher.depth" in err
+
+
+def test_a_bad_qos_override_refuses_to_start_with_one_line(ros, harness):
+    h = harness({"qos_overrides./depth/image.publisher.reliability": "sometimes"})
+    with pytest.raises(ros.node_module.StartupError) as error:
+        h.start()
+    assert "qos_overrides" in str(error.value) and "sometimes" in str(error.value)
+    assert "\n" not in str(error.value)
+
+
 def test_read_only_parameters_cannot_change_at_run_time(ros, harness):
     h = harness().start()
     (result,) = h.node.set_parameters([ros.Parameter("image_topic", value="/other")])
@@ -514,6 +551,176 @@ def test_main_exits_non_zero_with_one_error_line_for_a_corrupt_model(ros, tmp_pa
     assert not ros.rclpy.ok()
 
 
+def _as_node_message(ros, msg):
+    """A rosbags message (the corpus's) as the node's class: the same class under the stand-in, CDR
+    through rclpy's deserializer on a ROS machine (so a malformed message reaches the node as sent)."""
+    if ros.stand_in:
+        return msg
+    from rclpy.serialization import deserialize_message
+    from rosbags.typesys import Stores, get_typestore
+
+    name = type(msg).__msgtype__
+    cls = {
+        "sensor_msgs/msg/Image": ros.Image,
+        "sensor_msgs/msg/CompressedImage": ros.CompressedImage,
+        "sensor_msgs/msg/CameraInfo": ros.CameraInfo,
+    }[name]
+    return deserialize_message(bytes(get_typestore(Stores.ROS2_HUMBLE).serialize_cdr(msg, name)), cls)
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["Image", "CompressedImage"])
+def test_the_bad_input_corpus_through_the_node(ros, harness, tmp_path, compressed):
+    """Every frame case of bad_inputs.py, one after the other into a running node: each counted under
+    its reason (or published, for the good ones), the node alive and publishing afterwards."""
+    from bad_inputs import camera_info, cases, rgb_image
+
+    from depth_node.runtime.message_types import rosbags_types
+
+    types = rosbags_types()
+    model = make_linear_depth_model(tmp_path / "corpus.onnx", 16, 48)
+    h = harness(
+        {"model_path": str(model), "compressed": compressed}, compressed=compressed, store=False
+    ).start()
+    t0 = time.time_ns()
+    corpus = [c for c in cases("frame") if hasattr(c.build(types, t0)[0], "format") == compressed]
+    corpus.sort(key=lambda case: case.expect != "no_camera_info")  # before any camera_info arrives
+    for k, case in enumerate(corpus):
+        image, info = case.build(types, t0 + k * 10**8)
+        if info is not None:
+            before = h.node._camera_info
+            h.info_pub.publish(_as_node_message(ros, info))
+            h.spin_until(lambda before=before: h.node._camera_info is not before, "camera_info")
+        stats = h.node.stats
+        out_before, dropped_before = stats.frames_out, dict(stats.dropped_by_reason)
+        before = h.node.stats.frames_in
+        h.image_pub.publish(_as_node_message(ros, image))
+        h.spin_until(lambda before=before: h.node.stats.frames_in > before, f"{case.name} to arrive", 60.0)
+        h.settle(timeout=120.0)  # the 8000x8000 frame: 192 MB through CDR both ways, and its cloud
+        changed = {
+            r: n - dropped_before[r] for r, n in stats.dropped_by_reason.items() if n != dropped_before[r]
+        }
+        if case.expect == "ok":
+            assert stats.frames_out == out_before + 1 and not changed, (case.name, changed)
+        else:
+            assert changed == {case.expect: 1} and stats.frames_out == out_before, (case.name, changed)
+    assert h.node.stats.dropped_by_reason["error"] == 0
+    if compressed:
+        return
+    stamp = t0 + len(corpus) * 10**8
+    h.info_pub.publish(_as_node_message(ros, camera_info(types, stamp)))
+    h.spin_until(lambda: h.node._camera_info.width == 96, "a good camera_info")
+    out_before = h.node.stats.frames_out
+    h.image_pub.publish(_as_node_message(ros, rgb_image(types, stamp)))
+    h.spin_until(lambda: h.node.stats.frames_out == out_before + 1, "a good frame after the corpus")
+
+
+def test_the_bad_model_corpus_through_the_node_is_one_error_line_each(ros, tmp_path, capfd):
+    from bad_inputs import cases
+
+    for case in cases("model"):
+        path = case.build(tmp_path / "models")
+        code = ros.node_module.main(["--ros-args", "-p", f"model_path:={path}", "-p", "providers:=[cpu]"])
+        err = capfd.readouterr().err
+        errors = [line for line in err.splitlines() if "ERROR" in line]
+        assert code == 1 and len(errors) == 1 and path.name in errors[0], (case.name, err)
+        assert "Traceback" not in err and not ros.rclpy.ok()
+
+
+def test_the_ground_truth_corpus_through_the_eval_node(ros):
+    """The corpus's ground-truth images into depth_eval_node: each bad one skipped and counted, the
+    good ones (NaN/inf/negative pixels, big-endian 16UC1) paired with a depth image and scored."""
+    from bad_inputs import cases
+
+    from depth_node.ros.eval_node import DepthEvalNode
+    from depth_node.runtime.message_types import rosbags_types
+
+    types = rosbags_types()
+    ros.rclpy.init(args=[], domain_id=None if ros.stand_in else random.randint(100, 200))
+    node = DepthEvalNode()
+    feeder = ros.rclpy.create_node("corpus_feeder")
+    executor = ros.Executor()
+    try:
+        executor.add_node(node)
+        executor.add_node(feeder)
+        pub_depth = feeder.create_publisher(ros.Image, "/depth/image", 10)
+        pub_gt = feeder.create_publisher(ros.Image, "/ground_truth/depth", 10)
+        deadline = time.monotonic() + 10.0
+        while min(pub_depth.get_subscription_count(), pub_gt.get_subscription_count()) == 0:
+            assert time.monotonic() < deadline, "the evaluator never subscribed"
+            executor.spin_once(timeout_sec=0.05)
+        corpus = cases("ground_truth")
+        t0 = 1_700_000_000 * 10**9
+        for k, case in enumerate(corpus):
+            truth = case.build(types, t0 + k * 10**8)
+            depth = truth if case.expect == "ok" else corpus[0].build(types, t0 + k * 10**8)
+            pub_depth.publish(_as_node_message(ros, depth))
+            pub_gt.publish(_as_node_message(ros, truth))
+        bad = sum(case.expect == "error" for case in corpus)
+        good = len(corpus) - bad
+        deadline = time.monotonic() + 10.0
+        while node.bad_messages < bad or len(node.evaluator.frames) < good:
+            assert time.monotonic() < deadline, (node.bad_messages, len(node.evaluator.frames))
+            executor.spin_once(timeout_sec=0.05)
+        executor.spin_once(timeout_sec=0.2)
+        assert node.bad_messages == bad and len(node.evaluator.frames) == good
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        feeder.destroy_node()
+        ros.rclpy.try_shutdown()
+
+
+def test_the_managed_node_follows_its_lifecycle(ros, harness):
+    """configure loads the model, activate subscribes and publishes, deactivate stops taking frames
+    and keeps the model, cleanup frees it, shutdown ends it all."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    ok = TransitionCallbackReturn.SUCCESS
+    h = harness(lifecycle=True)
+    node = h.node
+    K = np.array([[100.0, 0, 48], [0, 100.0, 16], [0, 0, 1]])
+    rgb = np.full((32, 96, 3), 120, np.uint8)
+
+    def subscribed() -> bool:
+        return h.tester.count_subscribers("/camera/image_raw") > 0
+
+    def one_frame() -> None:
+        h.spin_until(subscribed, "the node's subscription")
+        h.send_info(K, 96, 32)
+        h.send_image(rgb)
+        h.settle()
+
+    assert node.estimator is None and not subscribed()
+    assert node.trigger_configure() == ok
+    estimator = node.estimator
+    assert estimator is not None and not subscribed()  # configured: model loaded, no topics yet
+    assert node.trigger_activate() == ok
+    one_frame()
+    assert node.stats.frames_out == 1 and h.counts["image"] == 1
+    assert node.trigger_deactivate() == ok
+    h.spin_until(lambda: not subscribed(), "the subscription to go")
+    assert node.estimator is estimator  # deactivate keeps the model
+    assert node.trigger_activate() == ok
+    one_frame()
+    assert node.stats.frames_out == 2
+    assert node.trigger_deactivate() == ok and node.trigger_cleanup() == ok
+    assert node.estimator is None
+    assert node.trigger_configure() == ok and node.trigger_activate() == ok
+    one_frame()
+    assert node.stats.frames_out == 3
+    assert node.trigger_shutdown() == ok and not subscribed() and node.estimator is None
+
+
+def test_a_managed_node_that_cannot_configure_stays_unconfigured(ros, harness, tmp_path, capfd):
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    broken = harness({"model_path": str(tmp_path / "missing.onnx")}, lifecycle=True)
+    assert broken.node.trigger_configure() == TransitionCallbackReturn.FAILURE
+    assert broken.node._state_machine.current_state[1] == "unconfigured"
+    errors = [line for line in capfd.readouterr().err.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and "missing.onnx" in errors[0]
+
+
 @contextlib.contextmanager
 def own_executor(ros, node):
     """An executor for a test's stand-in of rclpy.spin, instead of rclpy's global executor.
@@ -528,6 +735,15 @@ def own_executor(ros, node):
         yield executor
     finally:
         executor.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def sigint_handler_restored():
+    """A node's main() ignores SIGINT once it shuts down (until the process ends, as a program must);
+    in this test process the handler is put back after each test."""
+    handler = signal.getsignal(signal.SIGINT)
+    yield
+    signal.signal(signal.SIGINT, handler)
 
 
 @pytest.fixture
@@ -623,7 +839,8 @@ def test_a_second_ctrl_c_during_shutdown_is_ignored(ros, model_path, monkeypatch
     err = capfd.readouterr().err
     assert code == 0
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored after shutdown
+    # ignored until the process ends: one arriving while Python exits must not turn exit 0 into -2
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
 
 
 def test_eval_node_main_one_error_line_and_a_clean_ctrl_c(ros, monkeypatch, capfd, sigint_raises):

@@ -22,6 +22,8 @@ LAUNCH_ARGUMENTS = {
     "compressed",
     "params_file",
     "namespace",
+    "managed",
+    "autostart",
     "rviz",
     "use_sim_time",
 }
@@ -132,9 +134,10 @@ def test_test_files_not_marked_as_needing_a_stack_import_without_it():
             f"sys.modules.update(dict.fromkeys({list(blocked)!r}))  # import fails, as where not installed\n"
             "failed = []\n"
             f"for name in {names!r}:\n"
-            "    spec = importlib.util.spec_from_file_location(name[:-3], f'{sys.path[0]}/{name}')\n"
+            f"    spec = importlib.util.spec_from_file_location(name[:-3], {str(test_dir)!r} + '/' + name)\n"
+            "    module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # as pytest does\n"
             "    try:\n"
-            "        spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+            "        spec.loader.exec_module(module)\n"
             "    except ImportError as error:\n"
             "        failed.append(f'{name}: {error}')\n"
             "    except BaseException as error:  # pytest's Skipped (launch_testing absent) is fine\n"

@@ -40,6 +40,16 @@ def test_every_parameter_has_a_description_and_a_ros_type():
             assert spec.default in spec.choices, spec.name
 
 
+def test_every_string_choice_stays_a_string_in_ros_yaml():
+    """rcl reads `-p name:=value` and params files with YAML typing: a choice such as nan, inf, on
+    or no would arrive as a number or a bool and be refused as the wrong type."""
+    for spec in PARAMETERS:
+        for choice in spec.choices or ():
+            with pytest.raises(ValueError):
+                float(choice)
+            assert choice.lower() not in {"true", "false", "yes", "no", "on", "off", "y", "n", "null", "~"}
+
+
 @pytest.mark.parametrize(
     ("values", "fragment"),
     [

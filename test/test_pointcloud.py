@@ -148,3 +148,41 @@ def test_read_fields_names_a_field_past_point_step() -> None:
     )
     with pytest.raises(BadInputError, match="z run past point_step 8"):
         read_fields(msg, ("x", "y", "z"))
+
+
+@pytest.mark.parametrize(("min_range", "max_range"), [(0.0, math.inf), (1.0, math.inf), (0.0, 1e6)])
+def test_pixels_without_depth_are_no_points(min_range: float, max_range: float) -> None:
+    # Found by test_fuzz.py: depth -2.5 became a point behind the camera, 0 a point at the camera
+    # centre, inf a point at infinity (and kept by a min_range-only filter). REP 118: none is a depth.
+    depth = np.array([[np.nan, np.inf, -np.inf, 0.0, -0.0, -2.5, 4.0]], dtype=np.float32)
+    organized = depth_to_cloud(depth, FX, FY, CX, CY, min_range=min_range, max_range=max_range)
+    assert np.isnan(organized[0, :6]).all()
+    np.testing.assert_allclose(organized[0, 6], [(6 - CX) * 4.0 / FX, (0 - CY) * 4.0 / FY, 4.0], rtol=1e-6)
+    unorganized = depth_to_cloud(
+        depth, FX, FY, CX, CY, min_range=min_range, max_range=max_range, organized=False
+    )
+    np.testing.assert_array_equal(unorganized, organized[0, 6:])
+    assert make_pointcloud2(unorganized, HEADER, TYPES).is_dense is True
+
+
+def test_empty_depth_and_unusable_intrinsics_are_named_errors() -> None:
+    # Found by test_fuzz.py: an empty depth image with rgb raised cv2.error from pack_rgb.
+    with pytest.raises(ValueError, match=r"not empty, got shape \(0, 4\)"):
+        depth_to_cloud(np.zeros((0, 4), np.float32), FX, FY, CX, CY, rgb=np.zeros((0, 4, 3), np.uint8))
+    for fx, fy, cx in ((0.0, FY, CX), (FX, -1.0, CX), (math.nan, FY, CX), (FX, FY, math.inf)):
+        with pytest.raises(BadInputError, match="cloud intrinsics must be finite with fx, fy > 0"):
+            depth_to_cloud(np.ones((2, 2), np.float32), fx, fy, cx, CY)
+
+
+def test_read_fields_wants_exactly_row_step_times_height_bytes_in_any_buffer() -> None:
+    # Found by test_fuzz.py: data longer than row_step * height was read from its first bytes, and
+    # a bytes buffer (hand-built message) raised a bare ValueError.
+    msg = depth_to_pointcloud2(np.full((2, 3), 2.0, np.float32), FX, FY, CX, CY, HEADER, TYPES)
+    expected = pointcloud2_to_array(msg)
+    as_bytes = SimpleNamespace(**{**msg.__dict__, "data": msg.data.tobytes()})
+    np.testing.assert_array_equal(pointcloud2_to_array(as_bytes), expected)
+    longer = SimpleNamespace(**{**msg.__dict__, "data": np.concatenate([msg.data, np.zeros(1, np.uint8)])})
+    with pytest.raises(
+        BadInputError, match=r"PointCloud2 data has 73 bytes, expected row_step\*height = 36\*2"
+    ):
+        read_fields(longer, ("x", "y", "z"))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from onnx_models import bad_model_files
 
 from depth_node.evaluation.replay import ReplayResult
 from depth_node.evaluation.replay_cli import build_parser, main, options_from_args, summary_text
@@ -130,6 +131,24 @@ def test_a_bad_parameter_file_is_one_error_line(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err
     assert err.startswith("depth-replay: error: ") and err.count("\n") == 1
     assert "no '/**' or 'depth_node' section" in err
+
+
+def test_each_bad_model_is_one_error_line_and_leaves_no_output(
+    tmp_path: Path, capfd, write_small_bag
+) -> None:
+    """test/onnx_models.py's bad model files: exit 1, one line on stderr (ONNX Runtime's own C++
+    output included, hence capfd), nothing on stdout, no output folder or temporary sibling."""
+    bag = write_small_bag(tmp_path / "bag", frames=1)
+    for kind, model in bad_model_files(tmp_path / "models").items():
+        out = tmp_path / f"out_{kind}"
+        code = main([str(bag), "--model", str(model), "--out", str(out), "--quiet", "--providers", "cpu"])
+        captured = capfd.readouterr()
+        assert code == 1, kind
+        assert captured.err.startswith("depth-replay: error: ") and captured.err.count("\n") == 1, (
+            captured.err
+        )
+        assert model.name in captured.err and captured.out == "", kind
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith((f"out_{kind}", f".out_{kind}."))]
 
 
 def _results(metrics: bool) -> dict:

@@ -1,4 +1,5 @@
-"""ros/shutdown.py: SIGINT ignored while a node shuts down, the previous handler back afterwards."""
+"""ros/shutdown.py: SIGINT ignored once a node shuts down (until the process ends), one line for a
+refused command line."""
 
 from __future__ import annotations
 
@@ -6,31 +7,25 @@ import os
 import signal
 import threading
 
-from depth_node.ros.shutdown import init_or_one_line, sigint_ignored
+from depth_node.ros.shutdown import ignore_sigint_from_now_on, init_or_one_line
 
 
-def test_sigint_is_ignored_inside_and_restored_after() -> None:
+def test_sigint_is_ignored_from_then_on() -> None:
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        with sigint_ignored():
-            os.kill(os.getpid(), signal.SIGINT)  # would raise KeyboardInterrupt outside the block
-        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        ignore_sigint_from_now_on()
+        os.kill(os.getpid(), signal.SIGINT)  # would raise KeyboardInterrupt otherwise
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, previous)
 
 
 def test_outside_the_main_thread_it_changes_nothing() -> None:
-    seen = []
-
-    def worker() -> None:
-        with sigint_ignored():
-            seen.append(signal.getsignal(signal.SIGINT))
-
     before = signal.getsignal(signal.SIGINT)
-    thread = threading.Thread(target=worker)
+    thread = threading.Thread(target=ignore_sigint_from_now_on)
     thread.start()
     thread.join()
-    assert seen == [before]
+    assert signal.getsignal(signal.SIGINT) is before
 
 
 def test_a_refused_init_is_one_line_and_false(capsys) -> None:

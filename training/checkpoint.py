@@ -8,13 +8,13 @@ scheduler, scaler, epoch/step position and RNG states (see ``Trainer.checkpoint_
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from depth_node.files import atomic_open, named_write_errors
 from training.networks import DepthNet, build_depth_net
 
 CHECKPOINT_VERSION = 1
@@ -24,11 +24,12 @@ RESUME_KEYS = ("config", "depth_net", "pose_net", "optimizer", "epoch", "step", 
 
 
 def save_checkpoint(path: Path, payload: Mapping[str, Any]) -> Path:
-    """Write atomically: a crash mid-write leaves the previous checkpoint intact."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(dict(payload), tmp)
-    os.replace(tmp, path)
+    """Write atomically (``<name>.tmp``, fsync, rename): a process killed mid-write or a full disk
+    leaves the previous checkpoint intact; a failed write raises ``WriteError`` naming the file."""
+    with named_write_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(path, "wb") as f:
+        torch.save(dict(payload), f)
     return path
 
 

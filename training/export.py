@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from depth_node.files import WriteError, atomic_path
 from training.checkpoint import depth_net_from_checkpoint, load_checkpoint
 from training.geometry import disp_to_depth
 from training.losses import METRIC_TRAINING_MODES
@@ -164,6 +165,8 @@ def _torch_onnx_export(
                 dynamo=False,
             )
         return
+    except OSError:  # writing failed (a full disk): the dynamo exporter would fail the same way
+        raise
     except Exception as exc:  # the legacy exporter may be gone in a later torch: try dynamo
         legacy_error = exc
     dynamic_shapes = ({0: torch.export.Dim("batch", min=1, max=64)},) if dynamic_batch else None
@@ -254,11 +257,12 @@ def _metadata(
     }
 
 
-def _write_metadata(out_path: Path, metadata: Mapping[str, str]) -> None:
-    """Replace the exported model's metadata, run ``onnx.checker`` (full check) and save it."""
+def _write_metadata(onnx_file: Path, out_path: Path, metadata: Mapping[str, str]) -> None:
+    """Replace the metadata of the model in ``onnx_file`` (to become ``out_path``), run ``onnx.checker``
+    (full check) and save it."""
     import onnx
 
-    model = onnx.load(str(out_path))
+    model = onnx.load(str(onnx_file))
     del model.metadata_props[:]
     for key, value in metadata.items():
         model.metadata_props.add(key=key, value=value)
@@ -267,14 +271,21 @@ def _write_metadata(out_path: Path, metadata: Mapping[str, str]) -> None:
         onnx.checker.check_model(model, full_check=True)
     except Exception as exc:
         raise ExportError(f"{out_path}: onnx.checker failed: {exc}") from exc
-    onnx.save(model, str(out_path))
+    onnx.save(model, str(onnx_file), format="protobuf")
 
 
 def _checked_parity(
-    net: DepthNet, out_path: Path, height: int, width: int, fp16: bool, dynamic_batch: bool, say: Callable
+    net: DepthNet,
+    onnx_file: Path,
+    out_path: Path,
+    height: int,
+    width: int,
+    fp16: bool,
+    dynamic_batch: bool,
+    say: Callable,
 ) -> float:
     """ONNX Runtime vs PyTorch, max relative error; ``ExportError`` above the precision's tolerance."""
-    parity = parity_check(net, out_path, height, width, batch=2 if dynamic_batch else 1)
+    parity = parity_check(net, onnx_file, height, width, batch=2 if dynamic_batch else 1)
     tolerance = FP16_TOLERANCE if fp16 else FP32_TOLERANCE
     say(f"[export] ONNX Runtime vs PyTorch: max relative error {parity:.2e} (limit {tolerance:.0e})")
     if not parity <= tolerance:
@@ -296,7 +307,9 @@ def export_onnx(
 ) -> Path:
     """Export the checkpoint's DepthNet to ``out_path`` (+ ``<name>.md`` model card); returns the path.
 
-    Raises ``ExportError`` when the checker or the parity check fails (fp32: max relative error
+    Both files are written to temporary siblings and replace the old ones only when everything
+    passed (``depth_node.files``): a failed export or a full disk (``WriteError``) leaves them as they
+    were. Raises ``ExportError`` when the checker or the parity check fails (fp32: max relative error
     above 1e-3; fp16: above 2e-2). ``metrics`` (e.g. KITTI Eigen results) go into the model card;
     without them, ``checkpoint["metrics"]`` is used when present.
     """
@@ -323,28 +336,32 @@ def export_onnx(
     )
     # Export from a copy: .half() is in place and the fp32 net is the parity reference.
     wrapper = DepthExportWrapper(depth_net_from_checkpoint(ckpt), fp16=fp16).eval()
-    _torch_onnx_export(wrapper, torch.rand(1, 3, height, width), out_path, opset, dynamic_batch)
+    card = out_path.with_suffix(".md")
+    with atomic_path(out_path) as onnx_file:
+        _torch_onnx_export(wrapper, torch.rand(1, 3, height, width), onnx_file, opset, dynamic_batch)
 
-    metadata = _metadata(ckpt, checkpoint_path, out_path, model_cfg, fp16, commit)
-    _write_metadata(out_path, metadata)
-    say(
-        f"[export] onnx.checker passed; opset {opset}; metadata: training_mode={metadata['training_mode']}, "
-        f"scale_is_metric={metadata['scale_is_metric']}"
-    )
+        metadata = _metadata(ckpt, checkpoint_path, out_path, model_cfg, fp16, commit)
+        _write_metadata(onnx_file, out_path, metadata)
+        say(
+            f"[export] onnx.checker passed; opset {opset}; metadata: "
+            f"training_mode={metadata['training_mode']}, scale_is_metric={metadata['scale_is_metric']}"
+        )
 
-    parity = _checked_parity(net, out_path, height, width, fp16, dynamic_batch, say)
-    measured = {
-        "fp16": fp16,
-        "dynamic_batch": dynamic_batch,
-        "parameters": sum(p.numel() for p in net.parameters()),
-        **count_flops(net, torch.rand(1, 3, height, width)),
-        "parity": parity,
-        "latency_ms": measure_latency(out_path, height, width, runs=latency_runs),
-        "opset": opset,
-        "commit": commit,
-    }
-    info = card_info(ckpt, checkpoint_path, out_path, metadata, model_cfg, measured, metrics)
-    card = write_model_card(out_path.with_suffix(".md"), info, config)
+        parity = _checked_parity(net, onnx_file, out_path, height, width, fp16, dynamic_batch, say)
+        measured = {
+            "fp16": fp16,
+            "dynamic_batch": dynamic_batch,
+            "parameters": sum(p.numel() for p in net.parameters()),
+            **count_flops(net, torch.rand(1, 3, height, width)),
+            "parity": parity,
+            "latency_ms": measure_latency(onnx_file, height, width, runs=latency_runs),
+            "opset": opset,
+            "commit": commit,
+        }
+        info = card_info(ckpt, checkpoint_path, out_path, metadata, model_cfg, measured, metrics)
+        # The card goes in place just before the model: a failure before leaves both as they were.
+        with atomic_path(card) as card_file:
+            write_model_card(card_file, info, config)
     size_mb = out_path.stat().st_size / 1e6
     say(
         f"[export] done: {out_path} ({size_mb:.1f} MB, {info['parameters'] / 1e6:.2f} M params, "
@@ -378,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
             metrics=metrics,
             latency_runs=args.latency_runs,
         )
-    except (ExportError, FileNotFoundError, ValueError, KeyError) as exc:
+    except (ExportError, FileNotFoundError, ValueError, KeyError, WriteError) as exc:
         print(f"depth-export: error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import re
 import signal
 import sys
 import time
@@ -36,10 +37,12 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from depth_node.files import WriteError
 from depth_node.metrics import evaluate_depth, mean_metrics
 from training.checkpoint import CHECKPOINT_VERSION, RESUME_KEYS, load_checkpoint, save_checkpoint
 from training.config import ConfigError, load_config, merge, validate
 from training.datasets import MonoDataset, build_dataset
+from training.datasets.common import DataError
 from training.distributed import init_distributed, pick_device
 from training.losses import LossDiagnostics, SelfSupervisedLoss, loss_config, training_mode
 from training.networks import DepthPoseModel, build_depth_net, build_pose_net, model_config
@@ -475,6 +478,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         trainer.run()
+    except WriteError as exc:  # a full disk: one line; the previous checkpoint is intact
+        print(f"depth-train: error: {exc} (the previous checkpoint is kept)", file=sys.stderr)
+        return 1
+    except DataError as exc:  # unreadable training data met mid-run: the file and what is wrong
+        # From a DataLoader worker the message carries the worker's traceback; its last line is ours.
+        reason = re.sub(r"^[\w.]+Error: ", "", str(exc).strip().splitlines()[-1])
+        print(f"depth-train: error: {reason}", file=sys.stderr)
+        return 1
     finally:
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()

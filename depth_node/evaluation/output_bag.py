@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from depth_node.evaluation.bag_input import TYPESTORE
+from depth_node.files import named_write_errors
 
 OUT_TOPICS = {"image": "/depth/image", "camera_info": "/depth/camera_info", "points": "/depth/points"}
 
@@ -23,21 +24,26 @@ class OutputBag:
 
         self.typestore = get_typestore(Stores(TYPESTORE))
         plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
+        self.path = path
         self.writer = Writer(path, version=8, storage_plugin=plugin)
-        self.writer.open()
+        with named_write_errors(path):  # a full disk: an error naming the bag
+            self.writer.open()
         self.connections: dict[str, Any] = {}
 
     def add(self, topic: str, msgtype: str, qos: Sequence[Any] = ()) -> None:
-        self.connections[topic] = self.writer.add_connection(
-            topic, msgtype, typestore=self.typestore, offered_qos_profiles=list(qos)
-        )
+        with named_write_errors(self.path):
+            self.connections[topic] = self.writer.add_connection(
+                topic, msgtype, typestore=self.typestore, offered_qos_profiles=list(qos)
+            )
 
     def write_raw(self, topic: str, timestamp: int, data: bytes | memoryview) -> None:
-        self.writer.write(self.connections[topic], timestamp, data)
+        with named_write_errors(self.path):
+            self.writer.write(self.connections[topic], timestamp, data)
 
     def write(self, topic: str, timestamp: int, msg: Any) -> None:
         msgtype = self.connections[topic].msgtype
-        self.writer.write(self.connections[topic], timestamp, self.typestore.serialize_cdr(msg, msgtype))
+        self.write_raw(topic, timestamp, self.typestore.serialize_cdr(msg, msgtype))
 
     def close(self) -> None:
-        self.writer.close()
+        with named_write_errors(self.path):
+            self.writer.close()

@@ -52,12 +52,20 @@ from depth_node.evaluation.ground_truth import StaticTransforms, depth_truth, li
 from depth_node.evaluation.output_bag import OUT_TOPICS, OutputBag
 from depth_node.evaluation.realtime import NewestFrameGate, PausableClock, latency_stats, wait_until
 from depth_node.evaluation.scoring import Scored, StreamEvaluator
+from depth_node.files import WriteError, atomic_write_text, named_write_errors
 from depth_node.geometry import crop_image
 from depth_node.metrics import MAX_DEPTH, MIN_DEPTH
 from depth_node.runtime.conversions import image_msg_to_depth
 from depth_node.runtime.errors import BadInputError, ModelLoadError
 from depth_node.runtime.estimator import ModelInfo
-from depth_node.runtime.frame import DROP_REASONS, END_TO_END, FrameDrop, FrameOutputs, FramePath
+from depth_node.runtime.frame import (
+    DROP_REASONS,
+    END_TO_END,
+    RESET_REASONS,
+    FrameDrop,
+    FrameOutputs,
+    FramePath,
+)
 from depth_node.runtime.message_types import rosbags_types, stamp_ns
 from depth_node.runtime.parameters import NodeSettings, ParameterError, validate_parameters
 
@@ -149,15 +157,28 @@ def replay(options: ReplayOptions) -> ReplayResult:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
         try:
-            session = ReplaySession(reader, bag, options, settings, frame_path, tmp)
-            results = session.run(out_dir)
-            _commit(tmp, out_dir)
+            with named_write_errors(out_dir):  # a write error without a file name names the folder
+                session = ReplaySession(reader, bag, options, settings, frame_path, tmp)
+                results = session.run(out_dir)
+                _commit(tmp, out_dir)
+        except WriteError as err:  # a full disk: one line, and an old output folder stays as it was
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise ReplayError(_write_failure(err, tmp, out_dir)) from None
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     finally:
         reader.close()
     return ReplayResult(out_dir, results)
+
+
+def _write_failure(err: WriteError, tmp: Path, out_dir: Path) -> str:
+    """One line naming the file that failed by its final name (it was written in ``tmp``)."""
+    name = Path(err.filename)
+    if name.is_relative_to(tmp):
+        name = out_dir / name.relative_to(tmp)
+    kept = f"{out_dir} left as it was" if out_dir.exists() else f"{out_dir} not created"
+    return f"cannot write {name}: {err.strerror}; {kept}"
 
 
 def _commit(tmp: Path, out_dir: Path) -> None:
@@ -217,6 +238,7 @@ class ReplaySession:
         self.clock = PausableClock()
         self.gate = NewestFrameGate()
         self.drops = dict.fromkeys(DROP_REASONS, 0)
+        self.resets = dict.fromkeys(RESET_REASONS, 0)
         self.bad_frames: list[str] = []
         self.per_frame: dict[int, dict[str, Any]] = {}
         self.stage_samples: dict[str, list[float]] = {}
@@ -332,7 +354,7 @@ class ReplaySession:
         self.writer.close()
         results = _json_safe(self._results(out_dir, wall_time))
         self._write_report(results)
-        (self.tmp / RESULTS_JSON).write_text(json.dumps(results, indent=1))
+        atomic_write_text(self.tmp / RESULTS_JSON, json.dumps(results, indent=1))
         return results
 
     def _on_image(self, job: _FrameJob) -> None:
@@ -360,6 +382,8 @@ class ReplaySession:
             self.bad_frames.append(f"frame {job.index} ({outputs.reason}): {outputs.detail}")
             return
         self.clock.pause()  # from here on: replay-only work, not the node's
+        if outputs.reset is not None:
+            self.resets[outputs.reset] += 1
         # The node's own stages, plus reading the message from the bag (the node's "decode" too).
         timings = {**outputs.timings, "decode": deserialized + outputs.timings["decode"]}
         timings[END_TO_END] += deserialized
@@ -387,6 +411,7 @@ class ReplaySession:
             "index": job.index,
             "stamp": stamp / 1e9,
             "scale": float(outputs.result.scale),
+            "reset": outputs.reset,
             "latency_ms": {k: v * 1e3 for k, v in timings.items()},
         }
         # Score what was published (16UC1 output is scored in its millimetre steps), as the live
@@ -504,6 +529,7 @@ class ReplaySession:
                 "image_topic": t.image,
                 "image_type": t.image_type,
                 "camera_info_topic": t.camera_info,
+                "camera_frame": self.camera_info.header.frame_id if self.camera_info is not None else None,
                 "gt_depth_topic": t.gt_depth,
                 "lidar_topic": t.lidar,
                 "image_size": list(self.image_size) if self.image_size else None,
@@ -517,6 +543,7 @@ class ReplaySession:
                 "dropped": self.gate.dropped,
                 "bad": len(self.bad_frames),
                 "dropped_by_reason": dict(self.drops),
+                "resets_by_reason": dict(self.resets),
                 "scored": len(self.evaluator.frames),
                 "unscored": processed - len(self.evaluator.frames),
             },

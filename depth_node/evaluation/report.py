@@ -5,12 +5,18 @@ replay's ``results.json`` and its frame panels without ROS or a model. Layout of
 
     report.html                 the page (relative links only: the folder can be moved or zipped)
     report_files/*.png          frame panels, metrics over time, latency histogram
+
+A recording is untrusted input: topic names, frame ids, encodings, paths and model metadata can hold
+anything (``<script>``, quotes). Every value put into the page goes through :func:`_e` (HTML-escaped,
+quotes too) or :func:`_image` (URL-quoted, then escaped); the page has no script of its own. Text drawn
+by matplotlib is drawn with ``parse_math=False``: a ``$`` in it is a character, never mathtext.
 """
 
 from __future__ import annotations
 
 import html
 import math
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +29,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from depth_node.colormap import spread_sparse_depth, spread_sparse_depth_error
+from depth_node.files import atomic_write_text
 from depth_node.metrics import METRIC_NAMES, relative_error_map
 
 REPORT_FILES = "report_files"
@@ -73,7 +80,7 @@ def _show(ax: Any, image: np.ndarray, title: str, cmap: str | None = None, norm:
         artist = ax.imshow(np.ma.masked_invalid(image), cmap=colour_map, norm=norm, interpolation="nearest")
     else:
         artist = ax.imshow(image, interpolation="nearest")
-    ax.set_title(title, fontsize=9, loc="left")
+    ax.set_title(title, fontsize=9, loc="left", parse_math=False)
     ax.set_axis_off()
     return artist
 
@@ -105,7 +112,7 @@ def frame_panel(
     grid = fig.add_gridspec(rows, 2, width_ratios=(1.0, 0.018))
     axes = [fig.add_subplot(grid[r, 0]) for r in range(rows)]
     bars = [fig.add_subplot(grid[r, 1]) for r in range(rows)]
-    fig.suptitle(title, fontsize=10, x=0.01, ha="left")
+    fig.suptitle(title, fontsize=10, x=0.01, ha="left", parse_math=False)
     _show(axes[0], cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA), "input")
     bars[0].set_axis_off()
     low, high = _depth_limits(pred, gt, cap=max_depth)
@@ -212,7 +219,7 @@ def plot_latency(
             ax_box.boxplot(data, orientation="horizontal")  # matplotlib >= 3.10
         except TypeError:
             ax_box.boxplot(data, vert=False)
-        ax_box.set_yticks(range(1, len(stages) + 1), stages, fontsize=8)
+        ax_box.set_yticks(range(1, len(stages) + 1), stages, fontsize=8, parse_math=False)
         ax_box.set_xlabel("stage latency [ms]")
         ax_box.grid(alpha=0.3, axis="x")
     else:
@@ -244,12 +251,18 @@ code { background: #f3f3f3; padding: 1px 4px; }
 """
 
 
+def _e(value: Any) -> str:
+    """Any value as text safe inside HTML elements and quoted attributes alike."""
+    return html.escape(str(value), quote=True)
+
+
 def _fmt(value: Any, digits: int = 4) -> str:
+    """A table cell's text: floats rounded, None as a dash, anything else escaped."""
     if value is None:
         return "–"
     if isinstance(value, float):
         return "nan" if math.isnan(value) else f"{value:.{digits}f}"
-    return html.escape(str(value))
+    return _e(value)
 
 
 def _metrics_table(metrics: Mapping[str, Mapping[str, float] | None]) -> str:
@@ -257,7 +270,7 @@ def _metrics_table(metrics: Mapping[str, Mapping[str, float] | None]) -> str:
     rows = []
     for label, values in metrics.items():
         cells = "".join(f"<td>{_fmt(values.get(name) if values else None)}</td>" for name in METRIC_NAMES)
-        rows.append(f"<tr><td>{html.escape(label)}</td>{cells}</tr>")
+        rows.append(f"<tr><td>{_e(label)}</td>{cells}</tr>")
     return f"<table><tr><th></th>{header}</tr>{''.join(rows)}</table>"
 
 
@@ -265,16 +278,14 @@ def _latency_table(latency: Mapping[str, Mapping[str, float]]) -> str:
     columns = ("mean", "p50", "p95", "p99", "max")
     header = "".join(f"<th>{c} [ms]</th>" for c in columns)
     rows = "".join(
-        f"<tr><td>{html.escape(stage)}</td>"
-        + "".join(f"<td>{_fmt(stats.get(c), 2)}</td>" for c in columns)
-        + "</tr>"
+        f"<tr><td>{_e(stage)}</td>" + "".join(f"<td>{_fmt(stats.get(c), 2)}</td>" for c in columns) + "</tr>"
         for stage, stats in latency.items()
     )
     return f"<table><tr><th>stage</th>{header}</tr>{rows}</table>"
 
 
 def _kv_table(items: Mapping[str, Any]) -> str:
-    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in items.items())
+    rows = "".join(f"<tr><td>{_e(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in items.items())
     return f'<table class="kv">{rows}</table>'
 
 
@@ -299,7 +310,8 @@ def _cards(s: Mapping[str, Any]) -> str:
 
 
 def _image(relative: str, alt: str) -> str:
-    return f'<img src="{html.escape(relative)}" alt="{html.escape(alt)}">'
+    """An <img> of a file in the report folder: its path URL-quoted ('/' kept), then escaped."""
+    return f'<img src="{_e(urllib.parse.quote(relative))}" alt="{_e(alt)}">'
 
 
 def write_html(
@@ -313,18 +325,19 @@ def write_html(
     s = summary
     frames = s.get("frames", {})
     fps = s.get("fps", {})
+    bag_name = Path(str(s.get("bag", ""))).name
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
-        f"<title>depth replay: {html.escape(Path(str(s.get('bag', ''))).name)}</title>",
+        f"<title>depth replay: {_e(bag_name)}</title>",
         f"<style>{_CSS}</style></head><body>",
-        f"<h1>Depth replay report — {html.escape(Path(str(s.get('bag', ''))).name)}</h1>",
-        f"<p class='note'>{html.escape(str(s.get('created', '')))} · model "
-        f"<code>{html.escape(str(s.get('model', {}).get('name', '')))}</code> on "
-        f"<code>{html.escape(str(s.get('provider', '')))}</code></p>",
+        f"<h1>Depth replay report — {_e(bag_name)}</h1>",
+        f"<p class='note'>{_e(s.get('created', ''))} · model "
+        f"<code>{_e(s.get('model', {}).get('name', ''))}</code> on "
+        f"<code>{_e(s.get('provider', ''))}</code></p>",
     ]
     parts.append(_cards(s))
     for warning in s.get("warnings", []):
-        parts.append(f"<p class='warn'>{html.escape(warning)}</p>")
+        parts.append(f"<p class='warn'>{_e(warning)}</p>")
 
     parts.append("<h2>Accuracy</h2>")
     metrics = s.get("metrics")
@@ -339,9 +352,10 @@ def write_html(
         )
         ev = s.get("evaluation", {})
         parts.append(
-            f"<p class='note'>Mean over {frames.get('scored', 0)} scored frames (KITTI protocol: frames are "
-            f"averaged, not pixels). Ground truth: {html.escape(str(ev.get('gt_source')))}; depth range "
-            f"({ev.get('min_depth')}, {ev.get('max_depth')}) m; Garg crop: {ev.get('garg_crop')}. "
+            f"<p class='note'>Mean over {_e(frames.get('scored', 0))} scored frames (KITTI protocol: frames "
+            f"are averaged, not pixels). Ground truth: {_e(ev.get('gt_source'))}; depth range "
+            f"({_e(ev.get('min_depth'))}, {_e(ev.get('max_depth'))}) m; "
+            f"Garg crop: {_e(ev.get('garg_crop'))}. "
             f"Median scale median(gt)/median(pred) over frames: {_fmt(ev.get('median_scale_mean'), 3)} "
             f"(± {_fmt(ev.get('median_scale_std'), 3)}).</p>"
         )
@@ -388,12 +402,15 @@ def write_html(
         _kv_table(
             {
                 "input bag": s.get("bag"),
-                "camera topic": inputs.get("image_topic"),
+                "bag storage": inputs.get("storage"),
+                "camera topic": f"{inputs.get('image_topic')} ({inputs.get('image_type')})",
                 "camera_info topic": inputs.get("camera_info_topic"),
+                "camera frame": inputs.get("camera_frame"),
                 "ground truth": s.get("evaluation", {}).get("gt_source"),
                 "image size": inputs.get("image_size"),
                 "depth image size": inputs.get("depth_size"),
                 "model file": model.get("path"),
+                "model source": model.get("source"),
                 "model": f"{model.get('backbone')} {model.get('input_width')}x{model.get('input_height')}, "
                 f"{model.get('training_mode')}, metric_scale {model.get('metric_scale')}",
                 "output bag": outputs.get("bag"),
@@ -404,8 +421,8 @@ def write_html(
     if outputs.get("play_command"):
         parts.append(
             "<p class='note'>Show the depth next to the camera in rviz2: "
-            f"<code>{html.escape(outputs['play_command'])}</code></p>"
+            f"<code>{_e(outputs['play_command'])}</code></p>"
         )
     parts.append("</body></html>")
-    path.write_text("\n".join(parts), encoding="utf-8")
+    atomic_write_text(path, "\n".join(parts))
     return path

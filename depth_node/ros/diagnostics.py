@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from depth_node.runtime.frame import DROP_REASONS
+from depth_node.runtime.frame import DROP_REASONS, RESET_REASONS
 
 
 # --------------------------------------------------------------------------------------------------
@@ -35,6 +35,7 @@ class StatsSnapshot:
     frames_out: int
     dropped: int
     dropped_by_reason: dict[str, int]
+    resets_by_reason: dict[str, int]  # processed frames that restarted the temporal state (stamps)
     input_rate: float  # Hz over the last rate window (or since the first frame, when shorter)
     output_rate: float  # Hz over the same span, so output/input is the fraction published
     recent_inputs: int  # frames in that span: the rates mean little below a handful
@@ -57,6 +58,7 @@ class FrameStats:
         self.frames_in = 0
         self.frames_out = 0
         self.dropped_by_reason = dict.fromkeys(DROP_REASONS, 0)
+        self.resets_by_reason = dict.fromkeys(RESET_REASONS, 0)
         self._in_times: collections.deque[float] = collections.deque(maxlen=history)
         self._out_times: collections.deque[float] = collections.deque(maxlen=history)
         self._latencies: collections.deque[float] = collections.deque(maxlen=history)
@@ -91,12 +93,18 @@ class FrameStats:
             self.dropped_by_reason[reason] += 1
             return self.dropped_by_reason[reason]
 
+    def reset(self, reason: str) -> None:
+        """Count a processed frame whose stamp restarted the temporal state (one of RESET_REASONS)."""
+        with self._lock:
+            self.resets_by_reason[reason] += 1
+
     def snapshot(self) -> StatsSnapshot:
         now = self._clock()
         with self._lock:
             in_times, out_times = list(self._in_times), list(self._out_times)
             latencies, processing = list(self._latencies), list(self._processing)
             by_reason = dict(self.dropped_by_reason)
+            resets = dict(self.resets_by_reason)
             frames_in, frames_out = self.frames_in, self.frames_out
             first_in = self._first_in
         # One span for both rates: the rate window, or the time since the first frame when shorter.
@@ -108,6 +116,7 @@ class FrameStats:
             frames_out=frames_out,
             dropped=sum(by_reason.values()),
             dropped_by_reason=by_reason,
+            resets_by_reason=resets,
             input_rate=recent_in / span if span > 0 else 0.0,
             output_rate=recent_out / span if span > 0 else 0.0,
             recent_inputs=recent_in,
@@ -177,6 +186,7 @@ def diagnostic_summary(
         ("frames out", str(stats.frames_out)),
         ("frames dropped", str(stats.dropped)),
         *((f"dropped: {reason}", str(count)) for reason, count in stats.dropped_by_reason.items()),
+        *((f"reset: {reason}", str(count)) for reason, count in stats.resets_by_reason.items()),
         ("input rate (Hz)", f"{stats.input_rate:.2f}"),
         ("output rate (Hz)", f"{stats.output_rate:.2f}"),
         ("latency p50 (ms)", _ms(stats.latency_p50)),

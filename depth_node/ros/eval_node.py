@@ -34,7 +34,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from depth_node.evaluation.ground_truth import StaticTransforms, depth_truth, lidar_truth, parse_transform
 from depth_node.evaluation.scoring import StreamEvaluator, metrics_key_values, running_metrics_line
 from depth_node.metrics import MAX_DEPTH, MIN_DEPTH
-from depth_node.ros.shutdown import init_or_one_line, sigint_ignored
+from depth_node.ros.shutdown import ignore_sigint_from_now_on, init_or_one_line
 from depth_node.runtime.conversions import image_msg_to_depth
 from depth_node.runtime.errors import BadInputError
 from depth_node.runtime.message_types import stamp_ns
@@ -183,16 +183,15 @@ def main(args: Sequence[str] | None = None) -> int:
             code = 1
         else:
             rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass  # Ctrl-C: a clean stop, no traceback
+    except (KeyboardInterrupt, ExternalShutdownException):  # Ctrl-C: a clean stop, no traceback
+        ignore_sigint_from_now_on()  # a second one (launch forwards it) must not interrupt the shutdown
     finally:
-        with sigint_ignored():  # a second Ctrl-C must not interrupt the shutdown itself
-            if node is not None:
-                summary = node.evaluator.summary()
-                node.destroy_node()
-                if summary is not None:
-                    logger.info("final: " + running_metrics_line(summary))
-            rclpy.try_shutdown()
+        if node is not None:
+            summary = node.evaluator.summary()
+            node.destroy_node()
+            if summary is not None:
+                logger.info("final: " + running_metrics_line(summary))
+        rclpy.try_shutdown()
     return code
 
 

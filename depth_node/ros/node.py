@@ -21,11 +21,12 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos_overriding_options import InvalidQosOverridesError, QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
 from depth_node.ros.diagnostics import DiagnosticSummary, FrameStats, LogThrottle, diagnostic_summary
-from depth_node.ros.shutdown import init_or_one_line, sigint_ignored
+from depth_node.ros.shutdown import ignore_sigint_from_now_on, init_or_one_line
 from depth_node.ros.worker import InferenceWorker, LatestSlot
 from depth_node.runtime.errors import ModelLoadError
 from depth_node.runtime.estimator import DepthEstimator
@@ -90,13 +91,21 @@ def _qos(reliability: str, depth: int) -> QoSProfile:
     )
 
 
-class DepthNode(Node):
-    """Monocular depth: declare parameters in __init__, then :meth:`start` (model, topics, worker)."""
+class DepthNodeBase:
+    """The depth node's work, mixed into an rclpy ``Node`` (:class:`DepthNode`) or a managed
+    ``LifecycleNode`` (``depth_node.ros.lifecycle_node``), in four steps that map onto the lifecycle:
 
-    def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
-        super().__init__(node_name, **kwargs)
+    - :meth:`configure`: declare and validate parameters, load the model (ONNX Runtime session,
+      TensorRT engine). Raises StartupError with a one-line reason.
+    - :meth:`activate`: publishers, the inference thread, the subscriptions, the diagnostics timer.
+    - :meth:`deactivate`: all of those gone again, the model kept.
+    - :meth:`cleanup`: the model freed.
+    """
+
+    def _init_depth(self) -> None:
         self.types = ros_types()
         self.settings: NodeSettings | None = None
+        self.frame_path: FramePath | None = None
         self.pipeline: DepthPipeline | None = None
         self.estimator: DepthEstimator | None = None
         self.stats = FrameStats()
@@ -107,17 +116,18 @@ class DepthNode(Node):
         self._waiting_logged = False
         self._scale: float | None = None
         self._reported_drops: dict[str, int] = dict(self.stats.dropped_by_reason)
-        self._image_sub = self._info_sub = None
+        self._image_sub = self._info_sub = self._timer = None
         self._image_pub = self._info_pub = self._points_pub = self._diag_pub = None
+        self._parameter_callback_added = False
+        self._unknown_warned = False
 
-    # --- start-up ------------------------------------------------------------------------------
-    def start(self) -> None:
-        """Declare and validate parameters, load the model, create topics and the worker.
-
-        Raises StartupError with a one-line reason; nothing is subscribed before everything worked.
-        """
+    # --- configure / activate / deactivate / cleanup ---------------------------------------------
+    def configure(self) -> None:
+        """Declare (once) and validate the parameters, then load the model. Nothing is subscribed."""
         try:
             for spec in PARAMETERS:
+                if self.has_parameter(spec.name):
+                    continue  # configured before (a lifecycle node after cleanup): keep the values
                 try:
                     self.declare_parameter(spec.name, spec.default, _descriptor(spec))
                 except ParameterException as error:  # rclpy refused an override (type, range)
@@ -125,12 +135,6 @@ class DepthNode(Node):
             settings = validate_parameters({name: self.get_parameter(name).value for name in PARAMETER_NAMES})
         except ParameterError as error:
             raise StartupError(f"invalid parameter: {error}") from None
-        unknown = self._unknown_overrides()
-        if unknown:
-            self.get_logger().warning(
-                f"ignoring parameter(s) {', '.join(unknown)}: not parameters of this node (a typo?)"
-            )
-
         try:
             self.frame_path = FramePath.from_settings(settings, self.types)
         except ModelLoadError as error:
@@ -139,36 +143,101 @@ class DepthNode(Node):
             raise StartupError(f"invalid parameter: {error}") from None
         self.pipeline, self.estimator = self.frame_path.pipeline, self.frame_path.estimator
         self.settings = settings
-
-        self._create_topics(settings)
-        self.create_timer(1.0, self.publish_diagnostics)
-        self.add_on_set_parameters_callback(self._on_set_parameters)
-
+        if not self._parameter_callback_added:
+            self.add_on_set_parameters_callback(self._on_set_parameters)
+            self._parameter_callback_added = True
         info = self.estimator.info
         self.get_logger().info(
             f"model {info.name} ({info.backbone}, {info.input_width}x{info.input_height}) on "
-            f"{self.estimator.provider}, scale mode {self.pipeline.scale_mode}; "
-            f"{settings.subscribed_image_topic} + {settings.camera_info_topic} -> "
-            f"{self._image_pub.topic_name}, {self._info_pub.topic_name}, {self._points_pub.topic_name}"
+            f"{self.estimator.provider}, scale mode {self.pipeline.scale_mode}"
         )
 
-    def _create_topics(self, settings: NodeSettings) -> None:
-        """Publishers first, then the worker, then the subscriptions: no frame arrives half set up."""
-        out_qos = _qos(settings.output_reliability, settings.output_depth)
-        self._image_pub = self.create_publisher(Image, settings.depth_image_topic, out_qos)
-        self._info_pub = self.create_publisher(CameraInfo, settings.depth_camera_info_topic, out_qos)
-        self._points_pub = self.create_publisher(PointCloud2, settings.points_topic, out_qos)
-        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._worker = InferenceWorker(self._slot, self._process, self._on_worker_error)
-        self._worker.start()
-        in_qos = _qos(settings.input_reliability, settings.input_depth)
-        self._info_sub = self.create_subscription(
-            CameraInfo, settings.camera_info_topic, self._on_camera_info, in_qos
+    def activate(self) -> None:
+        """Publishers first, then the worker, then the subscriptions: no frame arrives half set up.
+
+        Each topic's QoS is the ``output_qos.*`` / ``input_qos.*`` parameters', unless rclpy's
+        ``qos_overrides.<topic>.<publisher|subscription>.<history|depth|reliability>`` overrides it.
+        Raises StartupError for an override rclpy refuses.
+        """
+        settings = self.settings
+        assert settings is not None, "configure() first"
+        out_qos, in_qos = settings.output_reliability, settings.input_reliability
+        try:
+            self._image_pub = self._publisher(
+                Image, settings.depth_image_topic, out_qos, settings.output_depth
+            )
+            self._info_pub = self._publisher(
+                CameraInfo, settings.depth_camera_info_topic, out_qos, settings.output_depth
+            )
+            self._points_pub = self._publisher(
+                PointCloud2, settings.points_topic, out_qos, settings.output_depth
+            )
+            self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+            self._slot = LatestSlot()
+            self._worker = InferenceWorker(self._slot, self._process, self._on_worker_error)
+            self._worker.start()
+            self._info_sub = self._subscription(
+                CameraInfo, settings.camera_info_topic, self._on_camera_info, in_qos, settings.input_depth
+            )
+            image_type = CompressedImage if settings.compressed else Image
+            self._image_sub = self._subscription(
+                image_type, settings.subscribed_image_topic, self._on_image, in_qos, settings.input_depth
+            )
+        except (ParameterException, InvalidQosOverridesError, RuntimeError) as error:
+            text = " ".join(str(error).split())
+            raise StartupError(f"invalid parameter: qos_overrides: {text}") from None
+        self._timer = self.create_timer(1.0, self.publish_diagnostics)
+        unknown = self._unknown_overrides()
+        if unknown and not self._unknown_warned:
+            self._unknown_warned = True
+            self.get_logger().warning(
+                f"ignoring parameter(s) {', '.join(unknown)}: not parameters of this node (a typo?)"
+            )
+        self.get_logger().info(
+            f"{self._image_sub.topic_name} + {self._info_sub.topic_name} -> {self._image_pub.topic_name}, "
+            f"{self._info_pub.topic_name}, {self._points_pub.topic_name}"
         )
-        image_type = CompressedImage if settings.compressed else Image
-        self._image_sub = self.create_subscription(
-            image_type, settings.subscribed_image_topic, self._on_image, in_qos
+
+    def _publisher(self, msg_type: Any, topic: str, reliability: str, depth: int) -> Any:
+        return self.create_publisher(
+            msg_type,
+            topic,
+            _qos(reliability, depth),
+            qos_overriding_options=QoSOverridingOptions.with_default_policies(),
         )
+
+    def _subscription(self, msg_type: Any, topic: str, callback: Any, reliability: str, depth: int) -> Any:
+        return self.create_subscription(
+            msg_type,
+            topic,
+            callback,
+            _qos(reliability, depth),
+            qos_overriding_options=QoSOverridingOptions.with_default_policies(),
+        )
+
+    def deactivate(self) -> None:
+        """Stop taking frames: subscriptions, timer and inference thread (after its frame), publishers."""
+        for subscription in (self._image_sub, self._info_sub):
+            if subscription is not None:
+                self.destroy_subscription(subscription)
+        self._image_sub = self._info_sub = None
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+            self._timer = None
+        if self._worker is not None:
+            if not self._worker.stop(timeout=10.0):
+                self.get_logger().warning("inference thread did not stop within 10 s")
+            self._worker = None
+        for publisher in (self._image_pub, self._info_pub, self._points_pub, self._diag_pub):
+            if publisher is not None:
+                self.destroy_publisher(publisher)
+        self._image_pub = self._info_pub = self._points_pub = self._diag_pub = None
+        self._camera_info = None
+
+    def cleanup(self) -> None:
+        """Free the model (ONNX Runtime session, TensorRT engine)."""
+        self.frame_path = self.pipeline = self.estimator = None
+        self.settings = None
 
     def _overrides(self) -> dict[str, Any]:
         # rclpy keeps the --ros-args / params-file / parameter_overrides values here (Humble, Jazzy);
@@ -186,12 +255,9 @@ class DepthNode(Node):
         return f"parameter {spec.name}: {error}"
 
     def _unknown_overrides(self) -> list[str]:
-        """Overrides given to the node that it does not declare (rclpy silently ignores those)."""
-        return sorted(
-            name
-            for name in self._overrides()
-            if not self.has_parameter(name) and not name.startswith("qos_overrides.")
-        )
+        """Overrides given to the node that it does not declare (rclpy silently ignores those), a
+        qos_overrides.* for a topic the node does not have included."""
+        return sorted(name for name in self._overrides() if not self.has_parameter(name))
 
     def _on_set_parameters(self, parameters: list[Any]) -> SetParametersResult:
         # Only the output parameters are writable (read_only=False); they apply from the next frame.
@@ -245,6 +311,8 @@ class DepthNode(Node):
         if outputs.points is not None:
             self._points_pub.publish(outputs.points)
         self._scale = outputs.result.scale
+        if outputs.reset is not None:
+            self.stats.reset(outputs.reset)
         stamp = stamp_ns(frame.image.header)
         latency = (self.get_clock().now().nanoseconds - stamp) * 1e-9 if stamp > 0 else None
         self.stats.frame_out(frame.arrival, latency)
@@ -296,13 +364,22 @@ class DepthNode(Node):
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id="")
         self._diag_pub.publish(DiagnosticArray(header=header, status=[status]))
 
-    # --- shutdown --------------------------------------------------------------------------------
+
+class DepthNode(DepthNodeBase, Node):
+    """The depth node (plain, the default): :meth:`start` configures and activates it at once."""
+
+    def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        self._init_depth()
+
+    def start(self) -> None:
+        """Parameters, model, topics, worker (StartupError with a one-line reason)."""
+        self.configure()
+        self.activate()
+
     def destroy_node(self) -> None:
         """Stop and join the inference thread before the publishers go away."""
-        if self._worker is not None:
-            if not self._worker.stop(timeout=10.0):
-                self.get_logger().warning("inference thread did not stop within 10 s")
-            self._worker = None
+        self.deactivate()
         super().destroy_node()
 
 
@@ -320,13 +397,12 @@ def main(args: list[str] | None = None) -> int:
         assert node is not None
         node.get_logger().error(str(error))
         code = 1
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass  # Ctrl-C: a clean stop, no traceback
+    except (KeyboardInterrupt, ExternalShutdownException):  # Ctrl-C: a clean stop, no traceback
+        ignore_sigint_from_now_on()  # a second one (launch forwards it) must not interrupt the shutdown
     finally:
-        with sigint_ignored():  # a second Ctrl-C must not interrupt the shutdown itself
-            if node is not None:
-                node.destroy_node()
-            rclpy.try_shutdown()
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
     return code
 
 

@@ -3,17 +3,17 @@ exit after Ctrl-C however many SIGINTs arrive (ROS-free, so it is tested without
 
 A terminal's Ctrl-C under ``ros2 launch`` reaches a node twice: once through the terminal's process
 group and once forwarded by launch. The first ends ``rclpy.spin``; a second one arriving while the
-node destroys its publishers used to end the process with a KeyboardInterrupt traceback (exit -2,
-"process has died"). While the node shuts down, further SIGINTs are ignored.
+node destroys its publishers, or after ``main`` returned while Python exits, used to end the process
+by SIGINT (exit -2, "process has died"). Once a node shuts down, further SIGINTs are ignored until the
+process ends.
 """
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 
 def init_or_one_line(init: Callable[[], None], node_name: str) -> bool:
@@ -27,14 +27,9 @@ def init_or_one_line(init: Callable[[], None], node_name: str) -> bool:
     return True
 
 
-@contextlib.contextmanager
-def sigint_ignored() -> Iterator[None]:
-    """Ignore SIGINT inside the block (main thread only: Python handles signals there), then restore."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+def ignore_sigint_from_now_on() -> None:
+    """The node is shutting down and ``main`` returns next: SIGINT is ignored until the process ends
+    (main thread only: Python handles signals there). Not restored: a Ctrl-C arriving while Python
+    exits would otherwise turn exit code 0 into a death by SIGINT."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)

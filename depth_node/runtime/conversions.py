@@ -55,8 +55,15 @@ def _unsupported(encoding: str, supported: tuple[str, ...] = SUPPORTED_ENCODINGS
     )
 
 
-def _as_bytes_array(data: Any) -> np.ndarray:
-    """A flat uint8 view of a message's ``data`` (numpy array, array.array, bytes, list)."""
+def _check_size(width: int, height: int, what: str) -> None:
+    # A 0-pixel image is never a frame: readers refuse it, so writers do too (what is written reads back).
+    if height <= 0 or width <= 0:
+        raise ImageDataError(f"{what} has empty size {width}x{height}")
+
+
+def uint8_view(data: Any) -> np.ndarray:
+    """A flat uint8 view of a message's ``data`` (numpy array, array.array, bytes, list): rosbags,
+    rclpy and hand-built messages alike (Image, CompressedImage, PointCloud2)."""
     if isinstance(data, np.ndarray):
         return (
             data.reshape(-1).view(np.uint8) if data.dtype.itemsize == 1 else data.view(np.uint8).reshape(-1)
@@ -70,8 +77,10 @@ def _as_bytes_array(data: Any) -> np.ndarray:
 def image_to_numpy(msg: Any) -> np.ndarray:
     """Image message -> (H, W) or (H, W, C) array in the encoding's dtype, native byte order.
 
-    Honours row padding (``step`` > width * bytes per pixel) and ``is_bigendian``. Zero-copy where
-    the data is already in native byte order (the result may then be a read-only view).
+    Honours row padding (``step`` > width * bytes per pixel, any number of bytes) and
+    ``is_bigendian``. Zero-copy where the data is already in native byte order (the result may then
+    be a read-only view). Raises UnsupportedEncodingError for an unknown encoding, ImageDataError for
+    an empty size, a step below the row size, or data that is not exactly step * height bytes.
     """
     encoding = msg.encoding
     if encoding not in ENCODINGS:
@@ -79,18 +88,19 @@ def image_to_numpy(msg: Any) -> np.ndarray:
     dtype, channels = ENCODINGS[encoding]
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     row_bytes = width * channels * dtype.itemsize
-    if height <= 0 or width <= 0:
-        raise ImageDataError(f"image has empty size {width}x{height}")
+    _check_size(width, height, "image")
     if step < row_bytes:
         raise ImageDataError(
             f"image step {step} is smaller than width*bytes per pixel = {row_bytes} ({encoding})"
         )
-    data = _as_bytes_array(msg.data)
-    if data.size < step * height:
+    data = uint8_view(msg.data)
+    # sensor_msgs/Image: data holds exactly step * height bytes. Any other length means the header
+    # and the data disagree, and no reading of the bytes can be trusted (longer ones included).
+    if data.size != step * height:
         raise ImageDataError(
             f"image data has {data.size} bytes, expected step*height = {step}*{height} = {step * height}"
         )
-    rows = data[: step * height].reshape(height, step)[:, :row_bytes]
+    rows = data.reshape(height, step)[:, :row_bytes]
     if dtype.itemsize > 1:
         wire = dtype.newbyteorder(">" if msg.is_bigendian else "<")
         array = rows.view(wire)
@@ -113,6 +123,8 @@ def numpy_to_image(
 
     ``step`` (bytes per row, >= the packed row size) pads each row; ``is_bigendian`` writes
     multi-byte data big-endian. Both exist so that messages from other machines can be reproduced.
+    Raises ImageDataError for an empty array, a shape that does not fit the encoding, values the
+    encoding's pixel type cannot hold exactly (no wrap-around, no truncated floats) or a short step.
     """
     if encoding not in ENCODINGS:
         raise _unsupported(encoding)
@@ -126,6 +138,8 @@ def numpy_to_image(
             f"array of shape {array.shape} does not fit encoding {encoding} ({channels} channel(s))"
         )
     height, width = array.shape[:2]
+    _check_size(width, height, "image array")
+    _check_values_fit(array, dtype, encoding)
     wire = dtype.newbyteorder(">" if is_bigendian else "<") if dtype.itemsize > 1 else dtype
     row_bytes = width * channels * dtype.itemsize
     step = row_bytes if step is None else int(step)
@@ -149,6 +163,22 @@ def numpy_to_image(
     )
 
 
+def _check_values_fit(array: np.ndarray, dtype: np.dtype, encoding: str) -> None:
+    # A cast that wraps around (300 -> 44 in mono8) or truncates (0.7 -> 0) writes a different image.
+    # 32FC1 takes any real numbers (rounded to float32, as depth_to_image_msg does).
+    if array.dtype == dtype or (dtype.kind == "f" and array.dtype.kind in "fiub"):
+        return
+    if array.dtype.kind in "iub":
+        limits = np.iinfo(dtype)
+        low, high = array.min(), array.max()
+        if low >= limits.min and high <= limits.max:
+            return
+        detail = f"values {low}..{high} outside {limits.min}..{limits.max}"
+    else:
+        detail = "convert it to integers first"
+    raise ImageDataError(f"{array.dtype} array does not fit encoding {encoding} ({dtype} pixels): {detail}")
+
+
 def _is_compressed(msg: Any) -> bool:
     return hasattr(msg, "format") and not hasattr(msg, "encoding")
 
@@ -170,15 +200,60 @@ def _check_compressed_format(fmt: str) -> None:
         raise UnsupportedEncodingError(f"unsupported compressed format {fmt!r}; supported: jpeg, png")
 
 
+_JPEG_START, _JPEG_END = b"\xff\xd8\xff", b"\xff\xd9"  # SOI + the next marker's FF; EOI
+_PNG_START, _PNG_END = b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82"  # signature; IEND chunk + its fixed CRC
+
+
+def _whole_file(buffer: np.ndarray, fmt: str) -> np.ndarray:
+    """The JPEG/PNG file in ``buffer`` without trailing zero padding, or ImageDecodeError.
+
+    Why: libjpeg turns a truncated JPEG into a partly grey image with only a warning on stderr (in
+    some OpenCV builds), so a file that does not end as a whole file does is refused before decoding.
+    Only JPEG and PNG reach the decoder (cv2.imdecode would also try BMP, TIFF, PPM, ... on any
+    bytes). Zero padding after the end is allowed: some drivers send fixed-size buffers.
+    """
+    end = buffer.size
+    if end and buffer[end - 1] == 0:
+        nonzero = np.flatnonzero(buffer)
+        end = int(nonzero[-1]) + 1 if nonzero.size else 0
+    head, tail = buffer[:8].tobytes(), buffer[max(end - 8, 0) : end].tobytes()
+    if head.startswith(_JPEG_START):
+        if not tail.endswith(_JPEG_END):
+            raise ImageDecodeError(
+                f"JPEG image ({fmt!r}, {buffer.size} bytes) is truncated or has trailing data: "
+                "it does not end with the EOI marker FF D9"
+            )
+    elif head.startswith(_PNG_START):
+        if not tail.endswith(_PNG_END):
+            raise ImageDecodeError(
+                f"PNG image ({fmt!r}, {buffer.size} bytes) is truncated or has trailing data: "
+                "it does not end with an IEND chunk"
+            )
+    else:
+        raise ImageDecodeError(
+            f"compressed image ({fmt!r}, {buffer.size} bytes) is neither JPEG nor PNG data "
+            f"(starts with {head[:4].hex(' ') or 'nothing'})"
+        )
+    return buffer[:end]
+
+
 def compressed_to_numpy(msg: Any, flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarray:
-    """CompressedImage (JPEG/PNG) -> array as cv2.imdecode returns it (BGR order for colour)."""
+    """CompressedImage (JPEG/PNG) -> array as cv2.imdecode returns it (BGR order for colour).
+
+    The bytes are decoded by what they hold (JPEG or PNG), whatever the format string names.
+    """
     _check_compressed_format(msg.format)
-    buffer = _as_bytes_array(msg.data)
+    buffer = uint8_view(msg.data)
     if buffer.size == 0:
         raise ImageDecodeError(f"compressed image ({msg.format!r}) has no data")
-    image = cv2.imdecode(buffer, flags)
+    buffer = _whole_file(buffer, msg.format)
+    what = f"compressed image ({msg.format!r}, {buffer.size} bytes)"
+    try:
+        image = cv2.imdecode(buffer, flags)
+    except cv2.error as error:  # OpenCV asserts on some malformed headers instead of returning None
+        raise ImageDecodeError(f"cannot decode {what}: {str(error).strip().splitlines()[-1]}") from None
     if image is None:
-        raise ImageDecodeError(f"cannot decode compressed image ({msg.format!r}, {buffer.size} bytes)")
+        raise ImageDecodeError(f"cannot decode {what}")
     return image
 
 
@@ -211,18 +286,22 @@ def to_rgb8(msg: Any) -> np.ndarray:
 def depth_to_image_msg(depth_m: np.ndarray, header: Any, types: MessageTypes, encoding: str = "32FC1") -> Any:
     """Depth in metres (NaN = invalid) -> REP 118 Image: 32FC1 metres, or 16UC1 millimetres.
 
-    16UC1: invalid (NaN, <= 0) -> 0, depths beyond 65.535 m clip to 65535 mm. Written in the host's
-    byte order with ``is_bigendian`` set accordingly (no swap on the hot path).
+    16UC1: the nearest millimetre; invalid (NaN, +-inf, <= 0) -> 0 (16UC1 has no REP 117 +-Inf), and
+    so are depths under 0.5 mm; finite depths beyond 65.535 m clip to 65535 mm. Written in the host's
+    byte order with ``is_bigendian`` set accordingly (no swap on the hot path). An empty depth image is
+    an ImageDataError.
     """
     depth_m = np.asarray(depth_m)
     if depth_m.ndim != 2:
         raise ImageDataError(f"depth image must be 2-D (H, W), got shape {depth_m.shape}")
+    _check_size(depth_m.shape[1], depth_m.shape[0], "depth image")
     if encoding == "32FC1":
         data = np.ascontiguousarray(depth_m, dtype=np.float32)
         itemsize = 4
     elif encoding == "16UC1":
         millimetres = np.multiply(depth_m, 1000.0, dtype=np.float32)
-        np.nan_to_num(millimetres, copy=False, nan=0.0, posinf=65535.0, neginf=0.0)
+        np.nan_to_num(millimetres, copy=False, nan=0.0, posinf=65535.0, neginf=0.0)  # float32 overflow
+        millimetres[np.isinf(depth_m)] = 0.0  # REP 117's +-Inf (too far / too near): no 16UC1 value
         np.clip(millimetres, 0.0, 65535.0, out=millimetres)
         data = np.rint(millimetres, out=millimetres).astype(np.uint16)
         itemsize = 2

@@ -3,20 +3,29 @@
 Model contract (DESIGN.md): input ``image`` float32 [N,3,H,W] RGB in [0,1]; output ``depth`` float32
 [N,1,H,W]; ``metadata_props`` carry input_height, input_width, min_depth, max_depth, metric_scale,
 backbone, training_mode, source (required) and scale_is_metric, name (optional).
+
+A model that breaks the contract, or a file that is no model, is a :class:`ModelLoadError` with one
+line naming the file and what was expected, raised before any frame runs: the file itself is checked
+before ONNX Runtime opens it (:mod:`depth_node.runtime.model_file`: empty, a directory, not a protobuf,
+external data outside the model's folder), then the graph's inputs/outputs and the metadata, then one
+warm-up run whose output must have the contract's shape.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
 from depth_node.runtime.errors import InputShapeError, ModelLoadError
+from depth_node.runtime.model_file import check_model_file
 
 LOG = logging.getLogger(__name__)
 
@@ -40,6 +49,16 @@ REQUIRED_METADATA = (
 # training_mode values (training.losses.training_mode: supervised | lidar | self_supervised+velocity |
 # self_supervised) that make a model metric when it does not say scale_is_metric itself.
 _METRIC_TRAINING_TOKENS = ("velocity", "lidar", "gt", "metric", "stereo")
+_NUMERIC_METADATA: dict[str, type] = {
+    "input_height": int,
+    "input_width": int,
+    "min_depth": float,
+    "max_depth": float,
+    "metric_scale": float,
+}
+# Larger than any camera depth net's input; metadata beyond it is a typo (or hostile) and a warm-up run
+# at that size would exhaust memory before anything could say so.
+MAX_INPUT_SIDE = 8192
 
 
 @dataclass(frozen=True)
@@ -74,23 +93,23 @@ def parse_model_info(metadata: dict[str, str], default_name: str, where: str = "
         raise ModelLoadError(
             f"{where}: metadata_props lack {', '.join(missing)} (required: {', '.join(REQUIRED_METADATA)})"
         )
-    try:
-        info_fields = {
-            "input_height": int(metadata["input_height"]),
-            "input_width": int(metadata["input_width"]),
-            "min_depth": float(metadata["min_depth"]),
-            "max_depth": float(metadata["max_depth"]),
-            "metric_scale": float(metadata["metric_scale"]),
-        }
-    except ValueError as error:
-        raise ModelLoadError(f"{where}: bad numeric metadata_props value ({error})") from None
-    if info_fields["input_height"] <= 0 or info_fields["input_width"] <= 0:
+    info_fields: dict[str, Any] = {}
+    for key, kind in _NUMERIC_METADATA.items():
+        try:
+            info_fields[key] = kind(metadata[key])
+        except ValueError:
+            expected = "an integer" if kind is int else "a number"
+            raise ModelLoadError(
+                f"{where}: bad numeric metadata_props value {key}={metadata[key][:40]!r}, expected {expected}"
+            ) from None
+    if not all(0 < info_fields[k] <= MAX_INPUT_SIDE for k in ("input_height", "input_width")):
         raise ModelLoadError(
-            f"{where}: input size {info_fields['input_width']}x{info_fields['input_height']} is not positive"
+            f"{where}: input size {info_fields['input_width']}x{info_fields['input_height']} "
+            f"(input_width x input_height) must be between 1 and {MAX_INPUT_SIDE}"
         )
-    if not 0 < info_fields["min_depth"] < info_fields["max_depth"]:
+    if not 0 < info_fields["min_depth"] < info_fields["max_depth"] < math.inf:
         raise ModelLoadError(
-            f"{where}: need 0 < min_depth < max_depth, "
+            f"{where}: need 0 < min_depth < max_depth < inf, "
             f"got {info_fields['min_depth']} and {info_fields['max_depth']}"
         )
     if not (np.isfinite(info_fields["metric_scale"]) and info_fields["metric_scale"] > 0):
@@ -157,6 +176,16 @@ def _provider_options(
     return provider_list
 
 
+def _ort_detail(error: BaseException, limit: int = 240) -> str:
+    """An ONNX Runtime exception in one line of at most ``limit`` characters: its start names the kind
+    of failure, its end the cause (between them ORT puts source paths and C++ signatures)."""
+    text = " ".join(str(error).split())
+    if len(text) <= limit:
+        return text
+    head = limit // 4
+    return f"{text[:head]} … {text[-(limit - head - 3) :]}"
+
+
 def _session_options(threads: int) -> ort.SessionOptions:
     session_options = ort.SessionOptions()
     session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -164,8 +193,47 @@ def _session_options(threads: int) -> ort.SessionOptions:
     # No busy-waiting of the intra-op threads between runs: on the car the CPU is shared with the
     # rest of the frame's work (and other nodes), which spinning threads would slow down.
     session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session_options.log_severity_level = 3  # errors only: ORT's warnings are noise on the car's console
+    # Fatal only: ORT's warnings are noise on the car's console, and its errors reach the caller as
+    # exceptions, which say them in one line (logged too, a bad model would print a second, longer one).
+    session_options.log_severity_level = 4
     return session_options
+
+
+def _open_session(
+    path: Path,
+    threads: int,
+    chosen: Sequence[str],
+    trt_cache_dir: str | os.PathLike[str] | None,
+    trt_fp16: bool,
+) -> ort.InferenceSession:
+    """An InferenceSession on the first of ``chosen`` that starts, falling back down the list.
+
+    ONNX Runtime's own start-up fallback is turned off because it prints a four-line banner to stdout
+    (for a model with a bad name as much as for a provider that cannot start); this one logs one line.
+    Its fallback while running (a provider failing in ``run``) is kept.
+    """
+    remaining = list(chosen)
+    while True:
+        try:
+            session = ort.InferenceSession(
+                str(path),
+                sess_options=_session_options(threads),
+                providers=_provider_options(remaining, trt_cache_dir, trt_fp16),
+                enable_fallback=0,
+            )
+        except (ValueError, RuntimeError) as error:  # what ORT's own fallback would have retried
+            if len(remaining) == 1 or isinstance(
+                error, UnicodeDecodeError
+            ):  # the model's fault, not the EP's
+                raise
+            detail = _ort_detail(error)
+            LOG.warning(
+                "execution provider %s could not start (%s); trying %s", remaining[0], detail, remaining[1]
+            )
+            remaining = remaining[1:]
+            continue
+        session.enable_fallback()
+        return session
 
 
 class DepthEstimator:
@@ -190,8 +258,7 @@ class DepthEstimator:
         io_binding: bool | None = None,
     ) -> None:
         self.model_path = Path(model_path)
-        if not self.model_path.is_file():
-            raise ModelLoadError(f"model file not found: {self.model_path}")
+        check_model_file(self.model_path)
         if isinstance(providers, str):
             providers = [p.strip() for p in providers.split(",") if p.strip()]
         available = ort.get_available_providers()
@@ -202,20 +269,20 @@ class DepthEstimator:
                 f"(available: {available})"
             )
         try:
-            self.session = ort.InferenceSession(
-                str(self.model_path),
-                sess_options=_session_options(threads),
-                providers=_provider_options(chosen, trt_cache_dir, trt_fp16),
-            )
+            self.session = _open_session(self.model_path, threads, chosen, trt_cache_dir, trt_fp16)
         except Exception as error:  # ORT raises several private exception types for bad files
-            detail = " ".join(str(error).split())[:200]
+            detail = _ort_detail(error)
             raise ModelLoadError(
                 f"cannot load model {self.model_path}: not a valid ONNX model ({detail})"
             ) from None
 
-        metadata = dict(self.session.get_modelmeta().custom_metadata_map)
-        self.info = parse_model_info(metadata, self.model_path.stem, where=f"model {self.model_path.name}")
-        self._check_io()
+        where = f"model {self.model_path.name}"
+        try:
+            metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+            self.info = parse_model_info(metadata, self.model_path.stem, where=where)
+            self._check_io()
+        except UnicodeDecodeError:  # ORT hands protobuf strings over undecoded; ONNX says UTF-8
+            raise ModelLoadError(f"{where}: metadata_props or tensor names are not UTF-8 text") from None
         self.provider: str = self.session.get_providers()[0]
         if self.provider != chosen[0]:  # e.g. TensorRT libraries missing: ORT fell back on its own
             LOG.warning("execution provider %s could not start; running on %s", chosen[0], self.provider)
@@ -234,9 +301,25 @@ class DepthEstimator:
             self.provider,
         )
         if warmup:
-            # The first run allocates arenas and (TensorRT) builds engines; do it before real frames.
-            batch = self._batch_size or 1
-            self.infer(np.zeros((batch, 3, self.info.input_height, self.info.input_width), dtype=np.float32))
+            self._warm_up()
+
+    def _warm_up(self) -> None:
+        """The first run allocates arenas and (TensorRT) builds engines: do it before real frames, and
+        refuse a model whose output breaks the contract where its declared shapes left dims open."""
+        batch = self._batch_size or 1
+        height, width = self.info.input_height, self.info.input_width
+        try:
+            depth = self.infer(np.zeros((batch, 3, height, width), dtype=np.float32))
+        except Exception as error:  # ORT raises private types for a graph that cannot run
+            detail = _ort_detail(error)
+            raise ModelLoadError(
+                f"model {self.model_path.name}: fails on a blank {width}x{height} frame ({detail})"
+            ) from None
+        if depth.shape != (batch, 1, height, width):
+            raise ModelLoadError(
+                f"model {self.model_path.name}: depth output is {list(depth.shape)} for a "
+                f"[{batch},3,{height},{width}] input, expected [{batch},1,{height},{width}]"
+            )
 
     def _check_io(self) -> None:
         where = f"model {self.model_path.name}"

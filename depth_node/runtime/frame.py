@@ -2,8 +2,13 @@
 
 The depth node, the replay and the runtime benchmark all call :meth:`FramePath.process`, so a frame
 that is bad in one is bad in all, and is counted under the same reason (:data:`DROP_REASONS`). The
-checks run in the order a frame's data is needed: camera_info present, image decodable, camera_info
-describing this image, depth with at least one valid pixel.
+checks run in the order a frame's data is needed: camera_info present, a new stamp, image decodable,
+camera_info describing this image (size, frame, calibration), depth with at least one valid pixel.
+
+Stamps: a frame with the same stamp as the last one processed is dropped ("duplicate_stamp": an
+exact-time synchroniser downstream could not tell the two apart). A stamp that goes backwards (a bag
+played in a loop, another recording) or jumps forward by more than :data:`TIME_JUMP_S` is processed,
+but the temporal state (the scale smoothing) starts afresh, and the frame says why in ``reset``.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import numpy as np
 from depth_node.runtime.conversions import to_rgb8
 from depth_node.runtime.errors import BadInputError, ImageDataError
 from depth_node.runtime.estimator import DepthEstimator
-from depth_node.runtime.message_types import MessageTypes
+from depth_node.runtime.message_types import MessageTypes, stamp_ns
 from depth_node.runtime.messages import build_outputs
 from depth_node.runtime.parameters import NodeSettings, resolve_model
 from depth_node.runtime.pipeline import DepthPipeline, DepthResult
@@ -28,12 +33,21 @@ from depth_node.runtime.pipeline import DepthPipeline, DepthResult
 DROP_REASONS = (
     "superseded",
     "no_camera_info",
-    "bad_encoding",
-    "size_mismatch",
+    "duplicate_stamp",
+    "bad_image",  # malformed Image: empty or tiny size, step, data length
+    "bad_encoding",  # unsupported encoding or compression format, undecodable JPEG/PNG
+    "size_mismatch",  # image and camera_info disagree on the size
+    "frame_mismatch",  # image and camera_info come from different frames
     "bad_camera_info",
     "nan",
     "error",
 )
+# Why the temporal state (scale smoothing) started afresh on a processed frame.
+RESET_REASONS = ("backwards_stamp", "time_jump")
+# A forward gap this long between frames means another stream (a pause, a bag with a gap).
+TIME_JUMP_S = 1.0
+# Below this many pixels per side an image holds nothing a depth network can use.
+MIN_IMAGE_SIDE = 8
 
 
 @dataclass(frozen=True)
@@ -49,7 +63,8 @@ class FrameOutputs:
     """One frame's published messages (all with the input image's header) and how they were made.
 
     ``rgb``: the decoded camera image; ``timings``: seconds per stage (decode, the pipeline's
-    preprocess / inference / scale / postprocess, build_outputs) and ``end_to_end`` for all of them.
+    preprocess / inference / scale / postprocess, build_outputs) and ``end_to_end`` for all of them;
+    ``reset``: one of :data:`RESET_REASONS` when this frame started the temporal state afresh.
     """
 
     image: Any
@@ -58,26 +73,41 @@ class FrameOutputs:
     result: DepthResult
     rgb: np.ndarray
     timings: dict[str, float] = field(default_factory=dict)
+    reset: str | None = None
 
 
 END_TO_END = "end_to_end"
 
 
-def check_camera_info(camera_info: Any, width: int, height: int) -> np.ndarray | FrameDrop:
-    """The 3x3 K of ``camera_info`` for a ``width`` x ``height`` image, or why it cannot be used.
+def check_camera_info(
+    camera_info: Any, width: int, height: int, frame_id: str = ""
+) -> np.ndarray | FrameDrop:
+    """The 3x3 K of ``camera_info`` for a ``width`` x ``height`` image in ``frame_id``, or why not.
 
-    A camera_info with width and height 0 (some drivers leave them unset) fits any image size.
+    A camera_info with width and height 0 (some drivers leave them unset) fits any image size, and an
+    empty frame_id on either side fits any frame. P must be set: the published camera_info carries
+    it, and depth_image_proc and rviz2 project with P, not K.
     """
     info_w, info_h = int(camera_info.width), int(camera_info.height)
     if info_w and info_h and (info_w, info_h) != (width, height):
         return FrameDrop("size_mismatch", f"image is {width}x{height} but camera_info says {info_w}x{info_h}")
+    info_frame = camera_info.header.frame_id
+    if frame_id and info_frame and frame_id != info_frame:
+        return FrameDrop(
+            "frame_mismatch", f"image frame_id {frame_id!r} but camera_info frame_id {info_frame!r}"
+        )
     K = np.asarray(camera_info.k, dtype=np.float64).reshape(3, 3)
-    if not np.isfinite(K).all():
-        return FrameDrop("nan", "camera_info K holds NaN/inf")
+    P = np.asarray(camera_info.p, dtype=np.float64)
+    if not (np.isfinite(K).all() and np.isfinite(P).all()):
+        return FrameDrop("nan", "camera_info K or P holds NaN/inf")
     if K[0, 0] <= 0 or K[1, 1] <= 0:
         return FrameDrop(
             "bad_camera_info", f"camera_info K has fx={K[0, 0]:g}, fy={K[1, 1]:g} (uncalibrated camera?)"
         )
+    if not P.any():
+        return FrameDrop("bad_camera_info", "camera_info P is all zero (a monocular camera has P = [K | 0])")
+    if P[0] <= 0 or P[5] <= 0:
+        return FrameDrop("bad_camera_info", f"camera_info P has fx={P[0]:g}, fy={P[5]:g}")
     return K
 
 
@@ -87,6 +117,24 @@ class FramePath:
     def __init__(self, pipeline: DepthPipeline, types: MessageTypes) -> None:
         self.pipeline = pipeline
         self.types = types
+        self._last_stamp: int | None = None  # ns, of the last frame that got past the stamp check
+
+    def _check_stamp(self, stamp: int) -> FrameDrop | str | None:
+        """A drop for a repeated stamp, a reset reason for a backwards or jumping one, else None.
+
+        Stamp 0 (a driver that sets none) cannot be ordered: it is never a duplicate and never resets.
+        """
+        last = self._last_stamp
+        if not stamp:
+            return None
+        if stamp == last:
+            return FrameDrop("duplicate_stamp", f"stamp {stamp * 1e-9:.9f} s was already processed")
+        self._last_stamp = stamp
+        if last is not None and stamp < last:
+            return "backwards_stamp"
+        if last is not None and stamp - last > TIME_JUMP_S * 1e9:
+            return "time_jump"
+        return None
 
     @classmethod
     def from_settings(
@@ -123,13 +171,23 @@ class FramePath:
         try:
             rgb = to_rgb8(image)
         except ImageDataError as error:
-            return FrameDrop("size_mismatch", str(error))
+            return FrameDrop("bad_image", str(error))
         except BadInputError as error:  # unsupported encoding, undecodable JPEG/PNG
             return FrameDrop("bad_encoding", str(error))
+        except Exception as error:  # a decoder failing in a way nobody foresaw: still one frame
+            return FrameDrop("error", f"{type(error).__name__}: {error}")
         decoded = time.perf_counter()
-        K = check_camera_info(camera_info, rgb.shape[1], rgb.shape[0])
+        height, width = rgb.shape[:2]
+        if min(height, width) < MIN_IMAGE_SIDE:
+            return FrameDrop("bad_image", f"image is {width}x{height}; at least {MIN_IMAGE_SIDE} px per side")
+        K = check_camera_info(camera_info, width, height, image.header.frame_id)
         if isinstance(K, FrameDrop):
             return K
+        reset = self._check_stamp(stamp_ns(image.header))
+        if isinstance(reset, FrameDrop):
+            return reset
+        if reset is not None:
+            self.pipeline.reset()
         try:
             result = self.pipeline.process(rgb, K)
             if not np.isfinite(result.depth).any():
@@ -147,6 +205,7 @@ class FramePath:
                 organized=settings.points_organized,
                 rgb=rgb if settings.points_color else None,
                 encoding=settings.depth_encoding,
+                out_of_range=settings.out_of_range,
             )
         except ImageDataError as error:  # e.g. a crop that does not fit this image
             return FrameDrop("size_mismatch", str(error))
@@ -155,4 +214,4 @@ class FramePath:
         end = time.perf_counter()
         timings = {"decode": decoded - start, **result.timings, "build_outputs": end - processed}
         timings[END_TO_END] = end - start
-        return FrameOutputs(outputs.image, outputs.camera_info, outputs.points, result, rgb, timings)
+        return FrameOutputs(outputs.image, outputs.camera_info, outputs.points, result, rgb, timings, reset)

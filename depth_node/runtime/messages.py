@@ -16,7 +16,7 @@ from depth_node.geometry import crop_image, crop_intrinsics, scale_intrinsics
 from depth_node.runtime.conversions import depth_to_image_msg
 from depth_node.runtime.errors import ImageDataError
 from depth_node.runtime.message_types import MessageTypes
-from depth_node.runtime.pointcloud import cloud_intrinsics, depth_to_cloud, make_pointcloud2
+from depth_node.runtime.pointcloud import cloud_intrinsics, depth_to_cloud, make_pointcloud2, squared_distance
 
 if TYPE_CHECKING:
     from depth_node.runtime.pipeline import DepthResult
@@ -93,6 +93,40 @@ def camera_info_from_K(K: np.ndarray, width: int, height: int, header: Any, type
     )
 
 
+# How a depth outside [min_range, max_range] is published: "rep118", NaN for every invalid pixel, or
+# "rep117", -Inf ("too close") / +Inf ("too far"), NaN then meaning only "no estimate". (Not "nan" and
+# "inf": YAML and `-p name:=value` would read those as numbers.)
+OUT_OF_RANGE = ("rep118", "rep117")
+
+
+def apply_range(
+    depth: np.ndarray,
+    intrinsics: tuple[float, float, float, float],
+    min_range: float,
+    max_range: float,
+    out_of_range: str = "rep118",
+) -> np.ndarray:
+    """The one validity rule of the depth image and the cloud: a pixel whose point lies nearer than
+    ``min_range`` or farther than ``max_range`` metres from the camera centre is invalid (NaN, or
+    -Inf / +Inf with ``out_of_range="rep117"``); so is NaN, +-Inf or <= 0. ``depth`` is changed in place.
+
+    The distance is Euclidean, as the cloud's range limits always were, so an image pixel is valid
+    exactly when its point is in the cloud.
+    """
+    if out_of_range not in OUT_OF_RANGE:
+        raise ValueError(f"out_of_range must be one of {OUT_OF_RANGE}, got {out_of_range!r}")
+    with np.errstate(invalid="ignore", over="ignore"):
+        estimate = (depth > 0) & (depth < np.inf)  # False for NaN
+        distance = squared_distance(depth, *intrinsics)
+        near = estimate & (distance < np.float32(min_range) ** 2)
+        far = estimate & (distance > np.float32(max_range) ** 2)
+    depth[~estimate] = np.nan
+    too_near, too_far = (-np.inf, np.inf) if out_of_range == "rep117" else (np.nan, np.nan)
+    depth[near] = too_near
+    depth[far] = too_far
+    return depth
+
+
 @dataclass
 class DepthOutputs:
     """The messages published for one input frame (all with the input image's header)."""
@@ -114,6 +148,7 @@ def build_outputs(
     organized: bool = True,
     rgb: np.ndarray | None = None,
     encoding: str = "32FC1",
+    out_of_range: str = "rep118",
 ) -> DepthOutputs:
     """Depth image, its CameraInfo and (optionally) a PointCloud2 for one pipeline result.
 
@@ -122,16 +157,21 @@ def build_outputs(
     ``camera_info`` is None, an ideal pinhole camera built from ``result.K``. The cloud uses that
     CameraInfo's P when set, else its K (depth_image_proc's choice). ``rgb`` (the camera image, any
     size) colours the cloud; it is resized to the depth image with INTER_AREA when needed.
+    ``min_range``, ``max_range`` and ``out_of_range`` are the validity rule of :func:`apply_range`, for
+    the image and the cloud alike (``result.depth`` is changed in place).
     """
     depth = result.depth
     height, width = depth.shape
-    image = depth_to_image_msg(depth, header, types, encoding)
     if camera_info is None:
         info = camera_info_from_K(result.K, width, height, header, types)
     else:
         info = scale_camera_info(
             camera_info, width, height, types, header=header, crop=result.crop, image_size=result.input_size
         )
+    fx, fy, cx, cy = cloud_intrinsics(info)
+    if min_range > 0.0 or np.isfinite(max_range):
+        apply_range(depth, (fx, fy, cx, cy), min_range, max_range, out_of_range)
+    image = depth_to_image_msg(depth, header, types, encoding)
     points = None
     if cloud:
         colour = None
@@ -141,9 +181,8 @@ def build_outputs(
                 colour = crop_image(colour, result.crop)
             if colour.shape[:2] != (height, width):
                 colour = cv2.resize(colour, (width, height), interpolation=cv2.INTER_AREA)
-        fx, fy, cx, cy = cloud_intrinsics(info)
         points = make_pointcloud2(
-            depth_to_cloud(depth, fx, fy, cx, cy, stride, min_range, max_range, organized, colour),
+            depth_to_cloud(depth, fx, fy, cx, cy, stride, organized=organized, rgb=colour),  # range: above
             header,
             types,
         )

@@ -19,6 +19,7 @@ from typing import Any
 from depth_node.runtime.conversions import DEPTH_ENCODINGS
 from depth_node.runtime.errors import ModelLoadError
 from depth_node.runtime.estimator import PROVIDER_NAMES
+from depth_node.runtime.messages import OUT_OF_RANGE
 from depth_node.runtime.pipeline import OUTPUT_RESOLUTIONS, SCALE_MODES, PipelineConfig
 
 NODE_NAME = "depth_node"
@@ -155,19 +156,28 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "organized cloud (image grid, NaN for invalid points) or only valid points",
         read_only=False,
     ),
+    # Validity: one rule for the depth image and the cloud.
     ParamSpec(
         "min_range",
         0.5,
-        "closest point kept in the cloud, metres from the camera",
+        "nearest depth published (image and cloud), metres from the camera centre",
         read_only=False,
         value_range=(0.0, 1000.0),
     ),
     ParamSpec(
         "max_range",
         80.0,
-        "farthest point kept in the cloud, metres from the camera",
+        "farthest depth published (image and cloud), metres from the camera centre",
         read_only=False,
         value_range=(0.0, 1000.0),
+    ),
+    ParamSpec(
+        "out_of_range",
+        "rep118",
+        "depth outside min_range..max_range: rep118 (NaN, invalid) or rep117 (-Inf too near, +Inf too far); "
+        "0 in 16UC1 either way",
+        read_only=False,
+        choices=OUT_OF_RANGE,
     ),
     # QoS. Best-effort subscriptions match reliable and best-effort publishers (cameras, bag play);
     # a reliable publisher reaches rviz2 and depth_image_proc, which subscribe reliable by default.
@@ -229,6 +239,7 @@ class NodeSettings:
     points_organized: bool
     min_range: float
     max_range: float
+    out_of_range: str
     input_reliability: str
     input_depth: int
     output_reliability: str
@@ -381,6 +392,7 @@ def validate_parameters(values: Mapping[str, Any]) -> NodeSettings:
         points_organized=v["points_organized"],
         min_range=v["min_range"],
         max_range=v["max_range"],
+        out_of_range=v["out_of_range"],
         input_reliability=v["input_qos.reliability"],
         input_depth=v["input_qos.depth"],
         output_reliability=v["output_qos.reliability"],
@@ -425,7 +437,7 @@ def resolve_model(model_path: str | Path | None) -> Path:
     """
     if model_path:
         path = Path(model_path).expanduser()
-        if not path.is_file():
+        if not path.exists():  # anything else that is no model file: the estimator says what it is
             raise ModelLoadError(f"model file not found: {path}")
         return path
     found = find_default_model(model_dirs())
@@ -445,7 +457,7 @@ def load_params_file(path: Path) -> dict[str, Any]:
 
     try:
         data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as err:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:  # safe_load: !!python tags are refused
         text = " ".join(str(err).split())
         raise ParameterError(f"cannot read parameter file {path}: {text}") from None
     params: dict[str, Any] = {}

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from depth_node.geometry import depth_to_points
+from depth_node.runtime.conversions import uint8_view
 from depth_node.runtime.errors import BadInputError, ImageDataError
 
 if TYPE_CHECKING:
@@ -54,6 +55,18 @@ def pack_rgb(rgb: np.ndarray) -> np.ndarray:
     return words.view(np.float32)
 
 
+def squared_distance(depth: np.ndarray, fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
+    """Squared Euclidean distance from the camera centre of each pixel's point (float32, NaN stays NaN).
+
+    |p|^2 = z^2 (((u - cx)/fx)^2 + ((v - cy)/fy)^2 + 1): separable in u and v, so it costs one
+    broadcast product and no back-projection.
+    """
+    h, w = depth.shape
+    across = np.square((np.arange(w, dtype=np.float32) - np.float32(cx)) / np.float32(fx))
+    down = np.square((np.arange(h, dtype=np.float32) - np.float32(cy)) / np.float32(fy)) + np.float32(1.0)
+    return np.square(depth, dtype=np.float32) * (down[:, None] + across[None, :])
+
+
 def depth_to_cloud(
     depth: np.ndarray,
     fx: float,
@@ -69,16 +82,22 @@ def depth_to_cloud(
     """Back-project a depth image (metres, NaN = invalid) into a cloud array.
 
     ``stride`` keeps every stride-th row and column (pixel indices stay those of the full image).
-    ``min_range``/``max_range`` bound the Euclidean distance from the camera centre. Organized:
-    (ceil(H/stride), ceil(W/stride), C) with NaN for invalid or out-of-range points; unorganized:
-    (N, C) with only the valid points. C = 3 (x, y, z) or 4 with ``rgb`` (an (H, W, 3) uint8 image
-    at the depth image's size) packed in the last column.
+    ``min_range``/``max_range`` bound the Euclidean distance from the camera centre. A pixel without
+    depth (NaN, +-inf, <= 0: REP 118) is no point. Organized: (ceil(H/stride), ceil(W/stride), C) with
+    NaN for pixels without depth or out of range; unorganized: (N, C) with only the valid points.
+    C = 3 (x, y, z) or 4 with ``rgb`` (an (H, W, 3) uint8 image at the depth image's size) packed in
+    the last column. Raises ImageDataError for an empty or mismatched image, BadInputError for
+    intrinsics that are not finite with fx, fy > 0.
     """
     depth = np.asarray(depth, dtype=np.float32)
-    if depth.ndim != 2:
-        raise ImageDataError(f"depth image must be 2-D (H, W), got shape {depth.shape}")
+    if depth.ndim != 2 or depth.size == 0:
+        raise ImageDataError(f"depth image must be 2-D (H, W) and not empty, got shape {depth.shape}")
     if rgb is not None and np.shape(rgb)[:2] != depth.shape:
         raise ImageDataError(f"rgb image {np.shape(rgb)[:2]} does not match the depth image {depth.shape}")
+    if not (fx > 0 and fy > 0 and np.isfinite([fx, fy, cx, cy]).all()):
+        raise BadInputError(
+            f"cloud intrinsics must be finite with fx, fy > 0, got fx={fx:g}, fy={fy:g}, cx={cx:g}, cy={cy:g}"
+        )
     stride = int(stride)
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
@@ -87,15 +106,14 @@ def depth_to_cloud(
         # Pixel (u', v') of the subsampled image is pixel (s u', s v') of the full one, hence the
         # intrinsics of a 1/s image: x = (s u' - cx) z / fx = (u' - cx/s) z / (fx/s).
         fx, fy, cx, cy = fx / stride, fy / stride, cx / stride, cy / stride
-    keep = None
+    keep = (depth > 0.0) & (depth < np.inf)  # False for NaN too
     if min_range > 0.0 or np.isfinite(max_range):
-        # |p|^2 = z^2 (((u - cx)/fx)^2 + ((v - cy)/fy)^2 + 1): separable in u and v, so the range test
-        # costs one broadcast product, and failing pixels become NaN before the back-projection.
-        h, w = depth.shape
-        across = np.square((np.arange(w, dtype=np.float32) - np.float32(cx)) / np.float32(fx))
-        down = np.square((np.arange(h, dtype=np.float32) - np.float32(cy)) / np.float32(fy)) + np.float32(1.0)
-        squared = np.square(depth) * (down[:, None] + across[None, :])
-        keep = (squared >= np.float32(min_range) ** 2) & (squared <= np.float32(max_range) ** 2)
+        distance = squared_distance(depth, fx, fy, cx, cy)
+        keep &= (distance >= np.float32(min_range) ** 2) & (distance <= np.float32(max_range) ** 2)
+    # Failing pixels become NaN. NaN depth back-projects to NaN by itself, so the depth is copied only
+    # when some other pixel fails (a range test, or depth <= 0 / inf, rare in a model's output).
+    failing = keep.size - np.count_nonzero(keep)
+    if failing and failing != np.count_nonzero(np.isnan(depth)):
         depth = np.where(keep, depth, np.float32(np.nan))
     points = depth_to_points(depth, fx, fy, cx, cy)  # (h, w, 3), NaN stays NaN
 
@@ -109,8 +127,6 @@ def depth_to_cloud(
         cloud[..., 3] = pack_rgb(rgb)
     if organized:
         return cloud
-    if keep is None:
-        keep = np.isfinite(depth)  # (with a range filter, NaN already failed its comparisons)
     # np.compress copies whole rows, several times faster than boolean indexing of a 3-D array.
     return np.compress(keep.reshape(-1), cloud.reshape(-1, cloud.shape[-1]), axis=0)
 
@@ -176,8 +192,8 @@ def read_fields(msg: Any, names: Sequence[str]) -> np.ndarray:
     """Named fields of any PointCloud2 (LiDAR layouts with intensity, ring, ... included).
 
     Returns (height, width, len(names)) in the fields' own precision (float32 for ours), honouring
-    offsets, ``point_step``, ``row_step`` padding and ``is_bigendian``. BadInputError names what is
-    missing or short.
+    offsets, ``point_step``, ``row_step`` padding and ``is_bigendian``; ``data`` may be any buffer
+    (numpy, array.array, bytes). BadInputError names what is missing, unknown or of the wrong size.
     """
     fields = {f.name: f for f in msg.fields}
     missing = [n for n in names if n not in fields]
@@ -194,8 +210,9 @@ def read_fields(msg: Any, names: Sequence[str]) -> np.ndarray:
     beyond = [n for n in names if fields[n].offset + sizes[n] > point_step]
     if beyond:
         raise BadInputError(f"PointCloud2 field(s) {', '.join(beyond)} run past point_step {point_step}")
-    data = np.asarray(msg.data, dtype=np.uint8).reshape(-1)
-    if row_step < point_step * width or data.size < row_step * height:
+    data = uint8_view(msg.data)
+    # sensor_msgs/PointCloud2: data holds exactly row_step * height bytes (as Image's step * height).
+    if row_step < point_step * width or data.size != row_step * height:
         raise BadInputError(
             f"PointCloud2 data has {data.size} bytes, expected row_step*height = {row_step}*{height} "
             f"with row_step >= point_step*width = {point_step}*{width}"
@@ -209,7 +226,7 @@ def read_fields(msg: Any, names: Sequence[str]) -> np.ndarray:
             "itemsize": point_step,
         }
     )
-    rows = data[: row_step * height].reshape(height, row_step)[:, : point_step * width]
+    rows = data.reshape(height, row_step)[:, : point_step * width]
     points = np.ascontiguousarray(rows).view(dtype).reshape(height, width)
     return np.stack([points[n] for n in names], axis=-1)
 

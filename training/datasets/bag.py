@@ -15,18 +15,20 @@ is ignored).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from depth_node.runtime.conversions import to_rgb8
+from depth_node.runtime.errors import BadInputError
 from depth_node.runtime.message_types import stamp_ns
-from training.datasets.common import AugmentConfig, MonoDataset
+from training.datasets.common import AugmentConfig, DataError, MonoDataset
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +38,24 @@ ODOMETRY_TYPE = "nav_msgs/msg/Odometry"
 DEPTH_ENCODINGS = ("32FC1", "16UC1", "32FC", "64FC1")
 
 
-class BagDatasetError(ValueError):
+class BagDatasetError(DataError):
     """A bag that cannot serve as a training source (message says what is missing)."""
+
+
+@contextlib.contextmanager
+def _bag_errors(path: Path, where: str = "") -> Iterator[None]:
+    """rosbags' errors (an unreadable database, a message that does not deserialize) and undecodable
+    images as one BagDatasetError line naming the bag: training stops with a reason, not a traceback."""
+    from rosbags.highlevel import AnyReaderError
+    from rosbags.rosbag2 import ReaderError
+
+    try:
+        yield
+    except (AnyReaderError, ReaderError, BadInputError) as error:
+        detail = " ".join(str(error).split())
+        if str(path) not in detail:
+            detail = f"bag {path}: {where + ': ' if where else ''}{detail}"
+        raise BagDatasetError(detail) from None
 
 
 def _open_reader(path: Path) -> Any:
@@ -46,7 +64,8 @@ def _open_reader(path: Path) -> Any:
 
     # Bags without embedded message definitions (older sqlite3 ones) need a default typestore.
     reader = AnyReader([path], default_typestore=get_typestore(Stores.ROS2_HUMBLE))
-    reader.open()
+    with _bag_errors(path):
+        reader.open()
     return reader
 
 
@@ -139,7 +158,8 @@ class BagDataset(MonoDataset):
             raise FileNotFoundError(f"bag {self.path} does not exist")
         reader = _open_reader(self.path)
         try:
-            self._index(reader, image_topic, camera_info_topic, odom_topic)
+            with _bag_errors(self.path):
+                self._index(reader, image_topic, camera_info_topic, odom_topic)
         finally:
             reader.close()
         self._reader: Any = None
@@ -166,6 +186,9 @@ class BagDataset(MonoDataset):
         self, reader: Any, image_topic: str | None, info_topic: str | None, odom_topic: str | None
     ) -> None:
         conn = _image_connection(reader, image_topic)
+        recorded_as = sorted({c.msgtype for c in reader.connections if c.topic == conn.topic})
+        if len(recorded_as) > 1:
+            raise BagDatasetError(f"bag {self.path}: topic {conn.topic} holds several types {recorded_as}")
         self.image_topic = conn.topic
         self.image_msgtype = conn.msgtype
         log_times, stamps = [], []
@@ -283,7 +306,8 @@ class BagDataset(MonoDataset):
             reader.messages(connections=[self._conn], start=log_time, stop=log_time + 1)
         ):
             if k == wanted:
-                return np.array(to_rgb8(reader.deserialize(raw, c.msgtype)))  # own the pixels
+                with _bag_errors(self.path, f"{self.image_topic} at log time {log_time}"):
+                    return np.array(to_rgb8(reader.deserialize(raw, c.msgtype)))  # own the pixels
         raise BagDatasetError(f"bag {self.path}: frame at log time {log_time} on {self.image_topic} vanished")
 
     def load_color(self, index: int, offset: int) -> np.ndarray:

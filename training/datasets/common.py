@@ -28,6 +28,12 @@ from torch.utils.data import Dataset
 
 from depth_node.geometry import scale_intrinsics
 
+
+class DataError(ValueError):
+    """Training data that cannot be read (an undecodable image, a broken bag, missing calibration):
+    the message is one line naming the file; ``depth-train`` prints it and stops."""
+
+
 # ITU-R 601 luma weights, the ones torchvision's rgb_to_grayscale (and so Monodepth2) uses.
 _LUMA = np.array([0.2989, 0.587, 0.114], dtype=np.float32)
 

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from depth_node.data import kitti
-from training.datasets.common import AugmentConfig, MonoDataset
+from training.datasets.common import AugmentConfig, DataError, MonoDataset
 
 log = logging.getLogger(__name__)
 
@@ -179,9 +179,11 @@ class _DriveReader:
 
     def color(self, frame: int) -> np.ndarray:
         path = self.image_path(frame)
+        if not path.is_file():
+            raise FileNotFoundError(f"image {path} does not exist")
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
-            raise FileNotFoundError(f"cannot read image {path}")
+            raise DataError(f"cannot decode image {path} (not a PNG/JPEG, or truncated)")
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
     def camera_distance(self, frame: int, other: int) -> float:

@@ -35,7 +35,6 @@ from rclpy.utilities import get_default_context
 _NAME_TOKEN = r"[A-Za-z_][A-Za-z0-9_]*"
 _NODE_NAME = re.compile(_NAME_TOKEN)
 _TOPIC = re.compile(rf"(~|~/)?/?({_NAME_TOKEN}|\{{node\}}|\{{ns\}})(/({_NAME_TOKEN}|\{{node\}}|\{{ns\}}))*")
-_PARAMETER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
 class Node:
@@ -225,7 +224,7 @@ class Node:
                 value = self._parameter_overrides[name].value
             if namespace:
                 name = f"{namespace}.{name}"
-            if not _PARAMETER_NAME.fullmatch(name):
+            if not name:  # rclpy's validate_parameter_name refuses only an empty name
                 raise InvalidParameterException(name)
             parameter_list.append(Parameter(name, value=value))
             descriptors[name] = descriptor
@@ -421,6 +420,12 @@ class Node:
     ) -> Publisher:
         self._check_alive()
         qos = self._validate_qos_or_depth_parameter(qos_profile)
+        if qos_overriding_options is not None:
+            from rclpy.qos_overriding_options import _declare_qos_parameters
+
+            _declare_qos_parameters(
+                "publisher", self, self.resolve_topic_name(topic), qos, qos_overriding_options
+            )
         publisher = publisher_class(self, msg_type, self.resolve_topic_name(topic), qos)
         with self._context.graph_lock:
             self._context.publishers.append(publisher)
@@ -443,6 +448,12 @@ class Node:
         if raw:
             raise NotImplementedError("the stand-in does not deliver raw (serialized) messages")
         qos = self._validate_qos_or_depth_parameter(qos_profile)
+        if qos_overriding_options is not None:
+            from rclpy.qos_overriding_options import _declare_qos_parameters
+
+            _declare_qos_parameters(
+                "subscription", self, self.resolve_topic_name(topic), qos, qos_overriding_options
+            )
         subscription = Subscription(self, msg_type, self.resolve_topic_name(topic), callback, qos)
         with self._context.graph_lock:
             self._context.subscriptions.append(subscription)
