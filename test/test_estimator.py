@@ -84,12 +84,19 @@ def test_fp16_model_keeps_float32_io(tmp_path: Path, io_binding: bool) -> None:
 
 
 def test_provider_priority_skips_unavailable_ones(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="depth_node.runtime.estimator"):
-        estimator = DepthEstimator(
-            make_linear_depth_model(tmp_path / "m.onnx"),
-            providers=("tensorrt", "cuda", "cpu"),
-            trt_cache_dir=tmp_path / "trt",
-        )
+    # launch_testing's pytest plugin (ROS machines) imports launch, whose logger class does not
+    # propagate to the root logger caplog listens on: listen on the estimator's logger itself.
+    logger = logging.getLogger("depth_node.runtime.estimator")
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.INFO, logger=logger.name):
+            estimator = DepthEstimator(
+                make_linear_depth_model(tmp_path / "m.onnx"),
+                providers=("tensorrt", "cuda", "cpu"),
+                trt_cache_dir=tmp_path / "trt",
+            )
+    finally:
+        logger.removeHandler(caplog.handler)
     available = set(__import__("onnxruntime").get_available_providers())
     assert estimator.provider == estimator.session.get_providers()[0]
     if "CUDAExecutionProvider" not in available:
