@@ -1,10 +1,14 @@
 """depth_node: an ament_python ROS 2 package that also installs with pip (extras below)."""
 
+import os
 from glob import glob
 
 from setuptools import find_packages, setup
 
 PACKAGE = "depth_node"
+# colcon sets COLCON while it builds a ROS workspace: the car's install gets the runtime, the nodes and
+# the ROS-free tools, not the torch-only training package (`pip install -e .[training]` brings it).
+ROS_WORKSPACE = "COLCON" in os.environ
 
 # Nothing in install_requires: on a ROS machine numpy, OpenCV and friends come from the distribution
 # (rosdep), and colcon's console scripts must not refuse to start over a pip requirement.
@@ -32,8 +36,10 @@ setup(
     description="Monocular depth for ROS 2: self-supervised training and an ONNX Runtime depth node",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(include=["depth_node", "depth_node.*", "training", "training.*"]),
-    package_data={"training": ["configs/*.yaml"]},
+    packages=find_packages(
+        include=["depth_node", "depth_node.*"] + ([] if ROS_WORKSPACE else ["training", "training.*"])
+    ),
+    package_data={} if ROS_WORKSPACE else {"training": ["configs/*.yaml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
@@ -55,9 +61,15 @@ setup(
             "depth-kitti2bag = depth_node.data.bag_convert:main",
             "depth-replay = depth_node.evaluation.replay_cli:main",
             "depth-demo = depth_node.evaluation.demo:main",
-            "depth-train = training.train:main",
-            "depth-eval = training.evaluate:main",
-            "depth-export = training.export:main",
+            *(
+                []
+                if ROS_WORKSPACE
+                else [
+                    "depth-train = training.train:main",
+                    "depth-eval = training.evaluate:main",
+                    "depth-export = training.export:main",
+                ]
+            ),
         ],
     },
 )

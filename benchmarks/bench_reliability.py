@@ -338,7 +338,7 @@ def bad_input_rows(bad: dict[str, Any]) -> list[Row]:
     return [
         (
             "bad input",
-            f"{bad['cases']} cases in {bad['kinds']} kinds; {ran} through the frame path",
+            f"{bad['cases']} named cases in {bad['kinds']} groups; {ran} through the frame path",
             f"{bad['as_expected']}/{ran} as expected; slowest {slowest_ms}",
             f"all, each < {bad['case_limit_s']:g} s",
             _verdict(bad["as_expected"] == ran),
@@ -457,11 +457,12 @@ def bad_input_lines(bad: dict[str, Any]) -> list[str]:
     if bad["status"] != "ran":
         return [f"{bad['status']}."]
     lines = [
-        f"{bad['cases']} cases in {bad['kinds']} kinds (test/bad_inputs.py). What each target is fed to "
-        "is in that file; test/test_bad_inputs.py runs every case. Cases per target:",
+        f"{bad['cases']} named cases, each a kind of bad input, in {bad['kinds']} groups "
+        "(test/bad_inputs.py). What each target is fed to is in that file; test/test_bad_inputs.py "
+        "runs every case. Cases per target:",
         "",
         *_table(
-            ("target", "kinds", "cases"), [(t, v["kinds"], v["cases"]) for t, v in bad["per_target"].items()]
+            ("target", "groups", "cases"), [(t, v["kinds"], v["cases"]) for t, v in bad["per_target"].items()]
         ),
         "",
         f"The frame and stamps cases through `FramePath.process` with this model (cloud on), each on a fresh "
@@ -484,7 +485,7 @@ def bad_input_lines(bad: dict[str, Any]) -> list[str]:
                 f"{_ms(1e3 * slowest['seconds'])} ({slowest['name']})",
             )
         )
-    lines += _table(("kind", "cases", "expected outcome", "as expected", "slowest"), rows)
+    lines += _table(("group", "cases", "expected outcome", "as expected", "slowest"), rows)
     wrong = [o for o in bad["outcomes"] if not o["as_expected"]]
     lines.append("")
     if wrong:

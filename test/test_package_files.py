@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -107,6 +109,35 @@ def test_the_car_does_not_depend_on_rviz2():
     # rviz2 is a desktop GUI; the launch file starts it only with rviz:=true, where it is installed.
     package = (REPO / "package.xml").read_text()
     assert "<exec_depend>rviz2</exec_depend>" not in package and "<depend>rviz2</depend>" not in package
+
+
+def _setup_arguments(colcon: bool) -> dict:
+    """setup.py's setup() keywords, as pip (colcon=False) or colcon (COLCON set) runs it."""
+    script = (
+        "import json, os, sys, setuptools\n"
+        "captured = {}\n"
+        "setuptools.setup = lambda **kw: captured.update(kw)\n"
+        "exec(compile(open('setup.py').read(), 'setup.py', 'exec'), {'__name__': '__main__'})\n"
+        "print(json.dumps({'packages': captured['packages'], "
+        "'scripts': captured['entry_points']['console_scripts']}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "COLCON"}
+    if colcon:
+        env["COLCON"] = "1"
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_a_ros_workspace_installs_the_runtime_without_training():
+    """colcon (the car) gets the nodes and the ROS-free tools; pip with the training extra gets training."""
+    ros, pip = _setup_arguments(colcon=True), _setup_arguments(colcon=False)
+    assert not any(p.startswith("training") for p in ros["packages"]) and "depth_node.ros" in ros["packages"]
+    assert "training" in pip["packages"] and "training.networks" in pip["packages"]
+    ros_commands = {s.split(" =")[0] for s in ros["scripts"]}
+    assert {"depth_node", "depth_lifecycle_node", "depth_eval_node", "depth-replay"} <= ros_commands
+    assert not ros_commands & {"depth-train", "depth-eval", "depth-export"}
+    assert {"depth-train", "depth-eval", "depth-export"} <= {s.split(" =")[0] for s in pip["scripts"]}
 
 
 def test_test_files_not_marked_as_needing_a_stack_import_without_it():
