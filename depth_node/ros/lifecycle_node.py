@@ -15,11 +15,9 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import rclpy
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
-from depth_node.ros.node import DepthNodeBase, ExternalShutdownException, StartupError
-from depth_node.ros.shutdown import ignore_sigint_from_now_on, init_or_one_line
+from depth_node.ros.node import DepthNodeBase, StartupError, run_node
 from depth_node.runtime.parameters import NODE_NAME
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
@@ -74,19 +72,7 @@ class DepthLifecycleNode(DepthNodeBase, LifecycleNode):
 
 def main(args: list[str] | None = None) -> int:
     """``ros2 run depth_node depth_lifecycle_node``: waits, unconfigured, for lifecycle transitions."""
-    if not init_or_one_line(lambda: rclpy.init(args=args), NODE_NAME):
-        return 1
-    node: DepthLifecycleNode | None = None
-    try:
-        node = DepthLifecycleNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):  # Ctrl-C: a clean stop, no traceback
-        ignore_sigint_from_now_on()  # a second one (launch forwards it) must not interrupt the shutdown
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(DepthLifecycleNode, args, start=False)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ dropped and counted, so latency stays bounded when the model is slower than the 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -383,15 +384,20 @@ class DepthNode(DepthNodeBase, Node):
         super().destroy_node()
 
 
-def main(args: list[str] | None = None) -> int:
-    """``ros2 run depth_node depth_node``: exit code 0 after Ctrl-C, 1 when the node cannot start."""
+def run_node(make_node: Callable[[], Any], args: list[str] | None, start: bool) -> int:
+    """Init rclpy, make the node (and :meth:`DepthNode.start` it), spin until Ctrl-C, shut down.
+
+    Exit code 0 after Ctrl-C, 1 when the command line or the start is refused (one error line). The
+    managed node is not started here: its lifecycle transitions come from outside.
+    """
     if not init_or_one_line(lambda: rclpy.init(args=args), NODE_NAME):
         return 1
-    node: DepthNode | None = None
+    node: Any = None
     code = 0
     try:
-        node = DepthNode()
-        node.start()
+        node = make_node()
+        if start:
+            node.start()
         rclpy.spin(node)
     except StartupError as error:
         assert node is not None
@@ -404,6 +410,11 @@ def main(args: list[str] | None = None) -> int:
             node.destroy_node()
         rclpy.try_shutdown()
     return code
+
+
+def main(args: list[str] | None = None) -> int:
+    """``ros2 run depth_node depth_node``: exit code 0 after Ctrl-C, 1 when the node cannot start."""
+    return run_node(DepthNode, args, start=True)
 
 
 if __name__ == "__main__":
