@@ -18,7 +18,12 @@ from depth_node.geometry import make_transform, quaternion_to_matrix, rotation_m
 from depth_node.runtime.message_types import rosbags_types, stamp_header, stamp_ns
 
 TYPESTORE = get_typestore(Stores.ROS2_HUMBLE)
-EXPECTED_TYPES = {topic: msgtype for topic, msgtype in bag_convert.TOPICS.values()}
+RIGHT_KEYS = ("right_image", "right_compressed", "right_camera_info")
+# A mono drive's bag: every topic but the right camera's.
+EXPECTED_TYPES = {
+    topic: msgtype for key, (topic, msgtype) in bag_convert.TOPICS.items() if key not in RIGHT_KEYS
+}
+RIGHT_TOPICS = {bag_convert.TOPICS[key][0] for key in RIGHT_KEYS}
 
 
 def _read_bag(bag: Path) -> tuple[dict[str, list], dict[str, list[int]], dict]:
@@ -216,3 +221,67 @@ def test_transform_stamped_round_trip() -> None:
     raw = TYPESTORE.serialize_cdr(msg, "geometry_msgs/msg/TransformStamped")
     back = TYPESTORE.deserialize_cdr(raw, "geometry_msgs/msg/TransformStamped")
     np.testing.assert_allclose(_compose(back.transform), T, atol=1e-12)
+
+
+# ------------------------------------------------------------------------------------------
+# Stereo: the right camera (image_03)
+
+BASELINE = 0.3  # not KITTI's 0.54: the bag must carry the drive's own
+
+
+@pytest.fixture(scope="module")
+def stereo_drive_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from depth_node.data.sim.world import SyntheticDrive, WorldConfig
+
+    config = WorldConfig(
+        seed=4, num_frames=3, width=64, height=32, lidar=False, stereo=True, stereo_baseline=BASELINE
+    )
+    return kitti.write_drive(SyntheticDrive(config), tmp_path_factory.mktemp("stereo"), drive_number=1)
+
+
+def _raw_messages(bag: Path) -> dict[str, list[tuple[int, bytes]]]:
+    out: dict[str, list[tuple[int, bytes]]] = defaultdict(list)
+    with Reader(bag) as reader:
+        for conn, timestamp, raw in reader.messages():
+            out[conn.topic].append((timestamp, bytes(raw)))
+    return out
+
+
+def test_stereo_bag_has_the_right_camera(stereo_drive_dir: Path, tmp_path: Path) -> None:
+    bag = bag_convert.convert_drive(stereo_drive_dir, tmp_path / "stereo", storage="mcap")
+    messages, times, connections = _read_bag(bag)
+    right_types = {bag_convert.TOPICS[key][0]: bag_convert.TOPICS[key][1] for key in RIGHT_KEYS}
+    assert {t: c.msgtype for t, c in connections.items()} == EXPECTED_TYPES | right_types
+    for topic in RIGHT_TOPICS:
+        assert len(messages[topic]) == 3 and times[topic] == times["/camera/image_raw"], topic
+        assert all(m.header.frame_id == bag_convert.RIGHT_CAMERA_FRAME for m in messages[topic]), topic
+    for i, raw in enumerate(messages["/camera_right/image_raw"]):
+        png = cv2.cvtColor(cv2.imread(str(kitti.image_path(stereo_drive_dir, i, cam=3))), cv2.COLOR_BGR2RGB)
+        assert raw.encoding == "rgb8"
+        np.testing.assert_array_equal(raw.data.reshape(png.shape), png)
+    left, right = messages["/camera/camera_info"][0], messages["/camera_right/camera_info"][0]
+    np.testing.assert_array_equal(right.k, left.k)
+    P = right.p.reshape(3, 4)
+    np.testing.assert_array_equal(P[:, :3], left.k.reshape(3, 3))
+    assert P[0, 3] == pytest.approx(-left.k[0] * BASELINE, rel=1e-9) and P[1:, 3].tolist() == [0.0, 0.0]
+    # /tf_static: camera_optical -> camera_right_optical maps right-camera points into the left frame.
+    (tf,) = messages["/tf_static"]
+    frames = {(t.header.frame_id, t.child_frame_id): _compose(t.transform) for t in tf.transforms}
+    T_left_right = frames[(bag_convert.CAMERA_FRAME, bag_convert.RIGHT_CAMERA_FRAME)]
+    np.testing.assert_allclose(T_left_right, make_transform(np.eye(3), [BASELINE, 0, 0]), atol=1e-12)
+
+
+def test_right_false_leaves_the_right_camera_out(stereo_drive_dir: Path, tmp_path: Path) -> None:
+    stereo = _raw_messages(bag_convert.convert_drive(stereo_drive_dir, tmp_path / "stereo"))
+    mono = _raw_messages(bag_convert.convert_drive(stereo_drive_dir, tmp_path / "mono", right=False))
+    assert set(mono) == set(EXPECTED_TYPES) and set(stereo) == set(mono) | RIGHT_TOPICS
+    # The left camera's messages are the same, byte for byte, with or without the right camera.
+    for topic in set(mono) - {"/tf_static"}:
+        assert stereo[topic] == mono[topic], topic
+    # Camera 3 converted on its own has no right camera of its own.
+    cam3 = bag_convert.bag_summary(bag_convert.convert_drive(stereo_drive_dir, tmp_path / "cam3", cam=3))
+    assert not RIGHT_TOPICS & set(cam3["topics"]) and cam3["topics"]["/camera/image_raw"] == 3
+
+
+def test_mono_drive_has_no_right_topics(sim_bag: Path) -> None:
+    assert not RIGHT_TOPICS & set(bag_convert.bag_summary(sim_bag)["topics"])

@@ -303,3 +303,124 @@ def test_build_dataset_from_config(kitti_root: Path, sim_bag: Path) -> None:
     cfg = load_config(None, ["data.source=kitti", f"data.root={kitti_root}"])
     with pytest.raises(ValueError, match=r"data\.split"):
         build_dataset(cfg, "train")
+
+
+# --- stereo pairs (data.modality S / MS) -------------------------------------------------------
+
+STEREO_W, STEREO_H, BASELINE = 320, 96, 0.54
+
+
+@pytest.fixture(scope="module")
+def stereo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from depth_node.data.sim.world import SyntheticDrive, WorldConfig
+
+    drive = SyntheticDrive(
+        WorldConfig(seed=5, num_frames=4, width=STEREO_W, height=STEREO_H, lidar=False, stereo=True)
+    )
+    root = tmp_path_factory.mktemp("stereo_kitti")
+    kitti.write_drive(drive, root)
+    return root
+
+
+def _stereo_set(root: Path, side: str = "l", flip: float = 0.0) -> KittiDataset:
+    entries = split_from_drives(root, [DRIVE], [0, -1, 1], [side], static_speed=None)
+    augment = AugmentConfig(flip_prob=flip, color_prob=0.0)
+    return KittiDataset(root, entries, STEREO_H, STEREO_W, [0, -1, 1], augment=augment, stereo=True)
+
+
+def test_stereo_partner_and_pose_come_from_the_other_camera(stereo_root: Path) -> None:
+    drive_dir = stereo_root / DRIVE
+    for side, partner_cam, x in (("l", 3, -BASELINE), ("r", 2, BASELINE)):
+        ds = _stereo_set(stereo_root, side)
+        sample = ds[0]
+        frame = ds.entries[0].frame
+        partner = cv2.cvtColor(
+            cv2.imread(str(kitti.image_path(drive_dir, frame, partner_cam))), cv2.COLOR_BGR2RGB
+        )
+        np.testing.assert_allclose(
+            sample[("color", "s", 0)].numpy().transpose(1, 2, 0), partner / 255.0, atol=1e-6
+        )
+        expected = np.eye(4)
+        expected[0, 3] = x  # frame-0 camera points seen from the partner camera
+        np.testing.assert_allclose(sample["stereo_T"].numpy(), expected, atol=1e-6)
+        assert ("distance", "s") not in sample
+
+
+def test_stereo_flip_swaps_the_cameras_roles(stereo_root: Path) -> None:
+    plain, flipped = _stereo_set(stereo_root)[0], _stereo_set(stereo_root, flip=1.0)[0]
+    assert float(flipped["stereo_T"][0, 3]) == pytest.approx(BASELINE, abs=1e-6)
+    torch.testing.assert_close(flipped[("color", "s", 0)], plain[("color", "s", 0)].flip(-1))
+
+
+@pytest.mark.parametrize("flip", [0.0, 1.0])
+def test_true_depth_warps_the_partner_onto_frame_0(stereo_root: Path, flip: float) -> None:
+    """Calibration, flip handling and the loss's warp agree: the true depth explains the partner."""
+    from training.geometry import warp_image
+
+    ds = _stereo_set(stereo_root, flip=flip)
+    index = 1
+    sample = ds[index]
+    entry = ds.entries[index]
+    depth = kitti.read_depth_png(kitti.depth_gt_path(stereo_root / DRIVE, entry.frame, 2))
+    depth = depth[:, ::-1] if flip else depth
+    depth = np.where(depth > 0, depth, 80.0)  # the sky (0 in the PNG) is far away
+    depth_t = torch.from_numpy(np.ascontiguousarray(depth, np.float32))[None, None]
+    target, partner = sample[("color", 0, 0)][None], sample[("color", "s", 0)][None]
+    warped = warp_image(partner, depth_t, sample["stereo_T"][None], sample["K"][None], sample["inv_K"][None])
+    valid = torch.ones_like(depth_t, dtype=torch.bool)
+    valid[..., : STEREO_W // 8] = valid[..., -STEREO_W // 8 :] = False  # where the partner does not look
+    error_warped = (warped - target).abs().mean(1, keepdim=True)[valid].mean()
+    error_plain = (partner - target).abs().mean(1, keepdim=True)[valid].mean()
+    assert float(error_warped) < 0.5 * float(error_plain)
+
+
+def test_build_dataset_modalities(stereo_root: Path, tmp_path: Path) -> None:
+    from training.config import ConfigError, load_config
+
+    base = [f"data.root={stereo_root}", f"data.drives=[{DRIVE}]", "data.height=96", "data.width=320"]
+    stereo_only = build_dataset(load_config(None, [*base, "data.modality=S", f"data.val_drives=[{DRIVE}]"]))
+    assert stereo_only.frame_ids == [0] and stereo_only.stereo
+    assert len(stereo_only) == 4  # no neighbours needed: every frame is a sample
+    assert {k[1] for k in stereo_only[0] if isinstance(k, tuple) and k[0] == "color"} == {0, "s"}
+    both = build_dataset(load_config(None, [*base, "data.modality=MS"]))
+    assert both.frame_ids == [0, -1, 1] and both.stereo and len(both) == 2
+    # Validation is scored on single images: no partner there.
+    val = build_dataset(load_config(None, [*base, "data.modality=S", f"data.val_drives=[{DRIVE}]"]), "val")
+    assert not val.stereo
+    with pytest.raises(ConfigError, match=r"data\.modality='SM'"):
+        load_config(None, [*base, "data.modality=SM"])
+    folder = load_config(None, ["data.source=folder", f"data.root={tmp_path}", "data.modality=MS"])
+    with pytest.raises(ValueError, match="needs stereo pairs"):
+        build_dataset(folder)
+    # A mono drive has no image_03: its frames are skipped, and none left is a clear error.
+    mono = tmp_path / "mono"
+    shutil.copytree(stereo_root, mono)
+    shutil.rmtree(mono / DRIVE / "image_03")
+    with pytest.raises(ValueError, match="no usable KITTI frames"):
+        build_dataset(load_config(None, [f"data.root={mono}", *base[1:], "data.modality=S"]))
+
+
+def test_bag_stereo_pairs_match_kitti(stereo_root: Path, tmp_path: Path) -> None:
+    from depth_node.data.bag_convert import convert_drive
+
+    bag = convert_drive(stereo_root / DRIVE, tmp_path / "stereo_bag", compressed=False, lidar=False)
+    # A stereo bag has two cameras: the left one is named, as for any bag with several.
+    left = {"image_topic": "/camera/image_raw", "camera_info_topic": "/camera/camera_info"}
+    topics = left | {
+        "right_image_topic": "/camera_right/image_raw",
+        "right_camera_info_topic": "/camera_right/camera_info",
+    }
+    ds = BagDataset(
+        bag, STEREO_H, STEREO_W, [0, -1, 1], static_speed=None, stereo=True, augment=NO_AUG, **topics
+    )
+    reference = _stereo_set(stereo_root)
+    assert len(ds) == len(reference) == 2
+    sample, expected = ds[0], reference[0]
+    torch.testing.assert_close(sample[("color", "s", 0)], expected[("color", "s", 0)])
+    torch.testing.assert_close(sample["stereo_T"], expected["stereo_T"], atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="right_image_topic"):
+        BagDataset(bag, STEREO_H, STEREO_W, stereo=True, **left)
+    # The left camera's info as the right one's: P has no baseline.
+    wrong = topics | {"right_camera_info_topic": "/camera/camera_info"}
+    with pytest.raises(ValueError, match=r"expected -fx\*baseline"):
+        BagDataset(bag, STEREO_H, STEREO_W, stereo=True, **wrong)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from depth_node.data import kitti
+from depth_node.geometry import make_transform
 
 KITTI_STAMP = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{9}$")
 
@@ -218,3 +219,96 @@ def test_write_drive_refuses_existing_and_foreign_rig(
     with pytest.raises(kitti.KittiLayoutError, match="different rig"):
         kitti.write_drive(sim_drive, real_kitti_date_dir.parent, drive_number=2)
     assert not (real_kitti_date_dir / "2011_09_26_drive_0002_sync").exists()
+
+
+# ------------------------------------------------------------------------------------------
+# Stereo: the right camera as camera 3
+
+
+def _stereo_drive(baseline: float = 0.54, stereo: bool = True):  # -> SyntheticDrive
+    from depth_node.data.sim.world import SyntheticDrive, WorldConfig
+
+    return SyntheticDrive(
+        WorldConfig(
+            seed=5, num_frames=3, width=64, height=32, lidar=False, stereo=stereo, stereo_baseline=baseline
+        )
+    )
+
+
+@pytest.fixture(scope="module")
+def stereo_written(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object, list]:
+    """A 3-frame stereo drive (64x32, default baseline) written with write_drive, and its frames."""
+    drive = _stereo_drive()
+    drive_dir = kitti.write_drive(drive, tmp_path_factory.mktemp("stereo"), drive_number=1)
+    return drive_dir, drive, list(drive)
+
+
+def test_stereo_drive_layout(stereo_written) -> None:
+    drive_dir, _, frames = stereo_written
+    assert kitti.check_drive(drive_dir, cam=3) == kitti.frame_indices(drive_dir, cam=3) == [0, 1, 2]
+    stamps = (drive_dir / "image_03" / "timestamps.txt").read_text()
+    assert stamps == (drive_dir / "image_02" / "timestamps.txt").read_text() and len(stamps.splitlines()) == 3
+    for frame in frames:
+        bgr = cv2.imread(str(kitti.image_path(drive_dir, frame.index, cam=3)), cv2.IMREAD_COLOR)
+        np.testing.assert_array_equal(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), frame.right_image)
+        gt = kitti.read_depth_png(kitti.depth_gt_path(drive_dir, frame.index, cam=3))
+        valid = gt > 0
+        assert valid.mean() > 0.3
+        np.testing.assert_allclose(gt[valid], frame.right_depth[valid], atol=0.5 / 256 + 1e-6)
+        assert not np.array_equal(frame.right_image, frame.image)
+
+
+def _assert_stereo_calibration(date_dir: Path, baseline: float) -> None:
+    left, right = kitti.read_calib(date_dir, cam=2), kitti.read_calib(date_dir, cam=3)
+    # Maps points of camera 2 into camera 3, which sits `baseline` metres to its right.
+    T_right_left = right.T_cam_velo @ np.linalg.inv(left.T_cam_velo)
+    np.testing.assert_allclose(T_right_left, make_transform(np.eye(3), [-baseline, 0, 0]), atol=1e-12)
+    np.testing.assert_array_equal(right.K, left.K)
+    assert right.P_rect[0, 3] - left.P_rect[0, 3] == pytest.approx(-left.K[0, 0] * baseline, rel=1e-12)
+    assert kitti.stereo_baseline(date_dir) == pytest.approx(baseline, abs=1e-12)
+
+
+def test_stereo_calibration(stereo_written) -> None:
+    drive_dir, drive, _ = stereo_written
+    _assert_stereo_calibration(drive_dir.parent, drive.stereo_baseline)
+    assert kitti.stereo_baseline(drive_dir) == pytest.approx(0.54)  # a drive folder works too
+
+
+def test_mono_drive_gets_the_default_baseline(kitti_root: Path, kitti_drive_dir: Path) -> None:
+    _assert_stereo_calibration(kitti_root / "2011_09_26", kitti.SIM_STEREO_BASELINE)
+    assert not (kitti_drive_dir / "image_03").exists()
+    assert not kitti.depth_gt_path(kitti_drive_dir, 0, cam=3).parent.exists()
+
+
+def test_stereo_baseline_round_trip_and_rig_check(tmp_path: Path) -> None:
+    drive_dir = kitti.write_drive(_stereo_drive(0.3), tmp_path, drive_number=1)
+    _assert_stereo_calibration(drive_dir.parent, 0.3)
+    with pytest.raises(kitti.KittiLayoutError, match=r"different rig.*baseline 0\.3 m.*0\.54 m"):
+        kitti.write_drive(_stereo_drive(0.54), tmp_path, drive_number=2)
+    assert not (drive_dir.parent / kitti.drive_dir_name("2011_09_26", 2)).exists()
+    # A drive without a right camera writes nothing that the baseline describes: it may share the date.
+    mono = kitti.write_drive(_stereo_drive(0.54, stereo=False), tmp_path, drive_number=3)
+    assert not (mono / "image_03").exists()
+    assert kitti.stereo_baseline(drive_dir.parent) == pytest.approx(0.3, abs=1e-12)
+
+
+def test_real_kitti_stereo_drive(real_kitti_date_dir: Path) -> None:
+    # KITTI's own layout: image_03 next to image_02, with its own (slightly later) stamps.
+    drive_dir = real_kitti_date_dir / "2011_09_26_drive_0001_sync"
+    shutil.copytree(drive_dir / "image_02", drive_dir / "image_03")
+    stamps = (drive_dir / "image_02" / "timestamps.txt").read_text().replace(".4", ".5")
+    (drive_dir / "image_03" / "timestamps.txt").write_text(stamps)
+    assert kitti.check_drive(drive_dir, cam=3) == [0, 1, 2]
+    # 2011_09_26's P_rect_02 / P_rect_03: camera 3 sits ~0.532 m right of camera 2 (KITTI's 0.54 m
+    # nominal), with a few millimetres of y offset that rectification leaves in P_rect.
+    assert kitti.stereo_baseline(real_kitti_date_dir) == pytest.approx(0.5327, abs=1e-4)
+    left, right = (kitti.read_calib(real_kitti_date_dir, cam=c) for c in (2, 3))
+    T_right_left = right.T_cam_velo @ np.linalg.inv(left.T_cam_velo)
+    np.testing.assert_allclose(T_right_left[:3, :3], np.eye(3), atol=1e-12)
+    np.testing.assert_allclose(T_right_left[:3, 3], [-0.5327, 0.0028, 0.0], atol=1e-4)
+
+
+def test_stereo_baseline_needs_both_cameras(tmp_path: Path) -> None:
+    (tmp_path / "calib_cam_to_cam.txt").write_text("P_rect_02: 1 0 0 0 0 1 0 0 0 0 1 0\n")
+    with pytest.raises(kitti.KittiLayoutError, match="P_rect_03"):
+        kitti.stereo_baseline(tmp_path)

@@ -16,9 +16,11 @@ from training.losses import (  # noqa: E402
     SelfSupervisedLoss,
     depth_supervision_loss,
     dipe_mask,
+    explainability_loss,
     loss_config,
     photometric_error,
     reduce_reprojection,
+    second_order_smoothness,
     smoothness_loss,
     training_mode,
     velocity_loss,
@@ -156,6 +158,38 @@ def test_training_mode_from_config() -> None:
     assert training_mode({"loss": {"velocity_weight": 0.0, "odometry_scale": True}}) == (
         "self_supervised+velocity"
     )
+    # Stereo pairs: the baseline (metres) makes the model metric, whatever the velocity settings.
+    assert training_mode({"data": {"source": "kitti", "modality": "S"}, "loss": {}}) == "stereo"
+    assert training_mode({"data": {"source": "bag", "modality": "MS"}, "loss": {}}) == "mono+stereo"
+    assert training_mode({"data": {"modality": "M"}, "loss": {"velocity_weight": 0}}) == "self_supervised"
+
+
+def test_loss_config_refuses_unknown_masking_and_smoothness() -> None:
+    with pytest.raises(ValueError, match="masking='dipe_faithful'"):
+        loss_config({"masking": "dipe_faithful"})
+    with pytest.raises(ValueError, match="smoothness='third_order'"):
+        loss_config({"smoothness": "third_order"})
+
+
+def test_second_order_smoothness_matches_hand_computation() -> None:
+    # d = x² + 3xy: d_xx = 2, d_xy = d_yx = 3, d_yy = 0 everywhere.
+    y, x = np.mgrid[0:5, 0:6].astype(np.float64)
+    disp = torch.tensor(x**2 + 3 * x * y, dtype=torch.float32)[None, None]
+    assert float(second_order_smoothness(disp)) == pytest.approx(2 + 3 + 3 + 0)
+    # A plane has no second derivative, whatever its slope (first-order smoothness penalises it).
+    plane = torch.tensor(2 * x - y, dtype=torch.float32)[None, None]
+    assert float(second_order_smoothness(plane)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_explainability_loss_matches_literal_computation() -> None:
+    rng = np.random.default_rng(3)
+    error = rng.uniform(0, 1, (2, 3, 4, 5))
+    mask = rng.uniform(0.05, 1, (2, 3, 4, 5))
+    loss, mean_mask = explainability_loss(torch.tensor(error), torch.tensor(mask), 0.2)
+    photometric = np.mean([np.mean(mask[:, f] * error[:, f]) for f in range(3)])
+    regulariser = np.mean([np.mean(-np.log(mask[:, f])) for f in range(3)])
+    assert float(loss) == pytest.approx(photometric + 0.2 * regulariser, rel=1e-9)
+    np.testing.assert_allclose(mean_mask.numpy()[:, 0], mask.mean(1))
 
 
 # --- end to end on a textured fronto-parallel plane --------------------------------------------
@@ -285,3 +319,58 @@ def test_supervised_batch_without_valid_depth_still_backpropagates() -> None:
     loss, diagnostics = SelfSupervisedLoss({"mode": "supervised"}, PH, PW)(batch, outputs)
     loss.backward()
     assert float(loss.detach()) == 0.0 and "depth_sup" not in diagnostics.stats
+
+
+# --- stereo: the partner camera as source "s" with the calibration's pose --------------------------
+
+BASELINE = 0.54
+
+
+def stereo_batch(flow: float) -> dict:
+    """Frame 0 and its right partner, whose camera sits BASELINE m to the right.
+
+    A point at pixel u of the left image appears at u - fx * B / Z in the right one.
+    """
+    batch = plane_batch()
+    v, u = torch.meshgrid(
+        torch.arange(PH, dtype=torch.float32), torch.arange(PW, dtype=torch.float32), indexing="ij"
+    )
+    batch[("color", "s", 0)] = batch[("color_aug", "s", 0)] = texture(u + flow, v).unsqueeze(0)
+    T = torch.eye(4).unsqueeze(0)
+    T[0, 0, 3] = -BASELINE  # left-camera points seen from the right camera
+    batch["stereo_T"] = T
+    return batch
+
+
+def test_stereo_partner_is_a_source_with_the_calibration_pose() -> None:
+    batch = stereo_batch(FX * BASELINE / PLANE_Z)
+    outputs = plane_outputs(PLANE_Z)
+    outputs[("cam_T_cam", 0, "s")] = batch["stereo_T"]
+    criterion = SelfSupervisedLoss({"velocity_weight": 0.0}, PH, PW)
+    loss_true, diagnostics = criterion(batch, outputs)
+    assert set(diagnostics.warped) == {-1, 1, "s"}
+    warped, target = diagnostics.warped["s"], batch[("color", 0, 0)]
+    assert float((warped - target)[..., 4:-4].abs().max()) < 0.02
+    # Only the true metric depth makes the stereo warp fit: the baseline fixes the scale.
+    only_stereo = {k: v for k, v in outputs.items() if not (k[0] == "cam_T_cam" and k[2] != "s")}
+    loss_stereo, _ = criterion(batch, only_stereo)
+    wrong = plane_outputs(PLANE_Z * 1.5)
+    wrong = {k: v for k, v in wrong.items() if k[0] == "disp"} | {("cam_T_cam", 0, "s"): batch["stereo_T"]}
+    loss_wrong, _ = criterion(batch, wrong)
+    assert float(loss_stereo.detach()) < 0.3 * float(loss_wrong.detach())
+    assert float(loss_true.detach()) < 0.3 * float(loss_wrong.detach())
+
+
+def test_explainability_masking_weights_each_source() -> None:
+    batch, outputs = plane_batch(), plane_outputs(PLANE_Z / 2)  # wrong depth: large errors
+    half = torch.full((1, 1, PH, PW), 0.5)
+    config = {"masking": "explainability", "velocity_weight": 0.0, "smoothness_weight": 0.0}
+    criterion = SelfSupervisedLoss(config, PH, PW)
+    loss_full, diagnostics = criterion(
+        batch, outputs | {("explainability", 0, f): torch.ones_like(half) for f in (-1, 1)}
+    )
+    loss_half, _ = criterion(batch, outputs | {("explainability", 0, f): half for f in (-1, 1)})
+    # E = 1: no regulariser, plain mean of the errors; E = 0.5: half of it plus 0.2 * log 2.
+    expected = 0.5 * float(loss_full.detach()) + 0.2 * math.log(2)
+    assert float(loss_half.detach()) == pytest.approx(expected, rel=1e-5)
+    assert diagnostics.mask.shape == (1, 1, PH, PW) and float(diagnostics.mask.mean()) == 1.0

@@ -13,6 +13,7 @@ torch = pytest.importorskip("torch")
 from training.geometry import disp_to_depth, transformation_from_parameters  # noqa: E402
 from training.networks import (  # noqa: E402
     BACKBONES,
+    DepthPoseModel,
     PoseNet,
     ResnetEncoder,
     STDCEncoder,
@@ -291,3 +292,33 @@ def test_predict_poses_odometry_scale_warps_with_the_travelled_distance() -> Non
     assert math.isclose(float(outputs[("cam_T_cam", 0, 1)][0, 2, 3]), -0.5, rel_tol=1e-6)
     # The raw translation stays for the velocity loss.
     assert torch.allclose(outputs[("translation", 0, -1)], torch.tensor([[0.0, 0.0, -0.5]]))
+
+
+def test_explainability_mask_is_one_per_source_at_input_size() -> None:
+    torch.manual_seed(0)
+    pose = build_pose_net({"explainability": True})
+    model = DepthPoseModel(build_depth_net({}), pose, [0, -1, 1])
+    batch = {("color_aug", f, 0): torch.rand(2, 3, H, W) for f in (0, -1, 1)}
+    outputs = model(batch)
+    for f in (-1, 1):
+        mask = outputs[("explainability", 0, f)]
+        assert mask.shape == (2, 1, H, W) and 0 < float(mask.min()) and float(mask.max()) < 1
+    outputs[("explainability", 0, 1)].mean().backward()
+    assert pose.explainability.logits.weight.grad is not None
+    # Without the option the pose net has no mask decoder and the outputs no mask.
+    assert build_pose_net({}).explainability is None
+    plain = DepthPoseModel(build_depth_net({}), build_pose_net({}), [0, -1, 1])(batch)
+    assert not any(k[0] == "explainability" for k in plain if isinstance(k, tuple))
+
+
+def test_stereo_partner_pose_comes_from_the_calibration_not_the_pose_net() -> None:
+    class NoPose(torch.nn.Module):
+        def forward(self, earlier: torch.Tensor, later: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            raise AssertionError("stereo-only training must not run the pose net")
+
+    stereo_T = torch.eye(4).repeat(2, 1, 1)
+    stereo_T[:, 0, 3] = -0.54
+    batch = {("color_aug", f, 0): torch.rand(2, 3, H, W) for f in (0, "s")} | {"stereo_T": stereo_T}
+    outputs = DepthPoseModel(build_depth_net({}), NoPose(), [0])(batch)
+    assert torch.equal(outputs[("cam_T_cam", 0, "s")], stereo_T)
+    assert not any(k[0] in ("translation", "axisangle") for k in outputs if isinstance(k, tuple))

@@ -38,3 +38,24 @@ def test_sheet_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert sim_cli.main(["bag", "--out", str(tmp_path / "bag"), *SIZE]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("depth-sim bag: error:") and "exists already" in err and "\n" not in err
+
+
+def test_stereo_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    stereo = ["--stereo", "--baseline", "0.3"]
+    assert sim_cli.main(["kitti", "--out", str(tmp_path / "kitti"), *stereo, *SIZE]) == 0
+    date_dir = tmp_path / "kitti" / "2011_09_26"
+    assert kitti.frame_indices(date_dir / "2011_09_26_drive_0001_sync", cam=3) == [0, 1, 2]
+    assert kitti.stereo_baseline(date_dir) == pytest.approx(0.3)
+    assert sim_cli.main(["bag", "--out", str(tmp_path / "bag"), "--stereo", *SIZE]) == 0
+    topics = bag_convert.bag_summary(tmp_path / "bag")["topics"]
+    assert topics["/camera_right/image_raw"] == topics["/camera_right/camera_info"] == 3
+    capsys.readouterr()
+    # A baseline without --stereo, or a bad one, is a one-line error.
+    for argv, expected in (
+        (["--baseline", "0.3"], "needs --stereo"),
+        ([*stereo[:2], "-1"], "stereo_baseline"),
+    ):
+        assert sim_cli.main(["kitti", "--out", str(tmp_path / "bad"), *argv, *SIZE]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("depth-sim kitti: error:") and expected in err and "\n" not in err
+    assert not (tmp_path / "bad").exists()

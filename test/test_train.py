@@ -127,6 +127,48 @@ def test_sigterm_mid_epoch_then_resume_matches_uninterrupted_run(
         assert resumed[step] == pytest.approx(reference[step], rel=1e-6, abs=1e-7), (step, resumed, reference)
 
 
+# --- Monodepth2's stereo modalities and SfMLearner's explainability mask: a few real steps -----------
+
+
+@pytest.fixture(scope="module")
+def stereo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from depth_node.data.kitti import write_drive
+    from depth_node.data.sim.world import SyntheticDrive, WorldConfig
+
+    root = tmp_path_factory.mktemp("stereo_drive")
+    config = WorldConfig(seed=9, num_frames=6, width=256, height=96, lidar=False, stereo=True)
+    write_drive(SyntheticDrive(config), root)
+    return root
+
+
+@pytest.mark.parametrize(
+    ("modality", "masking", "mode"),
+    [("MS", "explainability", "mono+stereo"), ("S", "monodepth2", "stereo")],
+)
+def test_stereo_modalities_train_and_export_as_metric(
+    stereo_root: Path, tmp_path: Path, restore_threads: None, modality: str, masking: str, mode: str
+) -> None:
+    import onnx
+
+    from training.export import export_onnx
+
+    out_dir = tmp_path / "run"
+    overrides = [*_overrides(stereo_root, out_dir, 3), f"data.modality={modality}", f"loss.masking={masking}"]
+    summary = Trainer(load_config(None, overrides)).run()
+    assert summary.steps == 3
+    ckpt = load_checkpoint(out_dir / "checkpoints" / "last.pt")
+    assert ckpt["training_mode"] == mode
+    # The explainability mask lives in the pose net; stereo-only training never runs the pose net.
+    has_mask = any(k.startswith("explainability.") for k in ckpt["pose_net"])
+    assert has_mask == (masking == "explainability")
+    onnx_path = export_onnx(
+        out_dir / "checkpoints" / "last.pt", tmp_path / "m.onnx", latency_runs=1, verbose=False
+    )
+    meta = {p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props}
+    assert meta["training_mode"] == mode and meta["scale_is_metric"] == "true"
+    assert f"| training mode | {mode} |" in onnx_path.with_suffix(".md").read_text()
+
+
 # --- end to end: the CI-sized run learns --------------------------------------------------------
 
 REPO = Path(__file__).resolve().parent.parent

@@ -217,3 +217,63 @@ def test_road_intersections_and_zones() -> None:
     assert not no_crossings.at_intersection(100.0, margin=50.0)
     zones = Zones({1: [(0.0, 50.0, 0), (50.0, 120.0, 1)], -1: []})
     assert [zones.at(1, s) for s in (0.0, 49.9, 50.0, 130.0)] == [0, 0, 1, 2] and zones.at(-1, 10.0) == 2
+
+
+# ---- stereo: a right camera of a rectified pair --------------------------------------------------
+SW, SH = 160, 48
+
+
+@pytest.fixture(scope="module")
+def stereo_frames() -> tuple[SyntheticDrive, Frame, Frame]:
+    """Frame 2 of one drive rendered with stereo on and with stereo off."""
+    cfg = dict(num_frames=3, width=SW, height=SH, fx=721.5377 * SW / 1242, fy=721.5377 * SH / 375)
+    drive = SyntheticDrive(small(11, stereo=True, **cfg))
+    return drive, drive.frame(2), SyntheticDrive(small(11, **cfg)).frame(2)
+
+
+def _right_to_left(left_depth: np.ndarray, fx: float, baseline: float) -> tuple[np.ndarray, np.ndarray]:
+    """Where each left pixel lies in the right image of a rectified pair (u_r = u_l - fx*B/z)."""
+    h, w = left_depth.shape
+    u, v = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    map_u = (u - fx * baseline / left_depth).astype(np.float32)
+    # Bilinear sampling needs both neighbours inside the right image.
+    valid = np.isfinite(left_depth) & (map_u >= 0) & (map_u <= w - 1)
+    return np.nan_to_num(map_u, nan=-1.0), v, valid
+
+
+def test_stereo_right_image_agrees_with_left_through_the_baseline(stereo_frames) -> None:
+    drive, f, _ = stereo_frames
+    assert f.right_image.shape == (SH, SW, 3) and f.right_image.dtype == np.uint8
+    assert f.right_depth.shape == (SH, SW) and f.right_depth.dtype == np.float32
+    map_u, map_v, valid = _right_to_left(f.depth, drive.K[0, 0], drive.stereo_baseline)
+    warped = cv2.remap(f.right_image, map_u, map_v, cv2.INTER_LINEAR).astype(np.float32)
+    left, right = f.image.astype(np.float32), f.right_image.astype(np.float32)
+    assert valid.mean() > 0.3
+    warped_err = np.abs(warped - left).mean(axis=2)[valid].mean()
+    unwarped_err = np.abs(right - left).mean(axis=2)[valid].mean()
+    assert warped_err < 0.5 * unwarped_err, (warped_err, unwarped_err)
+
+
+def test_stereo_right_depth_agrees_with_left_depth(stereo_frames) -> None:
+    drive, f, _ = stereo_frames
+    map_u, map_v, valid = _right_to_left(f.depth, drive.K[0, 0], drive.stereo_baseline)
+    # Nearest right pixel: depth does not blend across edges.
+    right = f.right_depth[map_v.astype(int)[valid], np.round(map_u[valid]).astype(int)]
+    rel = np.nan_to_num(np.abs(right - f.depth[valid]) / f.depth[valid], nan=1.0)
+    # Same z in both cameras of a rectified pair; the misses are occlusions and depth edges.
+    assert np.median(rel) < 0.01 and np.mean(rel < 0.03) > 0.85
+
+
+def test_stereo_keeps_the_left_camera_and_off_gives_none(stereo_frames) -> None:
+    drive, on, off = stereo_frames
+    assert np.array_equal(on.image, off.image)
+    assert np.array_equal(on.depth, off.depth, equal_nan=True)
+    assert drive.stereo_baseline == pytest.approx(0.54)
+    assert off.right_image is None and off.right_depth is None
+    assert SyntheticDrive(small(11, num_frames=1, width=32, height=16)).stereo_baseline is None
+
+
+@pytest.mark.parametrize("baseline", [0.0, -0.5, float("nan")])
+def test_bad_stereo_baseline_raises(baseline: float) -> None:
+    with pytest.raises(ValueError, match="stereo_baseline"):
+        SyntheticDrive(small(stereo=True, stereo_baseline=baseline))

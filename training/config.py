@@ -23,6 +23,10 @@ DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
 OPEN_SECTIONS = ("model", "loss")
 
 
+# Monodepth2's training modalities: monocular video, stereo pairs, both.
+MODALITIES = ("M", "S", "MS")
+
+
 class ConfigError(ValueError):
     """A configuration file or override that cannot be applied (message names the key)."""
 
@@ -121,6 +125,8 @@ def validate(config: Mapping[str, Any]) -> None:
     frame_ids = data["frame_ids"]
     if not frame_ids or frame_ids[0] != 0 or not all(isinstance(f, int) for f in frame_ids):
         raise ConfigError(f"data.frame_ids={frame_ids!r}: expected integers starting with 0, e.g. [0, -1, 1]")
+    if data.get("modality", "M") not in MODALITIES:
+        raise ConfigError(f"data.modality={data.get('modality')!r}: expected one of {', '.join(MODALITIES)}")
     if data["depth_gt"] not in (None, "none", "velodyne", "dense"):
         raise ConfigError(f"data.depth_gt={data['depth_gt']!r}: expected none, velodyne or dense")
     if train["batch_size"] < 1 or train["epochs"] < 1:
@@ -129,3 +135,13 @@ def validate(config: Mapping[str, Any]) -> None:
         raise ConfigError(f"train.max_steps={train['max_steps']!r}: expected null or >= 1")
     if train["device"] not in ("auto", "cpu") and not str(train["device"]).startswith("cuda"):
         raise ConfigError(f"train.device={train['device']!r}: expected auto, cpu or cuda[:N]")
+
+
+def temporal_frame_ids(data: Mapping[str, Any]) -> list[int]:
+    """The video frames a sample holds: ``data.frame_ids``, or only frame 0 for stereo-only training."""
+    return [0] if data.get("modality", "M") == "S" else [int(f) for f in data["frame_ids"]]
+
+
+def uses_stereo(data: Mapping[str, Any]) -> bool:
+    """Whether samples carry the stereo partner (``data.modality`` S or MS)."""
+    return data.get("modality", "M") in ("S", "MS")

@@ -476,6 +476,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"depth-eval: {exc}", file=sys.stderr)
         return 2
+    scale = "metric" if predictor.metric else "up to scale: median-scaled only"
+    print(f"{predictor.name}: training mode {getattr(predictor, 'training_mode', 'unknown')} ({scale})")
     print(result.table())
     print(
         f"{result.frames} frames; scale ratio gt/pred: median {result.scale_ratio:.3f}"

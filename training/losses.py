@@ -9,6 +9,16 @@ DiPE (Jiang et al., 2020) outlier masking: per image, only pixels whose minimum 
 lies in (mu - 1.0 sigma, mu + 0.5 sigma) of that image's errors count; the large errors are mostly
 occlusions and independently moving objects. The masked loss is normalised by the mask's sum.
 
+SfMLearner (Zhou et al., CVPR 2017) explainability mask, ``masking: explainability``: each source
+frame's error is weighted per pixel by a soft mask E_f that the pose net predicts, averaged over
+sources (no minimum, no auto-masking: SfMLearner had neither), plus lambda_e * cross-entropy of E_f
+against "explainable" (1), lambda_e = 0.2 as in the paper; its second-order smoothness
+(|d_xx| + |d_xy| + |d_yx| + |d_yy|) is ``smoothness: second_order``.
+
+Stereo (Monodepth2's S and MS): the stereo partner is one more source frame, ``"s"``, whose pose is
+the calibration's (``("cam_T_cam", 0, "s")``); minimum reprojection and auto-masking treat it like
+any other source.
+
 PackNet-SfM (Guizilini et al., CVPR 2020) weak velocity supervision: |‖t_pred‖ - distance| over the
 frame pairs whose travelled distance is known, which makes the depth metric.
 
@@ -46,6 +56,11 @@ DEFAULT_LOSS_CFG: dict[str, Any] = {
     "dipe": True,  # DiPE outlier masking
     "dipe_lower": 1.0,  # keep errors > mu - dipe_lower * sigma
     "dipe_upper": 0.5,  # keep errors < mu + dipe_upper * sigma
+    # monodepth2: minimum reprojection / auto-masking / DiPE as set above; explainability:
+    # SfMLearner's predicted mask instead of all three (the trainer adds the mask to the pose net).
+    "masking": "monodepth2",
+    "explainability_weight": 0.2,  # lambda_e of SfMLearner's mask regulariser
+    "smoothness": "edge_aware",  # edge_aware (Monodepth2) | second_order (SfMLearner)
     "velocity_weight": 0.1,  # PackNet weak velocity supervision; applied when batch has finite distances
     # Warp with the pose net's translation rescaled to the travelled distance where it is known (the
     # pose net then only has to get the direction right; see training.networks.predict_poses, which
@@ -55,9 +70,11 @@ DEFAULT_LOSS_CFG: dict[str, Any] = {
     "depth_loss": "log_l1",  # log_l1 (|log d - log gt|) | abs_rel (|d - gt| / gt)
 }
 DEPTH_LOSSES = ("log_l1", "abs_rel")
+MASKINGS = ("monodepth2", "explainability")
+SMOOTHNESS = ("edge_aware", "second_order")
 # The training modes (``training_mode``) whose depth is in metres: scored without scaling by
-# depth-eval, exported with ``scale_is_metric=true``.
-METRIC_TRAINING_MODES = ("self_supervised+velocity", "lidar", "supervised")
+# depth-eval, exported with ``scale_is_metric=true``. Stereo: the baseline is in metres.
+METRIC_TRAINING_MODES = ("self_supervised+velocity", "lidar", "supervised", "stereo", "mono+stereo")
 
 
 def loss_config(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -71,15 +88,20 @@ def loss_config(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
         raise ValueError(f"loss.mode={out['mode']!r}: expected self_supervised or supervised")
     if out["depth_loss"] not in DEPTH_LOSSES:
         raise ValueError(f"loss.depth_loss={out['depth_loss']!r}: expected one of {DEPTH_LOSSES}")
+    if out["masking"] not in MASKINGS:
+        raise ValueError(f"loss.masking={out['masking']!r}: expected one of {MASKINGS}")
+    if out["smoothness"] not in SMOOTHNESS:
+        raise ValueError(f"loss.smoothness={out['smoothness']!r}: expected one of {SMOOTHNESS}")
     return out
 
 
 def training_mode(config: Mapping[str, Any], used_velocity: bool | None = None) -> str:
     """The model's ``training_mode`` metadata from a training config.
 
-    supervised | lidar (photometric + sparse depth) | self_supervised+velocity | self_supervised.
-    ``used_velocity``: whether training batches really carried distances (the data decides); None
-    assumes they did when ``velocity_weight`` > 0 and the data source can provide them.
+    supervised | lidar (photometric + sparse depth) | stereo | mono+stereo (``data.modality`` S, MS)
+    | self_supervised+velocity | self_supervised. ``used_velocity``: whether training batches really
+    carried distances (the data decides); None assumes they did when ``velocity_weight`` > 0 and
+    the data source can provide them.
     """
     cfg = loss_config(config.get("loss"))
     data = config.get("data", {}) or {}
@@ -87,6 +109,9 @@ def training_mode(config: Mapping[str, Any], used_velocity: bool | None = None) 
         return "supervised"
     if cfg["depth_weight"] > 0 and data.get("depth_gt") not in (None, "none"):
         return "lidar"
+    modality = data.get("modality", "M")
+    if modality in ("S", "MS"):
+        return "stereo" if modality == "S" else "mono+stereo"
     if used_velocity is None:
         has_motion = data.get("source", "kitti") in ("kitti", "bag") and (
             data.get("source") != "bag" or bool((data.get("bag") or {}).get("odom_topic"))
@@ -131,6 +156,32 @@ def smoothness_loss(disp: Tensor, image: Tensor) -> Tensor:
     grad_img_x = (image[:, :, :, :-1] - image[:, :, :, 1:]).abs().mean(1, keepdim=True)
     grad_img_y = (image[:, :, :-1, :] - image[:, :, 1:, :]).abs().mean(1, keepdim=True)
     return (grad_disp_x * torch.exp(-grad_img_x)).mean() + (grad_disp_y * torch.exp(-grad_img_y)).mean()
+
+
+def second_order_smoothness(disp: Tensor) -> Tensor:
+    """SfMLearner's smoothness: mean |∂xx d| + |∂xy d| + |∂yx d| + |∂yy d| (no image edges)."""
+    dx = disp[:, :, :, 1:] - disp[:, :, :, :-1]
+    dy = disp[:, :, 1:, :] - disp[:, :, :-1, :]
+    dxx = dx[:, :, :, 1:] - dx[:, :, :, :-1]
+    dxy = dx[:, :, 1:, :] - dx[:, :, :-1, :]
+    dyx = dy[:, :, :, 1:] - dy[:, :, :, :-1]
+    dyy = dy[:, :, 1:, :] - dy[:, :, :-1, :]
+    return dxx.abs().mean() + dxy.abs().mean() + dyx.abs().mean() + dyy.abs().mean()
+
+
+def explainability_loss(
+    reprojection: Tensor, explainability: Tensor, regulariser_weight: float = 0.2
+) -> tuple[Tensor, Tensor]:
+    """SfMLearner's masked photometric loss: (scalar loss, mean mask [B,1,H,W]).
+
+    ``reprojection`` [B,S,H,W]: error of each warped source; ``explainability`` [B,S,H,W] in (0,1]:
+    E_f per source (1 where a source has no predicted mask, e.g. the stereo partner). Loss:
+    mean over sources and pixels of E_f * e_f, plus ``regulariser_weight`` * mean(-log E_f), the
+    cross-entropy against "explainable" that keeps the mask from switching everything off.
+    """
+    photometric = (explainability * reprojection).mean()
+    regulariser = -torch.log(explainability.clamp(min=1e-6)).mean()
+    return photometric + regulariser_weight * regulariser, explainability.detach().mean(1, keepdim=True)
 
 
 def dipe_mask(error: Tensor, lower: float = 1.0, upper: float = 0.5) -> Tensor:
@@ -222,7 +273,7 @@ class LossDiagnostics:
 
     stats: dict[str, float] = field(default_factory=dict)
     depth: dict[int, Tensor] = field(default_factory=dict)
-    warped: dict[int, Tensor] = field(default_factory=dict)
+    warped: dict[int | str, Tensor] = field(default_factory=dict)
     mask: Tensor | None = None
 
 
@@ -265,7 +316,7 @@ class SelfSupervisedLoss(nn.Module):
         # Detached per-scale terms, turned into floats once at the end (one GPU sync, not one per term).
         parts: dict[str, list[Tensor]] = {"photometric": [], "smoothness": [], "depth_sup": []}
         identity = None
-        if not supervised and cfg["automask"]:
+        if not supervised and cfg["automask"] and cfg["masking"] == "monodepth2":
             identity = self._identity_error(batch, source_ids)
 
         total = target.new_zeros(())
@@ -294,22 +345,22 @@ class SelfSupervisedLoss(nn.Module):
 
     def _scales_and_sources(
         self, batch: Mapping[Any, Tensor], outputs: Mapping[Any, Tensor]
-    ) -> tuple[list[int], list[int]]:
+    ) -> tuple[list[int], list[int | str]]:
         """The disparity scales and the source frames in ``outputs``; refuses what the mode cannot use."""
         scales = sorted(key[1] for key in outputs if isinstance(key, tuple) and key[0] == "disp")
         if not scales:
             raise KeyError("outputs carry no ('disp', s) entries")
         supervised = self.cfg["mode"] == "supervised"
-        source_ids = sorted(
-            key[2] for key in outputs if isinstance(key, tuple) and key[:2] == ("cam_T_cam", 0)
-        )
+        sources = [key[2] for key in outputs if isinstance(key, tuple) and key[:2] == ("cam_T_cam", 0)]
+        # Video frames in order, then the stereo partner "s" (as Monodepth2's frame_ids).
+        source_ids = sorted(f for f in sources if f != "s") + [f for f in sources if f == "s"]
         if not supervised and not source_ids:
             raise KeyError("self-supervised loss needs ('cam_T_cam', 0, f) outputs (see predict_poses)")
         if supervised and batch.get("depth_gt") is None:
             raise KeyError("loss.mode=supervised needs batch['depth_gt']")
         return scales, source_ids
 
-    def _identity_error(self, batch: Mapping[Any, Tensor], source_ids: Sequence[int]) -> Tensor:
+    def _identity_error(self, batch: Mapping[Any, Tensor], source_ids: Sequence[int | str]) -> Tensor:
         """Error of the unwarped source frames (auto-masking); it does not depend on the scale."""
         target = batch[("color", 0, 0)]
         identity = torch.cat([self.photometric(batch[("color", f, 0)], target) for f in source_ids], 1)
@@ -323,7 +374,7 @@ class SelfSupervisedLoss(nn.Module):
         batch: Mapping[Any, Tensor],
         outputs: Mapping[Any, Tensor],
         s: int,
-        source_ids: Sequence[int],
+        source_ids: Sequence[int | str],
         identity: Tensor | None,
         parts: dict[str, list[Tensor]],
         diagnostics: LossDiagnostics,
@@ -365,7 +416,10 @@ class SelfSupervisedLoss(nn.Module):
             color = target
             if disp.shape[-2:] != target.shape[-2:]:
                 color = F.interpolate(target, disp.shape[-2:], mode="area")
-            smooth = smoothness_loss(disp / (mean_disp + 1e-7), color)
+            if cfg["smoothness"] == "second_order":
+                smooth = second_order_smoothness(disp / (mean_disp + 1e-7))
+            else:
+                smooth = smoothness_loss(disp / (mean_disp + 1e-7), color)
             scale_loss = scale_loss + cfg["smoothness_weight"] / (2**s) * smooth
             parts["smoothness"].append(smooth.detach())
         return scale_loss
@@ -375,14 +429,14 @@ class SelfSupervisedLoss(nn.Module):
         batch: Mapping[Any, Tensor],
         outputs: Mapping[Any, Tensor],
         depth: Tensor,
-        source_ids: Sequence[int],
+        source_ids: Sequence[int | str],
         identity: Tensor | None,
-    ) -> tuple[Tensor, Tensor, dict[int, Tensor]]:
+    ) -> tuple[Tensor, Tensor, dict[int | str, Tensor]]:
         """(loss, mask of the counted pixels, warped source images) for one scale's full-size depth."""
         cfg = self.cfg
         target = batch[("color", 0, 0)]
         K, inv_K = batch["K"].float(), batch["inv_K"].float()
-        warped: dict[int, Tensor] = {}
+        warped: dict[int | str, Tensor] = {}
         errors = []
         for f in source_ids:
             cam_T_cam = outputs[("cam_T_cam", 0, f)].float()
@@ -390,6 +444,13 @@ class SelfSupervisedLoss(nn.Module):
                 batch[("color", f, 0)], depth, cam_T_cam, K, inv_K, self.backproject, self.project
             )
             errors.append(self.photometric(warped[f], target))
+        if cfg["masking"] == "explainability":
+            ones = torch.ones_like(errors[0])
+            masks = [outputs.get(("explainability", 0, f), ones).float() for f in source_ids]
+            loss, mask = explainability_loss(
+                torch.cat(errors, 1), torch.cat(masks, 1), cfg["explainability_weight"]
+            )
+            return loss, mask, warped
         loss, mask = reduce_reprojection(
             torch.cat(errors, 1),
             identity,
@@ -401,7 +462,7 @@ class SelfSupervisedLoss(nn.Module):
         return loss, mask, warped
 
     def _velocity_term(
-        self, batch: Mapping[Any, Tensor], outputs: Mapping[Any, Tensor], source_ids: Sequence[int]
+        self, batch: Mapping[Any, Tensor], outputs: Mapping[Any, Tensor], source_ids: Sequence[int | str]
     ) -> Tensor | None:
         translations = {
             f: outputs[("translation", 0, f)].float() for f in source_ids if ("translation", 0, f) in outputs

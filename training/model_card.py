@@ -117,7 +117,8 @@ def write_model_card(path: Path, info: Mapping[str, Any], config: Mapping[str, A
         "## Training",
         "",
         f"- data: {json.dumps((config.get('data') or {}).get('source'))}, root "
-        f"`{(config.get('data') or {}).get('root')}`, split `{(config.get('data') or {}).get('split')}`",
+        f"`{(config.get('data') or {}).get('root')}`, split `{(config.get('data') or {}).get('split')}`, "
+        f"modality {(config.get('data') or {}).get('modality', 'M')} (M: video, S: stereo pairs, MS: both)",
         f"- checkpoint: `{info['checkpoint']}` (epoch {info['epoch']}, step {info['step']})",
         f"- command: `{info['command']}`",
         "",

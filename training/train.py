@@ -40,7 +40,7 @@ from tqdm import tqdm
 from depth_node.files import WriteError
 from depth_node.metrics import evaluate_depth, mean_metrics
 from training.checkpoint import CHECKPOINT_VERSION, RESUME_KEYS, load_checkpoint, save_checkpoint
-from training.config import ConfigError, load_config, merge, validate
+from training.config import ConfigError, load_config, merge, temporal_frame_ids, validate
 from training.datasets import MonoDataset, build_dataset
 from training.datasets.common import DataError
 from training.distributed import init_distributed, pick_device
@@ -62,11 +62,14 @@ from training.train_log import TrainingLog, TrainSummary
 def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """The config with the networks' and losses' defaults filled in (what the checkpoint stores).
 
-    The loss's disparity range is the model's: ``disp_to_depth`` must map the same way in both.
+    The loss's disparity range is the model's: ``disp_to_depth`` must map the same way in both, and
+    SfMLearner's masking needs the pose net's mask decoder.
     """
     config = dict(config)
-    config["model"] = model_config(config.get("model"))
-    loss = dict(config.get("loss") or {})
+    loss = loss_config(config.get("loss"))
+    model = dict(config.get("model") or {})
+    model["explainability"] = loss["masking"] == "explainability"
+    config["model"] = model_config(model)
     loss["min_depth"] = float(config["model"]["min_depth"])
     loss["max_depth"] = float(config["model"]["max_depth"])
     config["loss"] = loss_config(loss)
@@ -99,7 +102,7 @@ class Trainer:
         self.ckpt_dir = self.out_dir / "checkpoints"
 
         data = self.config["data"]
-        self.frame_ids = list(data["frame_ids"])
+        self.frame_ids = temporal_frame_ids(data)  # the video frames; the stereo partner comes on top
         self.height, self.width = int(data["height"]), int(data["width"])
         self.train_set = build_dataset(self.config, "train")
         self.val_set = build_dataset(self.config, "val")

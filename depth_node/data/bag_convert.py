@@ -5,14 +5,24 @@ Topics (all stamps from the drive's timestamps files, in nanoseconds):
 - ``/camera/image_raw``             sensor_msgs/Image, ``rgb8``, frame ``camera_optical``
 - ``/camera/image_raw/compressed``  sensor_msgs/CompressedImage, format ``jpeg``
 - ``/camera/camera_info``           sensor_msgs/CameraInfo: K = P_rect[:, :3], P = [K | 0] (see below)
+- ``/camera_right/image_raw``       sensor_msgs/Image, ``rgb8``, frame ``camera_right_optical`` (stereo)
+- ``/camera_right/image_raw/compressed``  sensor_msgs/CompressedImage, format ``jpeg`` (stereo)
+- ``/camera_right/camera_info``     sensor_msgs/CameraInfo: K as the left's, P = [K | (-fx B, 0, 0)]
 - ``/lidar/points``                 sensor_msgs/PointCloud2, x y z intensity float32, frame ``velodyne``
 - ``/tf_static``                    tf2_msgs/TFMessage: base_link -> velodyne -> camera_optical
+                                    (-> camera_right_optical, translation (+B, 0, 0), with stereo)
 - ``/odom``                         nav_msgs/Odometry from OXTS, ``odom`` -> ``base_link`` (the IMU)
 - ``/ground_truth/depth``           sensor_msgs/Image 32FC1 metres, NaN invalid (when GT PNGs exist)
 
 ``camera_optical`` is the rectified frame of the chosen camera (cam 2 by default), the frame
 that ``KittiCalib.T_cam_velo`` ends in. CameraInfo's P therefore has a zero translation column:
 KITTI's P_rect column is the offset to camera 0's frame, not a stereo baseline of this frame.
+
+Stereo: when camera 2 is converted and the drive has image_03 (KITTI's right colour camera), the
+right camera's topics follow the ROS stereo convention (sensor_msgs/CameraInfo): the pair is
+rectified, the right CameraInfo's P has Tx = -fx * B with B = ``kitti.stereo_baseline`` (metres),
+and its messages carry the left camera's stamps, as the pair is triggered together and stereo
+consumers (stereo_image_proc) pair images by exact stamp.
 
 Bags are metadata version 8 (what Jazzy writes; Humble reads it) with offered QoS profiles that
 ``ros2 bag play`` reuses: reliable/volatile for the sensor streams, reliable/transient_local for
@@ -38,12 +48,13 @@ from rosbags.typesys.store import Typestore
 from tqdm import tqdm
 
 from depth_node.data import kitti
-from depth_node.geometry import matrix_to_quaternion, scale_intrinsics
+from depth_node.geometry import make_transform, matrix_to_quaternion, scale_intrinsics
 from depth_node.runtime.conversions import depth_to_image_msg, numpy_to_image
 from depth_node.runtime.message_types import MessageTypes, rosbags_types, stamp_header
 from depth_node.runtime.messages import camera_info_from_K
 
 CAMERA_FRAME = "camera_optical"
+RIGHT_CAMERA_FRAME = "camera_right_optical"
 LIDAR_FRAME = "velodyne"
 BASE_FRAME = "base_link"
 ODOM_FRAME = "odom"
@@ -51,6 +62,9 @@ TOPICS = {
     "image": ("/camera/image_raw", "sensor_msgs/msg/Image"),
     "compressed": ("/camera/image_raw/compressed", "sensor_msgs/msg/CompressedImage"),
     "camera_info": ("/camera/camera_info", "sensor_msgs/msg/CameraInfo"),
+    "right_image": ("/camera_right/image_raw", "sensor_msgs/msg/Image"),
+    "right_compressed": ("/camera_right/image_raw/compressed", "sensor_msgs/msg/CompressedImage"),
+    "right_camera_info": ("/camera_right/camera_info", "sensor_msgs/msg/CameraInfo"),
     "lidar": ("/lidar/points", "sensor_msgs/msg/PointCloud2"),
     "tf_static": ("/tf_static", "tf2_msgs/msg/TFMessage"),
     "odom": ("/odom", "nav_msgs/msg/Odometry"),
@@ -165,6 +179,7 @@ def convert_drive(
     storage: str = "sqlite3",
     *,
     cam: int = 2,
+    right: bool = True,
     raw: bool = True,
     compressed: bool = True,
     lidar: bool = True,
@@ -176,6 +191,7 @@ def convert_drive(
 ) -> Path:
     """Write one KITTI raw drive as a rosbag2 at ``out_path`` (a new directory); return it.
 
+    ``right``: also write the right camera (image_03) where the drive has one and ``cam`` is 2.
     ``gt_dir`` points at a drive folder of the depth benchmark (``.../<drive>_sync``) when the
     ground truth is not inside ``drive_dir`` (real KITTI keeps it in data_depth_annotated). The
     bag is written next to ``out_path`` under a temporary name and renamed at the end, so a
@@ -187,7 +203,7 @@ def convert_drive(
         raise ValueError(f"storage {storage!r}: expected one of {', '.join(STORAGES)}")
     if out_path.exists():
         raise FileExistsError(f"{out_path}: exists already, not overwriting")
-    source = _read_source(drive_dir, cam, max_frames, lidar, gt_dir)
+    source = _read_source(drive_dir, cam, max_frames, lidar, gt_dir, right)
     wanted = _wanted_topics(source, raw=raw, compressed=compressed, ground_truth=ground_truth)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_path.name}.", suffix=".partial", dir=out_path.parent))
@@ -216,10 +232,26 @@ class _Source:
     poses: dict[int, np.ndarray]
     records: dict[int, np.ndarray]
     gt_root: Path
+    baseline: float | None  # metres to the right camera (image_03); None: no right camera in the bag
+
+
+@dataclass(frozen=True)
+class _Camera:
+    """One camera of the bag: its image_0c folder, TOPICS keys' prefix, frame and stereo baseline."""
+
+    cam: int
+    prefix: str  # "" (left) or "right_"
+    frame_id: str
+    baseline: float = 0.0  # metres right of the left camera: P's Tx = -fx * baseline
 
 
 def _read_source(
-    drive_dir: Path, cam: int, max_frames: int | None, lidar: bool, gt_dir: Path | str | None
+    drive_dir: Path,
+    cam: int,
+    max_frames: int | None,
+    lidar: bool,
+    gt_dir: Path | str | None,
+    right: bool,
 ) -> _Source:
     indices = kitti.check_drive(drive_dir, cam)
     if max_frames is not None:
@@ -240,17 +272,39 @@ def _read_source(
         poses=dict(zip(oxts_indices, kitti.oxts_poses(records), strict=True)),
         records=dict(zip(oxts_indices, records, strict=True)),
         gt_root=Path(gt_dir) if gt_dir is not None else drive_dir,
+        baseline=_right_baseline(drive_dir, indices) if right and cam == 2 else None,
     )
+
+
+def _right_baseline(drive_dir: Path, indices: list[int]) -> float | None:
+    """Camera 2 -> 3 baseline when the drive has the right camera's images for ``indices``, else None."""
+    if not (drive_dir / "image_03").is_dir():
+        return None
+    missing = sorted(set(indices) - set(kitti.check_drive(drive_dir, 3)))
+    if missing:
+        raise kitti.KittiLayoutError(
+            f"{drive_dir / 'image_03' / 'data'}: no image for frame(s) {missing[:5]} of image_02"
+        )
+    return kitti.stereo_baseline(drive_dir.parent)
+
+
+def _cameras(src: _Source) -> list[_Camera]:
+    left = _Camera(src.cam, "", CAMERA_FRAME)
+    return [left] if src.baseline is None else [left, _Camera(3, "right_", RIGHT_CAMERA_FRAME, src.baseline)]
 
 
 def _wanted_topics(src: _Source, *, raw: bool, compressed: bool, ground_truth: bool) -> dict[str, bool]:
     """Which of TOPICS the bag carries: what was asked for, where the drive has the data."""
     have_lidar = src.velo_ns is not None and (src.drive_dir / "velodyne_points" / "data").is_dir()
     have_gt = ground_truth and kitti.depth_gt_path(src.gt_root, src.indices[0], src.cam).parent.is_dir()
+    stereo = src.baseline is not None
     return {
         "image": raw,
         "compressed": compressed,
         "camera_info": True,
+        "right_image": raw and stereo,
+        "right_compressed": compressed and stereo,
+        "right_camera_info": stereo,
         "lidar": have_lidar,
         "tf_static": True,
         "odom": bool(src.poses),
@@ -292,7 +346,8 @@ def _write_bag(
 def _static_transforms(
     src: _Source, typestore: Typestore, types: MessageTypes, have_lidar: bool
 ) -> tuple[int, object]:
-    """Stamp and TFMessage of /tf_static: base_link -> velodyne (when the IMU is calibrated) -> camera.
+    """Stamp and TFMessage of /tf_static: base_link -> velodyne (when the IMU is calibrated) -> camera
+    (-> right camera, with stereo).
 
     Stamped at the first message of any sensor, so that it goes out first (clocks differ on KITTI).
     """
@@ -308,6 +363,11 @@ def _static_transforms(
         base_header = stamp_header(types, first_ns, BASE_FRAME)
         T_base_velo = np.linalg.inv(calib.T_velo_imu)
         transforms.insert(0, transform_stamped(typestore, base_header, LIDAR_FRAME, T_base_velo))
+    if src.baseline is not None:
+        # Maps right-camera points into the left frame: the right camera sits +B along the left's x.
+        T_left_right = make_transform(np.eye(3), [src.baseline, 0.0, 0.0])
+        camera_header = stamp_header(types, first_ns, CAMERA_FRAME)
+        transforms.append(transform_stamped(typestore, camera_header, RIGHT_CAMERA_FRAME, T_left_right))
     return first_ns, typestore.types["tf2_msgs/msg/TFMessage"](transforms=transforms)
 
 
@@ -321,20 +381,8 @@ def _frame_messages(
 ) -> Iterator[tuple[str, int, object]]:
     """(topic key, stamp in ns, message) of frame i for the wanted topics, in the order written."""
     stamp = int(src.image_ns[i])
-    header = stamp_header(types, stamp, CAMERA_FRAME)
-    path = kitti.image_path(src.drive_dir, i, src.cam)
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise kitti.KittiLayoutError(f"{path}: cannot read image")
-    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    size = (rgb.shape[1], rgb.shape[0])
-    calib = src.calib
-    K = calib.K if size == calib.image_size else scale_intrinsics(calib.K, calib.image_size, size)
-    if wanted["image"]:
-        yield "image", stamp, numpy_to_image(rgb, "rgb8", header, types)
-    if wanted["compressed"]:
-        yield "compressed", stamp, jpeg_image(types, header, rgb, jpeg_quality)
-    yield "camera_info", stamp, camera_info_from_K(K, size[0], size[1], header, types)
+    for camera in _cameras(src):
+        yield from _camera_messages(src, camera, i, stamp, types, wanted, jpeg_quality)
     velo_path = kitti.velodyne_path(src.drive_dir, i)
     if wanted["lidar"] and velo_path.is_file():
         velo_ns = int(src.velo_ns[i])
@@ -348,7 +396,37 @@ def _frame_messages(
     if wanted["depth"] and gt_path.is_file():
         depth = kitti.read_depth_png(gt_path)
         depth[depth <= 0] = np.nan
-        yield "depth", stamp, depth_to_image_msg(depth, header, types)
+        yield "depth", stamp, depth_to_image_msg(depth, stamp_header(types, stamp, CAMERA_FRAME), types)
+
+
+def _camera_messages(
+    src: _Source,
+    camera: _Camera,
+    i: int,
+    stamp: int,
+    types: MessageTypes,
+    wanted: dict[str, bool],
+    jpeg_quality: int,
+) -> Iterator[tuple[str, int, object]]:
+    """Image, compressed image and CameraInfo of one camera of frame i (the pair shares the stamp)."""
+    header = stamp_header(types, stamp, camera.frame_id)
+    path = kitti.image_path(src.drive_dir, i, camera.cam)
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise kitti.KittiLayoutError(f"{path}: cannot read image")
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    size = (rgb.shape[1], rgb.shape[0])
+    calib = src.calib
+    K = calib.K if size == calib.image_size else scale_intrinsics(calib.K, calib.image_size, size)
+    key = camera.prefix
+    if wanted[key + "image"]:
+        yield key + "image", stamp, numpy_to_image(rgb, "rgb8", header, types)
+    if wanted[key + "compressed"]:
+        yield key + "compressed", stamp, jpeg_image(types, header, rgb, jpeg_quality)
+    info = camera_info_from_K(K, size[0], size[1], header, types)
+    if camera.baseline:
+        info.p[3] = -K[0, 0] * camera.baseline  # ROS stereo: Tx = -fx' * B in the right camera's P
+    yield key + "camera_info", stamp, info
 
 
 def bag_summary(bag_path: Path | str) -> dict[str, object]:

@@ -8,10 +8,12 @@ Layout (as in the real KITTI raw download)::
     <root>/<date>/calib_cam_to_cam.txt, calib_velo_to_cam.txt, calib_imu_to_velo.txt
     <root>/<date>/<date>_drive_<NNNN>_sync/
         image_02/data/%010d.png + image_02/timestamps.txt
+        image_03/data/%010d.png + image_03/timestamps.txt (the right camera; stereo drives only)
         velodyne_points/data/%010d.bin (float32 x, y, z, reflectance)
             + timestamps.txt, timestamps_start.txt, timestamps_end.txt
         oxts/data/%010d.txt (30 values) + oxts/timestamps.txt + oxts/dataformat.txt
         proj_depth/groundtruth/image_02/%010d.png (KITTI depth benchmark format: uint16, depth * 256)
+            (+ image_03/ for the right camera of a stereo drive)
         proj_depth/moving_mask/image_02/%010d.png (synthetic drives only, not KITTI: uint8, 255 =
             a car that moves in the world; lets evaluation score moving objects on their own)
 
@@ -21,8 +23,11 @@ Calibration is composed the way Monodepth2's ``generate_depth_map`` does it:
 rectified frame of camera ``c`` itself (the baseline column of ``P_rect`` divided out), so
 ``K @ T_cam_velo[:3]`` equals KITTI's ``P_velo2im``.
 
-The synthetic world's only camera is written as camera 2; cameras 0, 1, 3 get KITTI-like
-baselines so that third-party readers that expect all four cameras parse the files.
+The synthetic world's (left) camera is written as camera 2, its stereo right camera as camera 3:
+camera 3's rectified offset is camera 2's minus (baseline, 0, 0), so ``P_rect_03[0, 3] -
+P_rect_02[0, 3] = -fx * baseline`` as in real KITTI (``stereo_baseline`` reads it back; a drive
+without stereo gets KITTI's 0.54 m). Cameras 0 and 1 get KITTI-like offsets so that third-party
+readers that expect all four cameras parse the files.
 """
 
 from __future__ import annotations
@@ -93,12 +98,13 @@ SIM_LATLON_ALT = (49.011212804408, 8.4228850417969, 112.83492279053)
 SIM_START_HOUR = 13
 # KITTI-like rig around the synthetic camera (used as camera 2): rectified-frame offsets of each
 # camera relative to camera 0 (the column K^-1 P_rect[:, 3]), and the rectifying rotation R_rect_00.
+# Camera 3 (the right camera) is derived from camera 2 and the drive's baseline (_camera_offsets).
 SIM_CAMERA_OFFSETS = {
     0: (0.0, 0.0, 0.0),
     1: (-0.5371, 0.0, 0.0),
     2: (0.06, -0.0003, 0.0027),
-    3: (-0.4771, 0.0029, 0.0027),
 }
+SIM_STEREO_BASELINE = 0.54  # metres, camera 2 -> camera 3 of drives without a right camera (KITTI's)
 _KITTI_R_RECT_00 = np.array(
     [
         [9.999239e-01, 9.837760e-03, -7.445048e-03],
@@ -111,14 +117,18 @@ _KITTI_R_RECT_00 = np.array(
 class SimDrive(Protocol):
     """What write_drive reads of a ``depth_node.data.sim.world.SyntheticDrive`` (no import: sim uses kitti).
 
-    Its frames carry index, timestamp, image, depth, moving_mask, lidar, T_world_cam, velocity_imu
-    and angular_velocity_imu (``world.Frame``); ``config`` has width, height and fps.
+    Its frames carry index, timestamp, image, depth, moving_mask, lidar, T_world_cam, velocity_imu,
+    angular_velocity_imu and, with stereo, right_image and right_depth (``world.Frame``); ``config``
+    has width, height and fps.
     """
 
     config: Any
     K: np.ndarray
     T_cam_lidar: np.ndarray
     T_cam_imu: np.ndarray
+
+    @property
+    def stereo_baseline(self) -> float | None: ...  # metres; None: no right camera
 
     def __len__(self) -> int: ...
 
@@ -271,8 +281,7 @@ def read_calib(date_dir: Path | str, cam: int = 2) -> KittiCalib:
         raise KittiLayoutError(f"{velo_path}: missing")
     T_cam0_velo = _rigid(read_calib_file(velo_path), velo_path)
     K = P_rect[:, :3].copy()
-    # P_rect = K [I | t]: t moves rectified cam-0 points into this camera's rectified frame.
-    T_cam_rect0 = make_transform(np.eye(3), np.linalg.solve(K, P_rect[:, 3]))
+    T_cam_rect0 = make_transform(np.eye(3), _rect_offset(P_rect))
     imu_path = calib_dir / "calib_imu_to_velo.txt"
     T_velo_imu = _rigid(read_calib_file(imu_path), imu_path) if imu_path.is_file() else None
     w, h = cam2cam[f"S_rect_{cam:02d}"]
@@ -284,6 +293,27 @@ def read_calib(date_dir: Path | str, cam: int = 2) -> KittiCalib:
         image_size=(round(w), round(h)),
         cam=cam,
     )
+
+
+def _rect_offset(P_rect: np.ndarray) -> np.ndarray:
+    """P_rect = K [I | t]: t moves rectified cam-0 points into this camera's rectified frame."""
+    return np.linalg.solve(P_rect[:, :3], P_rect[:, 3])
+
+
+def stereo_baseline(date_dir: Path | str) -> float:
+    """Metres from camera 2 to camera 3 (the colour stereo pair) of a KITTI raw date folder or drive.
+
+    The x offset of camera 2 minus camera 3's, both from ``K^-1 P_rect[:, 3]``: about 0.532 m on
+    real KITTI, the drive's baseline on synthetic ones.
+    """
+    path = _find_calib_dir(Path(date_dir)) / "calib_cam_to_cam.txt"
+    cam2cam = read_calib_file(path)
+    offsets = []
+    for key in ("P_rect_02", "P_rect_03"):
+        if key not in cam2cam or cam2cam[key].size != 12:
+            raise KittiLayoutError(f"{path}: expected '{key}: 12 values'")
+        offsets.append(_rect_offset(cam2cam[key].reshape(3, 4)))
+    return float(offsets[0][0] - offsets[1][0])
 
 
 def load_velodyne(path: Path | str) -> np.ndarray:
@@ -432,10 +462,20 @@ def _orthonormal(R: np.ndarray) -> np.ndarray:
     return u @ vt
 
 
-def _calib_texts(K: np.ndarray, size: tuple[int, int], T_cam_velo: np.ndarray, T_cam_imu: np.ndarray) -> dict:
+def _camera_offsets(baseline: float) -> dict[int, np.ndarray]:
+    """Rectified offsets of cameras 0-3: SIM_CAMERA_OFFSETS, and camera 3 ``baseline`` m right of 2."""
+    offsets = {c: np.array(t, dtype=np.float64) for c, t in SIM_CAMERA_OFFSETS.items()}
+    # t moves points, so the camera centre is at -t: camera 3 sits +baseline along camera 2's x.
+    offsets[3] = offsets[2] - np.array([baseline, 0.0, 0.0])
+    return offsets
+
+
+def _calib_texts(
+    K: np.ndarray, size: tuple[int, int], T_cam_velo: np.ndarray, T_cam_imu: np.ndarray, baseline: float
+) -> dict:
     """The three calibration files for a rig whose camera 2 has intrinsics K and these extrinsics."""
     R_rect = _orthonormal(_KITTI_R_RECT_00)
-    offsets = {c: np.array(t, dtype=np.float64) for c, t in SIM_CAMERA_OFFSETS.items()}
+    offsets = _camera_offsets(baseline)
     # Invert read_calib's composition T_cam2 = [I|t2] R_rect [R|T]: velo_to_cam holds the cam-0 extrinsics.
     T_velo_cam0 = np.linalg.inv(make_transform(np.eye(3), offsets[2]) @ make_transform(R_rect, np.zeros(3)))
     T_cam0_velo = T_velo_cam0 @ T_cam_velo
@@ -527,8 +567,10 @@ def write_drive(
 ) -> Path:
     """Write a synthetic drive as a KITTI raw drive; return the drive folder.
 
-    The date folder's calibration files are written once; a second drive of the same date must
-    share the rig (same K, image size and extrinsics) or a KittiLayoutError is raised.
+    A stereo drive's right camera goes to image_03 (and proj_depth/groundtruth/image_03). The date
+    folder's calibration files are written once; a second drive of the same date must share the
+    rig (same K, image size, extrinsics and, for a stereo drive, baseline) or a KittiLayoutError
+    is raised.
     """
     if not re.fullmatch(r"\d{4}_\d{2}_\d{2}", date):
         raise ValueError(f"date {date!r}: expected YYYY_MM_DD")
@@ -537,7 +579,8 @@ def write_drive(
     if drive_dir.exists():
         raise KittiLayoutError(f"{drive_dir}: exists already, not overwriting")
     _write_calibration(drive, date_dir)
-    for sensor in ("image_02", "velodyne_points", "oxts"):
+    cameras = ("image_02", "image_03") if drive.stereo_baseline is not None else ("image_02",)
+    for sensor in (*cameras, "velodyne_points", "oxts"):
         (drive_dir / sensor / "data").mkdir(parents=True)
     (drive_dir / "oxts" / "dataformat.txt").write_text(OXTS_DATAFORMAT)
 
@@ -567,30 +610,52 @@ def _write_calibration(drive: SimDrive, date_dir: Path) -> None:
     size = (int(drive.config.width), int(drive.config.height))
     date_dir.mkdir(parents=True, exist_ok=True)
     if (date_dir / "calib_cam_to_cam.txt").is_file():
-        existing = read_calib(date_dir)
-        if existing.image_size != size or not (
-            np.allclose(existing.K, drive.K)
-            and np.allclose(existing.T_cam_velo, drive.T_cam_lidar, atol=1e-9)
-        ):
-            raise KittiLayoutError(f"{date_dir}: holds a different rig's calibration; use another date")
+        _check_rig(drive, date_dir, size)
         return
-    texts = _calib_texts(np.asarray(drive.K, float), size, drive.T_cam_lidar, drive.T_cam_imu)
+    baseline = SIM_STEREO_BASELINE if drive.stereo_baseline is None else drive.stereo_baseline
+    texts = _calib_texts(np.asarray(drive.K, float), size, drive.T_cam_lidar, drive.T_cam_imu, baseline)
     for name, text in texts.items():
         (date_dir / name).write_text(text)
 
 
+def _check_rig(drive: SimDrive, date_dir: Path, size: tuple[int, int]) -> None:
+    """Refuse a drive whose rig differs from the one the date folder's calibration describes."""
+    existing = read_calib(date_dir)
+    if existing.image_size != size or not (
+        np.allclose(existing.K, drive.K) and np.allclose(existing.T_cam_velo, drive.T_cam_lidar, atol=1e-9)
+    ):
+        raise KittiLayoutError(f"{date_dir}: holds a different rig's calibration; use another date")
+    # A drive without a right camera writes no camera-3 data, so any baseline describes it.
+    if drive.stereo_baseline is not None:
+        baseline = stereo_baseline(date_dir)
+        if not np.isclose(baseline, drive.stereo_baseline, rtol=0, atol=1e-9):
+            raise KittiLayoutError(
+                f"{date_dir}: holds a different rig's calibration (stereo baseline {baseline:.6g} m, "
+                f"the drive's is {drive.stereo_baseline:.6g} m); use another date"
+            )
+
+
 def _write_frame(drive_dir: Path, frame: Any, dense_gt: bool) -> None:
-    """Camera 2's image, the LiDAR scan and (``dense_gt``) the depth and moving-car mask PNGs."""
+    """Images of camera 2 (and 3 when stereo), LiDAR scan, (``dense_gt``) depth and moving-car PNGs."""
     i = frame.index
-    if not cv2.imwrite(str(image_path(drive_dir, i)), cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"{image_path(drive_dir, i)}: could not write image")
+    _write_rgb(image_path(drive_dir, i), frame.image)
+    right = frame.right_image
+    if right is not None:
+        _write_rgb(image_path(drive_dir, i, cam=3), right)
     np.asarray(frame.lidar, dtype="<f4").reshape(-1, 4).tofile(velodyne_path(drive_dir, i))
     if dense_gt:
         write_depth_png(depth_gt_path(drive_dir, i), frame.depth)
+        if right is not None:
+            write_depth_png(depth_gt_path(drive_dir, i, cam=3), frame.right_depth)
         mask_path = moving_mask_path(drive_dir, i)
         mask_path.parent.mkdir(parents=True, exist_ok=True)
         if not cv2.imwrite(str(mask_path), frame.moving_mask.astype(np.uint8) * 255):
             raise OSError(f"{mask_path}: could not write the moving-car mask")
+
+
+def _write_rgb(path: Path, rgb: np.ndarray) -> None:
+    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"{path}: could not write image")
 
 
 def _write_timestamps(drive_dir: Path, stamps_ns: np.ndarray, half_sweep_ns: int) -> None:
@@ -598,6 +663,8 @@ def _write_timestamps(drive_dir: Path, stamps_ns: np.ndarray, half_sweep_ns: int
         path.write_text("".join(format_timestamp_ns(v) + "\n" for v in values))
 
     write(drive_dir / "image_02" / "timestamps.txt", stamps_ns)
+    if (drive_dir / "image_03").is_dir():  # the stereo pair is triggered together
+        write(drive_dir / "image_03" / "timestamps.txt", stamps_ns)
     # The synthetic rig is synchronous: the scan crosses the camera's view at the image time.
     velo = drive_dir / "velodyne_points"
     write(velo / "timestamps.txt", stamps_ns)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from training.config import temporal_frame_ids, uses_stereo
 from training.datasets.bag import BagDataset
 from training.datasets.common import AugmentConfig, MonoDataset
 from training.datasets.folder import FolderDataset
@@ -45,7 +46,7 @@ def kitti_entries(data: Mapping[str, Any], which: str = "train") -> list[SplitEn
         return split_from_drives(
             data["root"],
             data[drives_key],
-            data["frame_ids"],
+            temporal_frame_ids(data),
             data.get("sides", ["l"]),
             data.get("static_speed"),
         )
@@ -55,14 +56,15 @@ def kitti_entries(data: Mapping[str, Any], which: str = "train") -> list[SplitEn
 def build_dataset(config: Mapping[str, Any], which: str = "train") -> MonoDataset | None:
     """The dataset for ``which`` ("train" or "val") from a full training config.
 
-    Validation sets are built without augmentation; "train" without data is an error.
+    Validation sets are built without augmentation or stereo partners; "train" without data is an
+    error.
     """
     data, seed = config["data"], int(config["train"]["seed"])
     is_train = which == "train"
     common = {
         "height": data["height"],
         "width": data["width"],
-        "frame_ids": data["frame_ids"],
+        "frame_ids": temporal_frame_ids(data),
         "augment": data.get("augment") if is_train else None,
         "is_train": is_train,
         "seed": seed,
@@ -75,7 +77,12 @@ def build_dataset(config: Mapping[str, Any], which: str = "train") -> MonoDatase
                 raise ValueError("data.source=kitti needs data.split (a split file) or data.drives")
             return None
         return KittiDataset(
-            data["root"], entries, png=data.get("png"), depth_gt=data.get("depth_gt"), **common
+            data["root"],
+            entries,
+            png=data.get("png"),
+            depth_gt=data.get("depth_gt"),
+            stereo=is_train and uses_stereo(data),
+            **common,
         )
     if data.get("depth_gt") not in (None, "none"):
         raise ValueError(f"data.depth_gt={data['depth_gt']!r} is only available for data.source=kitti")
@@ -84,14 +91,20 @@ def build_dataset(config: Mapping[str, Any], which: str = "train") -> MonoDatase
         path = data["root"] if is_train else bag.get("val_path")
         if path is None:
             return None
+        stereo = is_train and uses_stereo(data)
         return BagDataset(
             path,
             image_topic=bag.get("image_topic"),
             camera_info_topic=bag.get("camera_info_topic"),
             odom_topic=bag.get("odom_topic"),
             static_speed=data.get("static_speed"),
+            right_image_topic=bag.get("right_image_topic") if stereo else None,
+            right_camera_info_topic=bag.get("right_camera_info_topic") if stereo else None,
+            stereo=stereo,
             **common,
         )
+    if uses_stereo(data):
+        raise ValueError(f"data.modality={data['modality']} needs stereo pairs: data.source kitti or bag")
     if source == "folder":
         folder = data.get("folder", {})
         sequences = folder.get("sequences", []) if is_train else folder.get("val_sequences", [])

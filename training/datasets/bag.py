@@ -11,6 +11,11 @@ ignored, which differs from the camera's own travel only by second-order terms w
 Frames where the odometry does not cover the stamps get NaN. Without odometry, distances are NaN
 and no static filtering happens. The images are assumed rectified (CameraInfo ``k`` is used; ``d``
 is ignored).
+
+Stereo (``stereo=True``): a second camera stream, the right camera of a rectified pair, recorded
+with the same header stamps (hardware-triggered pairs). Its CameraInfo follows the ROS stereo
+convention, P = [K | (Tx, Ty, 0)] with Tx = -fx * baseline, which gives the transform from the left
+camera into the right one; its K must equal the left camera's.
 """
 
 from __future__ import annotations
@@ -127,6 +132,31 @@ def _image_connection(reader: Any, wanted: str | None) -> Any:
     return _single_topic(raw or colour, "camera", "data.bag.image_topic")
 
 
+def _index_stream(reader: Any, conn: Any, path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(log times, header stamps, occurrence) of an image topic's messages in stamp order.
+
+    Stamps come from the CDR headers without decoding images; ``occurrence`` says which of the
+    messages sharing a log time each one is.
+    """
+    log_times, stamps = [], []
+    for c, log_time, raw in reader.messages(connections=[conn]):
+        stamp = cdr_headerstamp_ns(raw)
+        if stamp is None:
+            stamp = stamp_ns(reader.deserialize(raw, c.msgtype).header)
+        log_times.append(log_time)
+        stamps.append(stamp)
+    if not log_times:
+        raise BagDatasetError(f"bag {path}: topic {conn.topic} has no messages")
+    order = np.argsort(np.asarray(stamps), kind="stable")
+    times = np.asarray(log_times, dtype=np.int64)[order]
+    occurrence = np.zeros(len(order), dtype=np.int64)
+    seen: dict[int, int] = {}
+    for i, t in enumerate(times.tolist()):
+        occurrence[i] = seen.get(t, 0)
+        seen[t] = occurrence[i] + 1
+    return times, np.asarray(stamps, dtype=np.int64)[order], occurrence
+
+
 class BagDataset(MonoDataset):
     """Training samples from a rosbag2 camera stream (see ``MonoDataset`` for the keys).
 
@@ -135,6 +165,8 @@ class BagDataset(MonoDataset):
         image_topic, camera_info_topic: None picks the only topic of the type.
         odom_topic: nav_msgs/Odometry topic for distances and static filtering (None: none).
         static_speed: drop frames slower than this (m/s, from odometry); None/0 keeps all.
+        stereo, right_image_topic, right_camera_info_topic: add the right camera's frame with the
+            same stamp as stereo partner (see the module docstring); frames without one are dropped.
     """
 
     def __init__(
@@ -151,23 +183,41 @@ class BagDataset(MonoDataset):
         augment: AugmentConfig | Mapping[str, Any] | None = None,
         is_train: bool = True,
         seed: int = 0,
+        stereo: bool = False,
+        right_image_topic: str | None = None,
+        right_camera_info_topic: str | None = None,
     ) -> None:
-        super().__init__(height, width, frame_ids, augment=augment, is_train=is_train, seed=seed)
+        super().__init__(
+            height, width, frame_ids, augment=augment, is_train=is_train, seed=seed, stereo=stereo
+        )
         self.path = Path(path)
         if not self.path.exists():
             raise FileNotFoundError(f"bag {self.path} does not exist")
+        if stereo and not (right_image_topic and right_camera_info_topic):
+            raise BagDatasetError(
+                f"bag {self.path}: stereo training needs data.bag.right_image_topic and "
+                "data.bag.right_camera_info_topic"
+            )
         reader = _open_reader(self.path)
         try:
             with _bag_errors(self.path):
                 self._index(reader, image_topic, camera_info_topic, odom_topic)
+                if stereo:
+                    self._index_right(reader, str(right_image_topic), str(right_camera_info_topic))
         finally:
             reader.close()
         self._reader: Any = None
         self._reader_pid: int | None = None
         self._conn: Any = None
+        self._right_conn: Any = None
 
         lo, hi = -min(self.frame_ids), max(self.frame_ids)
         candidates = np.arange(lo, len(self.log_times) - hi)
+        if stereo:
+            paired = self.right_position[candidates] >= 0
+            if (~paired).any():
+                log.info("bag %s: dropped %d frames without a right image", self.path, (~paired).sum())
+            candidates = candidates[paired]
         if static_speed and self.speeds is not None:
             moving = ~(self.speeds[candidates] < static_speed)  # NaN speed (no odometry there): keep
             if (~moving).any():
@@ -191,37 +241,10 @@ class BagDataset(MonoDataset):
             raise BagDatasetError(f"bag {self.path}: topic {conn.topic} holds several types {recorded_as}")
         self.image_topic = conn.topic
         self.image_msgtype = conn.msgtype
-        log_times, stamps = [], []
-        for c, log_time, raw in reader.messages(connections=[conn]):
-            stamp = cdr_headerstamp_ns(raw)
-            if stamp is None:
-                stamp = stamp_ns(reader.deserialize(raw, c.msgtype).header)
-            log_times.append(log_time)
-            stamps.append(stamp)
-        if not log_times:
-            raise BagDatasetError(f"bag {self.path}: topic {conn.topic} has no messages")
-        order = np.argsort(np.asarray(stamps), kind="stable")
-        self.log_times = np.asarray(log_times, dtype=np.int64)[order]
-        self.stamps_ns = np.asarray(stamps, dtype=np.int64)[order]
-        # Several messages may share a log time; remember which one of them each frame is.
-        self.occurrence = np.zeros(len(order), dtype=np.int64)
-        seen: dict[int, int] = {}
-        for i, t in enumerate(self.log_times.tolist()):
-            self.occurrence[i] = seen.get(t, 0)
-            seen[t] = self.occurrence[i] + 1
-
-        info_conn = _single_topic(
-            _connections(reader, info_topic, (CAMERA_INFO_TYPE,), "camera_info"),
-            "camera_info",
-            "data.bag.camera_info_topic",
-        )
-        info = _first_message(reader, info_conn)
-        if info is None:
-            raise BagDatasetError(f"bag {self.path}: camera_info topic {info_conn.topic} has no messages")
+        self.log_times, self.stamps_ns, self.occurrence = _index_stream(reader, conn, self.path)
+        info = self._camera_info(reader, info_topic, "data.bag.camera_info_topic")
         self.K = np.asarray(info.k, dtype=np.float64).reshape(3, 3)
         self.info_size = (int(info.width), int(info.height))
-        if self.K[0, 0] <= 0 or self.info_size[0] <= 0:
-            raise BagDatasetError(f"bag {self.path}: camera_info on {info_conn.topic} has no intrinsics")
 
         self.positions: np.ndarray | None = None
         self.speeds: np.ndarray | None = None
@@ -244,6 +267,42 @@ class BagDataset(MonoDataset):
             log.info(
                 "bag %s: no %s odometry; distances unknown (no velocity supervision)", self.path, odom_topic
             )
+
+    def _camera_info(self, reader: Any, topic: str | None, key: str) -> Any:
+        """The first CameraInfo of ``topic`` (None: the only one), checked for usable intrinsics."""
+        conn = _single_topic(
+            _connections(reader, topic, (CAMERA_INFO_TYPE,), "camera_info"), "camera_info", key
+        )
+        info = _first_message(reader, conn)
+        if info is None:
+            raise BagDatasetError(f"bag {self.path}: camera_info topic {conn.topic} has no messages")
+        if info.k[0] <= 0 or info.width <= 0:
+            raise BagDatasetError(f"bag {self.path}: camera_info on {conn.topic} has no intrinsics")
+        return info
+
+    def _index_right(self, reader: Any, image_topic: str, info_topic: str) -> None:
+        """The right camera's stream, each left frame's partner (same stamp) and the pair's transform."""
+        conn = _image_connection(reader, image_topic)
+        self.right_topic, self.right_msgtype = conn.topic, conn.msgtype
+        self.right_log_times, right_stamps, self.right_occurrence = _index_stream(reader, conn, self.path)
+        info = self._camera_info(reader, info_topic, "data.bag.right_camera_info_topic")
+        K_right = np.asarray(info.k, dtype=np.float64).reshape(3, 3)
+        if (int(info.width), int(info.height)) != self.info_size or not np.allclose(
+            K_right, self.K, rtol=1e-6
+        ):
+            raise BagDatasetError(
+                f"bag {self.path}: {info_topic} is not rectified with the left camera (K or size differ)"
+            )
+        P = np.asarray(info.p, dtype=np.float64).reshape(3, 4)
+        if P[0, 3] >= 0:
+            raise BagDatasetError(
+                f"bag {self.path}: {info_topic} P[0,3]={P[0, 3]}: expected -fx*baseline < 0 (a right camera)"
+            )
+        self.T_right_left = np.eye(4)
+        self.T_right_left[:2, 3] = P[0, 3] / P[0, 0], P[1, 3] / P[1, 1]
+        where = np.searchsorted(right_stamps, self.stamps_ns)
+        where = np.minimum(where, len(right_stamps) - 1)
+        self.right_position = np.where(right_stamps[where] == self.stamps_ns, where, -1)
 
     def _interpolate(self, times: np.ndarray, points: np.ndarray) -> np.ndarray:
         """Odometry positions at the image stamps; NaN outside the odometry's time span."""
@@ -274,7 +333,7 @@ class BagDataset(MonoDataset):
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         # Readers (and connections, which point back to them) do not cross process boundaries.
-        state["_reader"], state["_reader_pid"], state["_conn"] = None, None, None
+        state["_reader"], state["_reader_pid"], state["_conn"], state["_right_conn"] = None, None, None, None
         return state
 
     def reader(self) -> Any:
@@ -282,12 +341,13 @@ class BagDataset(MonoDataset):
         if self._reader is None or self._reader_pid != os.getpid():
             self._reader = _open_reader(self.path)
             self._reader_pid = os.getpid()
-            self._conn = next(
-                c
-                for c in self._reader.connections
-                if c.topic == self.image_topic and c.msgtype == self.image_msgtype
-            )
+            self._conn = self._find(self.image_topic, self.image_msgtype)
+            if self.stereo:
+                self._right_conn = self._find(self.right_topic, self.right_msgtype)
         return self._reader
+
+    def _find(self, topic: str, msgtype: str) -> Any:
+        return next(c for c in self._reader.connections if c.topic == topic and c.msgtype == msgtype)
 
     def close(self) -> None:
         if self._reader is not None and self._reader_pid == os.getpid():
@@ -299,16 +359,27 @@ class BagDataset(MonoDataset):
 
     def frame(self, position: int) -> np.ndarray:
         """Image number ``position`` of the stream (in stamp order) as RGB uint8."""
+        self.reader()  # opens this process's reader and connections
+        return self._read(self._conn, int(self.log_times[position]), int(self.occurrence[position]))
+
+    def _read(self, conn: Any, log_time: int, wanted: int) -> np.ndarray:
+        """The ``wanted``-th message at ``log_time`` on ``conn`` as RGB uint8."""
         reader = self.reader()
-        log_time = int(self.log_times[position])
-        wanted = int(self.occurrence[position])
         for k, (c, _, raw) in enumerate(
-            reader.messages(connections=[self._conn], start=log_time, stop=log_time + 1)
+            reader.messages(connections=[conn], start=log_time, stop=log_time + 1)
         ):
             if k == wanted:
-                with _bag_errors(self.path, f"{self.image_topic} at log time {log_time}"):
+                with _bag_errors(self.path, f"{conn.topic} at log time {log_time}"):
                     return np.array(to_rgb8(reader.deserialize(raw, c.msgtype)))  # own the pixels
-        raise BagDatasetError(f"bag {self.path}: frame at log time {log_time} on {self.image_topic} vanished")
+        raise BagDatasetError(f"bag {self.path}: frame at log time {log_time} on {conn.topic} vanished")
+
+    def load_stereo_color(self, index: int) -> np.ndarray:
+        self.reader()
+        j = int(self.right_position[int(self.samples[index])])
+        return self._read(self._right_conn, int(self.right_log_times[j]), int(self.right_occurrence[j]))
+
+    def stereo_transform(self, index: int) -> np.ndarray:
+        return self.T_right_left
 
     def load_color(self, index: int, offset: int) -> np.ndarray:
         return self.frame(int(self.samples[index]) + offset)

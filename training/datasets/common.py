@@ -144,6 +144,16 @@ def flip_intrinsics(K: np.ndarray, width: int) -> np.ndarray:
     return flipped
 
 
+def flip_transform(T: np.ndarray) -> np.ndarray:
+    """A camera-to-camera transform seen in horizontally flipped images: x mirrored on both sides.
+
+    Flipping a rectified pair swaps the cameras' roles (Monodepth2's stereo flip): the partner that
+    sat at +b along x sits at -b.
+    """
+    F = np.diag([-1.0, 1.0, 1.0, 1.0])
+    return F @ T @ F
+
+
 def to_homogeneous_K(K: np.ndarray) -> np.ndarray:
     """3x3 intrinsics -> the 4x4 form the losses use (Monodepth2's)."""
     K4 = np.eye(4, dtype=np.float64)
@@ -174,6 +184,9 @@ class MonoDataset(Dataset):
         is_train: flips and colour jitter only when training.
         seed: base seed of the per-sample randomness (see ``sample_rng``).
         with_depth_gt: add ``"depth_gt"`` (the subclass must implement ``load_depth_gt``).
+        stereo: add the stereo partner of frame 0 as source frame ``"s"`` (Monodepth2's key) and
+            ``"stereo_T"`` [4,4], the transform from frame 0's camera into the partner's (the
+            subclass must implement ``load_stereo_color`` and ``stereo_transform``).
     """
 
     def __init__(
@@ -186,6 +199,7 @@ class MonoDataset(Dataset):
         is_train: bool = True,
         seed: int = 0,
         with_depth_gt: bool = False,
+        stereo: bool = False,
     ) -> None:
         if list(frame_ids)[:1] != [0]:
             raise ValueError(f"frame_ids must start with 0, got {list(frame_ids)}")
@@ -198,6 +212,7 @@ class MonoDataset(Dataset):
         self.seed = int(seed)
         self.epoch = 0
         self.with_depth_gt = with_depth_gt
+        self.stereo = stereo
 
     # -- what a source provides -------------------------------------------------------------
     def __len__(self) -> int:
@@ -214,6 +229,14 @@ class MonoDataset(Dataset):
     def distance(self, index: int, offset: int) -> float:
         """Metres the camera moved between frame 0 and frame ``offset`` of sample ``index`` (NaN: unknown)."""
         return float("nan")
+
+    def load_stereo_color(self, index: int) -> np.ndarray:
+        """The stereo partner of frame 0 of sample ``index`` (RGB uint8, rectified: same K and size)."""
+        raise NotImplementedError(f"{type(self).__name__} has no stereo partner")
+
+    def stereo_transform(self, index: int) -> np.ndarray:
+        """4x4 transform of frame 0's camera points into the stereo partner's camera (from calibration)."""
+        raise NotImplementedError(f"{type(self).__name__} has no stereo partner")
 
     def load_depth_gt(self, index: int) -> np.ndarray:
         """Ground-truth depth of frame 0 (metres, 0/NaN invalid) at the source's size, resized here."""
@@ -237,8 +260,9 @@ class MonoDataset(Dataset):
         )
 
         sample: dict[Any, torch.Tensor] = {"index": torch.tensor(index, dtype=torch.int64)}
-        for f in self.frame_ids:
-            image = self.load_color(index, f)
+        sources: list[int | str] = [*self.frame_ids, "s"] if self.stereo else list(self.frame_ids)
+        for f in sources:
+            image = self.load_stereo_color(index) if f == "s" else self.load_color(index, f)
             image = resize_image(image, self.width, self.height)
             if flip:
                 image = image[:, ::-1]
@@ -249,7 +273,7 @@ class MonoDataset(Dataset):
             sample[("color_aug", f, 0)] = (
                 image_to_tensor(color_jitter(color, jitter)) if jitter else sample[("color", f, 0)]
             )
-            if f != 0:
+            if f not in (0, "s"):
                 sample[("distance", f)] = torch.tensor(self.distance(index, f), dtype=torch.float32)
 
         # K belongs to the calibration's image size; scaling from there (not from the file's size)
@@ -261,6 +285,9 @@ class MonoDataset(Dataset):
         K4 = to_homogeneous_K(K)
         sample["K"] = torch.from_numpy(K4.astype(np.float32))
         sample["inv_K"] = torch.from_numpy(np.linalg.inv(K4).astype(np.float32))
+        if self.stereo:
+            T = self.stereo_transform(index)
+            sample["stereo_T"] = torch.from_numpy((flip_transform(T) if flip else T).astype(np.float32))
 
         if self.with_depth_gt:
             depth = self.resize_depth_gt(self.load_depth_gt(index))

@@ -28,6 +28,7 @@ from training.datasets.common import AugmentConfig, DataError, MonoDataset
 log = logging.getLogger(__name__)
 
 SIDE_TO_CAM = {"l": 2, "r": 3, "2": 2, "3": 3}
+STEREO_PARTNER = {"l": "r", "r": "l", "2": "3", "3": "2"}  # image_02 <-> image_03
 IMAGE_EXTS = (".png", ".jpg")
 # OXTS record fields (KITTI devkit dataformat.txt): vf (forward) and vl (leftward) velocity, m/s.
 OXTS_VF, OXTS_VL = 8, 9
@@ -47,6 +48,10 @@ class SplitEntry:
 
     def line(self) -> str:
         return f"{self.folder} {self.frame} {self.side}"
+
+    def partner(self) -> SplitEntry:
+        """The same frame from the other camera of the stereo pair."""
+        return SplitEntry(self.folder, self.frame, STEREO_PARTNER[self.side])
 
 
 def parse_split_line(line: str, where: str = "split line") -> SplitEntry:
@@ -236,8 +241,10 @@ class KittiDataset(MonoDataset):
         entries: split entries (``read_split_file`` or ``split_from_drives``).
         png: True/False forces .png/.jpg; None detects per drive.
         depth_gt: "none", "velodyne" (sparse LiDAR GT) or "dense" (proj_depth/groundtruth PNGs).
-        check_files: drop entries whose frames (incl. neighbours) are missing, with a log line,
-            instead of failing mid-epoch.
+        check_files: drop entries whose frames (incl. neighbours and the stereo partner) are
+            missing, with a log line, instead of failing mid-epoch.
+        stereo: add the other camera's frame (image_03 for side l, image_02 for r) and the
+            rectified pair's transform from the calibration (see ``MonoDataset``).
     """
 
     def __init__(
@@ -254,6 +261,7 @@ class KittiDataset(MonoDataset):
         is_train: bool = True,
         seed: int = 0,
         check_files: bool = True,
+        stereo: bool = False,
     ) -> None:
         depth_gt = depth_gt or "none"
         if depth_gt not in ("none", "velodyne", "dense"):
@@ -266,6 +274,7 @@ class KittiDataset(MonoDataset):
             is_train=is_train,
             seed=seed,
             with_depth_gt=depth_gt != "none",
+            stereo=stereo,
         )
         self.root = Path(root)
         self.png = png
@@ -293,9 +302,12 @@ class KittiDataset(MonoDataset):
 
     def _complete(self, entry: SplitEntry) -> bool:
         drive_dir = resolve_drive(self.root, entry.folder)
-        if not (drive_dir / f"image_{entry.cam:02d}" / "data").is_dir():
+        cams = [entry, entry.partner()] if self.stereo else [entry]
+        if not all((drive_dir / f"image_{e.cam:02d}" / "data").is_dir() for e in cams):
             return False
         reader = self.reader(entry)
+        if self.stereo and not self.reader(entry.partner()).image_path(entry.frame).is_file():
+            return False
         return all(reader.image_path(entry.frame + f).is_file() for f in self.frame_ids)
 
     def __len__(self) -> int:
@@ -304,6 +316,17 @@ class KittiDataset(MonoDataset):
     def load_color(self, index: int, offset: int) -> np.ndarray:
         entry = self.entries[index]
         return self.reader(entry).color(entry.frame + offset)
+
+    def load_stereo_color(self, index: int) -> np.ndarray:
+        partner = self.entries[index].partner()
+        return self.reader(partner).color(partner.frame)
+
+    def stereo_transform(self, index: int) -> np.ndarray:
+        # Both calibrations end in their camera's rectified frame: T_partner_cam = T_partner_velo T_velo_cam.
+        entry = self.entries[index]
+        T_cam_velo = self.reader(entry).calib.T_cam_velo
+        T_partner_velo = self.reader(entry.partner()).calib.T_cam_velo
+        return T_partner_velo @ np.linalg.inv(T_cam_velo)
 
     def intrinsics(self, index: int) -> tuple[np.ndarray, tuple[int, int]]:
         calib = self.reader(self.entries[index]).calib

@@ -14,6 +14,8 @@ training config; missing keys take ``DEFAULT_MODEL_CFG``:
   backbone is resnet18, ``weights`` is reused (Monodepth2 starts both from ImageNet)
 - ``pose_init`` ("forward" | "monodepth2"), ``pose_translation_scale`` (1.0; Monodepth2: 0.01),
   ``pose_rotation_scale`` (0.01), ``pose_init_translation`` ([0, 0, -1] m/frame; see ``pose.py``)
+- ``explainability`` (false): the pose net also predicts SfMLearner's explainability mask (the
+  trainer turns it on for ``loss.masking: explainability``)
 
 Monodepth2's original behaviour: ``init_depth: null, pose_init: monodepth2,
 pose_translation_scale: 0.01``.
@@ -46,6 +48,7 @@ DEFAULT_MODEL_CFG: dict[str, Any] = {
     "pose_translation_scale": 1.0,
     "pose_rotation_scale": 0.01,
     "pose_init_translation": [0.0, 0.0, -1.0],
+    "explainability": False,
 }
 
 __all__ = [
@@ -117,4 +120,5 @@ def build_pose_net(model_cfg: dict) -> PoseNet:
         translation_scale=float(cfg["pose_translation_scale"]),
         init=str(cfg["pose_init"]),
         init_translation=[float(v) for v in cfg["pose_init_translation"]],
+        explainability=bool(cfg["explainability"]),
     )

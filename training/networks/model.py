@@ -2,7 +2,11 @@
 
 Outputs use Monodepth2's keys: ``("disp", s)`` from the depth net, and per source frame f
 ``("axisangle", 0, f)``, ``("translation", 0, f)`` [B,3] and ``("cam_T_cam", 0, f)`` [B,4,4], which
-the losses (``training.losses.SelfSupervisedLoss``) read.
+the losses (``training.losses.SelfSupervisedLoss``) read. With a pose net that predicts
+SfMLearner's explainability mask, ``("explainability", 0, f)`` [B,1,H,W] in (0, 1) as well. The
+stereo partner (source ``"s"``) gets ``("cam_T_cam", 0, "s")`` from the batch's calibration
+(``batch["stereo_T"]``), never from the pose net: its pose is known, and its baseline in metres is
+what makes stereo-trained depth metric.
 """
 
 from __future__ import annotations
@@ -50,10 +54,14 @@ def predict_poses(
     for f in frame_ids:
         if f == 0:
             continue
-        if f < 0:
-            axisangle, translation = pose_net(batch[("color_aug", f, 0)], batch[("color_aug", 0, 0)])
+        pair = (f, 0) if f < 0 else (0, f)
+        earlier, later = (batch[("color_aug", g, 0)] for g in pair)
+        if getattr(pose_net, "explainability", None) is not None:
+            axisangle, translation, logits = pose_net.forward_with_mask(earlier, later)
+            # The mask weights the source frame's warped pixels, seen from frame 0: one mask per pair.
+            outputs[("explainability", 0, f)] = torch.sigmoid(logits)
         else:
-            axisangle, translation = pose_net(batch[("color_aug", 0, 0)], batch[("color_aug", f, 0)])
+            axisangle, translation = pose_net(earlier, later)
         outputs[("axisangle", 0, f)] = axisangle
         outputs[("translation", 0, f)] = translation
         if odometry_scale and ("distance", f) in batch:
@@ -82,4 +90,6 @@ class DepthPoseModel(nn.Module):
         outputs = dict(self.depth_net(batch[("color_aug", 0, 0)]))
         if len(self.frame_ids) > 1:
             outputs.update(predict_poses(self.pose_net, batch, self.frame_ids, self.odometry_scale))
+        if "stereo_T" in batch:
+            outputs[("cam_T_cam", 0, "s")] = batch["stereo_T"]
         return outputs

@@ -10,6 +10,11 @@ it did not learn within 1000 steps (depth collapsed to min_depth, translation st
 the car moved ~1 m/frame). Without the 0.01 on translation (kept on rotation) and with the
 translation output initialised to ``init_translation`` (1 m/frame forward), training learned
 within 300 steps. ``init="monodepth2"`` with ``translation_scale=0.01`` restores Monodepth2.
+
+SfMLearner's explainability mask (Zhou et al., CVPR 2017), optional: a per-pixel soft mask of the
+later frame's pixels that the rigid warp can explain, predicted from the pose encoder's features.
+SfMLearner's mask decoder upsamples from the deepest features alone; this one adds the encoder's
+skip connections (as the depth decoder has), which localises the mask at no real cost.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from training.networks.depth_decoder import IMAGENET_MEAN, IMAGENET_STD
@@ -45,6 +51,27 @@ class PoseDecoder(nn.Module):
         return self.pose_2(x).mean(dim=(2, 3))
 
 
+class ExplainabilityDecoder(nn.Module):
+    """Mask logits [B,1,H,W] at input resolution from the pose encoder's five feature levels."""
+
+    def __init__(self, num_ch_enc: Sequence[int], widths: Sequence[int] = (128, 64, 32, 16)) -> None:
+        super().__init__()
+        ins = [num_ch_enc[-1], *widths[:-1]]
+        skips = list(num_ch_enc[-2::-1])  # levels 3, 2, 1, 0
+        self.convs = nn.ModuleList(
+            nn.Conv2d(c_in + c_skip, c_out, 3, 1, 1) for c_in, c_skip, c_out in zip(ins, skips, widths)
+        )
+        self.logits = nn.Conv2d(widths[-1], 1, 3, 1, 1)
+        self.act = nn.ELU()
+
+    def forward(self, features: Sequence[Tensor], size: tuple[int, int]) -> Tensor:
+        x = features[-1]
+        for conv, skip in zip(self.convs, features[-2::-1]):
+            x = F.interpolate(x, size=skip.shape[-2:], mode="nearest")
+            x = self.act(conv(torch.cat([x, skip], 1)))
+        return F.interpolate(self.logits(x), size=size, mode="bilinear", align_corners=False)
+
+
 class PoseNet(nn.Module):
     """``forward(earlier, later) -> (axisangle [B,3], translation [B,3])``, images RGB in [0,1].
 
@@ -57,6 +84,7 @@ class PoseNet(nn.Module):
         init: "forward" (default) sets the last layer's translation bias so the initial output is
             ``init_translation``; "monodepth2" keeps PyTorch's default init (≈ zero motion).
         init_translation: initial translation in metres per frame pair (earlier -> later camera).
+        explainability: also predict SfMLearner's explainability mask (``forward_with_mask``).
     """
 
     def __init__(
@@ -67,6 +95,7 @@ class PoseNet(nn.Module):
         translation_scale: float = 1.0,
         init: str = "forward",
         init_translation: Sequence[float] = DEFAULT_INIT_TRANSLATION,
+        explainability: bool = False,
     ) -> None:
         super().__init__()
         if init not in ("forward", "monodepth2"):
@@ -75,6 +104,7 @@ class PoseNet(nn.Module):
         if weights:
             load_torchvision_weights(self.encoder, weights)
         self.decoder = PoseDecoder(self.encoder.num_ch_enc[-1])
+        self.explainability = ExplainabilityDecoder(self.encoder.num_ch_enc) if explainability else None
         self.rotation_scale = float(rotation_scale)
         self.translation_scale = float(translation_scale)
         if init == "forward":
@@ -91,6 +121,13 @@ class PoseNet(nn.Module):
         self.register_buffer("std", std, persistent=False)
 
     def forward(self, earlier: Tensor, later: Tensor) -> tuple[Tensor, Tensor]:
+        axisangle, translation, _ = self.forward_with_mask(earlier, later)
+        return axisangle, translation
+
+    def forward_with_mask(self, earlier: Tensor, later: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        """(axisangle, translation, explainability logits [B,1,H,W] or None without the mask decoder)."""
         x = (torch.cat([earlier, later], dim=1) - self.mean) / self.std
-        out = self.decoder(self.encoder(x)[-1])
-        return out[:, :3] * self.rotation_scale, out[:, 3:] * self.translation_scale
+        features = self.encoder(x)
+        out = self.decoder(features[-1])
+        logits = None if self.explainability is None else self.explainability(features, earlier.shape[-2:])
+        return out[:, :3] * self.rotation_scale, out[:, 3:] * self.translation_scale, logits

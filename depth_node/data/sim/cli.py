@@ -1,7 +1,10 @@
 """``depth-sim``: synthetic drives as KITTI raw folders, rosbag2 files, or a contact sheet.
 
-depth-sim kitti --out DIR --seeds 1 2 3 --frames 100 [--width 640 --height 192]
-depth-sim bag --out BAG --seed 7 --frames 100 [--storage mcap]
+depth-sim kitti --out DIR --seeds 1 2 3 --frames 100 [--width 640 --height 192] [--stereo]
+depth-sim bag --out BAG --seed 7 --frames 100 [--storage mcap] [--stereo --baseline 0.54]
+
+``--stereo`` adds the right camera of a rectified pair (KITTI's image_03; the bag's /camera_right
+topics), ``--baseline`` metres to the right of the left camera (KITTI's 0.54 by default).
 depth-sim sheet --out sheet.png [--seed 0 --frames 100]
 """
 
@@ -20,8 +23,19 @@ from depth_node.data.sim.world import SyntheticDrive, WorldConfig
 
 
 def _drive(args: argparse.Namespace, seed: int) -> SyntheticDrive:
+    if args.baseline is not None and not args.stereo:
+        # A mono drive has no right camera: the baseline would silently do nothing.
+        raise ValueError(f"--baseline {args.baseline}: needs --stereo")
+    stereo = {} if args.baseline is None else {"stereo_baseline": args.baseline}
     return SyntheticDrive(
-        WorldConfig(seed=seed, num_frames=args.frames, width=args.width, height=args.height)
+        WorldConfig(
+            seed=seed,
+            num_frames=args.frames,
+            width=args.width,
+            height=args.height,
+            stereo=args.stereo,
+            **stereo,
+        )
     )
 
 
@@ -75,10 +89,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def world_args(p: argparse.ArgumentParser, frames: int) -> None:
+    def world_args(p: argparse.ArgumentParser, frames: int, stereo: bool = True) -> None:
         p.add_argument("--frames", type=int, default=frames, help="frames per drive")
         p.add_argument("--width", type=int, default=640)
         p.add_argument("--height", type=int, default=192)
+        if not stereo:  # the contact sheet shows the left camera only
+            p.set_defaults(stereo=False, baseline=None)
+            return
+        p.add_argument("--stereo", action="store_true", help="also render the right camera of a stereo pair")
+        p.add_argument(
+            "--baseline",
+            type=float,
+            metavar="METRES",
+            help=f"stereo baseline (with --stereo; default {WorldConfig.stereo_baseline})",
+        )
 
     p = sub.add_parser("kitti", help="write drives in KITTI raw layout (one per seed)")
     p.add_argument("--out", type=Path, required=True, help="KITTI root (the date folder goes inside)")
@@ -102,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--indices", type=int, nargs="+", help="frames to show (default: evenly spaced)")
     p.add_argument("--count", type=int, default=6, help="number of evenly spaced frames")
-    world_args(p, 100)
+    world_args(p, 100, stereo=False)
     p.set_defaults(run=_cmd_sheet)
     return parser
 

@@ -14,6 +14,11 @@ LiDAR and IMU axes and mounting follow KITTI (velodyne 0.27 m
 behind and 0.08 m above the camera; IMU/OXTS a further 0.81 m behind, 0.32 m left, 0.80 m lower).
 The LiDAR is a 64-beam scanner (elevation +2 deg .. -24.8 deg, 100 m range) that returns the front
 half of its sweep (azimuth -90 deg .. +90 deg, i.e. generously around the camera's field of view).
+
+Stereo (``WorldConfig.stereo``): a second, right camera with the same K and orientation sits
+``stereo_baseline`` metres along the left camera's +x axis (a rectified pair, like KITTI's cameras
+2 and 3), rendered at the same instant; ``Frame.right_image`` and ``Frame.right_depth`` carry it.
+The left camera stays the drive's camera: its image is the same with stereo on or off.
 """
 
 from __future__ import annotations
@@ -66,6 +71,8 @@ class WorldConfig:
     lidar_fov: float = 180.0  # degrees of azimuth returned, centred on the forward direction
     lidar_range: float = 100.0
     noise_std: float = 1.0  # sensor noise, 8-bit grey levels
+    stereo: bool = False  # True: also render a right camera (Frame.right_image, Frame.right_depth)
+    stereo_baseline: float = 0.54  # metres from the left to the right camera along +x (KITTI's)
 
 
 @dataclass
@@ -79,6 +86,9 @@ class Frame:
     velocity_imu: np.ndarray  # (3,) m/s in the vehicle/IMU frame (x fwd, y left, z up)
     angular_velocity_imu: np.ndarray  # (3,) rad/s, vehicle/IMU frame
     lidar: np.ndarray  # (N, 4) float32 x, y, z, reflectance in the LiDAR frame
+    # Stereo only (None otherwise): the right camera, T_world_cam @ translation(+baseline, 0, 0).
+    right_image: np.ndarray | None = None  # (H, W, 3) uint8 RGB
+    right_depth: np.ndarray | None = None  # (H, W) float32 metres along z, NaN = sky
 
 
 class SyntheticDrive:
@@ -105,6 +115,11 @@ class SyntheticDrive:
 
     def __len__(self) -> int:
         return self.config.num_frames
+
+    @property
+    def stereo_baseline(self) -> float | None:
+        """Metres from the left to the right camera along the left's +x axis; None without stereo."""
+        return float(self.config.stereo_baseline) if self.config.stereo else None
 
     def __iter__(self) -> Iterator[Frame]:
         for i in range(len(self)):
@@ -150,7 +165,20 @@ class SyntheticDrive:
         noise_rng = np.random.default_rng([int(cfg.seed), index, 7])
         image, depth, moving = renderer.render(tab, view, noise_rng, cfg.noise_std)
         lidar = self._lidar(tab, T_wc @ self.T_cam_lidar) if cfg.lidar else np.zeros((0, 4), np.float32)
-        return Frame(index, time, image, depth, moving, T_wc, velocity, angular, lidar)
+        frame = Frame(index, time, image, depth, moving, T_wc, velocity, angular, lidar)
+        if cfg.stereo:
+            frame.right_image, frame.right_depth = self._right_view(tab, T_wc, index)
+        return frame
+
+    def _right_view(self, tab, T_world_cam: np.ndarray, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Image and depth of the right camera of a rectified pair, at the left camera's instant."""
+        cfg = self.config
+        T_wr = T_world_cam @ make_transform(np.eye(3), [cfg.stereo_baseline, 0.0, 0.0])
+        view = View(T_wr[:3, :3], T_wr[:3, 3], self.K, cfg.width, cfg.height)
+        # Its own noise stream (stream 7 is the left's): the left image stays as without stereo.
+        noise_rng = np.random.default_rng([int(cfg.seed), index, 8])
+        image, depth, _ = self._renderer.render(tab, view, noise_rng, cfg.noise_std)
+        return image, depth
 
     def _lidar(self, tab, T_world_lidar: np.ndarray) -> np.ndarray:
         """Sample the scene along the beams: labels from a few virtual pinhole views, exact hits."""
@@ -266,3 +294,5 @@ def _validate(cfg: WorldConfig) -> None:
         raise ValueError(f"WorldConfig.speed_range must be 0 < low <= high, got {cfg.speed_range}")
     if cfg.camera_height <= 0.5:
         raise ValueError(f"WorldConfig.camera_height must be above 0.5 m, got {cfg.camera_height}")
+    if not cfg.stereo_baseline > 0:  # `not >` also refuses NaN
+        raise ValueError(f"WorldConfig.stereo_baseline must be positive metres, got {cfg.stereo_baseline}")
