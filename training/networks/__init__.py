@@ -3,9 +3,13 @@
 ``build_depth_net(model_cfg)`` and ``build_pose_net(model_cfg)`` read the ``model`` section of a
 training config; missing keys take ``DEFAULT_MODEL_CFG``:
 
-- ``backbone``: resnet18 | resnet34 | resnet50 | stdc1 | stdc2
-- ``weights``: path to ImageNet weights for the depth encoder (torchvision state dict for ResNets,
-  STDC-Seg checkpoint for STDC) or None for random init
+- ``backbone``: resnet18 | resnet34 | resnet50 | stdc1 | stdc2 | mobilenetv3_large | darknet
+  (darknet: the YOLOv8-s CSP-Darknet backbone, see ``darknet.py``)
+- ``weights``: path to ImageNet weights for the depth encoder (torchvision state dict for ResNets
+  and MobileNetV3, STDC-Seg checkpoint for STDC, a state dict with Ultralytics' names for darknet)
+  or None for random init
+- ``decoder``: monodepth2 (Monodepth2's decoder) | light (half the channels, depthwise-separable
+  convolutions: several times fewer MACs at the high-resolution stages)
 - ``num_scales`` (4), ``min_depth`` (0.1), ``max_depth`` (100.0): Monodepth2's disparity range
 - ``init_depth`` (12.0 m): the disparity heads' bias is set so the initial depth is about this;
   None keeps PyTorch's default init (Monodepth2's, initial depth ~2*min_depth). On a synthetic
@@ -28,13 +32,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from training.networks.depth_decoder import DepthDecoder, DepthNet
+from training.networks.darknet import DarknetEncoder, load_darknet_weights
+from training.networks.depth_decoder import DECODERS, DepthDecoder, DepthNet, LightDepthDecoder
+from training.networks.mobilenet import MobileNetV3Encoder, load_mobilenet_weights
 from training.networks.model import DepthPoseModel, predict_poses, rescale_to_distance
 from training.networks.pose import PoseNet
 from training.networks.resnet import ResnetEncoder, load_torchvision_weights
 from training.networks.stdc import STDCEncoder, load_stdc_weights
 
-BACKBONES = ("resnet18", "resnet34", "resnet50", "stdc1", "stdc2")
+BACKBONES = ("resnet18", "resnet34", "resnet50", "stdc1", "stdc2", "mobilenetv3_large", "darknet")
+# The size of YOLOv8's backbone that ``darknet`` stands for (see darknet.DARKNET_SIZES).
+DARKNET_SIZE = "s"
+Encoder = ResnetEncoder | STDCEncoder | MobileNetV3Encoder | DarknetEncoder
 
 DEFAULT_MODEL_CFG: dict[str, Any] = {
     "backbone": "resnet18",
@@ -43,6 +52,7 @@ DEFAULT_MODEL_CFG: dict[str, Any] = {
     "min_depth": 0.1,
     "max_depth": 100.0,
     "init_depth": 12.0,
+    "decoder": "monodepth2",
     "pose_weights": None,
     "pose_init": "forward",
     "pose_translation_scale": 1.0,
@@ -53,16 +63,22 @@ DEFAULT_MODEL_CFG: dict[str, Any] = {
 
 __all__ = [
     "BACKBONES",
+    "DECODERS",
     "DEFAULT_MODEL_CFG",
+    "DarknetEncoder",
     "DepthDecoder",
     "DepthNet",
     "DepthPoseModel",
+    "LightDepthDecoder",
+    "MobileNetV3Encoder",
     "PoseNet",
     "ResnetEncoder",
     "STDCEncoder",
     "build_depth_net",
     "build_encoder",
     "build_pose_net",
+    "load_darknet_weights",
+    "load_mobilenet_weights",
     "load_stdc_weights",
     "load_torchvision_weights",
     "model_config",
@@ -78,16 +94,25 @@ def model_config(model_cfg: dict | None) -> dict[str, Any]:
     return cfg
 
 
-def build_encoder(backbone: str, weights: str | None = None) -> ResnetEncoder | STDCEncoder:
+def build_encoder(backbone: str, weights: str | None = None) -> Encoder:
     """A 5-level encoder (``num_ch_enc``) for ``backbone``, optionally with ImageNet weights."""
+    encoder: Encoder
     if backbone.startswith("resnet") and backbone[6:].isdigit():
-        encoder: ResnetEncoder | STDCEncoder = ResnetEncoder(int(backbone[6:]))
+        encoder = ResnetEncoder(int(backbone[6:]))
         if weights:
             load_torchvision_weights(encoder, weights)
     elif backbone in ("stdc1", "stdc2"):
         encoder = STDCEncoder(backbone)
         if weights:
             load_stdc_weights(encoder, weights)
+    elif backbone == "mobilenetv3_large":
+        encoder = MobileNetV3Encoder()
+        if weights:
+            load_mobilenet_weights(encoder, weights)
+    elif backbone == "darknet":
+        encoder = DarknetEncoder(DARKNET_SIZE)
+        if weights:
+            load_darknet_weights(encoder, weights)
     else:
         raise ValueError(f"unknown backbone {backbone!r}; expected one of {', '.join(BACKBONES)}")
     return encoder
@@ -104,6 +129,7 @@ def build_depth_net(model_cfg: dict) -> DepthNet:
         min_depth=float(cfg["min_depth"]),
         max_depth=float(cfg["max_depth"]),
         init_depth=None if cfg["init_depth"] is None else float(cfg["init_depth"]),
+        decoder=str(cfg["decoder"]),
     )
 
 

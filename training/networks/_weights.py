@@ -3,9 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 import torch
 from torch import nn
+
+
+def load_state_dict_file(
+    path: str | Path, expected: str = "a torchvision state dict"
+) -> dict[str, torch.Tensor]:
+    """A state dict from a weights file (``{"state_dict": ...}`` unwrapped, DDP's ``module.`` removed)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file {path} does not exist (expected {expected})")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise ValueError(f"weights file {path}: expected a state dict, got {type(state).__name__}")
+    return {k.removeprefix("module."): v for k, v in state.items()}
 
 
 def load_exact_state_dict(

@@ -36,6 +36,21 @@ class ConvBlock(nn.Module):
         return self.nonlin(self.conv(x))
 
 
+class SeparableConvBlock(nn.Module):
+    """Reflection pad + depthwise 3x3 + pointwise 1x1 + ELU: a ConvBlock at ~1/9 of the MACs for
+    wide inputs (no nonlinearity between the two convs, as in a separable convolution)."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.pad = nn.ReflectionPad2d(1)
+        self.depthwise = nn.Conv2d(in_channels, in_channels, 3, groups=in_channels)
+        self.pointwise = nn.Conv2d(in_channels, out_channels, 1)
+        self.nonlin = nn.ELU(inplace=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.nonlin(self.pointwise(self.depthwise(self.pad(x))))
+
+
 class DepthDecoder(nn.Module):
     """U-Net decoder with skip connections: sigmoid disparity at ``num_scales`` scales.
 
@@ -54,11 +69,14 @@ class DepthDecoder(nn.Module):
         self.blocks = nn.ModuleDict()
         for i in range(4, -1, -1):
             ch_in = self.num_ch_enc[-1] if i == 4 else self.num_ch_dec[i + 1]
-            self.blocks[f"upconv_{i}_0"] = ConvBlock(ch_in, self.num_ch_dec[i])
+            self.blocks[f"upconv_{i}_0"] = self.conv_block(ch_in, self.num_ch_dec[i])
             ch_in = self.num_ch_dec[i] + (self.num_ch_enc[i - 1] if i > 0 else 0)
-            self.blocks[f"upconv_{i}_1"] = ConvBlock(ch_in, self.num_ch_dec[i])
+            self.blocks[f"upconv_{i}_1"] = self.conv_block(ch_in, self.num_ch_dec[i])
         for s in self.scales:
             self.blocks[f"dispconv_{s}"] = Conv3x3(self.num_ch_dec[s], 1)
+
+    def conv_block(self, in_channels: int, out_channels: int) -> nn.Module:
+        return ConvBlock(in_channels, out_channels)
 
     def init_disparity_bias(self, logit: float) -> None:
         """Set every disparity head's bias so the initial (pre-sigmoid) output centres on ``logit``."""
@@ -79,6 +97,22 @@ class DepthDecoder(nn.Module):
         return outputs
 
 
+class LightDepthDecoder(DepthDecoder):
+    """DepthDecoder at half the channels with depthwise-separable blocks (``decoder: light``).
+
+    Same outputs, sizes, sigmoid heads and bias initialisation; the full- and half-resolution
+    stages, which dominate the Monodepth2 decoder's cost, become several times cheaper.
+    """
+
+    num_ch_dec = (8, 16, 32, 64, 128)
+
+    def conv_block(self, in_channels: int, out_channels: int) -> nn.Module:
+        return SeparableConvBlock(in_channels, out_channels)
+
+
+DECODERS: dict[str, type[DepthDecoder]] = {"monodepth2": DepthDecoder, "light": LightDepthDecoder}
+
+
 class DepthNet(nn.Module):
     """Encoder + decoder. ``forward(image [B,3,H,W] RGB in [0,1]) -> {("disp", s): [B,1,H/2^s,W/2^s]}``.
 
@@ -94,10 +128,13 @@ class DepthNet(nn.Module):
         min_depth: float = 0.1,
         max_depth: float = 100.0,
         init_depth: float | None = 12.0,
+        decoder: str = "monodepth2",
     ) -> None:
         super().__init__()
+        if decoder not in DECODERS:
+            raise ValueError(f"unknown decoder {decoder!r}; expected one of {', '.join(DECODERS)}")
         self.encoder = encoder
-        self.decoder = DepthDecoder(encoder.num_ch_enc, num_scales)
+        self.decoder = DECODERS[decoder](encoder.num_ch_enc, num_scales)
         self.backbone = backbone
         self.num_scales = num_scales
         self.min_depth = float(min_depth)

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from training.networks._weights import load_exact_state_dict
+from training.networks._weights import load_exact_state_dict, load_state_dict_file
 
 # (block type, blocks per stage) for each supported depth, as in torchvision.
 RESNET_SPECS: dict[int, tuple[str, list[int]]] = {
@@ -125,18 +125,6 @@ class ResnetEncoder(nn.Module):
         return [f0, f1, f2, f3, f4]
 
 
-def _load_state_dict_file(path: str | Path) -> dict[str, Tensor]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file {path} does not exist (expected a torchvision state dict)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise ValueError(f"weights file {path}: expected a state dict, got {type(state).__name__}")
-    return {k.removeprefix("module."): v for k, v in state.items()}
-
-
 def load_torchvision_weights(encoder: ResnetEncoder, weights: str | Path | dict[str, Tensor]) -> None:
     """Load a torchvision ImageNet ResNet state dict (file path or dict) into ``encoder``.
 
@@ -144,7 +132,7 @@ def load_torchvision_weights(encoder: ResnetEncoder, weights: str | Path | dict[
     convolution's RGB filters are repeated over the stacked frames and divided by their number,
     as Monodepth2 does, so the response to a static pair equals the single-image response.
     """
-    state = _load_state_dict_file(weights) if not isinstance(weights, dict) else dict(weights)
+    state = load_state_dict_file(weights) if not isinstance(weights, dict) else dict(weights)
     state = {k: v for k, v in state.items() if not k.startswith(CLASSIFIER_PREFIXES)}
     n = encoder.num_input_images
     if n > 1 and "conv1.weight" in state and state["conv1.weight"].shape[1] == 3:
