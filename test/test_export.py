@@ -70,7 +70,7 @@ def test_fp32_export_via_cli(checkpoint: tuple[Path, torch.nn.Module], tmp_path:
     assert (int(meta["input_height"]), int(meta["input_width"])) == (H, W)
     assert float(meta["min_depth"]) == 0.1 and float(meta["max_depth"]) == 80.0
     assert float(meta["metric_scale"]) == 1.0
-    assert meta["backbone"] == "stdc1" and meta["name"] == "track_stdc1"
+    assert meta["backbone"] == "stdc1" and meta["decoder"] == "monodepth2" and meta["name"] == "track_stdc1"
     # An image folder carries no ego-motion: purely self-supervised, scale unknown.
     assert meta["training_mode"] == "self_supervised" and meta["scale_is_metric"] == "false"
     assert json.loads(meta["source"])["checkpoint"] == "last.pt"

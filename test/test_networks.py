@@ -302,7 +302,8 @@ def test_explainability_mask_is_one_per_source_at_input_size() -> None:
     outputs = model(batch)
     for f in (-1, 1):
         mask = outputs[("explainability", 0, f)]
-        assert mask.shape == (2, 1, H, W) and 0 < float(mask.detach().min()) and float(mask.detach().max()) < 1
+        mask = mask.detach()
+        assert mask.shape == (2, 1, H, W) and 0 < float(mask.min()) and float(mask.max()) < 1
     outputs[("explainability", 0, 1)].mean().backward()
     assert pose.explainability.logits.weight.grad is not None
     # Without the option the pose net has no mask decoder and the outputs no mask.

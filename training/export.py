@@ -250,6 +250,7 @@ def _metadata(
         "metric_scale": "1.0",
         "scale_is_metric": "true" if mode in METRIC_TRAINING_MODES else "false",
         "backbone": str(model_cfg["backbone"]),
+        "decoder": str(model_cfg.get("decoder", "monodepth2")),
         "training_mode": mode,
         "source": _source_summary(ckpt, checkpoint_path, commit),
         "name": out_path.stem,

@@ -34,6 +34,7 @@ def card_info(
         "name": out_path.stem,
         "file": out_path.name,
         "backbone": model_cfg["backbone"],
+        "decoder": model_cfg.get("decoder", "monodepth2"),
         "batch": "N" if measured["dynamic_batch"] else 1,
         "height": int(metadata["input_height"]),
         "width": int(metadata["input_width"]),
@@ -100,7 +101,7 @@ def write_model_card(path: Path, info: Mapping[str, Any], config: Mapping[str, A
         "",
         "| property | value |",
         "| --- | --- |",
-        f"| backbone | {info['backbone']} |",
+        f"| backbone | {info['backbone']} (decoder: {info.get('decoder', 'monodepth2')}) |",
         f"| input | `image` float32 [{info['batch']},3,{info['height']},{info['width']}] RGB in [0,1] |",
         f"| output | `depth` float32 [{info['batch']},1,{info['height']},{info['width']}], "
         f"{info['min_depth']}..{info['max_depth']} model units |",
