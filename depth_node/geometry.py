@@ -43,22 +43,34 @@ def crop_image(image: np.ndarray, crop: tuple[int, int, int, int] | None) -> np.
 
 def pixel_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """Column (u) and row (v) index images, float32, shape (height, width)."""
-    v, u = np.mgrid[0:height, 0:width].astype(np.float32)
+    # Straight to float32: np.mgrid builds int64 grids first (16 bytes a pixel before the cast).
+    u, v = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
     return u, v
 
 
-def depth_to_points(depth: np.ndarray, fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
+def depth_to_points(
+    depth: np.ndarray, fx: float, fy: float, cx: float, cy: float, out: np.ndarray | None = None
+) -> np.ndarray:
     """Back-project a depth image (metres, NaN = invalid) into an (H, W, 3) float32 array of x, y, z.
 
     Invalid pixels stay NaN in all three coordinates, which is what an organized PointCloud2 wants.
+    ``out``: an (H, W, C >= 3) float32 array (e.g. a cloud with an rgb channel) whose first three
+    channels receive x, y, z; it is returned.
     """
     depth = np.asarray(depth, dtype=np.float32)
-    u, v = pixel_grid(*depth.shape)
-    points = np.empty(depth.shape + (3,), dtype=np.float32)
-    points[..., 0] = (u - np.float32(cx)) * depth / np.float32(fx)
-    points[..., 1] = (v - np.float32(cy)) * depth / np.float32(fy)
-    points[..., 2] = depth
-    return points
+    height, width = depth.shape
+    if out is None:
+        out = np.empty((height, width, 3), dtype=np.float32)
+    # A row of u and a column of v broadcast against the depth: no pixel grid the size of the image.
+    u = np.arange(width, dtype=np.float32) - np.float32(cx)
+    v = np.arange(height, dtype=np.float32)[:, None] - np.float32(cy)
+    x, y = out[..., 0], out[..., 1]
+    np.multiply(u, depth, out=x)
+    np.divide(x, np.float32(fx), out=x)
+    np.multiply(v, depth, out=y)
+    np.divide(y, np.float32(fy), out=y)
+    out[..., 2] = depth
+    return out
 
 
 def transform_points(T: np.ndarray, points: np.ndarray) -> np.ndarray:

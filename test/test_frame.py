@@ -20,6 +20,7 @@ from depth_node.runtime.frame import DROP_REASONS, END_TO_END, FrameDrop, FrameO
 from depth_node.runtime.message_types import rosbags_types, stamp_header, stamp_ns
 from depth_node.runtime.messages import camera_info_from_K
 from depth_node.runtime.parameters import validate_parameters
+from depth_node.runtime.pointcloud import pointcloud2_to_array
 
 TYPES = rosbags_types()
 W, H = 64, 24
@@ -61,7 +62,8 @@ def test_a_good_frame_gives_every_output_with_the_input_header(model: Path) -> N
     depth = image_msg_to_depth(out.image)
     assert depth.shape == (H, W) and np.allclose(depth, 2.0 + 30.0 * 100 / 255, rtol=1e-4)
     assert (out.camera_info.width, out.camera_info.height) == (W, H)
-    assert out.points.height == H and out.points.width == W  # organized, camera resolution (defaults)
+    # organized, auto stride 3 (defaults): 8x22 points, no more than the model's 16x12 pixels
+    assert (out.points.height, out.points.width) == (8, 22)
     assert out.rgb.shape == (H, W, 3)
     stages = {"decode", "preprocess", "inference", "scale", "postprocess", "build_outputs", END_TO_END}
     assert set(out.timings) == stages
@@ -181,3 +183,60 @@ def test_stamps_a_repeat_is_dropped_a_step_back_or_a_jump_restarts_the_temporal_
     assert resets == [None, None, "duplicate_stamp", "backwards_stamp", "time_jump", None]
     # stamp 0 (a driver that sets none) cannot be ordered: never a duplicate, never a reset
     assert [frame(0).reset, frame(0).reset] == [None, None]
+
+
+def _textured(width: int, height: int) -> np.ndarray:
+    """A fixed frame with near and far (beyond max_range) parts, from integer arithmetic only."""
+    v, u = np.mgrid[0:height, 0:width]
+    channels = [(7 * u + 3 * v) % 256, (u * v // 5) % 256, (255 - 2 * v + u) % 256]
+    return np.stack(channels, axis=-1).astype(np.uint8)
+
+
+def test_depth_image_values_are_pinned(tmp_path: Path) -> None:
+    """The published depth image of a fixed frame (INTER_AREA to the model, linear upsampling, the
+    range rule) as the frame path made it before the cloud and pre/post-processing were sped up."""
+    model = make_linear_depth_model(tmp_path / "pin.onnx", 16, 40, a=2.0, b=100.0)
+    width, height = 250, 90
+    K_pin = np.array([[200.0, 0.0, width / 2 - 0.5], [0.0, 200.0, height / 2 - 0.5], [0.0, 0.0, 1.0]])
+    path, settings = _path(model)
+    out = path.process(_image(_textured(width, height)), _info(K_pin, width, height), settings, cloud=True)
+    depth = np.frombuffer(out.image.data, np.float32).reshape(height, width)
+    assert np.isnan(depth).sum() == 416  # beyond max_range (80 m) or the model's max_depth
+    assert np.nansum(depth.astype(np.float64)) == pytest.approx(1112323.9188919067, rel=1e-6)
+    pinned = {
+        (0, 0): 29.189544677734375,
+        (10, 37): 22.52069664001465,
+        (45, 124): 45.90077209472656,
+        (89, 249): 52.84967803955078,
+        (33, 201): 63.183326721191406,
+        (70, 5): 47.55172348022461,
+    }
+    for (v, u), value in pinned.items():
+        assert depth[v, u] == pytest.approx(value, rel=1e-6), (v, u)
+
+
+@pytest.mark.parametrize("organized", [True, False])
+def test_a_1920x1080_frame_gives_a_cloud_of_the_models_size(tmp_path: Path, organized: bool) -> None:
+    """Auto stride (default): a 320x96 model's depth upsampled to 1920x1080 gives a cloud of every
+    9th pixel (214x120 = 25680 points <= 320x96), not 2 million points; the image stays 1920x1080."""
+    model = make_linear_depth_model(tmp_path / "m320.onnx", 96, 320, a=2.0, b=30.0)
+    width, height = 1920, 1080
+    K_hd = np.array([[1000.0, 0.0, 959.5], [0.0, 1000.0, 539.5], [0.0, 0.0, 1.0]])
+    path, settings = _path(model, points_organized=organized)
+    rgb = _textured(width, height)
+    out = path.process(_image(rgb), _info(K_hd, width, height), settings, cloud=True)
+    assert (out.image.width, out.image.height) == (width, height)
+    cloud = pointcloud2_to_array(out.points)
+    depth = image_msg_to_depth(out.image)[::9, ::9]
+    if organized:
+        assert cloud.shape == (120, 214, 4)
+    else:
+        assert cloud.shape == (1, np.isfinite(depth).sum(), 4) and 0 < cloud.shape[1] <= 25680
+    # colour from the kept camera pixels themselves
+    kept = rgb[::9, ::9].reshape(-1, 3)[np.isfinite(depth).reshape(-1) | organized]
+    packed = (kept[:, 0].astype(np.uint32) << 16) | (kept[:, 1].astype(np.uint32) << 8) | kept[:, 2]
+    np.testing.assert_array_equal(np.ascontiguousarray(cloud[..., 3]).view(np.uint32).reshape(-1), packed)
+    every_pixel = validate_parameters({"model_path": str(model), "providers": ["cpu"], "points_stride": 1})
+    K_vga = np.array([[500.0, 0.0, 319.5], [0.0, 500.0, 95.5], [0.0, 0.0, 1.0]])
+    vga = path.process(_image(rgb[:192, :640].copy()), _info(K_vga, 640, 192), every_pixel, cloud=True)
+    assert (vga.points.height, vga.points.width) == (192, 640)  # 1: every camera pixel (auto: 2)

@@ -9,10 +9,11 @@ import pytest
 from onnx_models import linear_estimator
 from rosbags.typesys import Stores, get_typestore
 
+from depth_node.geometry import depth_to_points
 from depth_node.runtime.conversions import image_msg_to_depth, numpy_to_image, to_rgb8
 from depth_node.runtime.message_types import rosbags_types
-from depth_node.runtime.messages import build_outputs, scale_camera_info
-from depth_node.runtime.pipeline import DepthPipeline, PipelineConfig
+from depth_node.runtime.messages import build_outputs, camera_info_from_K, scale_camera_info
+from depth_node.runtime.pipeline import DepthPipeline, DepthResult, PipelineConfig
 from depth_node.runtime.pointcloud import pointcloud2_to_array
 
 TYPES = rosbags_types()
@@ -146,3 +147,43 @@ def test_one_validity_rule_for_the_depth_image_and_the_cloud(out_of_range: str) 
         encoding="16UC1",
     )
     assert ((np.frombuffer(mm.image.data, np.uint16).reshape(CAM_H, CAM_W) == 0) == ~in_cloud).all()
+
+
+@pytest.mark.parametrize("organized", [True, False])
+def test_auto_stride_cloud_follows_the_scaled_k(organized: bool) -> None:
+    """stride 0: the stride follows the model (1242x375 image, 320x96 model: 4), and the points are
+    the full-resolution back-projection with K scaled to the depth image, at pixels (4 u', 4 v')."""
+    width, height = 1242, 375
+    rng = np.random.default_rng(5)
+    depth = rng.uniform(1.0, 100.0, (height, width)).astype(np.float32)
+    K_full = np.array([[1443.0, 0.0, 1219.2], [0.0, 1443.0, 345.8], [0.0, 0.0, 1.0]])  # a 2484x750 camera
+    K = np.diag([0.5, 0.5, 1.0]) @ K_full  # ... and its image downscaled 2x
+    result = DepthResult(depth=depth.copy(), K=K, scale=1.0, input_size=(width, height), model_size=(320, 96))
+    info = camera_info_from_K(K_full, 2 * width, 2 * height, HEADER, TYPES)
+    out = build_outputs(
+        result, HEADER, info, TYPES, cloud=True, stride=0, max_range=80.0, organized=organized
+    )
+    np.testing.assert_allclose(out.camera_info.k.reshape(3, 3), K)
+    cloud = pointcloud2_to_array(out.points)
+    expected = depth_to_points(result.depth, K[0, 0], K[1, 1], K[0, 2], K[1, 2])[::4, ::4]  # range applied
+    if organized:
+        assert cloud.shape == (94, 311, 3)
+    else:
+        expected = expected[np.isfinite(expected[..., 2])][None]
+        assert 0 < cloud.shape[1] < 94 * 311
+    np.testing.assert_allclose(cloud, expected, rtol=2e-6, atol=1e-5, equal_nan=True)
+
+
+def test_the_cloud_takes_its_colour_from_the_model_image_at_model_resolution(tmp_path: Path) -> None:
+    """output_resolution model: result.colour is the network's input image, the same as resizing the
+    camera image to the depth image again (what build_outputs does with the camera image)."""
+    pipeline = DepthPipeline(linear_estimator(tmp_path), PipelineConfig(output_resolution="model"))
+    rgb = np.random.default_rng(2).integers(0, 256, (CAM_H, CAM_W, 3), dtype=np.uint8)
+    result = pipeline.process(rgb, K_CAM)
+    clouds = [
+        pointcloud2_to_array(
+            build_outputs(result, HEADER, None, TYPES, cloud=True, stride=1, rgb=colour).points
+        )
+        for colour in (result.colour, rgb)
+    ]
+    np.testing.assert_array_equal(clouds[0].view(np.uint32), clouds[1].view(np.uint32))

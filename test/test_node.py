@@ -240,7 +240,7 @@ def test_one_depth_image_camera_info_and_cloud_per_frame(ros, harness, sim_drive
     assert np.isfinite(depth).all() and (depth > 0).all()
     assert (info.width, info.height) == (width, height)
     np.testing.assert_allclose(np.asarray(info.k).reshape(3, 3), sim_drive.K)
-    assert (cloud.height, cloud.width) == (height, width)  # organized, stride 1
+    assert (cloud.height, cloud.width) == (26, 84)  # organized, auto stride 5: <= the 96x32 model's pixels
     assert [f.name for f in cloud.fields] == ["x", "y", "z", "rgb"]
     xyz = _points_xyz(cloud)
     assert np.nanmax(xyz[..., 2]) <= 80.0 + 1e-3  # max_range keeps the cloud inside 80 m
@@ -477,7 +477,7 @@ def test_flood_drops_frames_keeps_latency_bounded_and_memory_flat(ros, harness):
 @pytest.mark.parametrize(
     ("params", "fragment"),
     [
-        ({"points_stride": 0}, "parameter points_stride: 0 is outside [1, 32]"),  # IntegerRange (rclpy)
+        ({"points_stride": -1}, "parameter points_stride: -1 is outside [0, 32]"),  # IntegerRange (rclpy)
         ({"min_range": 1}, "parameter min_range: 1 is not a float"),  # an int for a double (rclpy)
         ({"depth_encoding": "8UC1"}, "depth_encoding"),  # refused by the node's validation
         ({"min_range": 20.0, "max_range": 10.0}, "min_range"),
@@ -497,7 +497,7 @@ def test_invalid_parameters_refuse_to_start(ros, harness, params, fragment):
 def test_unknown_parameters_are_named_in_a_warning(ros, harness, capfd):
     # rclpy ignores overrides that the node never declares: a typo would go unnoticed otherwise.
     h = harness({"points_strid": 4}).start()
-    assert h.node.settings is not None and h.node.settings.points_stride == 1
+    assert h.node.settings is not None and h.node.settings.points_stride == 0
     err = capfd.readouterr().err
     assert "ignoring parameter(s) points_strid: not parameters of this node" in err
 

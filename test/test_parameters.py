@@ -56,7 +56,8 @@ def test_every_string_choice_stays_a_string_in_ros_yaml():
         ({"depth_encoding": "8UC1"}, "depth_encoding: '8UC1' is not one of 32FC1, 16UC1"),
         ({"output_resolution": "full"}, "output_resolution"),
         ({"scale_mode": "magic"}, "scale_mode"),
-        ({"points_stride": 0}, "points_stride: 0 is outside [1, 32]"),
+        ({"points_stride": -1}, "points_stride: -1 is outside [0, 32]"),
+        ({"points_stride": 33}, "points_stride: 33 is outside [0, 32]"),
         ({"min_range": 1}, "min_range: 1 is not a float"),
         ({"min_range": 50.0, "max_range": 10.0}, "need min < max"),
         ({"providers": ["cpu", "gpu"]}, "providers: 'gpu'"),
@@ -77,6 +78,13 @@ def test_invalid_values_are_refused_with_a_clear_message(values, fragment):
     message = str(info.value)
     assert fragment in message
     assert "\n" not in message
+
+
+def test_points_stride_is_automatic_by_default_and_1_keeps_every_pixel():
+    assert validate_parameters({}).points_stride == 0  # auto: see pointcloud.auto_stride
+    assert validate_parameters({"points_stride": 1}).points_stride == 1
+    assert validate_parameters({"points_stride": 32}).points_stride == 32
+    check_parameter("points_stride", 0)
 
 
 def test_valid_settings_reach_the_pipeline_config():
@@ -111,8 +119,8 @@ def test_rclpy_array_values_are_accepted():
 
 def test_check_parameter_words_values_that_rclpy_refuses():
     # The node uses it for an override that rclpy refused while declaring (type, descriptor range).
-    with pytest.raises(ParameterError, match=r"^parameter points_stride: 0 is outside \[1, 32\]$"):
-        check_parameter("points_stride", 0)
+    with pytest.raises(ParameterError, match=r"^parameter points_stride: -1 is outside \[0, 32\]$"):
+        check_parameter("points_stride", -1)
     with pytest.raises(ParameterError, match="parameter min_range: 1 is not a float"):
         check_parameter("min_range", 1)
     with pytest.raises(ParameterError, match="unknown parameter bogus"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from onnx_models import linear_estimator
@@ -89,6 +90,21 @@ def test_model_resolution_and_crop(tmp_path: Path) -> None:
     np.testing.assert_allclose(cropped.K[:2, 2], [31.5 - 8, 11.5 - 4])
     with pytest.raises(ImageDataError, match="does not fit"):
         DepthPipeline(estimator, PipelineConfig(crop=(40, 0, 32, 16))).process(rgb, K_CAM)
+
+
+def test_the_result_carries_the_colour_on_the_depth_grid_and_the_model_size(tmp_path: Path) -> None:
+    """The cloud's colour without a second resize of the camera image: the (cropped) camera image at
+    camera resolution, the network's input image (INTER_AREA, as training) at model resolution."""
+    estimator = linear_estimator(tmp_path)
+    rgb = np.random.default_rng(4).integers(0, 256, (CAM_H, CAM_W, 3), dtype=np.uint8)
+    camera = DepthPipeline(estimator, PipelineConfig(crop=(8, 4, 32, 16))).process(rgb, K_CAM)
+    assert camera.model_size == (16, 12) and camera.colour.shape[:2] == camera.depth.shape
+    np.testing.assert_array_equal(camera.colour, rgb[4:20, 8:40])
+    pipeline = DepthPipeline(estimator, PipelineConfig(output_resolution="model"))
+    model = pipeline.process(rgb, K_CAM)
+    np.testing.assert_array_equal(model.colour, cv2.resize(rgb, (16, 12), interpolation=cv2.INTER_AREA))
+    pipeline.process(255 - rgb, K_CAM)  # the next frame does not write into this one's colour
+    np.testing.assert_array_equal(model.colour, cv2.resize(rgb, (16, 12), interpolation=cv2.INTER_AREA))
 
 
 def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:

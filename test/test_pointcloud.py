@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 from rosbags.typesys import Stores, get_typestore
 
+from depth_node.geometry import depth_to_points
 from depth_node.runtime.errors import BadInputError
 from depth_node.runtime.message_types import rosbags_types
 from depth_node.runtime.pointcloud import (
+    auto_stride,
     cloud_intrinsics,
     depth_to_cloud,
     depth_to_pointcloud2,
@@ -186,3 +188,54 @@ def test_read_fields_wants_exactly_row_step_times_height_bytes_in_any_buffer() -
         BadInputError, match=r"PointCloud2 data has 73 bytes, expected row_step\*height = 36\*2"
     ):
         read_fields(longer, ("x", "y", "z"))
+
+
+@pytest.mark.parametrize(
+    ("camera", "model", "stride"),
+    [
+        ((640, 192), (320, 96), 2),
+        ((1242, 375), (320, 96), 4),
+        ((1920, 1080), (320, 96), 9),
+        ((640, 192), (640, 192), 1),
+        ((1242, 375), (640, 192), 2),
+        ((1920, 1080), (640, 192), 5),
+        ((320, 96), (640, 192), 1),  # a camera smaller than the model: every pixel
+    ],
+)
+def test_auto_stride_is_the_smallest_with_no_more_points_than_the_model(camera, model, stride) -> None:
+    assert auto_stride(camera, model) == stride
+
+    def points(s: int) -> int:
+        return math.ceil(camera[0] / s) * math.ceil(camera[1] / s)
+
+    assert points(stride) <= model[0] * model[1]
+    assert stride == 1 or points(stride - 1) > model[0] * model[1]
+
+
+@pytest.mark.parametrize("organized", [True, False])
+def test_auto_stride_cloud_follows_the_pinhole_model_at_full_resolution(organized: bool) -> None:
+    """Points of a strided cloud are those of the full-resolution back-projection at pixels (s u', s v')."""
+    width, height = 1242, 375
+    rng = np.random.default_rng(11)
+    depth = rng.uniform(1.0, 60.0, (height, width)).astype(np.float32)
+    depth[rng.random((height, width)) < 0.1] = np.nan
+    rgb = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    fx, fy, cx, cy = 721.5, 721.5, 609.6, 172.9
+    stride = auto_stride((width, height), (320, 96))
+    cloud = depth_to_cloud(depth, fx, fy, cx, cy, stride, organized=organized, rgb=rgb)
+    full = depth_to_points(depth, fx, fy, cx, cy)[::stride, ::stride]
+    colour = pack_rgb(rgb[::stride, ::stride])
+    if not organized:
+        kept = np.isfinite(depth[::stride, ::stride])
+        full, colour = full[kept], colour[kept]
+    assert cloud.shape[:-1] == full.shape[:-1] == ((94, 311) if organized else (kept.sum(),))
+    np.testing.assert_allclose(cloud[..., :3], full, rtol=2e-6, atol=1e-6, equal_nan=True)
+    np.testing.assert_array_equal(cloud[..., 3].view(np.uint32), colour.view(np.uint32))
+
+
+def test_depth_to_points_writes_into_the_first_channels_of_a_cloud() -> None:
+    depth, _ = _scene()
+    cloud = np.full(depth.shape + (4,), 7.0, np.float32)
+    assert depth_to_points(depth, FX, FY, CX, CY, out=cloud) is cloud
+    np.testing.assert_array_equal(cloud[..., :3], depth_to_points(depth, FX, FY, CX, CY))
+    assert (cloud[..., 3] == 7.0).all()

@@ -203,7 +203,7 @@ class FramePath:
                 min_range=settings.min_range,
                 max_range=settings.max_range,
                 organized=settings.points_organized,
-                rgb=rgb if settings.points_color else None,
+                rgb=result.colour if settings.points_color else None,
                 encoding=settings.depth_encoding,
                 out_of_range=settings.out_of_range,
             )

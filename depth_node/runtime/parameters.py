@@ -144,10 +144,11 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec(
         "points_stride",
-        1,
-        "keep every n-th row and column in the cloud",
+        0,
+        "keep every n-th row and column in the cloud; 0: auto, the smallest stride that gives no more "
+        "points than the model's output; 1: every pixel of the depth image",
         read_only=False,
-        value_range=(1, 32),
+        value_range=(0, 32),
     ),
     ParamSpec("points_color", True, "add the camera's colour (rgb field) to the cloud", read_only=False),
     ParamSpec(

@@ -81,7 +81,10 @@ class PipelineConfig:
 class DepthResult:
     """One frame's depth. ``depth``: float32 metres, NaN = invalid, at the output resolution; ``K``:
     3x3 intrinsics of ``depth``; ``scale``: model units -> metres used for this frame; ``timings``:
-    seconds per stage; ``input_size``: (w, h) of the camera image; ``crop``: the crop applied."""
+    seconds per stage; ``input_size``: (w, h) of the camera image; ``crop``: the crop applied;
+    ``model_size``: (w, h) of the network's output; ``colour``: the (h, w, 3) uint8 RGB image on the
+    grid of ``depth`` (the cropped camera image, or the network's input image at model resolution),
+    so the cloud takes its colour without resizing the camera image a second time."""
 
     depth: np.ndarray
     K: np.ndarray
@@ -89,6 +92,8 @@ class DepthResult:
     timings: dict[str, float] = field(default_factory=dict)
     input_size: tuple[int, int] | None = None
     crop: tuple[int, int, int, int] | None = None
+    model_size: tuple[int, int] | None = None
+    colour: np.ndarray | None = None
 
 
 class DepthPipeline:
@@ -175,13 +180,20 @@ class DepthPipeline:
         depth[~valid] = np.nan
         if self.config.output_resolution == "camera" and source_size != self.model_size:
             depth = cv2.resize(depth, source_size, interpolation=_INTERPOLATIONS[self.config.upsample])
-            K_out = K
-        else:
-            K_out = K_model
+            K_out, colour = K, rgb
+        else:  # a copy: the resized image is a buffer the next frame overwrites
+            K_out, colour = K_model, self._resized.copy()
         t4 = time.perf_counter()
         timings = {"preprocess": t1 - t0, "inference": t2 - t1, "postprocess": t4 - t3, "scale": t3 - t2}
         return DepthResult(
-            depth=depth, K=K_out, scale=scale, timings=timings, input_size=(width, height), crop=crop
+            depth=depth,
+            K=K_out,
+            scale=scale,
+            timings=timings,
+            input_size=(width, height),
+            crop=crop,
+            model_size=self.model_size,
+            colour=colour,
         )
 
     def _frame_scale(self, raw: np.ndarray, K_model: np.ndarray) -> float:
