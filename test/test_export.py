@@ -13,7 +13,7 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 from depth_node.runtime.estimator import REQUIRED_METADATA  # noqa: E402
-from training.export import count_flops, export_onnx, main  # noqa: E402
+from training.export import count_flops, export_onnx, main, measure_latencies  # noqa: E402
 from training.networks import build_depth_net  # noqa: E402
 
 torch.set_num_threads(2)
@@ -86,6 +86,7 @@ def test_fp32_export_via_cli(checkpoint: tuple[Path, torch.nn.Module], tmp_path:
 
     card = out.with_suffix(".md").read_text()
     assert "stdc1" in card and "GFLOPs" in card and "ms median" in card and "abs_rel" in card
+    assert "| precision | fp32 |" in card and meta["precision"] == "fp32"
 
 
 def test_fp16_dynamic_batch_export(checkpoint: tuple[Path, torch.nn.Module], tmp_path: Path) -> None:
@@ -123,3 +124,18 @@ def test_missing_checkpoint_is_a_one_line_error(tmp_path: Path, capsys) -> None:
     assert main(["--checkpoint", str(tmp_path / "none.pt"), "--out", str(tmp_path / "x.onnx")]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("depth-export: error:") and "none.pt" in err and "\n" not in err
+
+
+def test_latencies_of_several_models_are_measured_side_by_side(
+    checkpoint: tuple[Path, torch.nn.Module], tmp_path: Path
+) -> None:
+    out = export_onnx(checkpoint[0], tmp_path / "m.onnx", latency_runs=1, verbose=False)
+    latencies = measure_latencies([out, out], H, W, runs=2, threads=1)
+    assert len(latencies) == 2 and all(ms > 0 for ms in latencies)
+
+
+def test_int8_with_fp16_is_refused_by_the_api(
+    checkpoint: tuple[Path, torch.nn.Module], tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError, match="excludes fp16"):
+        export_onnx(checkpoint[0], tmp_path / "x.onnx", fp16=True, int8=True, calibration=[tmp_path])

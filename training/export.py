@@ -6,7 +6,13 @@ variant computes in half precision but keeps the float32 interface (casts at bot
 runtime never changes. Each export is checked (``onnx.checker``, ONNX Runtime vs PyTorch parity)
 and gets a model card ``<name>.md`` next to it (``training.model_card``).
 
-CLI: ``depth-export --checkpoint CKPT --out models/x.onnx [--fp16] [--dynamic-batch]``.
+``--int8`` (CPU) exports fp32 as above, then writes the statically quantized model to ``--out``
+(``training.quantize``: calibrated on real frames, the disparity head and depth conversion in
+float), compares its depth with fp32's on the calibration frames and measures both models' CPU
+latency side by side; the fp32 model is not kept (export again without ``--int8`` to ship it).
+
+CLI: ``depth-export --checkpoint CKPT --out models/x.onnx [--fp16 | --int8 --calibration PATH ...]
+[--dynamic-batch]``.
 """
 
 from __future__ import annotations
@@ -15,12 +21,14 @@ import argparse
 import contextlib
 import io
 import json
+import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +43,22 @@ from training.losses import METRIC_TRAINING_MODES
 from training.losses import training_mode as infer_training_mode
 from training.model_card import card_info, write_model_card
 from training.networks import DepthNet, model_config
+from training.quantize import (
+    DEFAULT_CALIBRATION_FRAMES,
+    QUANTIZATION,
+    QuantizeError,
+    calibration_frames,
+    calibration_sources,
+    depth_difference,
+    image_batch,
+    quantize_model,
+)
 
 FP32_TOLERANCE = 1e-3
 FP16_TOLERANCE = 2e-2  # half precision: ~1e-3 per op, accumulated through the network
+# int8 vs fp32, median relative depth difference: a few percent is int8's expected error; ten is a
+# broken calibration (wrong frames, a saturating kernel) rather than quantization noise.
+INT8_MEDIAN_TOLERANCE = 0.10
 
 
 class ExportError(RuntimeError):
@@ -218,17 +239,43 @@ def parity_check(
     return worst
 
 
+def measure_latencies(
+    onnx_paths: Sequence[Path], height: int, width: int, runs: int = 10, threads: int = 0
+) -> list[float]:
+    """Median ONNX Runtime CPU latency in milliseconds for one image, per model (after one warm-up
+    run each). The models take turns run by run, so a shared CPU's changing load hits them alike."""
+    sessions = [_session(path, threads) for path in onnx_paths]
+    image = np.random.default_rng(0).random((1, 3, height, width), dtype=np.float32)
+    times: list[list[float]] = [[] for _ in sessions]
+    for session in sessions:
+        session.run(["depth"], {"image": image})
+    for _ in range(max(1, runs)):
+        for session, record in zip(sessions, times, strict=True):
+            start = time.perf_counter()
+            session.run(["depth"], {"image": image})
+            record.append(time.perf_counter() - start)
+    return [1000.0 * statistics.median(record) for record in times]
+
+
 def measure_latency(onnx_path: Path, height: int, width: int, runs: int = 10, threads: int = 0) -> float:
     """Median ONNX Runtime CPU latency in milliseconds for one image (after one warm-up run)."""
-    session = _session(onnx_path, threads)
-    image = np.random.default_rng(0).random((1, 3, height, width), dtype=np.float32)
-    session.run(["depth"], {"image": image})
-    times = []
-    for _ in range(max(1, runs)):
-        start = time.perf_counter()
-        session.run(["depth"], {"image": image})
-        times.append(time.perf_counter() - start)
-    return 1000.0 * statistics.median(times)
+    return measure_latencies([onnx_path], height, width, runs, threads)[0]
+
+
+def cpu_name() -> str:
+    """The CPU's model name and vector extensions, e.g. "AMD EPYC (AVX2, no VNNI)": int8's speed-up
+    hangs on them (VNNI's dot products), so the card says where its latencies were measured."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else None
+    vnni = "VNNI" if flags & {"avx512_vnni", "avx_vnni"} else "no VNNI"
+    name = fields.get("model name") or platform.machine()
+    return f"{name} ({vector}, {vnni})" if vector else name
 
 
 def _metadata(
@@ -296,6 +343,60 @@ def _checked_parity(
     return parity
 
 
+def _quantized(
+    fp32_file: Path, onnx_file: Path, out_path: Path, frames: Sequence[np.ndarray], runs: int, say: Callable
+) -> dict[str, Any]:
+    """Quantize ``fp32_file`` into ``onnx_file`` (to become ``out_path``); depth difference and latency
+    of int8 vs fp32 (``ExportError`` above ``INT8_MEDIAN_TOLERANCE``). Returns what the card shows."""
+    try:
+        quantize_model(fp32_file, onnx_file, frames)
+    except QuantizeError as exc:
+        raise ExportError(f"{out_path}: int8 quantization failed: {exc}") from exc
+    diff = depth_difference(fp32_file, onnx_file, (image_batch(frame) for frame in frames))
+    say(
+        f"[export] int8 vs fp32 on {diff['frames']} calibration frames: relative depth difference "
+        f"median {100 * diff['median']:.2f} % (p95 {100 * diff['p95']:.2f} %, "
+        f"limit {100 * INT8_MEDIAN_TOLERANCE:.0f} % median)"
+    )
+    if not diff["median"] <= INT8_MEDIAN_TOLERANCE:
+        raise ExportError(
+            f"{out_path}: int8 depth differs from fp32 by {100 * diff['median']:.1f} % (median) "
+            f"> {100 * INT8_MEDIAN_TOLERANCE:.0f} %"
+        )
+    height, width = frames[0].shape[:2]
+    int8_ms, fp32_ms = measure_latencies([onnx_file, fp32_file], height, width, runs=runs)
+    return {
+        "precision": "int8",
+        "latency_ms": int8_ms,
+        "int8": {
+            "quantization": QUANTIZATION,
+            "calibration_frames": len(frames),
+            "median_relative_difference": diff["median"],
+            "p95_relative_difference": diff["p95"],
+            "fp32_latency_ms": fp32_ms,
+            "speedup": fp32_ms / int8_ms,
+        },
+    }
+
+
+def _summary(out_path: Path, info: Mapping[str, Any], card: Path) -> list[str]:
+    """The closing lines: size, compute, latency, and whether int8 pays on this CPU."""
+    size_mb = out_path.stat().st_size / 1e6
+    lines = [
+        f"[export] done: {out_path} ({size_mb:.1f} MB, {info['parameters'] / 1e6:.2f} M params, "
+        f"{info['flops'] / 1e9:.2f} GFLOPs, CPU {info['latency_ms']:.1f} ms), card {card}"
+    ]
+    int8 = info.get("int8")
+    if int8:
+        lines.append(
+            f"[export] CPU latency int8 {info['latency_ms']:.1f} ms vs fp32 "
+            f"{int8['fp32_latency_ms']:.1f} ms: x{int8['speedup']:.2f} ({info['cpu']})"
+        )
+        if int8["speedup"] < 1.0:
+            lines.append("[export] int8 does not pay on this CPU: ship the fp32 export (no --int8)")
+    return lines
+
+
 def export_onnx(
     checkpoint_path: str | Path,
     out_path: str | Path,
@@ -305,8 +406,15 @@ def export_onnx(
     metrics: Mapping[str, Any] | None = None,
     latency_runs: int = 10,
     verbose: bool = True,
+    int8: bool = False,
+    calibration: Sequence[str | Path] = (),
+    calibration_count: int = DEFAULT_CALIBRATION_FRAMES,
 ) -> Path:
     """Export the checkpoint's DepthNet to ``out_path`` (+ ``<name>.md`` model card); returns the path.
+
+    ``int8``: ``out_path`` gets the int8 model, calibrated on ``calibration_count`` frames spread
+    over ``calibration`` (KITTI drives, folders of drives, rosbag2s); its card holds the depth
+    difference to fp32 and both latencies. ``ExportError`` when that difference's median is above 10 %.
 
     Both files are written to temporary siblings and replace the old ones only when everything
     passed (``depth_node.files``): a failed export or a full disk (``WriteError``) leaves them as they
@@ -320,6 +428,10 @@ def export_onnx(
         if verbose:
             print(msg, flush=True)
 
+    if int8 and fp16:
+        raise ValueError("int8 export excludes fp16 (int8 runs on CPUs, fp16 on GPUs)")
+    if int8 and not calibration:
+        raise ValueError("int8 export needs calibration paths (KITTI drives or rosbag2 recordings)")
     checkpoint_path, out_path = Path(checkpoint_path), Path(out_path)
     ckpt = load_checkpoint(checkpoint_path)
     config = ckpt["config"]
@@ -331,44 +443,67 @@ def export_onnx(
     # Before writing: exporting over a tracked model (models/*.onnx) would itself make the tree dirty.
     commit = git_commit()
 
+    # Before the export: a wrong calibration path should not cost a whole export first.
+    frames = calibration_frames(calibration, calibration_count, height, width) if int8 else []
     say(
         f"[export] {checkpoint_path} -> {out_path} ({model_cfg['backbone']}, {height}x{width}, "
-        f"{'fp16' if fp16 else 'fp32'}{', dynamic batch' if dynamic_batch else ''})"
+        f"{'int8' if int8 else 'fp16' if fp16 else 'fp32'}{', dynamic batch' if dynamic_batch else ''})"
     )
     # Export from a copy: .half() is in place and the fp32 net is the parity reference.
     wrapper = DepthExportWrapper(depth_net_from_checkpoint(ckpt), fp16=fp16).eval()
     card = out_path.with_suffix(".md")
-    with atomic_path(out_path) as onnx_file:
-        _torch_onnx_export(wrapper, torch.rand(1, 3, height, width), onnx_file, opset, dynamic_batch)
+    with atomic_path(out_path) as onnx_file, tempfile.TemporaryDirectory(prefix="depth-export-") as tmp:
+        # int8: the fp32 model is an intermediate (the quantizer's input and the reference).
+        fp32_file = Path(tmp) / "fp32.onnx" if int8 else onnx_file
+        _torch_onnx_export(wrapper, torch.rand(1, 3, height, width), fp32_file, opset, dynamic_batch)
 
         metadata = _metadata(ckpt, checkpoint_path, out_path, model_cfg, fp16, commit)
-        _write_metadata(onnx_file, out_path, metadata)
+        _write_metadata(fp32_file, out_path, metadata)
         say(
             f"[export] onnx.checker passed; opset {opset}; metadata: "
             f"training_mode={metadata['training_mode']}, scale_is_metric={metadata['scale_is_metric']}"
         )
 
-        parity = _checked_parity(net, onnx_file, out_path, height, width, fp16, dynamic_batch, say)
+        parity = _checked_parity(net, fp32_file, out_path, height, width, fp16, dynamic_batch, say)
         measured = {
             "fp16": fp16,
             "dynamic_batch": dynamic_batch,
             "parameters": sum(p.numel() for p in net.parameters()),
             **count_flops(net, torch.rand(1, 3, height, width)),
             "parity": parity,
-            "latency_ms": measure_latency(onnx_file, height, width, runs=latency_runs),
             "opset": opset,
             "commit": commit,
+            "cpu": cpu_name(),
         }
+        if int8:
+            measured.update(_quantized(fp32_file, onnx_file, out_path, frames, latency_runs, say))
+        else:
+            measured["latency_ms"] = measure_latency(onnx_file, height, width, runs=latency_runs)
         info = card_info(ckpt, checkpoint_path, out_path, metadata, model_cfg, measured, metrics)
         # The card goes in place just before the model: a failure before leaves both as they were.
         with atomic_path(card) as card_file:
             write_model_card(card_file, info, config)
-    size_mb = out_path.stat().st_size / 1e6
-    say(
-        f"[export] done: {out_path} ({size_mb:.1f} MB, {info['parameters'] / 1e6:.2f} M params, "
-        f"{info['flops'] / 1e9:.2f} GFLOPs, CPU {info['latency_ms']:.1f} ms), card {card}"
-    )
+    for line in _summary(out_path, info, card):
+        say(line)
     return out_path
+
+
+def _usage_error(args: argparse.Namespace) -> str | None:
+    """What is wrong with the int8 options, in one line (checked before any work), or None."""
+    if args.int8 and args.fp16:
+        return "--int8 and --fp16 exclude each other (int8 runs on CPUs, fp16 on GPUs)"
+    if args.int8 and not args.calibration:
+        return "--int8 needs --calibration PATH [PATH ...] (KITTI drives or rosbag2 recordings)"
+    if args.calibration and not args.int8:
+        return "--calibration is only used with --int8"
+    if args.calibration_frames < 1:
+        return f"--calibration-frames must be at least 1, got {args.calibration_frames}"
+    if args.int8:
+        try:
+            calibration_sources(args.calibration)
+        except (FileNotFoundError, QuantizeError) as exc:
+            return str(exc)
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -378,11 +513,32 @@ def main(argv: list[str] | None = None) -> int:
         "--out", required=True, help="output .onnx path (a model card .md is written beside it)"
     )
     parser.add_argument("--fp16", action="store_true", help="compute in fp16 inside (float32 input/output)")
+    parser.add_argument(
+        "--int8",
+        action="store_true",
+        help="static int8 for CPUs (head and depth in float); needs --calibration",
+    )
+    parser.add_argument(
+        "--calibration",
+        nargs="+",
+        metavar="PATH",
+        help="KITTI drives (or folders of drives) and/or rosbag2 recordings to calibrate int8 on",
+    )
+    parser.add_argument(
+        "--calibration-frames",
+        type=int,
+        default=DEFAULT_CALIBRATION_FRAMES,
+        help="frames to calibrate on, evenly spread",
+    )
     parser.add_argument("--dynamic-batch", action="store_true", help="dynamic batch dimension")
     parser.add_argument("--opset", type=int, default=17)
     parser.add_argument("--metrics", help="JSON file of evaluation metrics to put into the model card")
     parser.add_argument("--latency-runs", type=int, default=10)
     args = parser.parse_args(argv)
+    problem = _usage_error(args)
+    if problem:
+        print(f"depth-export: error: {problem}", file=sys.stderr)
+        return 2
     metrics = None
     if args.metrics:
         metrics = json.loads(Path(args.metrics).read_text())
@@ -395,8 +551,11 @@ def main(argv: list[str] | None = None) -> int:
             opset=args.opset,
             metrics=metrics,
             latency_runs=args.latency_runs,
+            int8=args.int8,
+            calibration=args.calibration or (),
+            calibration_count=args.calibration_frames,
         )
-    except (ExportError, FileNotFoundError, ValueError, KeyError, WriteError) as exc:
+    except (ExportError, QuantizeError, FileNotFoundError, ValueError, KeyError, WriteError) as exc:
         print(f"depth-export: error: {exc}", file=sys.stderr)
         return 1
     return 0

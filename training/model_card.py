@@ -27,7 +27,8 @@ def card_info(
     metrics: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
     """What the model card shows; ``measured``: fp16, dynamic_batch, parameters, macs, flops,
-    parity, latency_ms, opset, commit."""
+    parity, latency_ms, opset, commit, and optionally precision, cpu and int8 (the quantization, its
+    depth difference to fp32 and fp32's latency)."""
     train_cfg = ckpt["config"].get("train") or {}
     command = ckpt.get("command") or train_cfg.get("command") or "not recorded (see the configuration below)"
     return {
@@ -41,6 +42,9 @@ def card_info(
         "min_depth": model_cfg["min_depth"],
         "max_depth": model_cfg["max_depth"],
         "fp16": measured["fp16"],
+        "precision": measured.get("precision") or ("fp16" if measured["fp16"] else "fp32"),
+        "int8": measured.get("int8"),
+        "cpu": measured.get("cpu"),
         "parameters": measured["parameters"],
         "macs": measured["macs"],
         "flops": measured["flops"],
@@ -91,6 +95,29 @@ def _metrics_markdown(metrics: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _precision_rows(info: Mapping[str, Any]) -> list[str]:
+    """Precision, parity and CPU latency rows; an int8 model also shows fp32's latency beside its own."""
+    precision = info.get("precision") or ("fp16" if info["fp16"] else "fp32")
+    cpu = f" ({info['cpu']})" if info.get("cpu") else ""
+    parity = f"| ONNX Runtime parity | max relative error {info['parity']:.2e} |"
+    int8 = info.get("int8")
+    if precision != "int8" or not int8:
+        text = {"fp16": "fp16 inside, float32 interface"}.get(precision, precision)
+        latency = f"| CPU latency (ONNX Runtime) | {info['latency_ms']:.1f} ms median, batch 1{cpu} |"
+        return [f"| precision | {text} |", parity, latency]
+    median, p95 = 100 * int8["median_relative_difference"], 100 * int8["p95_relative_difference"]
+    return [
+        f"| precision | int8 (`{int8['quantization']}`, calibrated on {int8['calibration_frames']} frames); "
+        "disparity head, sigmoid and depth conversion in float; float32 interface |",
+        parity.replace("parity |", "parity (fp32 export) |"),
+        f"| int8 vs fp32 | relative depth difference median {median:.2f} %, p95 {p95:.2f} % "
+        "(calibration frames) |",
+        f"| CPU latency (ONNX Runtime) | int8 {info['latency_ms']:.1f} ms, "
+        f"fp32 {int8['fp32_latency_ms']:.1f} ms median, batch 1, "
+        f"measured side by side: x{int8['speedup']:.2f}{cpu} |",
+    ]
+
+
 def write_model_card(path: Path, info: Mapping[str, Any], config: Mapping[str, Any]) -> Path:
     """Markdown model card beside the ONNX file."""
     metrics = info.get("metrics") or {}
@@ -105,13 +132,11 @@ def write_model_card(path: Path, info: Mapping[str, Any], config: Mapping[str, A
         f"| input | `image` float32 [{info['batch']},3,{info['height']},{info['width']}] RGB in [0,1] |",
         f"| output | `depth` float32 [{info['batch']},1,{info['height']},{info['width']}], "
         f"{info['min_depth']}..{info['max_depth']} model units |",
-        f"| precision | {'fp16 inside, float32 interface' if info['fp16'] else 'fp32'} |",
         f"| parameters | {info['parameters'] / 1e6:.2f} M |",
         f"| compute | {info['macs'] / 1e9:.2f} GMAC ({info['flops'] / 1e9:.2f} GFLOPs), conv + linear |",
         f"| training mode | {info['training_mode']} |",
         f"| metric scale | {info['metric_scale']} (scale is metric: {info['scale_is_metric']}) |",
-        f"| ONNX Runtime parity | max relative error {info['parity']:.2e} |",
-        f"| CPU latency (ONNX Runtime) | {info['latency_ms']:.1f} ms median, batch 1 |",
+        *_precision_rows(info),
         f"| opset | {info['opset']} |",
         f"| source commit | {info['commit'] or 'unknown'} |",
         "",
