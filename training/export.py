@@ -240,20 +240,27 @@ def parity_check(
 
 
 def measure_latencies(
-    onnx_paths: Sequence[Path], height: int, width: int, runs: int = 10, threads: int = 0
+    onnx_paths: Sequence[Path], height: int, width: int, runs: int = 10, threads: int = 0, rounds: int = 2
 ) -> list[float]:
-    """Median ONNX Runtime CPU latency in milliseconds for one image, per model (after one warm-up
-    run each). The models take turns run by run, so a shared CPU's changing load hits them alike."""
-    sessions = [_session(path, threads) for path in onnx_paths]
+    """Median ONNX Runtime CPU latency in milliseconds for one image, per model.
+
+    The models take turns in blocks (``rounds`` of ``runs / rounds`` runs each, after one warm-up
+    run), so a shared CPU's changing load hits them alike; only one session is alive at a time,
+    because an idle session's spinning thread pool slows the one being timed (measured: a
+    ResNet18 at 320x96 took 67 ms run by run beside an int8 session, 37 ms alone).
+    """
     image = np.random.default_rng(0).random((1, 3, height, width), dtype=np.float32)
-    times: list[list[float]] = [[] for _ in sessions]
-    for session in sessions:
-        session.run(["depth"], {"image": image})
-    for _ in range(max(1, runs)):
-        for session, record in zip(sessions, times, strict=True):
-            start = time.perf_counter()
+    times: list[list[float]] = [[] for _ in onnx_paths]
+    per_round = max(1, runs // max(1, rounds))
+    for _ in range(max(1, rounds)):
+        for path, record in zip(onnx_paths, times, strict=True):
+            session = _session(path, threads)
             session.run(["depth"], {"image": image})
-            record.append(time.perf_counter() - start)
+            for _ in range(per_round):
+                start = time.perf_counter()
+                session.run(["depth"], {"image": image})
+                record.append(time.perf_counter() - start)
+            del session
     return [1000.0 * statistics.median(record) for record in times]
 
 
