@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import importlib
 import math
 import os
 import random
@@ -192,11 +191,8 @@ def ros_api() -> Iterator[SimpleNamespace]:
         from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
+        from depth_node.ros import node as node_module
         from depth_node.runtime.message_types import ros_types
-
-        # Not ``from depth_node.ros import node``: that returns the package attribute, which still
-        # holds a module bound to an earlier (since unloaded) stand-in.
-        node_module = importlib.import_module("depth_node.ros.node")
 
         yield SimpleNamespace(
             stand_in=stand_in,

@@ -51,3 +51,7 @@ def rclpy_or_stand_in() -> Iterator[bool]:
         for name, module in list(sys.modules.items()):
             if name in _DEPENDENT_MODULES or _loaded_from_stand_in(module):
                 del sys.modules[name]
+                # ``from depth_node.ros import node`` reads the package attribute, not sys.modules.
+                parent, _, child = name.rpartition(".")
+                if parent in sys.modules and getattr(sys.modules[parent], child, None) is module:
+                    delattr(sys.modules[parent], child)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
 from typing import Any
@@ -28,6 +29,9 @@ class Executor:
         self._nodes: list[Any] = []
         self._nodes_lock = threading.RLock()
         self._is_shutdown = False
+        # What one wait found ready, served one per spin_once before the next wait, as rclpy serves
+        # a wait set: every ready entity gets its turn, none starves while another stays busy.
+        self._ready: collections.deque[tuple[str, Any]] = collections.deque()
 
     @property
     def context(self) -> Context:
@@ -46,6 +50,8 @@ class Executor:
         with self._nodes_lock:
             if node in self._nodes:
                 self._nodes.remove(node)
+            mine = set(map(id, [*node.timers, *node.subscriptions]))
+            self._ready = collections.deque(r for r in self._ready if id(r[1]) not in mine)
 
     def get_nodes(self) -> list[Any]:
         with self._nodes_lock:
@@ -58,6 +64,7 @@ class Executor:
         self._is_shutdown = True
         with self._nodes_lock:
             self._nodes.clear()
+            self._ready.clear()
         self.wake()
         return True
 
@@ -65,16 +72,17 @@ class Executor:
         while self._context.ok() and not self._is_shutdown:
             self.spin_once()
 
-    def _next_ready(self) -> tuple[Any, Any] | None:
-        """One ready callback: (kind, entity); timers first, then subscriptions in creation order."""
-        for node in self.get_nodes():
-            for timer in node.timers:
-                if timer.is_ready():
-                    return ("timer", timer)
-            for subscription in node.subscriptions:
-                if subscription._has_message():
-                    return ("subscription", subscription)
-        return None
+    def _wait_set(self) -> list[tuple[str, Any]]:
+        """Every ready entity, (kind, entity): timers first, then subscriptions in creation order."""
+        nodes = self.get_nodes()
+        timers = [("timer", t) for node in nodes for t in node.timers if t.is_ready()]
+        subscriptions = [("subscription", s) for n in nodes for s in n.subscriptions if s._has_message()]
+        return timers + subscriptions
+
+    def _next_ready(self) -> tuple[str, Any] | None:
+        if not self._ready:
+            self._ready.extend(self._wait_set())
+        return self._ready.popleft() if self._ready else None
 
     def _time_to_next_timer(self) -> float | None:
         waits = [
@@ -99,7 +107,8 @@ class Executor:
             if ready is not None:
                 kind, entity = ready
                 if kind == "timer":
-                    entity._call()
+                    if entity.is_ready():  # still due: cancelled or reset since the wait
+                        entity._call()
                 else:
                     msg = entity._take()
                     if msg is not None:
