@@ -80,6 +80,24 @@ def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
 # Trainer
 
 
+def load_weights(depth_net: nn.Module, pose_net: nn.Module, path: Path) -> None:
+    """Start from a checkpoint's weights (``train.init_from``: fine-tuning, e.g. at a larger size).
+
+    Only the weights: the optimizer, schedule and step count start fresh, unlike ``--resume``.
+    """
+    ckpt = load_checkpoint(path, ("config", "depth_net", "pose_net"))
+    for name, net in (("depth_net", depth_net), ("pose_net", pose_net)):
+        try:
+            net.load_state_dict(ckpt[name], strict=True)
+        except RuntimeError as error:  # torch lists every differing parameter: keep the first
+            detail = next((line.strip() for line in str(error).splitlines()[1:] if line.strip()), "")
+            trained = {k: ckpt["config"]["model"].get(k) for k in ("backbone", "decoder")}
+            raise ConfigError(
+                f"train.init_from={path}: its {name} (trained with {trained}) does not fit this "
+                f"model.*: {detail[:160]}"
+            ) from None
+
+
 class Trainer:
     """Builds data, networks, optimiser from a config; ``run()`` trains and returns a TrainSummary.
 
@@ -115,10 +133,13 @@ class Trainer:
             )
 
         model_cfg = dict(self.config["model"])
-        if self.ckpt is not None:
-            # The checkpoint holds the trained weights: no ImageNet files needed to resume.
+        init_from = train.get("init_from")
+        if self.ckpt is not None or init_from:
+            # The checkpoint holds the trained weights: no ImageNet files needed.
             model_cfg["weights"] = model_cfg["pose_weights"] = None
         depth_net, pose_net = build_depth_net(model_cfg), build_pose_net(model_cfg)
+        if init_from and self.ckpt is None:
+            load_weights(depth_net, pose_net, Path(init_from))
         self.model = DepthPoseModel(
             depth_net, pose_net, self.frame_ids, bool(self.config["loss"]["odometry_scale"])
         ).to(self.device)

@@ -26,6 +26,15 @@ import onnxruntime as ort
 
 from depth_node.runtime.errors import InputShapeError, ModelLoadError
 from depth_node.runtime.model_file import check_model_file
+from depth_node.runtime.precision import (
+    CUDA,
+    TENSORRT,
+    ModelChoice,
+    choose_model_file,
+    sibling,
+    split_precision,
+    tensorrt_options,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -159,21 +168,10 @@ def _static_dim(dim: object) -> int | None:
 
 
 def _provider_options(
-    chosen: Sequence[str], trt_cache_dir: str | os.PathLike[str] | None, trt_fp16: bool
+    chosen: Sequence[str], tensorrt: dict[str, object]
 ) -> list[str | tuple[str, dict[str, object]]]:
-    """ONNX Runtime's providers argument: TensorRT with fp16 and its engine cache, the others plain."""
-    provider_list: list[str | tuple[str, dict[str, object]]] = []
-    for provider in chosen:
-        if provider == "TensorrtExecutionProvider":
-            options: dict[str, object] = {"trt_fp16_enable": bool(trt_fp16)}
-            if trt_cache_dir is not None:
-                Path(trt_cache_dir).mkdir(parents=True, exist_ok=True)
-                options["trt_engine_cache_enable"] = True
-                options["trt_engine_cache_path"] = str(trt_cache_dir)
-            provider_list.append((provider, options))
-        else:
-            provider_list.append(provider)
-    return provider_list
+    """ONNX Runtime's providers argument: TensorRT with its options, the others plain."""
+    return [(p, tensorrt) if p == TENSORRT else p for p in chosen]
 
 
 def _ort_detail(error: BaseException, limit: int = 240) -> str:
@@ -200,13 +198,15 @@ def _session_options(threads: int) -> ort.SessionOptions:
 
 
 def _open_session(
-    path: Path,
+    model_path: Path,
     threads: int,
     chosen: Sequence[str],
+    precision: str,
     trt_cache_dir: str | os.PathLike[str] | None,
     trt_fp16: bool,
-) -> ort.InferenceSession:
-    """An InferenceSession on the first of ``chosen`` that starts, falling back down the list.
+) -> tuple[ort.InferenceSession, ModelChoice]:
+    """An InferenceSession on the first of ``chosen`` that starts, falling back down the list, with
+    the file of the model that suits that provider (:func:`choose_model_file`).
 
     ONNX Runtime's own start-up fallback is turned off because it prints a four-line banner to stdout
     (for a model with a bad name as much as for a provider that cannot start); this one logs one line.
@@ -214,11 +214,17 @@ def _open_session(
     """
     remaining = list(chosen)
     while True:
+        choice = choose_model_file(model_path, remaining[0], precision)
+        if choice.path != model_path:
+            check_model_file(choice.path)
+        tensorrt = {}
+        if TENSORRT in remaining:
+            tensorrt = tensorrt_options(choice, precision, trt_cache_dir, trt_fp16)
         try:
             session = ort.InferenceSession(
-                str(path),
+                str(choice.path),
                 sess_options=_session_options(threads),
-                providers=_provider_options(remaining, trt_cache_dir, trt_fp16),
+                providers=_provider_options(remaining, tensorrt),
                 enable_fallback=0,
             )
         except (ValueError, RuntimeError) as error:  # what ORT's own fallback would have retried
@@ -233,7 +239,7 @@ def _open_session(
             remaining = remaining[1:]
             continue
         session.enable_fallback()
-        return session
+        return session, choice
 
 
 class DepthEstimator:
@@ -256,6 +262,7 @@ class DepthEstimator:
         trt_fp16: bool = True,
         warmup: bool = True,
         io_binding: bool | None = None,
+        precision: str = "auto",
     ) -> None:
         self.model_path = Path(model_path)
         check_model_file(self.model_path)
@@ -269,13 +276,20 @@ class DepthEstimator:
                 f"(available: {available})"
             )
         try:
-            self.session = _open_session(self.model_path, threads, chosen, trt_cache_dir, trt_fp16)
+            self.session, choice = _open_session(
+                self.model_path, threads, chosen, precision, trt_cache_dir, trt_fp16
+            )
+        except ModelLoadError:
+            raise
         except Exception as error:  # ORT raises several private exception types for bad files
             detail = _ort_detail(error)
             raise ModelLoadError(
                 f"cannot load model {self.model_path}: not a valid ONNX model ({detail})"
             ) from None
 
+        if choice.path != self.model_path:
+            LOG.info("running %s instead of %s: %s", choice.path.name, self.model_path.name, choice.reason)
+        self.model_path, self.precision = choice.path, choice.precision
         where = f"model {self.model_path.name}"
         try:
             metadata = dict(self.session.get_modelmeta().custom_metadata_map)
@@ -286,6 +300,14 @@ class DepthEstimator:
         self.provider: str = self.session.get_providers()[0]
         if self.provider != chosen[0]:  # e.g. TensorRT libraries missing: ORT fell back on its own
             LOG.warning("execution provider %s could not start; running on %s", chosen[0], self.provider)
+        if metadata.get("precision") == "fp16" and self.provider not in (TENSORRT, CUDA):
+            LOG.warning(
+                "%s computes in fp16, which on %s runs slower than fp32: export it without --fp16 "
+                "and put it beside as %s",
+                self.model_path.name,
+                self.provider,
+                sibling(split_precision(self.model_path)[0], "fp32").name,
+            )
         if io_binding is None:
             io_binding = self.provider in _BINDING_PROVIDERS
         self._binding = self.session.io_binding() if io_binding else None

@@ -147,6 +147,7 @@ class FramePath:
             resolve_model(model or settings.model_path),
             providers=settings.providers,
             threads=settings.threads,
+            precision=settings.precision,
             trt_cache_dir=settings.tensorrt_cache_dir,
             trt_fp16=settings.tensorrt_fp16,
         )

@@ -21,6 +21,7 @@ from depth_node.runtime.errors import ModelLoadError
 from depth_node.runtime.estimator import PROVIDER_NAMES
 from depth_node.runtime.messages import OUT_OF_RANGE
 from depth_node.runtime.pipeline import OUTPUT_RESOLUTIONS, SCALE_MODES, PipelineConfig
+from depth_node.runtime.precision import PRECISIONS
 
 NODE_NAME = "depth_node"
 RELIABILITIES = ("best_effort", "reliable")
@@ -71,6 +72,13 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec(
         "threads", 0, "ONNX Runtime intra-op threads (0: ONNX Runtime's default)", value_range=(0, 256)
+    ),
+    ParamSpec(
+        "precision",
+        "auto",
+        "which precision of the model to run: auto = fp32 (or the int8 file named) on CPU, fp16 on GPU; "
+        "fp32 / fp16 / int8 = the file name.onnx / name.fp16.onnx / name.int8.onnx beside model_path",
+        choices=PRECISIONS,
     ),
     ParamSpec(
         "tensorrt_cache_dir",
@@ -218,6 +226,7 @@ class NodeSettings:
     model_path: str
     providers: tuple[str, ...]
     threads: int
+    precision: str
     tensorrt_cache_dir: str | None
     tensorrt_fp16: bool
     image_topic: str
@@ -371,6 +380,7 @@ def validate_parameters(values: Mapping[str, Any]) -> NodeSettings:
         model_path=v["model_path"].strip(),
         providers=providers,
         threads=v["threads"],
+        precision=v["precision"],
         tensorrt_cache_dir=str(Path(cache).expanduser()) if cache else None,
         tensorrt_fp16=v["tensorrt_fp16"],
         image_topic=v["image_topic"],
