@@ -159,3 +159,29 @@ def matrix_to_quaternion(R: np.ndarray) -> tuple[float, float, float, float]:
         return 0.0, 0.0, 0.0, 1.0
     axis = rvec / angle * np.sin(angle / 2.0)
     return float(axis[0]), float(axis[1]), float(axis[2]), float(np.cos(angle / 2.0))
+
+
+def resize_area(image: np.ndarray, size: tuple[int, int], dst: np.ndarray | None = None) -> np.ndarray:
+    """``image`` resized to ``size`` = (width, height) with INTER_AREA: the training and run-time rule.
+
+    A large shrink (a 1080p camera into a 320x96 network) goes in two steps: a box average by the
+    largest whole factor that divides both sides (OpenCV's fast integer path), then INTER_AREA for
+    what is left. Same pixel footprint, half a grey level from one step on average (at most a few),
+    at half the cost or less.
+    """
+    height, width = image.shape[:2]
+    if (width, height) == tuple(size):
+        if dst is None:
+            return image
+        dst[...] = image
+        return dst
+    step = _whole_shrink(width, height, size)
+    if step > 1:
+        image = cv2.resize(image, (width // step, height // step), interpolation=cv2.INTER_AREA)
+    return cv2.resize(image, tuple(size), dst=dst, interpolation=cv2.INTER_AREA)
+
+
+def _whole_shrink(width: int, height: int, size: tuple[int, int]) -> int:
+    """The largest k >= 2 dividing width and height with the image still at least ``size`` after, or 1."""
+    most = min(width // size[0], height // size[1])
+    return next((k for k in range(most, 1, -1) if width % k == 0 and height % k == 0), 1)

@@ -6,6 +6,7 @@ cameras and rotations.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -21,6 +22,7 @@ from depth_node.geometry import (
     points_to_depth_map,
     project_points,
     quaternion_to_matrix,
+    resize_area,
     rotation_matrix,
     scale_intrinsics,
     transform_points,
@@ -220,3 +222,25 @@ def test_matrix_to_quaternion_at_the_edges() -> None:
     for axis in ([1, 1, 0], [0.3, -0.5, 0.8]):
         R = _axis_angle(np.asarray(axis), np.pi)
         np.testing.assert_allclose(quaternion_to_matrix(*matrix_to_quaternion(R)), R, atol=1e-9)
+
+
+def test_resize_area_is_opencvs_area_rule_in_one_or_two_steps() -> None:
+    rng = np.random.default_rng(3)
+    camera = cv2.GaussianBlur(rng.integers(0, 256, (1080, 1920, 3), dtype=np.uint8), (0, 0), 2)
+    # A whole factor (KITTI's 640x192 drives into a 320x96 network): one step, exactly INTER_AREA.
+    kitti = camera[:192, :640]
+    np.testing.assert_array_equal(
+        resize_area(kitti, (320, 96)), cv2.resize(kitti, (320, 96), interpolation=cv2.INTER_AREA)
+    )
+    # 1080p into 320x96: a 6x box, then 180 -> 96 rows; half a grey level from one INTER_AREA step.
+    two_steps = resize_area(camera, (320, 96)).astype(int)
+    one_step = cv2.resize(camera, (320, 96), interpolation=cv2.INTER_AREA).astype(int)
+    assert np.abs(two_steps - one_step).mean() < 1.0 and np.abs(two_steps - one_step).max() <= 8
+    out = np.empty((96, 320, 3), np.uint8)
+    assert resize_area(camera, (320, 96), dst=out) is out and np.array_equal(out, two_steps)
+    # No whole factor divides 375 rows down to 192: one step.
+    odd = camera[:375, :1242]
+    np.testing.assert_array_equal(
+        resize_area(odd, (640, 192)), cv2.resize(odd, (640, 192), interpolation=cv2.INTER_AREA)
+    )
+    assert resize_area(kitti, (640, 192)) is kitti

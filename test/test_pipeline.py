@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 from onnx_models import linear_estimator
 from rosbags.typesys import Stores, get_typestore
 
-from depth_node.geometry import scale_intrinsics
+from depth_node.geometry import resize_area, scale_intrinsics
 from depth_node.runtime.errors import BadInputError, ImageDataError
 from depth_node.runtime.message_types import rosbags_types
 from depth_node.runtime.pipeline import DepthPipeline, PipelineConfig
@@ -94,7 +93,7 @@ def test_model_resolution_and_crop(tmp_path: Path) -> None:
 
 def test_the_result_carries_the_colour_on_the_depth_grid_and_the_model_size(tmp_path: Path) -> None:
     """The cloud's colour without a second resize of the camera image: the (cropped) camera image at
-    camera resolution, the network's input image (INTER_AREA, as training) at model resolution."""
+    camera resolution, the network's input image (resize_area, as training) at model resolution."""
     estimator = linear_estimator(tmp_path)
     rgb = np.random.default_rng(4).integers(0, 256, (CAM_H, CAM_W, 3), dtype=np.uint8)
     camera = DepthPipeline(estimator, PipelineConfig(crop=(8, 4, 32, 16))).process(rgb, K_CAM)
@@ -102,9 +101,9 @@ def test_the_result_carries_the_colour_on_the_depth_grid_and_the_model_size(tmp_
     np.testing.assert_array_equal(camera.colour, rgb[4:20, 8:40])
     pipeline = DepthPipeline(estimator, PipelineConfig(output_resolution="model"))
     model = pipeline.process(rgb, K_CAM)
-    np.testing.assert_array_equal(model.colour, cv2.resize(rgb, (16, 12), interpolation=cv2.INTER_AREA))
+    np.testing.assert_array_equal(model.colour, resize_area(rgb, (16, 12)))
     pipeline.process(255 - rgb, K_CAM)  # the next frame does not write into this one's colour
-    np.testing.assert_array_equal(model.colour, cv2.resize(rgb, (16, 12), interpolation=cv2.INTER_AREA))
+    np.testing.assert_array_equal(model.colour, resize_area(rgb, (16, 12)))
 
 
 def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:

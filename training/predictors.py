@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
+
+from depth_node.geometry import resize_area
 
 
 class Predictor:
@@ -28,7 +29,7 @@ class Predictor:
     def predict(self, rgb: np.ndarray) -> np.ndarray:
         """RGB uint8 (h,w,3) at any size -> depth (H,W) at the network's size, in model units."""
         width, height = self.input_size
-        resized = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
+        resized = resize_area(rgb, (width, height))
         batch = (resized.astype(np.float32) / 255.0).transpose(2, 0, 1)[None]
         return self.predict_batch(np.ascontiguousarray(batch))[0]
 

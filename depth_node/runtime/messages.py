@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from depth_node.geometry import crop_image, crop_intrinsics, scale_intrinsics
+from depth_node.geometry import crop_image, crop_intrinsics, resize_area, scale_intrinsics
 from depth_node.runtime.conversions import depth_to_image_msg
 from depth_node.runtime.errors import ImageDataError
 from depth_node.runtime.message_types import MessageTypes
@@ -21,8 +21,8 @@ from depth_node.runtime.pointcloud import (
     auto_stride,
     cloud_intrinsics,
     depth_to_cloud,
+    distance_factor,
     make_pointcloud2,
-    squared_distance,
 )
 
 if TYPE_CHECKING:
@@ -122,22 +122,56 @@ def apply_range(
     """
     if out_of_range not in OUT_OF_RANGE:
         raise ValueError(f"out_of_range must be one of {OUT_OF_RANGE}, got {out_of_range!r}")
+    # |p| < r  <=>  z < r / sqrt(factor): per-pixel depth limits, made once per camera and range.
+    nearest, farthest = range_limits(depth.shape, intrinsics, min_range, max_range)
+    if out_of_range == "rep118":
+        invalid = depth >= nearest  # False for NaN
+        invalid &= depth <= farthest
+        np.logical_not(invalid, out=invalid)
+        _fill(depth, invalid, "nan")
+        return depth
     with np.errstate(invalid="ignore", over="ignore"):
-        distance = squared_distance(depth, *intrinsics)
         no_estimate = ~((depth > 0) & (depth < np.inf))  # True for NaN
-        near = distance < np.float32(min_range) ** 2
-        far = distance > np.float32(max_range) ** 2
+        near = depth < nearest
+        far = depth > farthest
     # The no-estimate mask is written last: a pixel without depth (say -inf, whose distance is +inf)
     # is NaN whatever its distance says.
-    if out_of_range == "rep118":
-        near |= far
-        near |= no_estimate
-        _fill(depth, near, "nan")
-    else:
-        _fill(depth, near, "-inf")
-        _fill(depth, far, "inf")
-        _fill(depth, no_estimate, "nan")
+    _fill(depth, near, "-inf")
+    _fill(depth, far, "inf")
+    _fill(depth, no_estimate, "nan")
     return depth
+
+
+def range_limits(
+    shape: tuple[int, ...], intrinsics: tuple[float, float, float, float], min_range: float, max_range: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel depth limits (float32 images) of the points between ``min_range`` and ``max_range``
+    metres from the camera centre; the nearest limit is above 0 and the farthest finite, so that
+    ``nearest <= z <= farthest`` also rejects z <= 0, +-Inf and NaN."""
+    height, width = shape
+    key = (height, width, *map(float, intrinsics), float(min_range), float(max_range))
+    if height * width <= _FILL_CACHE_MAX_PIXELS:
+        return _cached_range_limits(*key)
+    return _range_limits(*key)
+
+
+@lru_cache(maxsize=2)
+def _cached_range_limits(*key: float) -> tuple[np.ndarray, np.ndarray]:
+    limits = _range_limits(*key)
+    for image in limits:
+        image.flags.writeable = False
+    return limits
+
+
+def _range_limits(
+    height: int, width: int, fx: float, fy: float, cx: float, cy: float, min_range: float, max_range: float
+) -> tuple[np.ndarray, np.ndarray]:
+    inverse_norm = 1.0 / np.sqrt(distance_factor(int(height), int(width), fx, fy, cx, cy), dtype=np.float64)
+    tiny, huge = np.finfo(np.float32).smallest_subnormal, np.finfo(np.float32).max
+    nearest = np.maximum(min_range * inverse_norm, tiny).astype(np.float32)
+    with np.errstate(over="ignore"):
+        farthest = np.minimum(max_range * inverse_norm, huge).astype(np.float32)
+    return nearest, farthest
 
 
 _FILL_VALUES = {"nan": np.nan, "-inf": -np.inf, "inf": np.inf}
@@ -231,5 +265,5 @@ def _on_depth_grid(
     if rgb.shape[:2] != size[::-1]:
         rgb = crop_image(rgb, crop)
     if rgb.shape[:2] != size[::-1]:
-        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        rgb = resize_area(rgb, size)
     return rgb

@@ -14,7 +14,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from depth_node.geometry import crop_image, crop_intrinsics, scale_intrinsics
+from depth_node.geometry import crop_image, crop_intrinsics, resize_area, scale_intrinsics
 from depth_node.runtime.errors import ImageDataError
 from depth_node.runtime.estimator import ModelInfo
 from depth_node.runtime.scale import GroundPlaneScale
@@ -161,7 +161,7 @@ class DepthPipeline:
             K = crop_intrinsics(K, left, top)
         source_size = (rgb.shape[1], rgb.shape[0])
         # INTER_AREA, as in training (INTERFACES.md); into a reused buffer, then HWC uint8 -> NCHW [0,1].
-        cv2.resize(rgb, self.model_size, dst=self._resized, interpolation=cv2.INTER_AREA)
+        resize_area(rgb, self.model_size, dst=self._resized)
         np.multiply(self._resized.transpose(2, 0, 1), np.float32(1.0 / 255.0), out=self._input[0])
         t1 = time.perf_counter()
 

@@ -80,12 +80,12 @@ _FACTOR_CACHE_MAX_PIXELS = 4096 * 2160
 
 @lru_cache(maxsize=2)  # the depth image's and a strided cloud's, for one camera
 def _cached_factor(height: int, width: int, fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
-    factor = _distance_factor(height, width, fx, fy, cx, cy)
+    factor = distance_factor(height, width, fx, fy, cx, cy)
     factor.flags.writeable = False
     return factor
 
 
-def _distance_factor(height: int, width: int, fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
+def distance_factor(height: int, width: int, fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
     across = np.square((np.arange(width, dtype=np.float32) - np.float32(cx)) / np.float32(fx))
     down = np.square((np.arange(height, dtype=np.float32) - np.float32(cy)) / np.float32(fy))
     down += np.float32(1.0)
@@ -102,7 +102,7 @@ def squared_distance(depth: np.ndarray, fx: float, fy: float, cx: float, cy: flo
     if h * w <= _FACTOR_CACHE_MAX_PIXELS:
         factor = _cached_factor(h, w, float(fx), float(fy), float(cx), float(cy))
     else:
-        factor = _distance_factor(h, w, fx, fy, cx, cy)
+        factor = distance_factor(h, w, fx, fy, cx, cy)
     distance = np.square(depth, dtype=np.float32)
     distance *= factor
     return distance

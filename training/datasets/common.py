@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from depth_node.geometry import scale_intrinsics
+from depth_node.geometry import resize_area, scale_intrinsics
 
 
 class DataError(ValueError):
@@ -108,10 +108,8 @@ def color_jitter(image: np.ndarray, params: ColorJitterParams) -> np.ndarray:
 
 
 def resize_image(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Resize to (width, height) with INTER_AREA (the training and run-time rule); no-op at size."""
-    if image.shape[1] == width and image.shape[0] == height:
-        return image
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    """Resize to (width, height) as the runtime does (:func:`depth_node.geometry.resize_area`)."""
+    return resize_area(image, (width, height))
 
 
 def resize_sparse_depth(depth: np.ndarray, width: int, height: int) -> np.ndarray:
