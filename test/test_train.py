@@ -127,6 +127,40 @@ def test_sigterm_mid_epoch_then_resume_matches_uninterrupted_run(
         assert resumed[step] == pytest.approx(reference[step], rel=1e-6, abs=1e-7), (step, resumed, reference)
 
 
+def test_init_from_starts_a_fresh_run_from_a_checkpoints_weights_at_another_size(
+    tmp_path: Path, kitti_root: Path, restore_threads: None
+) -> None:
+    """Fine-tuning (train.init_from): the weights come over, at any input size; step, optimizer and
+    learning-rate schedule start fresh; a checkpoint of another network is a one-line ConfigError."""
+    from training.config import ConfigError
+    from training.networks import build_depth_net, build_pose_net
+    from training.train import load_weights
+
+    first = tmp_path / "first"
+    Trainer(load_config(None, _overrides(kitti_root, first, 2))).run()
+    source = first / "checkpoints" / "last.pt"
+    larger = tmp_path / "larger"
+    overrides = [
+        *_overrides(kitti_root, larger, 1),
+        "data.height=96",
+        "data.width=192",
+        f"train.init_from={source}",
+    ]
+    trainer = Trainer(load_config(None, overrides))
+    start = load_checkpoint(source)
+    for name, net in (("depth_net", trainer.model.depth_net), ("pose_net", trainer.model.pose_net)):
+        for key, value in net.state_dict().items():
+            assert torch.equal(value, start[name][key]), (name, key)
+    assert trainer.global_step == 0 and not trainer.optimizer.state
+    assert trainer.run().steps == 1
+    assert load_checkpoint(larger / "checkpoints" / "last.pt")["config"]["data"]["height"] == 96
+
+    other = load_config(None, [*_overrides(kitti_root, tmp_path / "x", 1), "model.backbone=stdc1"])["model"]
+    with pytest.raises(ConfigError, match=r"its depth_net \(trained with \{'backbone': 'resnet18'") as error:
+        load_weights(build_depth_net(other), build_pose_net(other), source)
+    assert "\n" not in str(error.value)
+
+
 # --- Monodepth2's stereo modalities and SfMLearner's explainability mask: a few real steps -----------
 
 
