@@ -1,4 +1,4 @@
-"""benchmarks/bench_models.py runs end to end on a small network and writes what it printed."""
+"""benchmarks/bench_models.py and bench_startup.py run end to end on small models and write JSON."""
 
 from __future__ import annotations
 
@@ -36,3 +36,22 @@ def test_bench_models_reports_cost_and_peak_share_per_precision(tmp_path, capsys
         assert 0 < row["peak_share"] < 1.5  # a share, not a unit slip of 1000
     printed = capsys.readouterr().out
     assert "mobilenetv3_large:light" in printed and "int8 speed-up" in printed
+
+
+def test_bench_startup_times_first_start_restart_and_frames_per_provider(tmp_path, capsys):
+    from onnx_models import make_linear_depth_model
+
+    bench = importlib.import_module("bench_startup")
+    model = make_linear_depth_model(tmp_path / "m.onnx")
+    out = tmp_path / "startup.json"
+    assert (
+        bench.main(["--model", str(model), "--providers", "tensorrt,cpu", "--frames", "3", "--out", str(out)])
+        == 0
+    )
+    rows = {row["provider"]: row for row in json.loads(out.read_text())["rows"]}
+    if "TensorrtExecutionProvider" not in json.loads(out.read_text())["available"]:
+        assert rows["tensorrt"]["ran_on"] == "not available here"  # said, not timed
+    cpu = rows["cpu"]
+    assert cpu["ran_on"] == "CPUExecutionProvider" and cpu["file"] == "m.onnx" and cpu["precision"] == "fp32"
+    assert cpu["first_start_s"] > 0 and cpu["restart_s"] > 0 and cpu["ms_per_frame"] > 0
+    assert "m.onnx" in capsys.readouterr().out
