@@ -26,6 +26,8 @@ EXTRAS = {
         "tqdm>=4.66",
         "matplotlib>=3.7",
         "pyyaml>=6",
+        "h5py>=3.8",  # NYU Depth V2's labelled file is MATLAB v7.3 (HDF5)
+        "scipy>=1.10",  # NYU's official splits.mat is MATLAB v5
     ],
     "test": ["pytest>=8", "ruff>=0.6", "import-linter>=2.1", "hypothesis>=6.100"],
 }

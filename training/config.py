@@ -25,6 +25,9 @@ OPEN_SECTIONS = ("model", "loss")
 
 # Monodepth2's training modalities: monocular video, stereo pairs, both.
 MODALITIES = ("M", "S", "MS")
+# data.source values; the last three are single labelled images (no video: frame_ids are [0]).
+SOURCES = ("kitti", "bag", "folder", "nyu", "diw", "cityscapes")
+SINGLE_IMAGE_SOURCES = ("nyu", "diw", "cityscapes")
 
 
 class ConfigError(ValueError):
@@ -117,8 +120,12 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
 def validate(config: Mapping[str, Any]) -> None:
     """Check the values the trainer relies on, with one-line errors naming the key."""
     data, train = config["data"], config["train"]
-    if data["source"] not in ("kitti", "bag", "folder"):
-        raise ConfigError(f"data.source={data['source']!r}: expected kitti, bag or folder")
+    if data["source"] not in SOURCES:
+        raise ConfigError(
+            f"data.source={data['source']!r}: expected kitti, bag or folder (video) "
+            "or nyu, diw or cityscapes (single labelled images)"
+        )
+    validate_single_image_source(data)
     for key in ("height", "width"):
         if not isinstance(data[key], int) or data[key] <= 0 or data[key] % 32:
             raise ConfigError(f"data.{key}={data[key]!r}: expected a positive multiple of 32")
@@ -137,9 +144,36 @@ def validate(config: Mapping[str, Any]) -> None:
         raise ConfigError(f"train.device={train['device']!r}: expected auto, cpu or cuda[:N]")
 
 
+def validate_single_image_source(data: Mapping[str, Any]) -> None:
+    """The ``data.nyu`` / ``data.diw`` / ``data.cityscapes`` keys of the selected source."""
+    source = data["source"]
+    if source not in SINGLE_IMAGE_SOURCES:
+        return
+    if data.get("modality", "M") != "M":
+        raise ConfigError(
+            f"data.modality={data['modality']}: data.source={source} has no stereo pairs (M only)"
+        )
+    if data.get("depth_gt") not in (None, "none"):
+        raise ConfigError(
+            f"data.depth_gt={data['depth_gt']!r}: leave it none for data.source={source} "
+            "(nyu and cityscapes always add their own dense ground truth, diw has none)"
+        )
+    section = data.get(source) or {}
+    if source == "nyu":
+        scale = section.get("depth_scale", "auto")
+        if scale != "auto" and (isinstance(scale, bool) or not isinstance(scale, (int, float)) or scale <= 0):
+            raise ConfigError(f"data.nyu.depth_scale={scale!r}: expected auto or metres per PNG count > 0")
+    if source == "diw" and not section.get("split"):
+        raise ConfigError("data.diw.split: expected the DIW annotation CSV (e.g. DIW_train_val.csv)")
+    if source == "cityscapes" and not (isinstance(section.get("split"), str) and section["split"]):
+        raise ConfigError(f"data.cityscapes.split={section.get('split')!r}: expected a split folder (train)")
+
+
 def temporal_frame_ids(data: Mapping[str, Any]) -> list[int]:
-    """The video frames a sample holds: ``data.frame_ids``, or only frame 0 for stereo-only training."""
-    return [0] if data.get("modality", "M") == "S" else [int(f) for f in data["frame_ids"]]
+    """The video frames a sample holds: ``data.frame_ids``, or only frame 0 for stereo-only training
+    and for the single-image sources."""
+    single = data.get("modality", "M") == "S" or data.get("source") in SINGLE_IMAGE_SOURCES
+    return [0] if single else [int(f) for f in data["frame_ids"]]
 
 
 def uses_stereo(data: Mapping[str, Any]) -> bool:

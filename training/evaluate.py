@@ -6,8 +6,10 @@
 
 Protocol (Monodepth2's): predictions resized to the ground truth's size (as disparity, bilinear),
 ground truth in (1e-3, 80) m, Garg crop, predictions clipped to the same range, per-frame metrics
-averaged over frames. Monocular results are median-scaled per frame; models trained with metric
-supervision (velocity, LiDAR) are also scored as they are (no scaling). Metrics come from
+averaged over frames. ``EvalOptions.preset("nyu")`` is NYU Depth V2's (Eigen et al.): Eigen's crop
+of the 480x640 frame, depth in (1e-3, 10) m, and log10 and the MSE beside the seven metrics.
+Monocular results are median-scaled per frame; models trained with metric supervision (velocity,
+LiDAR) are also scored as they are (no scaling). Metrics come from
 ``depth_node.metrics``.
 
 Every result stands next to two baselines scored on the same frames and pixels: a constant depth
@@ -37,7 +39,10 @@ from tqdm import tqdm
 
 from depth_node.metrics import (
     MAX_DEPTH,
+    METRIC_NAMES,
     MIN_DEPTH,
+    NYU_MAX_DEPTH,
+    NYU_METRIC_NAMES,
     evaluate_depth,
     format_metrics_table,
     mean_metrics,
@@ -124,13 +129,42 @@ def subsample(items: Sequence[Any], count: int | None) -> list[Any]:
 # Evaluation
 
 
+# The metrics each protocol reports; its crop and depth range are in ``EvalOptions.preset``.
+PROTOCOL_METRICS = {"kitti": METRIC_NAMES, "nyu": NYU_METRIC_NAMES}
+
+
 @dataclass
 class EvalOptions:
+    """How frames are scored; the defaults are the KITTI Eigen protocol (``preset`` gives NYU's)."""
+
     min_depth: float = MIN_DEPTH
     max_depth: float = MAX_DEPTH
     garg_crop: bool = True
     metric: bool | None = None  # None: as the predictor says
     grid_frames: int = 4
+    protocol: str = "kitti"  # kitti | nyu: the metrics reported (PROTOCOL_METRICS)
+    nyu_crop: bool = False  # Eigen's crop of NYU's 480x640 frame (depth_node.metrics.nyu_crop_mask)
+
+    def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOL_METRICS:
+            raise ValueError(f"protocol={self.protocol!r}: expected one of {sorted(PROTOCOL_METRICS)}")
+
+    @classmethod
+    def preset(cls, protocol: str, **overrides: Any) -> EvalOptions:
+        """A protocol's published settings: kitti (Garg crop, depth in (1e-3, 80) m, the seven
+        metrics) or nyu (Eigen's crop, depth in (1e-3, 10) m, plus log10 and mse); ``overrides``
+        set any field."""
+        presets = {
+            "kitti": {},
+            "nyu": {"max_depth": NYU_MAX_DEPTH, "garg_crop": False, "nyu_crop": True},
+        }
+        if protocol not in presets:
+            raise ValueError(f"protocol={protocol!r}: expected one of {sorted(presets)}")
+        return cls(**{"protocol": protocol, **presets[protocol], **overrides})
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        return PROTOCOL_METRICS[self.protocol]
 
 
 @dataclass
@@ -186,6 +220,8 @@ def _score(gt: np.ndarray, pred: np.ndarray, options: EvalOptions, median_scalin
         max_depth=options.max_depth,
         garg_crop=options.garg_crop,
         median_scaling=median_scaling,
+        nyu_crop=options.nyu_crop,
+        metric_names=options.metric_names,
     )
 
 
@@ -348,6 +384,8 @@ def evaluate_model(
             "min_depth": options.min_depth,
             "max_depth": options.max_depth,
             "garg_crop": options.garg_crop,
+            "name": options.protocol,
+            "nyu_crop": options.nyu_crop,
         },
         "baseline_training_frames": prior.frames if prior is not None else 0,
     }

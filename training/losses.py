@@ -22,7 +22,11 @@ any other source.
 PackNet-SfM (Guizilini et al., CVPR 2020) weak velocity supervision: |‖t_pred‖ - distance| over the
 frame pairs whose travelled distance is known, which makes the depth metric.
 
-Optional sparse depth supervision (LiDAR / ground truth, 0 = invalid) and a purely supervised mode.
+Optional sparse depth supervision (LiDAR / ground truth, 0 = invalid) and a purely supervised mode,
+with the supervised losses of the seeds (``depth_loss``): Eigen et al.'s (NIPS 2014) scale-invariant
+log loss, DenseDepth's (Alhashim & Wonka 2018) L1 + gradient + SSIM on DenseDepth's normalised
+inverse depth, and, wherever a batch carries ordinal point pairs (``"pairs"``, ``"relation"``),
+Chen et al.'s (NIPS 2016, Depth in the Wild) ranking loss on log depth.
 
 Usage in the trainer::
 
@@ -67,9 +71,14 @@ DEFAULT_LOSS_CFG: dict[str, Any] = {
     # applies it). Off: Monodepth2/PackNet.
     "odometry_scale": False,
     "depth_weight": 0.0,  # sparse depth supervision next to the photometric loss (0: off)
-    "depth_loss": "log_l1",  # log_l1 (|log d - log gt|) | abs_rel (|d - gt| / gt)
+    # log_l1 (|log d - log gt|) | abs_rel (|d - gt| / gt) | silog (Eigen) | densedepth (DenseDepth)
+    "depth_loss": "log_l1",
+    "silog_lambda": 0.5,  # lambda of silog: 0 = L2 of log depth, 1 = fully scale-invariant (Eigen: 0.5)
+    "densedepth_lambda": 0.1,  # weight of DenseDepth's point-wise L1 term (its paper's lambda)
+    # Ranking loss on ordinal pairs, applied wherever the batch has "pairs" (both modes; 0: off).
+    "ranking_weight": 1.0,
 }
-DEPTH_LOSSES = ("log_l1", "abs_rel")
+DEPTH_LOSSES = ("log_l1", "abs_rel", "silog", "densedepth")
 MASKINGS = ("monodepth2", "explainability")
 SMOOTHNESS = ("edge_aware", "second_order")
 # The training modes (``training_mode``) whose depth is in metres: scored without scaling by
@@ -88,6 +97,11 @@ def loss_config(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
         raise ValueError(f"loss.mode={out['mode']!r}: expected self_supervised or supervised")
     if out["depth_loss"] not in DEPTH_LOSSES:
         raise ValueError(f"loss.depth_loss={out['depth_loss']!r}: expected one of {DEPTH_LOSSES}")
+    if not 0.0 <= out["silog_lambda"] <= 1.0:
+        raise ValueError(f"loss.silog_lambda={out['silog_lambda']!r}: expected a number in [0, 1]")
+    for key in ("densedepth_lambda", "ranking_weight"):
+        if not out[key] >= 0.0:
+            raise ValueError(f"loss.{key}={out[key]!r}: expected a number >= 0")
     if out["masking"] not in MASKINGS:
         raise ValueError(f"loss.masking={out['masking']!r}: expected one of {MASKINGS}")
     if out["smoothness"] not in SMOOTHNESS:
@@ -98,7 +112,8 @@ def loss_config(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
 def training_mode(config: Mapping[str, Any], used_velocity: bool | None = None) -> str:
     """The model's ``training_mode`` metadata from a training config.
 
-    supervised | lidar (photometric + sparse depth) | stereo | mono+stereo (``data.modality`` S, MS)
+    supervised | supervised_ordinal (DIW pairs) | supervised_scale_invariant (silog, lambda 1) | lidar
+    (photometric + sparse depth) | stereo | mono+stereo (``data.modality`` S, MS)
     | self_supervised+velocity | self_supervised. ``used_velocity``: whether training batches really
     carried distances (the data decides); None assumes they did when ``velocity_weight`` > 0 and
     the data source can provide them.
@@ -106,6 +121,11 @@ def training_mode(config: Mapping[str, Any], used_velocity: bool | None = None) 
     cfg = loss_config(config.get("loss"))
     data = config.get("data", {}) or {}
     if cfg["mode"] == "supervised":
+        # Point-pair orders (DIW) and a fully scale-invariant loss teach depth up to scale only.
+        if data.get("source") == "diw":
+            return "supervised_ordinal"
+        if cfg["depth_loss"] == "silog" and cfg["silog_lambda"] == 1.0:
+            return "supervised_scale_invariant"
         return "supervised"
     if cfg["depth_weight"] > 0 and data.get("depth_gt") not in (None, "none"):
         return "lidar"
@@ -248,9 +268,136 @@ def velocity_loss(translations: Mapping[int, Tensor], distances: Mapping[int, Te
     return torch.cat(terms).mean()
 
 
-def depth_supervision_loss(depth: Tensor, depth_gt: Tensor, kind: str = "log_l1") -> Tensor | None:
-    """Sparse depth loss where ``depth_gt`` > 0 (and finite). None when no pixel is valid."""
-    valid = (depth_gt > 0) & torch.isfinite(depth_gt)
+def valid_depth(depth_gt: Tensor) -> Tensor:
+    """Where ground truth counts: finite and > 0 (0 marks a pixel without a measurement)."""
+    return (depth_gt > 0) & torch.isfinite(depth_gt)
+
+
+def silog_loss(depth: Tensor, depth_gt: Tensor, lam: float = 0.5) -> Tensor | None:
+    """Eigen et al.'s scale-invariant log loss [B,1,H,W] -> scalar; None when no pixel is valid.
+
+    Per image, over its n valid pixels: D = 1/n sum d_i^2 - lam/n^2 (sum d_i)^2, d_i = log y_i -
+    log y*_i; images averaged (those without valid pixels left out). lam = 1 is the scale-invariant
+    error exactly, lam = 0 the L2 of log depth; the paper trains with 0.5 ("the average of these").
+    BTS trains 10 sqrt(D) with lam = 0.85, a variant not offered here.
+    """
+    valid = valid_depth(depth_gt)
+    # Both logs of 1 where there is no truth: d = 0 there, and no inf/NaN in values or gradients.
+    d = torch.log(torch.where(valid, depth, 1.0)) - torch.log(torch.where(valid, depth_gt, 1.0))
+    d = d.flatten(1)
+    n = valid.flatten(1).sum(1)
+    counted = n > 0
+    if not counted.any():
+        return None
+    n = n[counted]
+    per_image = (d[counted] ** 2).sum(1) / n - lam * (d[counted].sum(1) / n) ** 2
+    return per_image.mean()
+
+
+def densedepth_loss(
+    depth: Tensor,
+    depth_gt: Tensor,
+    ssim: SSIM,
+    min_depth: float,
+    max_depth: float,
+    lam: float = 0.1,
+) -> Tensor | None:
+    """DenseDepth's L = lam L_depth + L_grad + L_SSIM [B,1,H,W] -> scalar; None when no pixel is valid.
+
+    As DenseDepth's code, on the normalised inverse depth y = max_depth / depth (its ``DepthNorm``;
+    its NYU run: 10 m / depth in [1, 100]): L_depth = mean |y - y*|; L_grad = sum of |dx y - dx y*|
+    and |dy y - dy y*| over neighbour pairs divided by the pixel count (TF's image_gradients with
+    its zero last row/column); L_SSIM = mean (1 - SSIM(y, y*)) / 2 in [0, 1], with SSIM's constants
+    for the range L = max_depth / min_depth (computed as SSIM(y/L, y*/L) with unit-range constants,
+    the same number). The SSIM is this module's 3x3 one (Monodepth2's), not DenseDepth's 11x11
+    Gaussian: one SSIM in the code base, and a small window keeps more of a target with holes.
+    Invalid target pixels (0/NaN) are masked: L_depth over valid pixels, L_grad over pairs of two
+    valid pixels divided by the valid count, L_SSIM over pixels whose whole 3x3 window is valid
+    (term left out when none is).
+    """
+    valid = valid_depth(depth_gt)
+    if not valid.any():
+        return None
+    mask = valid.to(depth.dtype)
+    # Both maps 0 where there is no truth (finite values and gradients whatever is there).
+    y = torch.where(valid, max_depth / torch.where(valid, depth, 1.0), 0.0)
+    y_gt = torch.where(valid, max_depth / torch.where(valid, depth_gt, 1.0), 0.0)
+    n = mask.sum()
+    l_depth = ((y - y_gt).abs() * mask).sum() / n
+    grad_x = (y.diff(dim=3) - y_gt.diff(dim=3)).abs() * (mask[..., 1:] * mask[..., :-1])
+    grad_y = (y.diff(dim=2) - y_gt.diff(dim=2)).abs() * (mask[..., 1:, :] * mask[..., :-1, :])
+    l_grad = (grad_x.sum() + grad_y.sum()) / n
+    # A window counts only where all its 9 target pixels are valid (a 3x3 min-pool of the mask).
+    window = -F.max_pool2d(-ssim.pad(mask), 3, 1)
+    total = lam * l_depth + l_grad
+    if window.sum() > 0:
+        scale = max_depth / min_depth
+        total = total + (ssim(y / scale, y_gt / scale) * window).sum() / window.sum()
+    return total
+
+
+def ranking_loss(depth: Tensor, pairs: Tensor, relation: Tensor) -> Tensor | None:
+    """Chen et al.'s ranking loss on ordinal point pairs -> scalar; None when no pair counts.
+
+    ``depth`` [B,1,H,W]; ``pairs`` [B,P,4]: (x_a, y_a, x_b, y_b) pixel coordinates at ``depth``'s
+    resolution (x right, y down, pixel centres at integers, so inside [-0.5, W - 0.5] x [-0.5,
+    H - 0.5]; rows with a non-finite coordinate are padding and skipped); ``relation`` [B,P]: +1 a
+    farther than b, -1 a nearer, 0 equal. A point outside the map is refused rather than clamped:
+    it means coordinates of another resolution or in (y, x) order. Per pair, with z = log depth
+    sampled at the points: log(1 + exp(-r (z_a - z_b))) for r != 0 and (z_a - z_b)^2 for r = 0;
+    mean over pairs.
+
+    Sign convention as the authors' code (``relative_depth.lua``, DIW '>' = +1, correct where
+    (z_a - z_b) r > 0 with z their depth output). Their z is the network's raw depth; here it is
+    log depth: the same order, but the loss no longer depends on the scene's scale, which ordinal
+    labels cannot know, and the equal-pair term penalises ratios rather than metres. Depth is
+    sampled bilinearly (exactly the pixel at integer coordinates, as the authors index it), so
+    sub-pixel points scaled from another resolution still get a smooth gradient.
+    """
+    if pairs.dim() != 3 or pairs.shape[-1] != 4 or relation.shape != pairs.shape[:2]:
+        shapes = f"{tuple(pairs.shape)} and {tuple(relation.shape)}"
+        raise ValueError(f"pairs/relation: expected [B,P,4] and [B,P], got {shapes}")
+    if pairs.shape[0] != depth.shape[0]:
+        raise ValueError(f"pairs: {pairs.shape[0]} images of pairs for {depth.shape[0]} depth maps")
+    counted = torch.isfinite(pairs).all(-1)
+    if not counted.any():
+        return None
+    height, width = depth.shape[-2:]
+    points = pairs.nan_to_num(0.0).view(pairs.shape[0], -1, 2, 2).to(depth.dtype)
+    if ((points < -0.5) | (points > points.new_tensor([width - 0.5, height - 0.5]))).any():
+        raise ValueError(
+            f"pairs: a point lies outside the {width}x{height} depth map (expected (x, y) pixels)"
+        )
+    # grid_sample's align_corners=True maps -1 and 1 to the centres of the first and last pixel
+    # (the half-pixel margin beyond them reads the border pixel).
+    size = points.new_tensor([max(width - 1, 1), max(height - 1, 1)])
+    grid = points / size * 2 - 1
+    z = F.grid_sample(torch.log(depth), grid, mode="bilinear", padding_mode="border", align_corners=True)
+    diff = z[:, 0, :, 0] - z[:, 0, :, 1]
+    r = relation.to(depth.dtype)
+    per_pair = torch.where(r != 0, F.softplus(-r * diff), diff**2)  # softplus(x) = log(1 + e^x)
+    return per_pair[counted].mean()
+
+
+def depth_supervision_loss(
+    depth: Tensor,
+    depth_gt: Tensor,
+    kind: str = "log_l1",
+    *,
+    silog_lambda: float = 0.5,
+    densedepth_lambda: float = 0.1,
+    min_depth: float = 0.1,
+    max_depth: float = 100.0,
+    ssim: SSIM | None = None,
+) -> Tensor | None:
+    """Depth loss ``kind`` (``DEPTH_LOSSES``) where ``depth_gt`` > 0 (and finite). None when no pixel
+    is valid. ``silog_lambda``: silog's lam; ``densedepth_lambda``, ``min_depth``, ``max_depth``,
+    ``ssim``: densedepth's lam, depth range (the loss config's) and SSIM module."""
+    if kind == "silog":
+        return silog_loss(depth, depth_gt, silog_lambda)
+    if kind == "densedepth":
+        return densedepth_loss(depth, depth_gt, ssim or SSIM(), min_depth, max_depth, densedepth_lambda)
+    valid = valid_depth(depth_gt)
     if not valid.any():
         return None
     pred, gt = depth[valid], depth_gt[valid]
@@ -314,7 +461,7 @@ class SelfSupervisedLoss(nn.Module):
         target = batch[("color", 0, 0)]
         diagnostics = LossDiagnostics()
         # Detached per-scale terms, turned into floats once at the end (one GPU sync, not one per term).
-        parts: dict[str, list[Tensor]] = {"photometric": [], "smoothness": [], "depth_sup": []}
+        parts: dict[str, list[Tensor]] = {"photometric": [], "smoothness": [], "depth_sup": [], "ranking": []}
         identity = None
         if not supervised and cfg["automask"] and cfg["masking"] == "monodepth2":
             identity = self._identity_error(batch, source_ids)
@@ -356,8 +503,11 @@ class SelfSupervisedLoss(nn.Module):
         source_ids = sorted(f for f in sources if f != "s") + [f for f in sources if f == "s"]
         if not supervised and not source_ids:
             raise KeyError("self-supervised loss needs ('cam_T_cam', 0, f) outputs (see predict_poses)")
-        if supervised and batch.get("depth_gt") is None:
-            raise KeyError("loss.mode=supervised needs batch['depth_gt']")
+        has_pairs = batch.get("pairs") is not None and self.cfg["ranking_weight"] > 0
+        if supervised and batch.get("depth_gt") is None and not has_pairs:
+            raise KeyError("loss.mode=supervised needs batch['depth_gt'] or ordinal batch['pairs']")
+        if batch.get("pairs") is not None and batch.get("relation") is None:
+            raise KeyError("batch['pairs'] needs batch['relation'] (+1 farther, -1 nearer, 0 equal)")
         return scales, source_ids
 
     def _identity_error(self, batch: Mapping[Any, Tensor], source_ids: Sequence[int | str]) -> Tensor:
@@ -379,7 +529,7 @@ class SelfSupervisedLoss(nn.Module):
         parts: dict[str, list[Tensor]],
         diagnostics: LossDiagnostics,
     ) -> Tensor:
-        """Depth supervision, photometric and smoothness terms of scale ``s`` (terms go to ``parts``)."""
+        """Depth supervision, ranking, photometric and smoothness terms of scale ``s`` (into ``parts``)."""
         cfg = self.cfg
         supervised = cfg["mode"] == "supervised"
         target = batch[("color", 0, 0)]
@@ -391,17 +541,34 @@ class SelfSupervisedLoss(nn.Module):
         diagnostics.depth[s] = depth.detach()
         scale_loss = target.new_zeros(())
 
+        supervised_terms = 0
         depth_gt = batch.get("depth_gt")
         if depth_gt is not None and (supervised or cfg["depth_weight"] > 0):
-            d_loss = depth_supervision_loss(depth, depth_gt, cfg["depth_loss"])
+            d_loss = depth_supervision_loss(
+                depth,
+                depth_gt,
+                cfg["depth_loss"],
+                silog_lambda=cfg["silog_lambda"],
+                densedepth_lambda=cfg["densedepth_lambda"],
+                min_depth=cfg["min_depth"],
+                max_depth=cfg["max_depth"],
+                ssim=self.ssim,
+            )
             if d_loss is not None:
                 weight = 1.0 if supervised else cfg["depth_weight"]
                 scale_loss = scale_loss + weight * d_loss
                 parts["depth_sup"].append(d_loss.detach())
-            elif supervised:
-                # No valid ground truth in this batch: a zero loss that still has a graph, so
-                # the trainer's backward() works.
-                scale_loss = scale_loss + 0.0 * disp.sum()
+                supervised_terms += 1
+        if batch.get("pairs") is not None and cfg["ranking_weight"] > 0:
+            r_loss = ranking_loss(depth, batch["pairs"].float(), batch["relation"])
+            if r_loss is not None:
+                scale_loss = scale_loss + cfg["ranking_weight"] * r_loss
+                parts["ranking"].append(r_loss.detach())
+                supervised_terms += 1
+        if supervised and not supervised_terms:
+            # No valid ground truth or pair in this batch: a zero loss that still has a graph, so
+            # the trainer's backward() works.
+            scale_loss = scale_loss + 0.0 * disp.sum()
 
         if not supervised:
             photo, mask, warped = self._photometric_term(batch, outputs, depth, source_ids, identity)

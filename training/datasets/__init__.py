@@ -1,4 +1,5 @@
-"""Training data sources: KITTI raw, rosbag2 recordings, plain image folders.
+"""Training data sources: KITTI raw, rosbag2 recordings, plain image folders, and the supervised
+single-image sets NYU Depth V2, DIW (Depth in the Wild) and Cityscapes.
 
 ``build_dataset(config, "train" | "val")`` makes the dataset a training config's ``data`` section
 describes (``None`` for "val" when no validation data is configured). Every dataset yields the
@@ -10,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from training.config import temporal_frame_ids, uses_stereo
+from training.config import SINGLE_IMAGE_SOURCES, SOURCES, temporal_frame_ids, uses_stereo
 from training.datasets.bag import BagDataset
+from training.datasets.cityscapes import CityscapesDataset
 from training.datasets.common import AugmentConfig, MonoDataset
+from training.datasets.diw import DiwDataset
 from training.datasets.folder import FolderDataset
 from training.datasets.kitti import (
     KittiDataset,
@@ -21,13 +24,18 @@ from training.datasets.kitti import (
     split_from_drives,
     write_split_file,
 )
+from training.datasets.nyu import NyuCsvDataset, NyuMatDataset, open_nyu
 
 __all__ = [
     "AugmentConfig",
     "BagDataset",
+    "CityscapesDataset",
+    "DiwDataset",
     "FolderDataset",
     "KittiDataset",
     "MonoDataset",
+    "NyuCsvDataset",
+    "NyuMatDataset",
     "SplitEntry",
     "build_dataset",
     "kitti_entries",
@@ -84,7 +92,7 @@ def build_dataset(config: Mapping[str, Any], which: str = "train") -> MonoDatase
             stereo=is_train and uses_stereo(data),
             **common,
         )
-    if data.get("depth_gt") not in (None, "none"):
+    if data.get("depth_gt") not in (None, "none"):  # nyu and cityscapes add their own, always
         raise ValueError(f"data.depth_gt={data['depth_gt']!r} is only available for data.source=kitti")
     if source == "bag":
         bag = data.get("bag", {})
@@ -111,4 +119,25 @@ def build_dataset(config: Mapping[str, Any], which: str = "train") -> MonoDatase
         if not is_train and not sequences:
             return None
         return FolderDataset(data["root"], sequences=sequences, **common)
-    raise ValueError(f"data.source={source!r}: expected kitti, bag or folder")
+    if source in SINGLE_IMAGE_SOURCES:
+        return build_single_image_dataset(data, is_train, common)
+    raise ValueError(f"data.source={source!r}: expected one of {', '.join(SOURCES)}")
+
+
+def build_single_image_dataset(
+    data: Mapping[str, Any], is_train: bool, common: Mapping[str, Any]
+) -> MonoDataset | None:
+    """NYU, DIW or Cityscapes from ``data.<source>`` (None for validation when none is configured)."""
+    source = data["source"]
+    section = data.get(source) or {}
+    split = section.get("split") if is_train else section.get("val_split")
+    if not is_train and not split:
+        return None
+    if source == "nyu":
+        subset = "train" if is_train else "test"  # a splits.mat's trainNdxs / testNdxs
+        return open_nyu(data["root"], split, subset, depth_scale=section.get("depth_scale", "auto"), **common)
+    if not split:
+        raise ValueError(f"data.source={source} needs data.{source}.split")
+    if source == "diw":
+        return DiwDataset(data["root"], split, **common)
+    return CityscapesDataset(data["root"], split, cities=section.get("cities") or (), **common)

@@ -9,7 +9,8 @@ docs/INTERFACES.md (Monodepth2's keys):
 - ``"K"`` / ``"inv_K"``: float32 [4,4] at the training size (after a flip, if any),
 - ``("distance", f)``: float32 scalar, metres the camera moved between frame 0 and f (NaN: unknown),
 - ``"depth_gt"``: float32 [1,H,W] metres, 0 = invalid (only when the dataset has ground truth),
-- ``"index"``: the sample's index (int64), for logging.
+- ``"index"``: the sample's index (int64), for logging,
+- whatever a source adds in ``sample_extras`` (DIW: ``"pairs"``, ``"relation"``; see ``diw.py``).
 
 Randomness (flip, colour jitter) comes from a generator seeded by (seed, epoch, index), so a sample
 is the same whichever DataLoader worker builds it and whether or not training was resumed.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -167,6 +169,12 @@ def image_to_tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1), dtype=np.float32))
 
 
+def resolve_data_path(path: str | Path, root: str | Path) -> Path:
+    """A file named in a data config: as given when it exists (or is absolute), else inside ``root``."""
+    path = Path(path)
+    return path if path.is_absolute() or path.exists() else Path(root) / path
+
+
 def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
     """The per-sample generator: depends on (seed, epoch, index) only, never on worker state."""
     return np.random.default_rng([int(seed), int(epoch), int(index)])
@@ -240,6 +248,10 @@ class MonoDataset(Dataset):
         """Ground-truth depth of frame 0 (metres, 0/NaN invalid) at the source's size, resized here."""
         raise NotImplementedError(f"{type(self).__name__} has no ground-truth depth")
 
+    def sample_extras(self, index: int, flip: bool) -> dict[str, torch.Tensor]:
+        """Source-specific batch items of sample ``index`` (DIW's point pairs), mirrored when ``flip``."""
+        return {}
+
     def resize_depth_gt(self, depth: np.ndarray) -> np.ndarray:
         """Bring ground truth to the training size keeping only measured depths (LiDAR or dense)."""
         return resize_sparse_depth(depth, self.width, self.height)
@@ -292,4 +304,5 @@ class MonoDataset(Dataset):
             if flip:
                 depth = depth[:, ::-1]
             sample["depth_gt"] = torch.from_numpy(np.ascontiguousarray(depth, dtype=np.float32))[None]
+        sample.update(self.sample_extras(index, flip))
         return sample
