@@ -155,3 +155,38 @@ def test_depth_eval_cli_checkpoint_and_onnx_agree(tmp_path: Path, kitti_root: Pa
         b["median_scaled"]["model"]["abs_rel"], rel=1e-3
     )
     assert a["median_scaled"]["layout"] == b["median_scaled"]["layout"]
+
+
+def test_depth_eval_nyu_protocol_on_a_labelled_mat(tmp_path: Path, capsys) -> None:
+    """--protocol nyu: frames from NYU's labelled .mat and its splits, NYU's caps and extra metrics,
+    the baselines from the training indices; a model predicting 2 m everywhere scores as computed."""
+    import scipy.io
+    from onnx_models import make_linear_depth_model
+    from test_supervised_datasets import write_labelled_mat
+
+    from training.evaluate import main as eval_main
+
+    mat = tmp_path / "nyu_depth_v2_labeled.mat"
+    write_labelled_mat(mat)  # 3 frames of 64x48; depth 2 m (frame 1: 3.25 m at one pixel)
+    scipy.io.savemat(tmp_path / "splits.mat", {"trainNdxs": [[1], [3]], "testNdxs": [[2]]})
+    model = make_linear_depth_model(
+        tmp_path / "two.onnx", 48, 64, a=2.0, b=0.0, metadata={"training_mode": "supervised"}
+    )
+    splits = str(tmp_path / "splits.mat")
+    argv = ["--onnx", str(model), "--protocol", "nyu", "--data-root", str(mat), "--split", splits,
+            "--train-split", splits, "--out-dir", str(tmp_path / "eval")]  # fmt: skip
+    assert eval_main(argv) == 0
+    result = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert result["frames"] == 1 and result["protocol"]["name"] == "nyu"
+    model_metric = result["metric"]["model"]
+    # Test frame (index 2 = frame 1): 2 m truth except 3.25 m at (row 30, col 10), inside Eigen's crop.
+    cropped = depth_node_nyu_crop_count(48, 64)
+    assert model_metric["log10"] == pytest.approx(abs(np.log10(2.0 / 3.25)) / cropped, rel=1e-5)
+    assert model_metric["mse"] == pytest.approx(1.25**2 / cropped, rel=1e-5)
+    assert "log10" in capsys.readouterr().out
+
+
+def depth_node_nyu_crop_count(height: int, width: int) -> int:
+    from depth_node.metrics import nyu_crop_mask
+
+    return int(nyu_crop_mask(height, width).sum())

@@ -30,7 +30,7 @@ import json
 import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +114,23 @@ def kitti_frames(
             )
         )
     return frames
+
+
+def nyu_frames(root: str | Path, split: str | Path | None, subset: str = "test") -> list[EvalFrame]:
+    """Evaluation frames of NYU Depth V2 at its 640x480: ``root`` the labelled .mat (``split`` its
+    splits.mat or index file, ``subset`` test or train) or a DenseDepth folder (``split`` its CSV)."""
+    from training.datasets.nyu import open_nyu
+
+    # Size arguments are unused here (frames are read at their own size).
+    dataset = open_nyu(root, split, subset, height=32, width=32, is_train=False)
+    if len(dataset) == 0:
+        raise ValueError(f"NYU data {root}: no {subset} frames")
+    return [
+        EvalFrame(
+            f"nyu {subset} {i}", lambda i=i: dataset.load_color(i, 0), lambda i=i: dataset.load_depth_gt(i)
+        )
+        for i in range(len(dataset))
+    ]
 
 
 def subsample(items: Sequence[Any], count: int | None) -> list[Any]:
@@ -424,16 +441,27 @@ def _training_entries_from_config(config: Mapping[str, Any]) -> tuple[str, list[
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="depth-eval",
-        description="Evaluate a depth model (checkpoint or ONNX) with the KITTI Eigen protocol, "
-        "beside a constant-depth and an average-layout baseline.",
+        description="Evaluate a depth model (checkpoint or ONNX) with the KITTI Eigen protocol (or NYU's: "
+        "--protocol nyu), beside a constant-depth and an average-layout baseline.",
+    )
+    parser.add_argument(
+        "--protocol",
+        choices=("kitti", "nyu"),
+        default="kitti",
+        help="kitti: --data-root is a KITTI raw root; nyu: the labelled .mat (--split: splits.mat, its "
+        "testNdxs; --train-split the same file for trainNdxs) or a DenseDepth folder (--split: test CSV)",
     )
     model = parser.add_mutually_exclusive_group(required=True)
     model.add_argument("--checkpoint", type=Path, help="depth-train checkpoint (.pt)")
     model.add_argument("--onnx", type=Path, help="exported ONNX model (runs through DepthEstimator)")
-    parser.add_argument("--data-root", type=Path, required=True, help="KITTI raw root (holds <date>/)")
+    parser.add_argument(
+        "--data-root", type=Path, required=True, help="KITTI raw root (holds <date>/); NYU: see --protocol"
+    )
     frames = parser.add_mutually_exclusive_group(required=True)
     frames.add_argument(
-        "--split", type=Path, help="split file of the test frames (e.g. eigen/test_files.txt)"
+        "--split",
+        type=Path,
+        help="split file of the test frames (e.g. eigen/test_files.txt; NYU: splits.mat)",
     )
     frames.add_argument("--drives", nargs="+", help="test drives (all frames), relative to --data-root")
     parser.add_argument(
@@ -451,8 +479,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--metric", choices=("auto", "on", "off"), default="auto", help="score without scaling"
     )
-    parser.add_argument("--min-depth", type=float, default=MIN_DEPTH)
-    parser.add_argument("--max-depth", type=float, default=MAX_DEPTH)
+    parser.add_argument("--min-depth", type=float, help=f"default: the protocol's ({MIN_DEPTH} m)")
+    parser.add_argument(
+        "--max-depth", type=float, help=f"default: the protocol's (KITTI {MAX_DEPTH} m, NYU 10 m)"
+    )
     parser.add_argument("--no-garg-crop", action="store_true")
     parser.add_argument("--max-frames", type=int, help="evaluate at most this many frames (evenly spread)")
     parser.add_argument("--grid-frames", type=int, default=4)
@@ -462,46 +492,66 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _kitti_test_frames(args: argparse.Namespace, png: bool | None) -> list[EvalFrame]:
+    if args.split:
+        entries = read_split_file(args.split)
+    else:
+        if not args.drives:
+            raise ValueError("--protocol kitti needs --split or --drives")
+        entries = split_from_drives(args.data_root, args.drives, [0], ["l"], None)
+    gt_maps = None
+    if args.gt_npz:
+        from training.kitti_gt import load_gt_depths
+
+        gt_maps, _ = load_gt_depths(args.gt_npz)
+    return kitti_frames(args.data_root, entries, args.gt, gt_maps, png)
+
+
+def _baseline_frames(args: argparse.Namespace, predictor: Predictor) -> list[EvalFrame] | None:
+    """Training frames for the constant and layout baselines, or None when none are known."""
+    train_root = args.train_root or args.data_root
+    if args.protocol == "nyu":
+        if not args.train_split:
+            return None
+        return subsample(nyu_frames(train_root, args.train_split, "train"), args.baseline_frames)
+    train_source: tuple[Any, list[SplitEntry]] | None = None
+    if args.train_split:
+        train_source = (train_root, read_split_file(args.train_split))
+    elif args.train_drives:
+        train_source = (train_root, split_from_drives(train_root, args.train_drives, [0], ["l"], None))
+    elif isinstance(predictor, CheckpointPredictor):
+        train_source = _training_entries_from_config(predictor.config)
+    if train_source is None:
+        return None
+    return kitti_frames(train_source[0], subsample(train_source[1], args.baseline_frames), args.train_gt)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    options = EvalOptions(
-        min_depth=args.min_depth,
-        max_depth=args.max_depth,
-        garg_crop=not args.no_garg_crop,
+    given = {"min_depth": args.min_depth, "max_depth": args.max_depth}
+    options = EvalOptions.preset(
+        args.protocol,
+        **{key: value for key, value in given.items() if value is not None},
         metric={"auto": None, "on": True, "off": False}[args.metric],
         grid_frames=args.grid_frames,
     )
+    if args.no_garg_crop:
+        options = replace(options, garg_crop=False)
     png = {"auto": None, "png": True, "jpg": False}[args.png]
     try:
         predictor: Predictor = (
             CheckpointPredictor(args.checkpoint, args.device) if args.checkpoint else OnnxPredictor(args.onnx)
         )
-        if args.split:
-            entries = read_split_file(args.split)
+        if args.protocol == "nyu":
+            test_frames = nyu_frames(args.data_root, args.split, "test")
         else:
-            entries = split_from_drives(args.data_root, args.drives, [0], ["l"], None)
-        gt_maps = None
-        if args.gt_npz:
-            from training.kitti_gt import load_gt_depths
-
-            gt_maps, _ = load_gt_depths(args.gt_npz)
-        test_frames = kitti_frames(args.data_root, entries, args.gt, gt_maps, png)
+            test_frames = _kitti_test_frames(args, png)
         if args.max_frames:
             test_frames = subsample(test_frames, args.max_frames)
 
-        train_source: tuple[Any, list[SplitEntry]] | None = None
-        train_root = args.train_root or args.data_root
-        if args.train_split:
-            train_source = (train_root, read_split_file(args.train_split))
-        elif args.train_drives:
-            train_source = (train_root, split_from_drives(train_root, args.train_drives, [0], ["l"], None))
-        elif isinstance(predictor, CheckpointPredictor):
-            train_source = _training_entries_from_config(predictor.config)
+        train_frames = _baseline_frames(args, predictor)
         prior = None
-        if train_source is not None:
-            train_frames = kitti_frames(
-                train_source[0], subsample(train_source[1], args.baseline_frames), args.train_gt
-            )
+        if train_frames is not None:
             gt_size = test_frames[0].load_gt().shape
             prior = prior_from_frames(train_frames, (gt_size[1], gt_size[0]), options)
         else:
