@@ -45,7 +45,7 @@ def time_provider(model: Path, provider: str, cache: Path, frames: int, threads:
     times = []
     for _ in range(frames):
         begin = time.perf_counter()
-        estimator.infer(image)
+        estimator.infer(image, image if info.frames == 2 else None)
         times.append(time.perf_counter() - begin)
     return {
         "model": model.name,

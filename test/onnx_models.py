@@ -112,6 +112,54 @@ def make_linear_depth_model(
     return path
 
 
+def make_two_frame_model(
+    path: str | Path,
+    height: int = 12,
+    width: int = 16,
+    a: float = 1.0,
+    b: float = 10.0,
+    c: float = 50.0,
+    metadata: dict[str, str | None] | None = None,
+    prev_name: str = "prev_image",
+    prev_dims: tuple[int | str, ...] | None = None,
+) -> Path:
+    """Write a two-frame model, depth = a + b * channel-mean(image) + c * channel-mean(prev_image), with
+    metadata ``frames=2`` (``metadata`` overrides it and :data:`DEFAULT_METADATA`; a value of None drops
+    a key). ``prev_name`` / ``prev_dims`` (default ["N", 3, height, width]) break the contract for error
+    tests. With b and c far apart, one output tells which frame went into which input."""
+    path = Path(path)
+    dims = ["N", 3, height, width]
+    nodes = [
+        helper.make_node("ReduceMean", ["image"], ["mean"], axes=[1], keepdims=1),
+        helper.make_node("ReduceMean", [prev_name], ["prev_mean"], axes=[1], keepdims=1),
+        helper.make_node("Mul", ["mean", "b"], ["scaled"]),
+        helper.make_node("Mul", ["prev_mean", "c"], ["prev_scaled"]),
+        helper.make_node("Add", ["scaled", "prev_scaled"], ["sum"]),
+        helper.make_node("Add", ["sum", "a"], ["depth"]),
+    ]
+    initializers = [
+        helper.make_tensor(name, TensorProto.FLOAT, [], [value])
+        for name, value in (("a", a), ("b", b), ("c", c))
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "two_frame_linear_depth",
+        [_tensor("image", dims), _tensor(prev_name, list(prev_dims) if prev_dims else dims)],
+        [_tensor("depth", ["N", 1, height, width])],
+        initializer=initializers,
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="depth_node-tests"
+    )
+    model.ir_version = IR_VERSION
+    props = dict(DEFAULT_METADATA, input_height=str(height), input_width=str(width), frames="2")
+    props.update(metadata or {})
+    helper.set_model_props(model, {k: v for k, v in props.items() if v is not None})
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    return path
+
+
 def write_corrupt_model(path: str | Path) -> Path:
     """A file with a .onnx name that is not an ONNX protobuf."""
     path = Path(path)

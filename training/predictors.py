@@ -78,4 +78,6 @@ class OnnxPredictor(Predictor):
         self.source = info.source
 
     def predict_batch(self, images: np.ndarray) -> np.ndarray:
-        return self.estimator.infer(images)[:, 0]
+        # depth-eval scores single images: a two-frame model gets each frame twice (its first-frame mode).
+        prev = images if self.estimator.info.frames == 2 else None
+        return self.estimator.infer(images, prev)[:, 0]

@@ -68,6 +68,7 @@ from depth_node.runtime.frame import (
 )
 from depth_node.runtime.message_types import rosbags_types, stamp_ns
 from depth_node.runtime.parameters import NodeSettings, ParameterError, validate_parameters
+from depth_node.runtime.pipeline import FRAME_MODES
 
 OUTPUT_BAG = "depth_bag"
 RESULTS_JSON = "results.json"
@@ -239,6 +240,7 @@ class ReplaySession:
         self.gate = NewestFrameGate()
         self.drops = dict.fromkeys(DROP_REASONS, 0)
         self.resets = dict.fromkeys(RESET_REASONS, 0)
+        self.frame_modes = dict.fromkeys(FRAME_MODES, 0)
         self.bad_frames: list[str] = []
         self.per_frame: dict[int, dict[str, Any]] = {}
         self.stage_samples: dict[str, list[float]] = {}
@@ -384,6 +386,7 @@ class ReplaySession:
         self.clock.pause()  # from here on: replay-only work, not the node's
         if outputs.reset is not None:
             self.resets[outputs.reset] += 1
+        self.frame_modes[outputs.frame_mode] += 1
         # The node's own stages, plus reading the message from the bag (the node's "decode" too).
         timings = {**outputs.timings, "decode": deserialized + outputs.timings["decode"]}
         timings[END_TO_END] += deserialized
@@ -412,6 +415,7 @@ class ReplaySession:
             "stamp": stamp / 1e9,
             "scale": float(outputs.result.scale),
             "reset": outputs.reset,
+            "frame_mode": outputs.frame_mode,
             "latency_ms": {k: v * 1e3 for k, v in timings.items()},
         }
         # Score what was published (16UC1 output is scored in its millimetre steps), as the live
@@ -544,6 +548,7 @@ class ReplaySession:
                 "bad": len(self.bad_frames),
                 "dropped_by_reason": dict(self.drops),
                 "resets_by_reason": dict(self.resets),
+                "processed_by_mode": dict(self.frame_modes),
                 "scored": len(self.evaluator.frames),
                 "unscored": processed - len(self.evaluator.frames),
             },
@@ -605,6 +610,7 @@ def _model_dict(info: ModelInfo) -> dict[str, Any]:
         "scale_is_metric",
         "training_mode",
         "source",
+        "frames",
     )
     return {k: getattr(info, k) for k in keys}
 

@@ -49,6 +49,12 @@ def summary_text(result: ReplayResult) -> str:
         f"frames {f['processed']}/{f['total']} processed, {f['dropped']} dropped, {f['bad']} bad"
         + ("  (real time)" if r["realtime"] else "")
     )
+    if r.get("model", {}).get("frames") == 2:
+        modes = f["processed_by_mode"]
+        lines.append(
+            f"two-frame model: {modes['two']} frames with the previous frame, "
+            f"{modes['first']} fed twice (first frame, reset or size change)"
+        )
     if e2e:
         lines.append(
             f"latency end-to-end p50 {e2e['p50']:.1f} ms  p95 {e2e['p95']:.1f} ms  p99 {e2e['p99']:.1f} ms"

@@ -2,7 +2,8 @@
 
 Model contract (DESIGN.md): input ``image`` float32 [N,3,H,W] RGB in [0,1]; output ``depth`` float32
 [N,1,H,W]; ``metadata_props`` carry input_height, input_width, min_depth, max_depth, metric_scale,
-backbone, training_mode, source (required) and scale_is_metric, name (optional).
+backbone, training_mode, source (required) and scale_is_metric, name, frames (optional). A two-frame
+model (``frames=2``) has a second input ``prev_image`` of the same shape and type: the previous frame.
 
 A model that breaks the contract, or a file that is no model, is a :class:`ModelLoadError` with one
 line naming the file and what was expected, raised before any frame runs: the file itself is checked
@@ -65,6 +66,9 @@ _NUMERIC_METADATA: dict[str, type] = {
     "max_depth": float,
     "metric_scale": float,
 }
+# Frames a model takes per run: 1 (``image``) or 2 (``image`` and ``prev_image``, metadata ``frames=2``).
+MODEL_FRAMES = (1, 2)
+PREV_INPUT = "prev_image"
 # Larger than any camera depth net's input; metadata beyond it is a typo (or hostile) and a warm-up run
 # at that size would exhaust memory before anything could say so.
 MAX_INPUT_SIDE = 8192
@@ -84,6 +88,7 @@ class ModelInfo:
     training_mode: str
     source: str
     name: str
+    frames: int = 1
 
 
 def _parse_bool(text: str) -> bool:
@@ -125,6 +130,9 @@ def parse_model_info(metadata: dict[str, str], default_name: str, where: str = "
         raise ModelLoadError(
             f"{where}: metric_scale must be a positive number, got {info_fields['metric_scale']}"
         )
+    frames_text = metadata.get("frames", "1").strip()
+    if frames_text not in [str(n) for n in MODEL_FRAMES]:
+        raise ModelLoadError(f"{where}: bad frames metadata {frames_text[:40]!r}, expected 1 or 2")
     training_mode = metadata["training_mode"]
     if "scale_is_metric" in metadata:
         try:
@@ -147,6 +155,7 @@ def parse_model_info(metadata: dict[str, str], default_name: str, where: str = "
         training_mode=training_mode,
         source=metadata["source"],
         name=metadata.get("name", default_name),
+        frames=int(frames_text),
     )
 
 
@@ -313,7 +322,8 @@ class DepthEstimator:
         self._binding = self.session.io_binding() if io_binding else None
         # Bound tensors live on the provider's device and are reused while the batch size stays.
         self._device = "cuda" if self.provider in _BINDING_PROVIDERS else "cpu"
-        self._bound: tuple[ort.OrtValue, ort.OrtValue] | None = None
+        # (input tensors in the order of ``self._input_names``, the depth tensor)
+        self._bound: tuple[list[ort.OrtValue], ort.OrtValue] | None = None
         LOG.info(
             "loaded %s (%s, %dx%d) on %s",
             self.model_path.name,
@@ -330,8 +340,9 @@ class DepthEstimator:
         refuse a model whose output breaks the contract where its declared shapes left dims open."""
         batch = self._batch_size or 1
         height, width = self.info.input_height, self.info.input_width
+        blank = np.zeros((batch, 3, height, width), dtype=np.float32)
         try:
-            depth = self.infer(np.zeros((batch, 3, height, width), dtype=np.float32))
+            depth = self.infer(blank, blank if self.info.frames == 2 else None)
         except Exception as error:  # ORT raises private types for a graph that cannot run
             detail = _ort_detail(error)
             raise ModelLoadError(
@@ -347,9 +358,30 @@ class DepthEstimator:
         where = f"model {self.model_path.name}"
         inputs = self.session.get_inputs()
         outputs = {o.name: o for o in self.session.get_outputs()}
-        if len(inputs) != 1 or inputs[0].name != "image":
-            names = [i.name for i in inputs]
-            raise ModelLoadError(f"{where}: expected one input named 'image' [N,3,H,W], got inputs {names}")
+        names = [i.name for i in inputs]
+        self._input_names = ("image", PREV_INPUT) if self.info.frames == 2 else ("image",)
+        if PREV_INPUT in names and self.info.frames != 2:
+            raise ModelLoadError(
+                f"{where}: has a '{PREV_INPUT}' input but its metadata lacks frames=2 (a two-frame model)"
+            )
+        if self.info.frames == 2 and PREV_INPUT not in names:
+            raise ModelLoadError(
+                f"{where}: metadata says frames=2 but the model has no '{PREV_INPUT}' input, "
+                f"got inputs {names}"
+            )
+        if sorted(names) != sorted(self._input_names):
+            two = self.info.frames == 2
+            expected = f"two inputs named 'image' and '{PREV_INPUT}'" if two else "one input named 'image'"
+            raise ModelLoadError(f"{where}: expected {expected} [N,3,H,W], got inputs {names}")
+        inputs.sort(key=lambda i: self._input_names.index(i.name))
+        if len(inputs) == 2 and (
+            [_static_dim(d) for d in inputs[1].shape] != [_static_dim(d) for d in inputs[0].shape]
+            or inputs[1].type != inputs[0].type
+        ):  # symbolic dims may be named differently per input; the fixed ones must agree
+            raise ModelLoadError(
+                f"{where}: '{PREV_INPUT}' is {inputs[1].type} {list(inputs[1].shape)} but 'image' is "
+                f"{inputs[0].type} {list(inputs[0].shape)}, expected the same"
+            )
         if "depth" not in outputs:
             raise ModelLoadError(
                 f"{where}: expected an output named 'depth' [N,1,H,W], got outputs {list(outputs)}"
@@ -378,39 +410,68 @@ class DepthEstimator:
         self._output_dtype = np.float16 if depth.type == "tensor(float16)" else np.float32
         self._batch_size = _static_dim(image.shape[0])
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
-        """float32 [N,3,H,W] RGB in [0,1] -> float32 [N,1,H,W] depth in model units."""
+    def infer(self, batch: np.ndarray, prev: np.ndarray | None = None) -> np.ndarray:
+        """float32 [N,3,H,W] RGB in [0,1] -> float32 [N,1,H,W] depth in model units.
+
+        ``prev``: the previous frame, same shape, for a two-frame model (required there, refused by a
+        single-frame one); the caller passes ``batch`` itself where there is no previous frame.
+        """
+        batch = self._model_input(batch, "model input")
+        if self.info.frames == 1:
+            if prev is not None:
+                raise InputShapeError(
+                    f"model {self.model_path.name} takes one frame, got a previous frame too"
+                )
+            feeds = (batch,)
+        elif prev is None:
+            raise InputShapeError(
+                f"model {self.model_path.name} is a two-frame model: infer needs the previous frame (prev)"
+            )
+        else:
+            prev = self._model_input(prev, PREV_INPUT)
+            if prev.shape != batch.shape:
+                raise InputShapeError(
+                    f"{PREV_INPUT} must have the shape of image {list(batch.shape)}, got {list(prev.shape)}"
+                )
+            feeds = (batch, prev)
+        if self._binding is None:
+            (depth,) = self.session.run(["depth"], dict(zip(self._input_names, feeds)))
+        else:
+            depth = self._run_bound(feeds)
+        return depth if depth.dtype == np.float32 else depth.astype(np.float32)
+
+    def _model_input(self, batch: np.ndarray, what: str) -> np.ndarray:
+        """``batch`` as the model takes it (checked shape, its dtype, C order), copied only if needed."""
         batch = np.asarray(batch)
         expected = (3, self.info.input_height, self.info.input_width)
         if batch.ndim != 4 or batch.shape[1:] != expected:
             raise InputShapeError(
-                f"model input must be [N,{expected[0]},{expected[1]},{expected[2]}], got {list(batch.shape)}"
+                f"{what} must be [N,{expected[0]},{expected[1]},{expected[2]}], got {list(batch.shape)}"
             )
         if self._batch_size is not None and batch.shape[0] != self._batch_size:
             raise InputShapeError(f"model has a fixed batch size {self._batch_size}, got {batch.shape[0]}")
         if batch.dtype != self._input_dtype or not batch.flags.c_contiguous:
             batch = np.ascontiguousarray(batch, dtype=self._input_dtype)
-        if self._binding is None:
-            (depth,) = self.session.run(["depth"], {"image": batch})
-        else:
-            depth = self._run_bound(batch)
-        return depth if depth.dtype == np.float32 else depth.astype(np.float32)
+        return batch
 
-    def _run_bound(self, batch: np.ndarray) -> np.ndarray:
+    def _run_bound(self, feeds: tuple[np.ndarray, ...]) -> np.ndarray:
         """Run with I/O binding: input and output tensors stay allocated on the device between frames;
-        each frame costs one host->device copy in and one device->host copy out."""
-        if self._bound is None or tuple(self._bound[0].shape()) != batch.shape:
-            # A private copy on CPU: ortvalue_from_numpy wraps (does not copy) host memory.
-            image = ort.OrtValue.ortvalue_from_numpy(batch.copy(), self._device, 0)
+        each frame costs one host->device copy per input and one device->host copy out."""
+        batch = feeds[0]
+        if self._bound is None or tuple(self._bound[0][0].shape()) != batch.shape:
+            # Private copies on CPU: ortvalue_from_numpy wraps (does not copy) host memory.
+            inputs = [ort.OrtValue.ortvalue_from_numpy(feed.copy(), self._device, 0) for feed in feeds]
             out_shape = [batch.shape[0], 1, batch.shape[2], batch.shape[3]]
             depth = ort.OrtValue.ortvalue_from_shape_and_type(out_shape, self._output_dtype, self._device, 0)
             self._binding.clear_binding_inputs()
             self._binding.clear_binding_outputs()
-            self._binding.bind_ortvalue_input("image", image)
+            for name, value in zip(self._input_names, inputs):
+                self._binding.bind_ortvalue_input(name, value)
             self._binding.bind_ortvalue_output("depth", depth)
-            self._bound = (image, depth)
+            self._bound = (inputs, depth)
         else:
-            self._bound[0].update_inplace(batch)
+            for value, feed in zip(self._bound[0], feeds):
+                value.update_inplace(feed)
         self.session.run_with_iobinding(self._binding)
         depth = self._bound[1].numpy()  # a fresh host array for device tensors, a view of the buffer on CPU
         return depth.copy() if self._device == "cpu" else depth

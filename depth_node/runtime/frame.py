@@ -8,7 +8,8 @@ camera_info describing this image (size, frame, calibration), depth with at leas
 Stamps: a frame with the same stamp as the last one processed is dropped ("duplicate_stamp": an
 exact-time synchroniser downstream could not tell the two apart). A stamp that goes backwards (a bag
 played in a loop, another recording) or jumps forward by more than :data:`TIME_JUMP_S` is processed,
-but the temporal state (the scale smoothing) starts afresh, and the frame says why in ``reset``.
+but the temporal state (the scale smoothing, a two-frame model's previous frame) starts afresh, and the
+frame says why in ``reset``; a two-frame model then gets this frame twice (``frame_mode`` "first").
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ DROP_REASONS = (
     "nan",
     "error",
 )
-# Why the temporal state (scale smoothing) started afresh on a processed frame.
+# Why the temporal state (scale smoothing, previous frame) started afresh on a processed frame.
 RESET_REASONS = ("backwards_stamp", "time_jump")
 # A forward gap this long between frames means another stream (a pause, a bag with a gap).
 TIME_JUMP_S = 1.0
@@ -74,6 +75,11 @@ class FrameOutputs:
     rgb: np.ndarray
     timings: dict[str, float] = field(default_factory=dict)
     reset: str | None = None
+
+    @property
+    def frame_mode(self) -> str:
+        """How the network was fed: one of :data:`depth_node.runtime.pipeline.FRAME_MODES`."""
+        return self.result.frame_mode
 
 
 END_TO_END = "end_to_end"

@@ -2,6 +2,11 @@
 
 The hot path reuses its buffers (resized image, network input) between frames; only the returned
 depth image is new each frame, because callers keep it (messages, replay metrics).
+
+A two-frame model (``ModelInfo.frames == 2``) also gets the previous frame's network input, kept in a
+second buffer that swaps places with the current one after each frame (no copy). Where there is no
+usable previous frame (the first one, after :meth:`DepthPipeline.reset`, after the camera image
+changed size) the current frame is fed twice; each result says which it was (:data:`FRAME_MODES`).
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ LOG = logging.getLogger(__name__)
 OUTPUT_RESOLUTIONS = ("camera", "model")
 SCALE_MODES = ("auto", "model", "fixed", "camera_height")
 _INTERPOLATIONS = {"linear": cv2.INTER_LINEAR, "nearest": cv2.INTER_NEAREST}
+# How a frame was fed to the network: "single" (a one-frame model), "first" (a two-frame model given
+# the current frame twice: no usable previous one), "two" (current and previous frame).
+FRAME_MODES = ("single", "first", "two")
 
 
 class Estimator(Protocol):
@@ -31,7 +39,7 @@ class Estimator(Protocol):
 
     info: ModelInfo
 
-    def infer(self, batch: np.ndarray) -> np.ndarray: ...
+    def infer(self, batch: np.ndarray, prev: np.ndarray | None = None) -> np.ndarray: ...
 
 
 @dataclass
@@ -84,7 +92,8 @@ class DepthResult:
     seconds per stage; ``input_size``: (w, h) of the camera image; ``crop``: the crop applied;
     ``model_size``: (w, h) of the network's output; ``colour``: the (h, w, 3) uint8 RGB image on the
     grid of ``depth`` (the cropped camera image, or the network's input image at model resolution),
-    so the cloud takes its colour without resizing the camera image a second time."""
+    so the cloud takes its colour without resizing the camera image a second time; ``frame_mode``:
+    one of :data:`FRAME_MODES`."""
 
     depth: np.ndarray
     K: np.ndarray
@@ -94,6 +103,7 @@ class DepthResult:
     crop: tuple[int, int, int, int] | None = None
     model_size: tuple[int, int] | None = None
     colour: np.ndarray | None = None
+    frame_mode: str = "single"
 
 
 class DepthPipeline:
@@ -117,6 +127,10 @@ class DepthPipeline:
         width, height = self.model_size
         self._resized = np.empty((height, width, 3), dtype=np.uint8)
         self._input = np.empty((1, 3, height, width), dtype=np.float32)
+        # Two-frame models: the previous frame's network input and the camera size it came from
+        # (None: no usable previous frame).
+        self._prev = np.empty_like(self._input) if self.info.frames == 2 else None
+        self._prev_size: tuple[int, int] | None = None
 
     def _resolve_scale_mode(self) -> str:
         mode = self.config.scale_mode
@@ -134,9 +148,10 @@ class DepthPipeline:
         return "model"
 
     def reset(self) -> None:
-        """Forget the smoothed scale (call between drives / bags)."""
+        """Forget the smoothed scale and the previous frame (call between drives / bags)."""
         if self.ground is not None:
             self.ground.reset()
+        self._prev_size = None
 
     def _check_inputs(self, rgb: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
@@ -165,7 +180,15 @@ class DepthPipeline:
         np.multiply(self._resized.transpose(2, 0, 1), np.float32(1.0 / 255.0), out=self._input[0])
         t1 = time.perf_counter()
 
-        raw = self.estimator.infer(self._input)[0, 0]
+        if self._prev is None:
+            frame_mode = "single"
+            raw = self.estimator.infer(self._input)[0, 0]
+        else:
+            frame_mode = "two" if self._prev_size == (width, height) else "first"
+            raw = self.estimator.infer(self._input, self._prev if frame_mode == "two" else self._input)[0, 0]
+            # This frame's input becomes the previous one; the old buffer takes the next frame.
+            self._input, self._prev = self._prev, self._input
+            self._prev_size = (width, height)
         t2 = time.perf_counter()
 
         K_model = scale_intrinsics(K, source_size, self.model_size)
@@ -194,6 +217,7 @@ class DepthPipeline:
             crop=crop,
             model_size=self.model_size,
             colour=colour,
+            frame_mode=frame_mode,
         )
 
     def _frame_scale(self, raw: np.ndarray, K_model: np.ndarray) -> float:
