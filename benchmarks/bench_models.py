@@ -50,6 +50,11 @@ MODELS = (
     "darknet:light",
     "mobilenetv3_large:monodepth2",
     "mobilenetv3_large:light",
+    # The seeds' networks (issue 17): U-Net++ on STDC1 and ResNeXt50, LR-ASPP, Inception-ResNet-v2.
+    "stdc1:unetpp",
+    "resnext50_32x4d:unetpp",
+    "mobilenetv3_large:lraspp",
+    "inception_resnet_v2:attention",
 )
 PEAK_SIDE = 1024  # a square matrix multiply this large runs at the kernels' peak
 

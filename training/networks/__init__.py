@@ -3,13 +3,17 @@
 ``build_depth_net(model_cfg)`` and ``build_pose_net(model_cfg)`` read the ``model`` section of a
 training config; missing keys take ``DEFAULT_MODEL_CFG``:
 
-- ``backbone``: resnet18 | resnet34 | resnet50 | stdc1 | stdc2 | mobilenetv3_large | darknet
-  (darknet: the YOLOv8-s CSP-Darknet backbone, see ``darknet.py``)
-- ``weights``: path to ImageNet weights for the depth encoder (torchvision state dict for ResNets
-  and MobileNetV3, STDC-Seg checkpoint for STDC, a state dict with Ultralytics' names for darknet)
-  or None for random init
+- ``backbone``: resnet18 | resnet34 | resnet50 | resnext50_32x4d | stdc1 | stdc2 | mobilenetv3_large |
+  darknet | inception_resnet_v2 (darknet: the YOLOv8-s CSP-Darknet backbone, see ``darknet.py``;
+  inception_resnet_v2: ``inception_resnet_v2.py``, padded so its levels align to /2 ... /32)
+- ``weights``: path to ImageNet weights for the depth encoder (torchvision state dict for ResNets,
+  ResNeXt and MobileNetV3, STDC-Seg checkpoint for STDC, a state dict with Ultralytics' names for
+  darknet, timm's / Cadene's for inception_resnet_v2) or None for random init
 - ``decoder``: monodepth2 (Monodepth2's decoder) | light (half the channels, depthwise-separable
-  convolutions: several times fewer MACs at the high-resolution stages)
+  convolutions: several times fewer MACs at the high-resolution stages) | unetpp (U-Net++ nested
+  dense skips, ``unetpp.py``) | attention (Monodepth2's with attention gates on the skips,
+  ``attention_decoder.py``) | lraspp (LR-ASPP head, mobilenetv3_large only, one output scale,
+  ``lraspp.py``)
 - ``num_scales`` (4), ``min_depth`` (0.1), ``max_depth`` (100.0): Monodepth2's disparity range
 - ``init_depth`` (12.0 m): the disparity heads' bias is set so the initial depth is about this;
   None keeps PyTorch's default init (Monodepth2's, initial depth ~2*min_depth). On a synthetic
@@ -32,18 +36,35 @@ from __future__ import annotations
 
 from typing import Any
 
+from training.networks.attention_decoder import AttentionDepthDecoder
 from training.networks.darknet import DarknetEncoder, load_darknet_weights
 from training.networks.depth_decoder import DECODERS, DepthDecoder, DepthNet, LightDepthDecoder
+from training.networks.inception_resnet_v2 import InceptionResNetV2Encoder, load_inception_resnet_v2_weights
+from training.networks.lraspp import LRASPPDecoder, dilate_last_stage
 from training.networks.mobilenet import MobileNetV3Encoder, load_mobilenet_weights
 from training.networks.model import DepthPoseModel, predict_poses, rescale_to_distance
 from training.networks.pose import PoseNet
-from training.networks.resnet import ResnetEncoder, load_torchvision_weights
+from training.networks.resnet import RESNEXT_SPECS, ResnetEncoder, load_torchvision_weights
 from training.networks.stdc import STDCEncoder, load_stdc_weights
+from training.networks.unetpp import UNetPlusPlusDecoder
 
-BACKBONES = ("resnet18", "resnet34", "resnet50", "stdc1", "stdc2", "mobilenetv3_large", "darknet")
+BACKBONES = (
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnext50_32x4d",
+    "stdc1",
+    "stdc2",
+    "mobilenetv3_large",
+    "darknet",
+    "inception_resnet_v2",
+)
 # The size of YOLOv8's backbone that ``darknet`` stands for (see darknet.DARKNET_SIZES).
 DARKNET_SIZE = "s"
-Encoder = ResnetEncoder | STDCEncoder | MobileNetV3Encoder | DarknetEncoder
+Encoder = ResnetEncoder | STDCEncoder | MobileNetV3Encoder | DarknetEncoder | InceptionResNetV2Encoder
+# The seeds' decoders join DepthNet's table here: their modules import depth_decoder's blocks, so
+# depth_decoder cannot import them (importing any training.networks module runs this file first).
+DECODERS.update({"unetpp": UNetPlusPlusDecoder, "attention": AttentionDepthDecoder, "lraspp": LRASPPDecoder})
 
 DEFAULT_MODEL_CFG: dict[str, Any] = {
     "backbone": "resnet18",
@@ -65,19 +86,24 @@ __all__ = [
     "BACKBONES",
     "DECODERS",
     "DEFAULT_MODEL_CFG",
+    "AttentionDepthDecoder",
     "DarknetEncoder",
     "DepthDecoder",
     "DepthNet",
     "DepthPoseModel",
+    "InceptionResNetV2Encoder",
+    "LRASPPDecoder",
     "LightDepthDecoder",
     "MobileNetV3Encoder",
     "PoseNet",
     "ResnetEncoder",
     "STDCEncoder",
+    "UNetPlusPlusDecoder",
     "build_depth_net",
     "build_encoder",
     "build_pose_net",
     "load_darknet_weights",
+    "load_inception_resnet_v2_weights",
     "load_mobilenet_weights",
     "load_stdc_weights",
     "load_torchvision_weights",
@@ -101,6 +127,11 @@ def build_encoder(backbone: str, weights: str | None = None) -> Encoder:
         encoder = ResnetEncoder(int(backbone[6:]))
         if weights:
             load_torchvision_weights(encoder, weights)
+    elif backbone in RESNEXT_SPECS:
+        depth, groups, width = RESNEXT_SPECS[backbone]
+        encoder = ResnetEncoder(depth, groups=groups, width_per_group=width)
+        if weights:
+            load_torchvision_weights(encoder, weights)
     elif backbone in ("stdc1", "stdc2"):
         encoder = STDCEncoder(backbone)
         if weights:
@@ -113,6 +144,10 @@ def build_encoder(backbone: str, weights: str | None = None) -> Encoder:
         encoder = DarknetEncoder(DARKNET_SIZE)
         if weights:
             load_darknet_weights(encoder, weights)
+    elif backbone == "inception_resnet_v2":
+        encoder = InceptionResNetV2Encoder()
+        if weights:
+            load_inception_resnet_v2_weights(encoder, weights)
     else:
         raise ValueError(f"unknown backbone {backbone!r}; expected one of {', '.join(BACKBONES)}")
     return encoder
@@ -122,6 +157,8 @@ def build_depth_net(model_cfg: dict) -> DepthNet:
     """DepthNet from the ``model`` config section (see the module docstring for the keys)."""
     cfg = model_config(model_cfg)
     encoder = build_encoder(str(cfg["backbone"]), cfg["weights"])
+    if cfg["decoder"] == "lraspp":
+        dilate_last_stage(encoder, str(cfg["backbone"]))  # LR-ASPP's encoder (refuses others)
     return DepthNet(
         encoder,
         backbone=str(cfg["backbone"]),
