@@ -5,9 +5,19 @@ reprojection over the source frames, auto-masking of pixels where the unwarped s
 matches better (stationary camera, objects moving with the car), all scales upsampled to the input
 resolution, edge-aware smoothness on mean-normalised disparity (weight 1e-3 / 2^scale).
 
-DiPE (Jiang et al., 2020) outlier masking: per image, only pixels whose minimum reprojection error
-lies in (mu - 1.0 sigma, mu + 0.5 sigma) of that image's errors count; the large errors are mostly
-occlusions and independently moving objects. The masked loss is normalised by the mask's sum.
+DiPE (Jiang et al., 2020), ``masking: dipe``, as its authors' code computes it (HalleyJiang/DiPE
+``trainer.py`` ``compute_losses``): per image, mu and the unbiased sigma of every source frame's raw
+error over all pixels; per source frame f a mask keeps the pixels with mu - 1.0 sigma < e_f < mu +
+0.5 sigma that land inside the source image, whose e_f is the minimum over the frames (+ 1e-7) and
+below the unwarped frame f's error (auto-masking per frame, no tie-break noise); frame f's loss is
+sum(mask e_f) / (sum(mask) + 1e-7) over the batch, and the frames' losses are summed. The large
+errors it drops are mostly occlusions and independently moving objects. Its weighted multi-scale
+scheme, ``multiscale: dipe_weighted``: each scale warped at its own resolution (images area-
+downsampled, K scaled), photometric weight 0.25^scale.
+
+``dipe_pooled_min`` (old name ``dipe``): this project's earlier, looser reading of DiPE, on top of
+Monodepth2's masking: one band (mu - 1.0 sigma, mu + 0.5 sigma) of the per-pixel minimum error,
+population sigma, the loss normalised by the combined mask's sum.
 
 SfMLearner (Zhou et al., CVPR 2017) explainability mask, ``masking: explainability``: each source
 frame's error is weighted per pixel by a soft mask E_f that the pose net predicts, averaged over
@@ -41,10 +51,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from depth_node.geometry import scale_intrinsics
 from training.geometry import BackprojectDepth, Project3D, disp_to_depth, warp_image
 
 # The trainer's YAML ``loss:`` section mirrors these keys; missing keys take these values.
@@ -55,14 +67,20 @@ DEFAULT_LOSS_CFG: dict[str, Any] = {
     "ssim_weight": 0.85,  # alpha of SSIM vs L1
     "min_reprojection": True,  # per-pixel minimum over source frames (False: average, Monodepth2 --avg)
     "automask": True,
-    "automask_noise": 1.0e-5,  # tie-break noise on the identity error (Monodepth2)
+    "automask_noise": 1.0e-5,  # tie-break noise on the identity error (Monodepth2; DiPE has none)
     "smoothness_weight": 1.0e-3,  # divided by 2^scale
-    "dipe": True,  # DiPE outlier masking
-    "dipe_lower": 1.0,  # keep errors > mu - dipe_lower * sigma
-    "dipe_upper": 0.5,  # keep errors < mu + dipe_upper * sigma
-    # monodepth2: minimum reprojection / auto-masking / DiPE as set above; explainability:
-    # SfMLearner's predicted mask instead of all three (the trainer adds the mask to the pose net).
+    # The pooled-min outlier band on top of monodepth2 masking (see the module docstring); old name
+    # "dipe", still accepted. Read only with masking: monodepth2.
+    "dipe_pooled_min": True,
+    "dipe_lower": 1.0,  # keep errors > mu - dipe_lower * sigma (DiPE's --low_ratio... -1.0)
+    "dipe_upper": 0.5,  # keep errors < mu + dipe_upper * sigma (DiPE's --up_ratio... 0.5)
+    # monodepth2: minimum reprojection / auto-masking / dipe_pooled_min as set above; dipe: DiPE's
+    # per-frame masks (minimum and auto-masking per frame as set above); explainability: SfMLearner's
+    # predicted mask instead of all of them (the trainer adds the mask to the pose net).
     "masking": "monodepth2",
+    # full_resolution: every scale's depth upsampled to the input size (Monodepth2); dipe_weighted:
+    # each scale at its own resolution, photometric weight 0.25^scale (DiPE's default scheme).
+    "multiscale": "full_resolution",
     "explainability_weight": 0.2,  # lambda_e of SfMLearner's mask regulariser
     "smoothness": "edge_aware",  # edge_aware (Monodepth2) | second_order (SfMLearner)
     "velocity_weight": 0.1,  # PackNet weak velocity supervision; applied when batch has finite distances
@@ -79,7 +97,12 @@ DEFAULT_LOSS_CFG: dict[str, Any] = {
     "ranking_weight": 1.0,
 }
 DEPTH_LOSSES = ("log_l1", "abs_rel", "silog", "densedepth")
-MASKINGS = ("monodepth2", "explainability")
+MASKINGS = ("monodepth2", "dipe", "explainability")
+MULTISCALES = ("full_resolution", "dipe_weighted")
+DIPE_SCALE_RATE = 0.25  # dipe_weighted's photometric weight per scale (DiPE's --scale_rate)
+# Keys renamed since checkpoints were written: old name -> new name (a checkpoint stores its whole
+# loss config, so an old one must still load and resume).
+RENAMED_KEYS = {"dipe": "dipe_pooled_min"}
 SMOOTHNESS = ("edge_aware", "second_order")
 # The training modes (``training_mode``) whose depth is in metres: scored without scaling by
 # depth-eval, exported with ``scale_is_metric=true``. Stereo: the baseline is in metres.
@@ -89,6 +112,14 @@ METRIC_TRAINING_MODES = ("self_supervised+velocity", "lidar", "supervised", "ste
 def loss_config(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
     """``DEFAULT_LOSS_CFG`` overridden by ``cfg``; refuses unknown keys (a typo must not pass silently)."""
     cfg = dict(cfg or {})
+    for old, new in RENAMED_KEYS.items():
+        if old in cfg:
+            value = cfg.pop(old)
+            if new in cfg and cfg[new] != value:
+                raise ValueError(
+                    f"loss.{old}={value!r} (old name of loss.{new}) contradicts loss.{new}={cfg[new]!r}"
+                )
+            cfg[new] = value
     unknown = sorted(set(cfg) - set(DEFAULT_LOSS_CFG))
     if unknown:
         raise ValueError(f"unknown loss config keys {unknown}; known: {sorted(DEFAULT_LOSS_CFG)}")
@@ -104,6 +135,8 @@ def loss_config(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
             raise ValueError(f"loss.{key}={out[key]!r}: expected a number >= 0")
     if out["masking"] not in MASKINGS:
         raise ValueError(f"loss.masking={out['masking']!r}: expected one of {MASKINGS}")
+    if out["multiscale"] not in MULTISCALES:
+        raise ValueError(f"loss.multiscale={out['multiscale']!r}: expected one of {MULTISCALES}")
     if out["smoothness"] not in SMOOTHNESS:
         raise ValueError(f"loss.smoothness={out['smoothness']!r}: expected one of {SMOOTHNESS}")
     return out
@@ -204,15 +237,53 @@ def explainability_loss(
     return photometric + regulariser_weight * regulariser, explainability.detach().mean(1, keepdim=True)
 
 
-def dipe_mask(error: Tensor, lower: float = 1.0, upper: float = 0.5) -> Tensor:
-    """DiPE outlier mask [B,1,H,W] (float 0/1): per image, error inside (mu - lower sd, mu + upper sd).
+def dipe_mask(error: Tensor, lower: float = 1.0, upper: float = 0.5, unbiased: bool = False) -> Tensor:
+    """DiPE's outlier band, same shape as ``error`` (float 0/1): error in (mu - lower sd, mu + upper sd).
 
-    Statistics over all pixels of each image (population standard deviation), no gradient.
+    mu and sd per image over everything else in ``error`` ([B,1,H,W]: its pixels; [B,S,H,W]: every
+    source frame's pixels pooled, as DiPE's code). ``unbiased``: DiPE's code uses the unbiased sd
+    (torch's default); the pooled-min variant used the population sd. No gradient.
     """
     flat = error.detach().flatten(1)
     mu = flat.mean(1).view(-1, 1, 1, 1)
-    sd = flat.std(1, unbiased=False).view(-1, 1, 1, 1)
+    sd = flat.std(1, unbiased=unbiased).view(-1, 1, 1, 1)
     return ((error > mu - lower * sd) & (error < mu + upper * sd)).to(error.dtype)
+
+
+def inside_image(grid: Tensor) -> Tensor:
+    """[B,1,H,W] float 0/1: where a ``Project3D`` sampling grid [B,H,W,2] lands inside the source image.
+
+    DiPE's "occlusion mask from image boundary" (Vid2Depth's principled mask): outside, border padding
+    only repeats the edge, so the error there says nothing about depth or pose.
+    """
+    return (grid.abs() <= 1).all(-1).unsqueeze(1).to(grid.dtype)
+
+
+def dipe_reprojection_loss(
+    reprojection: Tensor,
+    identity: Tensor | None,
+    inside: Tensor | None,
+    min_reprojection: bool = True,
+    lower: float = 1.0,
+    upper: float = 0.5,
+) -> tuple[Tensor, Tensor]:
+    """DiPE's photometric loss (its ``compute_losses``): (scalar loss, per-frame masks [B,S,H,W]).
+
+    ``reprojection`` [B,S,H,W]: raw error e_f of each warped source frame; ``identity`` [B,S,H,W]:
+    error of each unwarped source (auto-masking per frame; None = off); ``inside`` [B,S,H,W]: 1
+    where the warp lands inside the source image (None = everywhere). Frame f's mask multiplies
+    inside, e_f <= min_f' e_f' + 1e-7 (with ``min_reprojection``), e_f < identity_f and the band of
+    ``dipe_mask`` over all frames' errors (unbiased sd). Loss: sum over frames of sum(mask e_f) /
+    (sum(mask) + 1e-7), each sum over the whole batch as in DiPE's code.
+    """
+    mask = torch.ones_like(reprojection) if inside is None else inside
+    if min_reprojection:
+        mask = mask * (reprojection <= reprojection.min(1, keepdim=True)[0] + 1e-7)
+    if identity is not None:
+        mask = mask * (reprojection < identity)
+    mask = (mask * dipe_mask(reprojection, lower, upper, unbiased=True)).detach()
+    per_frame = (mask * reprojection).sum((0, 2, 3)) / (mask.sum((0, 2, 3)) + 1e-7)
+    return per_frame.sum(), mask
 
 
 def reduce_reprojection(
@@ -229,9 +300,10 @@ def reduce_reprojection(
     [B,1,H,W]): error of the unwarped sources (auto-masking; None = off), tie-break noise included.
     Per pixel the minimum (or mean) over sources is taken. Auto-masking keeps a pixel when the
     warped error is strictly below every identity error (Monodepth2's argmin over
-    [identity, reprojection] picking a reprojection). DiPE keeps, per image, errors inside
-    (mu - lower sd, mu + upper sd). With DiPE the loss is the masked mean (sum / mask sum); with
-    auto-masking alone it is exactly Monodepth2's mean over all pixels of min(identity, reprojection).
+    [identity, reprojection] picking a reprojection). ``dipe`` (the pooled-min variant) keeps, per
+    image, minimum errors inside (mu - lower sd, mu + upper sd), population sd. With it the loss is
+    the masked mean (sum / mask sum); with auto-masking alone it is exactly Monodepth2's mean over all
+    pixels of min(identity, reprojection).
     """
     if min_reprojection:
         reprojection = reprojection.min(1, keepdim=True)[0]
@@ -409,6 +481,27 @@ def depth_supervision_loss(
 
 
 @dataclass
+class ScaleImages:
+    """The frames at one resolution: what the photometric loss of a scale warps and compares.
+
+    ``target`` [B,3,h,w]; ``sources`` per source frame; ``K``/``inv_K`` [B,4,4] scaled to (h, w);
+    ``identity``: error of the unwarped sources, [B,S,h,w] (or [B,1,h,w] when averaging), None
+    without auto-masking.
+    """
+
+    target: Tensor
+    sources: dict[int | str, Tensor]
+    K: Tensor
+    inv_K: Tensor
+    identity: Tensor | None = None
+
+
+def downsample_area(image: Tensor, size: Sequence[int]) -> Tensor:
+    """``image`` [B,C,H,W] area-downsampled to ``size`` (h, w); unchanged when it already has it."""
+    return image if tuple(image.shape[-2:]) == tuple(size) else F.interpolate(image, tuple(size), mode="area")
+
+
+@dataclass
 class LossDiagnostics:
     """What one evaluation of ``SelfSupervisedLoss`` reports besides the loss (logging, validation).
 
@@ -439,6 +532,8 @@ class SelfSupervisedLoss(nn.Module):
         self.ssim = SSIM()
         self.backproject = BackprojectDepth(height, width)
         self.project = Project3D(height, width)
+        # Per-resolution view-synthesis geometry for multiscale: dipe_weighted, built on first use.
+        self._geometry: dict[tuple[int, int, torch.device], tuple[BackprojectDepth, Project3D]] = {}
 
     def photometric(self, pred: Tensor, target: Tensor) -> Tensor:
         return photometric_error(pred, target, self.ssim, self.cfg["ssim_weight"])
@@ -462,13 +557,10 @@ class SelfSupervisedLoss(nn.Module):
         diagnostics = LossDiagnostics()
         # Detached per-scale terms, turned into floats once at the end (one GPU sync, not one per term).
         parts: dict[str, list[Tensor]] = {"photometric": [], "smoothness": [], "depth_sup": [], "ranking": []}
-        identity = None
-        if not supervised and cfg["automask"] and cfg["masking"] == "monodepth2":
-            identity = self._identity_error(batch, source_ids)
-
+        images: dict[tuple[int, int], ScaleImages] = {}  # per resolution: one for full_resolution
         total = target.new_zeros(())
         for s in scales:
-            total = total + self._scale_loss(batch, outputs, s, source_ids, identity, parts, diagnostics)
+            total = total + self._scale_loss(batch, outputs, s, source_ids, images, parts, diagnostics)
         total = total / len(scales)
 
         if not supervised and cfg["velocity_weight"] > 0:
@@ -510,14 +602,45 @@ class SelfSupervisedLoss(nn.Module):
             raise KeyError("batch['pairs'] needs batch['relation'] (+1 farther, -1 nearer, 0 equal)")
         return scales, source_ids
 
-    def _identity_error(self, batch: Mapping[Any, Tensor], source_ids: Sequence[int | str]) -> Tensor:
-        """Error of the unwarped source frames (auto-masking); it does not depend on the scale."""
+    def _images_at(
+        self, batch: Mapping[Any, Tensor], source_ids: Sequence[int | str], size: tuple[int, int]
+    ) -> ScaleImages:
+        """The frames, intrinsics and identity errors at ``size`` (h, w) (area-downsampled, K scaled)."""
+        cfg = self.cfg
         target = batch[("color", 0, 0)]
-        identity = torch.cat([self.photometric(batch[("color", f, 0)], target) for f in source_ids], 1)
-        if not self.cfg["min_reprojection"]:
-            identity = identity.mean(1, keepdim=True)
-        # Tie-break so that a perfectly static pixel is not ambiguously masked (Monodepth2).
-        return identity + torch.randn_like(identity) * self.cfg["automask_noise"]
+        K, inv_K = batch["K"].float(), batch["inv_K"].float()
+        if tuple(target.shape[-2:]) != size:
+            # The one intrinsics scaling (depth_node.geometry) as a matrix S: K_s = S K.
+            full = (target.shape[-1], target.shape[-2])
+            S = K.new_tensor(scale_intrinsics(np.eye(4), full, (size[1], size[0])))
+            K, inv_K = S @ K, inv_K @ torch.linalg.inv(S)
+        images = ScaleImages(
+            downsample_area(target, size),
+            {f: downsample_area(batch[("color", f, 0)], size) for f in source_ids},
+            K,
+            inv_K,
+        )
+        if cfg["automask"] and cfg["masking"] != "explainability":
+            identity = torch.cat([self.photometric(images.sources[f], images.target) for f in source_ids], 1)
+            if cfg["masking"] == "monodepth2":
+                if not cfg["min_reprojection"]:
+                    identity = identity.mean(1, keepdim=True)
+                # Tie-break so that a perfectly static pixel is not ambiguously masked (Monodepth2;
+                # DiPE's code adds none).
+                identity = identity + torch.randn_like(identity) * cfg["automask_noise"]
+            images.identity = identity
+        return images
+
+    def _warp_geometry(
+        self, size: tuple[int, int], device: torch.device
+    ) -> tuple[BackprojectDepth, Project3D]:
+        """The view-synthesis layers for depth maps of ``size`` (h, w), built once per size and device."""
+        if size == (self.height, self.width):
+            return self.backproject, self.project
+        key = (*size, device)
+        if key not in self._geometry:
+            self._geometry[key] = (BackprojectDepth(*size).to(device), Project3D(*size))
+        return self._geometry[key]
 
     def _scale_loss(
         self,
@@ -525,11 +648,14 @@ class SelfSupervisedLoss(nn.Module):
         outputs: Mapping[Any, Tensor],
         s: int,
         source_ids: Sequence[int | str],
-        identity: Tensor | None,
+        images: dict[tuple[int, int], ScaleImages],
         parts: dict[str, list[Tensor]],
         diagnostics: LossDiagnostics,
     ) -> Tensor:
-        """Depth supervision, ranking, photometric and smoothness terms of scale ``s`` (into ``parts``)."""
+        """Depth supervision, ranking, photometric and smoothness terms of scale ``s`` (into ``parts``).
+
+        ``images``: the frames per resolution, filled on first use.
+        """
         cfg = self.cfg
         supervised = cfg["mode"] == "supervised"
         target = batch[("color", 0, 0)]
@@ -571,18 +697,25 @@ class SelfSupervisedLoss(nn.Module):
             scale_loss = scale_loss + 0.0 * disp.sum()
 
         if not supervised:
-            photo, mask, warped = self._photometric_term(batch, outputs, depth, source_ids, identity)
+            # full_resolution: this scale's depth upsampled to the input (Monodepth2); dipe_weighted:
+            # warped at the disparity's own resolution and weighted 0.25^s (DiPE).
+            own_resolution = cfg["multiscale"] == "dipe_weighted"
+            size = tuple(disp.shape[-2:]) if own_resolution else (self.height, self.width)
+            if size not in images:
+                images[size] = self._images_at(batch, source_ids, size)
+            photo_depth = (
+                disp_to_depth(disp, cfg["min_depth"], cfg["max_depth"])[1] if own_resolution else depth
+            )
+            photo, mask, warped = self._photometric_term(outputs, images[size], photo_depth, source_ids)
             if s == 0:
                 diagnostics.warped = {f: image.detach() for f, image in warped.items()}
                 diagnostics.mask = mask.detach()
                 diagnostics.stats["mask_fraction"] = float(mask.mean())
-            scale_loss = scale_loss + photo
+            scale_loss = scale_loss + (DIPE_SCALE_RATE**s if own_resolution else 1.0) * photo
             parts["photometric"].append(photo.detach())
             # Smoothness at the disparity's own resolution, against the image at that size.
             mean_disp = disp.mean(dim=(2, 3), keepdim=True)
-            color = target
-            if disp.shape[-2:] != target.shape[-2:]:
-                color = F.interpolate(target, disp.shape[-2:], mode="area")
+            color = downsample_area(target, disp.shape[-2:])
             if cfg["smoothness"] == "second_order":
                 smooth = second_order_smoothness(disp / (mean_disp + 1e-7))
             else:
@@ -593,36 +726,53 @@ class SelfSupervisedLoss(nn.Module):
 
     def _photometric_term(
         self,
-        batch: Mapping[Any, Tensor],
         outputs: Mapping[Any, Tensor],
+        images: ScaleImages,
         depth: Tensor,
         source_ids: Sequence[int | str],
-        identity: Tensor | None,
     ) -> tuple[Tensor, Tensor, dict[int | str, Tensor]]:
-        """(loss, mask of the counted pixels, warped source images) for one scale's full-size depth."""
+        """(loss, mask [B,1,h,w] of the counted pixels, warped sources) for a depth at ``images``' size.
+
+        With ``masking: dipe`` the mask is the union of the per-frame masks (a pixel counted in any frame).
+        """
         cfg = self.cfg
-        target = batch[("color", 0, 0)]
-        K, inv_K = batch["K"].float(), batch["inv_K"].float()
+        backproject, project = self._warp_geometry(tuple(depth.shape[-2:]), depth.device)
         warped: dict[int | str, Tensor] = {}
-        errors = []
+        errors, inside = [], []
         for f in source_ids:
             cam_T_cam = outputs[("cam_T_cam", 0, f)].float()
             warped[f] = warp_image(
-                batch[("color", f, 0)], depth, cam_T_cam, K, inv_K, self.backproject, self.project
+                images.sources[f], depth, cam_T_cam, images.K, images.inv_K, backproject, project
             )
-            errors.append(self.photometric(warped[f], target))
+            errors.append(self.photometric(warped[f], images.target))
+            if cfg["masking"] == "dipe":
+                # The same grid warp_image sampled with (recomputed: the warp stays in one place).
+                inside.append(inside_image(project(backproject(depth, images.inv_K), images.K, cam_T_cam)))
         if cfg["masking"] == "explainability":
             ones = torch.ones_like(errors[0])
-            masks = [outputs.get(("explainability", 0, f), ones).float() for f in source_ids]
+            masks = [
+                downsample_area(outputs.get(("explainability", 0, f), ones).float(), depth.shape[-2:])
+                for f in source_ids
+            ]
             loss, mask = explainability_loss(
                 torch.cat(errors, 1), torch.cat(masks, 1), cfg["explainability_weight"]
             )
             return loss, mask, warped
+        if cfg["masking"] == "dipe":
+            loss, masks = dipe_reprojection_loss(
+                torch.cat(errors, 1),
+                images.identity,
+                torch.cat(inside, 1),
+                min_reprojection=cfg["min_reprojection"],
+                lower=cfg["dipe_lower"],
+                upper=cfg["dipe_upper"],
+            )
+            return loss, masks.amax(1, keepdim=True), warped
         loss, mask = reduce_reprojection(
             torch.cat(errors, 1),
-            identity,
+            images.identity,
             min_reprojection=cfg["min_reprojection"],
-            dipe=cfg["dipe"],
+            dipe=cfg["dipe_pooled_min"],
             dipe_lower=cfg["dipe_lower"],
             dipe_upper=cfg["dipe_upper"],
         )
