@@ -77,23 +77,34 @@ def test_an_explicit_precision_runs_its_file_or_says_which_exist(tmp_path):
         choose_model_file(paths["fp32"], CPU, "fp8")
 
 
-def test_the_estimator_on_cpu_runs_the_fp32_sibling_of_an_fp16_model(tmp_path, caplog):
+@pytest.fixture
+def estimator_log(caplog):
+    """caplog on the estimator's own logger: launch_testing's pytest plugin (ROS machines) imports
+    launch, whose logger class does not propagate to the root logger caplog listens on."""
+    logger = logging.getLogger("depth_node.runtime.estimator")
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.INFO, logger=logger.name):
+            yield caplog
+    finally:
+        logger.removeHandler(caplog.handler)
+
+
+def test_the_estimator_on_cpu_runs_the_fp32_sibling_of_an_fp16_model(tmp_path, estimator_log):
     paths = _variants(tmp_path, "fp32", "fp16")
     image = np.full((1, 3, 12, 16), 0.5, np.float32)
-    with caplog.at_level(logging.INFO, logger="depth_node.runtime.estimator"):
-        estimator = DepthEstimator(paths["fp16"], providers=["cpu"])
+    estimator = DepthEstimator(paths["fp16"], providers=["cpu"])
     assert estimator.model_path == paths["fp32"] and estimator.precision == "fp32"
     np.testing.assert_allclose(estimator.infer(image), 1.0 + 10.0 * 0.5, rtol=1e-6)  # fp32's b
-    assert "running m.onnx instead of m.fp16.onnx" in caplog.text
+    assert "running m.onnx instead of m.fp16.onnx" in estimator_log.text
 
 
-def test_an_fp16_model_alone_on_cpu_runs_with_a_warning(tmp_path, caplog):
+def test_an_fp16_model_alone_on_cpu_runs_with_a_warning(tmp_path, estimator_log):
     paths = _variants(tmp_path, "fp16")
-    with caplog.at_level(logging.WARNING, logger="depth_node.runtime.estimator"):
-        estimator = DepthEstimator(paths["fp16"], providers=["cpu"])
+    estimator = DepthEstimator(paths["fp16"], providers=["cpu"])
     assert estimator.model_path == paths["fp16"]
-    assert "computes in fp16, which on CPUExecutionProvider runs slower than fp32" in caplog.text
-    assert "as m.onnx" in caplog.text
+    assert "computes in fp16, which on CPUExecutionProvider runs slower than fp32" in estimator_log.text
+    assert "as m.onnx" in estimator_log.text
 
 
 def test_an_explicit_precision_that_is_missing_fails_before_any_frame(tmp_path):
