@@ -49,16 +49,5 @@ class AttentionDepthDecoder(DepthDecoder):
             skip = self.num_ch_enc[i - 1]
             self.blocks[f"attention_{i}"] = AttentionGate(skip, self.num_ch_dec[i], max(skip // 2, 1))
 
-    def forward(self, features: list[Tensor]) -> dict[tuple[str, int], Tensor]:
-        # DepthDecoder.forward with the gate on the skip (the one line that differs).
-        outputs: dict[tuple[str, int], Tensor] = {}
-        x = features[-1]
-        for i in range(4, -1, -1):
-            x = self.blocks[f"upconv_{i}_0"](x)
-            x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-            if i > 0:
-                x = torch.cat([x, self.blocks[f"attention_{i}"](features[i - 1], x)], dim=1)
-            x = self.blocks[f"upconv_{i}_1"](x)
-            if i in self.scales:
-                outputs[("disp", i)] = torch.sigmoid(self.blocks[f"dispconv_{i}"](x))
-        return outputs
+    def skip(self, stage: int, features: Tensor, decoder: Tensor) -> Tensor:
+        return self.blocks[f"attention_{stage}"](features, decoder)

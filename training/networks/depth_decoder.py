@@ -90,11 +90,16 @@ class DepthDecoder(nn.Module):
             x = self.blocks[f"upconv_{i}_0"](x)
             x = F.interpolate(x, scale_factor=2.0, mode="nearest")
             if i > 0:
-                x = torch.cat([x, features[i - 1]], dim=1)
+                x = torch.cat([x, self.skip(i, features[i - 1], x)], dim=1)
             x = self.blocks[f"upconv_{i}_1"](x)
             if i in self.scales:
                 outputs[("disp", i)] = torch.sigmoid(self.blocks[f"dispconv_{i}"](x))
         return outputs
+
+    def skip(self, stage: int, features: Tensor, decoder: Tensor) -> Tensor:
+        """What stage ``stage`` concatenates of the encoder's ``features`` (the decoder's upsampled
+        ``decoder`` beside it): the features themselves; subclasses may gate them."""
+        return features
 
 
 class LightDepthDecoder(DepthDecoder):
