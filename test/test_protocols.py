@@ -126,6 +126,21 @@ def test_nyu_preset_scores_model_and_baselines_with_log10_and_mse() -> None:
     assert "log10" in result.table().splitlines()[0] and "mse" in result.table().splitlines()[0]
 
 
+def test_nyu_constant_baseline_takes_its_median_inside_eigens_crop() -> None:
+    """Outside the crop NYU's labels are padding (the white border): 9 m there must not move the median."""
+    from depth_node.metrics import nyu_crop_mask
+    from training.baselines import training_prior
+
+    gt = np.full((480, 640), 9.0)
+    gt[nyu_crop_mask(480, 640)] = 2.0  # 2 m inside the crop (about 77 % of the frame), 9 m around it
+    gt[:, :250] = 9.0  # ... and in the crop's left columns too, so 9 m is most of the whole frame
+    inside = nyu_crop_mask(480, 640) & (gt == 2.0)
+    assert inside.sum() > 0.5 * nyu_crop_mask(480, 640).sum() and (gt == 9.0).mean() > 0.5
+    assert training_prior([gt], (640, 480), max_depth=10.0, garg_crop=False).median_depth == 9.0
+    cropped = training_prior([gt], (640, 480), max_depth=10.0, garg_crop=False, nyu_crop=True)
+    assert cropped.median_depth == 2.0
+
+
 def test_kitti_stays_the_default_protocol() -> None:
     from training.evaluate import EvalOptions, evaluate_predictions
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from depth_node.metrics import MAX_DEPTH, MIN_DEPTH, garg_crop_mask
+from depth_node.metrics import MAX_DEPTH, MIN_DEPTH, garg_crop_mask, nyu_crop_mask
 
 
 def valid_gt_mask(gt: np.ndarray, min_depth: float = MIN_DEPTH, max_depth: float = MAX_DEPTH) -> np.ndarray:
@@ -55,8 +55,12 @@ def training_prior(
     min_depth: float = MIN_DEPTH,
     max_depth: float = MAX_DEPTH,
     garg_crop: bool = True,
+    nyu_crop: bool = False,
 ) -> TrainingPrior:
     """Accumulate the constant and layout baselines from training GT maps, at ``size`` (w, h).
+
+    The constant's median is taken inside the protocol's crop (Garg's for KITTI, Eigen's for NYU),
+    where the frames are scored; the layout covers the whole frame.
 
     Maps of another size are brought to ``size`` keeping only measured pixels (sparse resize).
     """
@@ -74,7 +78,11 @@ def training_prior(
         valid = valid_gt_mask(gt, min_depth, max_depth)
         log_sum[valid] += np.log(gt[valid])
         count[valid] += 1
-        region = valid & garg_crop_mask(height, width) if garg_crop else valid
+        region = valid
+        if garg_crop:
+            region = region & garg_crop_mask(height, width)
+        if nyu_crop:
+            region = region & nyu_crop_mask(height, width)
         samples.append(gt[region])
         frames += 1
     if frames == 0:

@@ -8,6 +8,8 @@ Protocol (Monodepth2's): predictions resized to the ground truth's size (as disp
 ground truth in (1e-3, 80) m, Garg crop, predictions clipped to the same range, per-frame metrics
 averaged over frames. ``EvalOptions.preset("nyu")`` is NYU Depth V2's (Eigen et al.): Eigen's crop
 of the 480x640 frame, depth in (1e-3, 10) m, and log10 and the MSE beside the seven metrics.
+``--protocol diw`` scores ordinal point pairs (a DIW annotation CSV, ``--split``): the weighted human
+disagreement rate and pair accuracy, every pair counted once, beside the average layout's.
 Monocular results are median-scaled per frame; models trained with metric supervision (velocity,
 LiDAR) are also scored as they are (no scaling). Metrics come from
 ``depth_node.metrics``.
@@ -43,12 +45,15 @@ from depth_node.metrics import (
     MIN_DEPTH,
     NYU_MAX_DEPTH,
     NYU_METRIC_NAMES,
+    disagreement_rate,
     evaluate_depth,
     format_metrics_table,
     mean_metrics,
+    ordinal_disagreement,
     resize_depth,
 )
 from training.baselines import TrainingPrior, training_prior, valid_gt_mask
+from training.datasets.diw import DiwDataset
 from training.datasets.kitti import KittiDataset, SplitEntry, read_split_file, split_from_drives
 from training.eval_grid import write_grid
 from training.predictors import CheckpointPredictor, OnnxPredictor, Predictor
@@ -415,12 +420,37 @@ def evaluate_model(
     return result
 
 
+def evaluate_ordinal(
+    predictor: Predictor, dataset: DiwDataset, prior: TrainingPrior | None, progress: bool = True
+) -> dict[str, dict[str, float]]:
+    """DIW's protocol over every pair of ``dataset``: WHDR and pair accuracy of the model, and of the
+    average layout where ``prior`` is given; each image predicted once, pairs pooled over images."""
+    by_image: dict[Path, list[int]] = {}
+    for i, pair in enumerate(dataset.pairs):
+        by_image.setdefault(pair.image, []).append(i)
+    disagree: dict[str, list[np.ndarray]] = {"model": []} if prior is None else {"model": [], "layout": []}
+    for indices in tqdm(by_image.values(), desc="evaluating pairs", disable=not progress):
+        depth = predictor.predict(dataset.load_color(indices[0], 0))
+        height, width = depth.shape
+        pixels = np.stack([dataset.pairs[i].training_pixels(width, height) for i in indices])
+        relation = np.array([dataset.pairs[i].relation for i in indices])
+        disagree["model"].append(ordinal_disagreement(depth, pixels, relation))
+        if prior is not None:
+            disagree["layout"].append(ordinal_disagreement(prior.layout(width, height), pixels, relation))
+    return {name: disagreement_rate(np.concatenate(parts)) for name, parts in disagree.items()}
+
+
 def prior_from_frames(
     frames: Sequence[EvalFrame], size: tuple[int, int], options: EvalOptions, progress: bool = True
 ) -> TrainingPrior:
     maps = (f.load_gt() for f in tqdm(frames, desc="training GT (baselines)", disable=not progress))
     return training_prior(
-        maps, size, min_depth=options.min_depth, max_depth=options.max_depth, garg_crop=options.garg_crop
+        maps,
+        size,
+        min_depth=options.min_depth,
+        max_depth=options.max_depth,
+        garg_crop=options.garg_crop,
+        nyu_crop=options.nyu_crop,
     )
 
 
@@ -446,10 +476,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--protocol",
-        choices=("kitti", "nyu"),
+        choices=("kitti", "nyu", "diw"),
         default="kitti",
         help="kitti: --data-root is a KITTI raw root; nyu: the labelled .mat (--split: splits.mat, its "
-        "testNdxs; --train-split the same file for trainNdxs) or a DenseDepth folder (--split: test CSV)",
+        "testNdxs; --train-split the same file for trainNdxs) or a DenseDepth folder (--split: test CSV); "
+        "diw: --split a DIW annotation CSV, its image paths relative to --data-root",
     )
     model = parser.add_mutually_exclusive_group(required=True)
     model.add_argument("--checkpoint", type=Path, help="depth-train checkpoint (.pt)")
@@ -526,8 +557,42 @@ def _baseline_frames(args: argparse.Namespace, predictor: Predictor) -> list[Eva
     return kitti_frames(train_source[0], subsample(train_source[1], args.baseline_frames), args.train_gt)
 
 
+def main_ordinal(args: argparse.Namespace) -> int:
+    """``depth-eval --protocol diw``: pair accuracy of the model and of the training layout."""
+    if not args.split:
+        print("depth-eval: --protocol diw needs --split (the DIW annotation CSV)", file=sys.stderr)
+        return 2
+    try:
+        predictor: Predictor = (
+            CheckpointPredictor(args.checkpoint, args.device) if args.checkpoint else OnnxPredictor(args.onnx)
+        )
+        dataset = DiwDataset(args.data_root, args.split, 32, 32, is_train=False)
+        train_frames = _baseline_frames(args, predictor)
+        prior = (
+            None
+            if train_frames is None
+            else prior_from_frames(train_frames, predictor.input_size, EvalOptions())
+        )
+        rates = evaluate_ordinal(predictor, dataset, prior)
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        print(f"depth-eval: {exc}", file=sys.stderr)
+        return 2
+    print(f"{predictor.name}: training mode {getattr(predictor, 'training_mode', 'unknown')}")
+    pairs = int(rates["model"]["pairs"])
+    print(f"{'method':<8} {'WHDR':>7} {'pair accuracy':>14}   ({pairs} pairs; chance 0.5)")
+    for name, rate in rates.items():
+        print(f"{name:<8} {rate['whdr']:>7.4f} {rate['pair_accuracy']:>14.4f}")
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    report = {"protocol": "diw", "csv": str(args.split), "name": predictor.name, **rates}
+    (args.out_dir / "metrics.json").write_text(json.dumps(report, indent=2))
+    print(f"wrote {args.out_dir / 'metrics.json'}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.protocol == "diw":
+        return main_ordinal(args)
     given = {"min_depth": args.min_depth, "max_depth": args.max_depth}
     options = EvalOptions.preset(
         args.protocol,

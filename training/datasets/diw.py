@@ -28,7 +28,7 @@ the same keys. There is no ``depth_gt``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,6 +104,25 @@ def read_diw_csv(path: str | Path, root: str | Path) -> list[DiwPair]:
     if not pairs:
         raise DataError(f"{path}: no samples (expected an image line, then '{COORDINATE_LINE}')")
     return pairs
+
+
+def format_diw_sample(pair: DiwPair, root: str | Path | None = None) -> str:
+    """The two CSV lines of one sample (inverse of ``read_diw_csv``); the image path relative to
+    ``root`` where it lies under it."""
+    image = pair.image
+    if root is not None and image.is_relative_to(root):
+        image = image.relative_to(root)
+    ordinal = next(char for char, value in RELATIONS.items() if value == pair.relation)
+    coords = f"{pair.y_a},{pair.x_a},{pair.y_b},{pair.x_b},{ordinal},{pair.width},{pair.height}"
+    return f"{image.as_posix()}\n{coords}\n"
+
+
+def write_diw_csv(path: str | Path, pairs: Iterable[DiwPair], root: str | Path | None = None) -> Path:
+    """Write samples in the published DIW CSV layout (an image may repeat, one pair per sample)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(format_diw_sample(pair, root) for pair in pairs))
+    return path
 
 
 class DiwDataset(MonoDataset):
