@@ -58,9 +58,10 @@ def test_pairs_from_a_drive_round_trip_through_the_diw_reader(tmp_path: Path, ki
         assert (depth.shape[1], depth.shape[0]) == (pair.width, pair.height)
         d_a, d_b = depth[pair.y_a - 1, pair.x_a - 1], depth[pair.y_b - 1, pair.x_b - 1]
         assert pair.relation == (1 if d_a > d_b else -1)
-    dataset = DiwDataset(kitti_root, csv, 64, 192, augment=NO_AUG)
+    dataset = DiwDataset(kitti_root, csv, 64, 192, augment=NO_AUG)  # one sample per frame, its 3 pairs
+    assert len(dataset) == frames and dataset.max_pairs == 3
     batch = dataset[0]
-    assert batch["pairs"].shape == (1, 4) and batch["relation"].tolist() == [samples[0].relation]
+    assert batch["pairs"].shape == (3, 4) and batch["relation"].tolist() == [p.relation for p in samples[:3]]
 
 
 def test_depth_eval_diw_protocol_by_hand(tmp_path: Path, kitti_root: Path, capsys) -> None:

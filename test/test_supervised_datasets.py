@@ -239,6 +239,28 @@ def test_diw_batch_feeds_the_ranking_loss(diw_root: Path) -> None:
     assert float(wrong) > np.log(2) > float(right)
 
 
+def test_diw_repeated_image_is_one_sample_padded_for_the_batch(diw_root: Path) -> None:
+    """Pairs sampled from ground truth repeat an image: its pairs form one sample; an image with fewer
+    pairs is padded with NaN pairs (relation 0) that the ranking loss skips."""
+    from training.losses import ranking_loss
+
+    (diw_root / "many.csv").write_text(
+        "./DIW_train_val/a.thumb\n10,20,70,90,>,100,80\n./DIW_train_val/b.thumb\n40,1,40,100,<,100,80\n"
+        "DIW_train_val/a.thumb\n40,1,40,100,<,100,80\n"
+    )
+    ds = DiwDataset(diw_root, "many.csv", 48, 64, augment=NO_AUG)
+    assert len(ds) == 2 and ds.max_pairs == 2
+    a, b = ds[0], ds[1]
+    assert a["relation"].tolist() == [1.0, -1.0] and b["relation"].tolist() == [-1.0, 0.0]
+    assert torch.isfinite(b["pairs"][0]).all() and torch.isnan(b["pairs"][1]).all()
+    batch = next(iter(DataLoader(ds, batch_size=2)))
+    depth = (1.0 + torch.arange(64, dtype=torch.float32)).expand(2, 1, 48, 64)
+    alone = ranking_loss(depth[1:], b["pairs"][:1][None], b["relation"][:1][None])
+    assert float(ranking_loss(depth[1:], batch["pairs"][1:], batch["relation"][1:])) == pytest.approx(
+        float(alone)
+    )
+
+
 @pytest.mark.parametrize(
     "text, error",
     [

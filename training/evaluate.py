@@ -425,15 +425,12 @@ def evaluate_ordinal(
 ) -> dict[str, dict[str, float]]:
     """DIW's protocol over every pair of ``dataset``: WHDR and pair accuracy of the model, and of the
     average layout where ``prior`` is given; each image predicted once, pairs pooled over images."""
-    by_image: dict[Path, list[int]] = {}
-    for i, pair in enumerate(dataset.pairs):
-        by_image.setdefault(pair.image, []).append(i)
     disagree: dict[str, list[np.ndarray]] = {"model": []} if prior is None else {"model": [], "layout": []}
-    for indices in tqdm(by_image.values(), desc="evaluating pairs", disable=not progress):
-        depth = predictor.predict(dataset.load_color(indices[0], 0))
+    for i, group in enumerate(tqdm(dataset.images, desc="evaluating pairs", disable=not progress)):
+        depth = predictor.predict(dataset.load_color(i, 0))
         height, width = depth.shape
-        pixels = np.stack([dataset.pairs[i].training_pixels(width, height) for i in indices])
-        relation = np.array([dataset.pairs[i].relation for i in indices])
+        pixels = np.stack([pair.training_pixels(width, height) for pair in group])
+        relation = np.array([pair.relation for pair in group])
         disagree["model"].append(ordinal_disagreement(depth, pixels, relation))
         if prior is not None:
             disagree["layout"].append(ordinal_disagreement(prior.layout(width, height), pixels, relation))

@@ -18,7 +18,11 @@ Batch items added (``sample_extras``), besides the image:
   ``resize_sparse_depth`` would put it in), mirrored with the image on a flip;
 - ``"relation"``: float32 [P], +1 where depth(A) > depth(B), -1 where depth(A) < depth(B).
 
-P = 1 for DIW, so the default collate stacks them to [B,1,4] and [B,1].
+An image that appears on several samples of the CSV (pairs sampled from ground truth by
+``training.diw_pairs`` repeat it, one pair per sample) becomes one training sample with all its pairs.
+P is the CSV's largest number of pairs for one image (1 for the published DIW files), and images with
+fewer are padded with NaN pairs and relation 0, which the ranking loss skips; the default collate then
+stacks them to [B,P,4] and [B,P].
 
 There is no camera model: ``K`` is a nominal pinhole (fx = fy = image width, about 53° horizontal
 field of view, principal point at the centre). The ranking loss compares the predicted depth at two
@@ -150,29 +154,34 @@ class DiwDataset(MonoDataset):
         super().__init__(height, width, [0], augment=augment, is_train=is_train, seed=seed)
         self.root = Path(root)
         self.pairs = read_diw_csv(resolve_data_path(csv, self.root), self.root)
+        by_image: dict[Path, list[DiwPair]] = {}
+        for pair in self.pairs:
+            by_image.setdefault(pair.image, []).append(pair)
+        self.images = list(by_image.values())  # the samples: one image's pairs each
+        self.max_pairs = max(len(group) for group in self.images)
 
     def __len__(self) -> int:
-        return len(self.pairs)
+        return len(self.images)
 
     def load_color(self, index: int, offset: int) -> np.ndarray:
-        path = self.pairs[index].image
+        path = self.images[index][0].image
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)  # DIW's .thumb files are JPEGs; grey ones become RGB
         if image is None:
             raise DataError(f"cannot decode image {path} (not a JPEG/PNG, missing, or truncated)")
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
     def intrinsics(self, index: int) -> tuple[np.ndarray, tuple[int, int]]:
-        pair = self.pairs[index]
+        pair = self.images[index][0]
         w, h = pair.width, pair.height
         K = np.array([[w, 0.0, w / 2], [0.0, w, h / 2], [0.0, 0.0, 1.0]], dtype=np.float64)
         return K, (w, h)
 
     def sample_extras(self, index: int, flip: bool) -> dict[str, torch.Tensor]:
-        pair = self.pairs[index]
-        pixels = pair.training_pixels(self.width, self.height)
+        group = self.images[index]
+        pixels = np.full((self.max_pairs, 4), np.nan, dtype=np.float32)
+        relation = np.zeros(self.max_pairs, dtype=np.float32)
+        pixels[: len(group)] = [pair.training_pixels(self.width, self.height) for pair in group]
+        relation[: len(group)] = [pair.relation for pair in group]
         if flip:  # column x goes to width - 1 - x, as flip_intrinsics does for cx
-            pixels[[0, 2]] = self.width - 1 - pixels[[0, 2]]
-        return {
-            "pairs": torch.from_numpy(pixels)[None],
-            "relation": torch.tensor([pair.relation], dtype=torch.float32),
-        }
+            pixels[:, [0, 2]] = self.width - 1 - pixels[:, [0, 2]]
+        return {"pairs": torch.from_numpy(pixels), "relation": torch.from_numpy(relation)}
