@@ -3,7 +3,9 @@
 KITTI Eigen protocol: the seven metrics of ``METRIC_NAMES``, Garg crop, depth in (1e-3, 80) m.
 NYU Depth V2 (Eigen et al. 2014, as BTS and DenseDepth evaluate it): ``NYU_METRIC_NAMES`` adds log10
 and the MSE, Eigen's crop of the 480x640 frame, depth in (1e-3, 10) m. Ordinal pairs (DIW, Chen et
-al. 2016): the weighted human disagreement rate, ``whdr``.
+al. 2016): the weighted human disagreement rate, ``whdr``. Motion regions: the synthetic world's
+per-pixel motion labels (``MOTION_LABELS``) split a frame into ``motion_regions`` that are scored
+apart, because moving cars are where self-supervised depth fails.
 """
 
 from __future__ import annotations
@@ -22,6 +24,12 @@ NYU_METRIC_NAMES = (*METRIC_NAMES, "log10", "mse")
 MIN_DEPTH = 1e-3
 MAX_DEPTH = 80.0
 NYU_MAX_DEPTH = 10.0  # NYU Depth V2: the Kinect's range
+
+# Per-pixel motion labels (uint8) of the synthetic world's drives: what a pixel shows does not move,
+# moves the camera's way (the lead car and traffic in the car's direction: a photometric loss sees
+# them nearly still and pushes them to infinity) or comes towards the camera (oncoming traffic).
+MOTION_LABELS = {"static": 0, "same_way": 1, "oncoming": 2}
+MOTION_REGIONS = ("static", "same_way", "oncoming", "moving")  # moving: same_way or oncoming
 
 
 def compute_depth_errors(
@@ -166,6 +174,20 @@ def format_metrics_table(rows: dict[str, dict[str, float]]) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # Ordinal pairs (DIW): the weighted human disagreement rate
+
+
+def motion_regions(labels: np.ndarray) -> dict[str, np.ndarray]:
+    """Bool masks of ``MOTION_REGIONS`` from a ``MOTION_LABELS`` map; other values are an error."""
+    labels = np.asarray(labels)
+    known = np.isin(labels, list(MOTION_LABELS.values()))
+    if not known.all():
+        raise ValueError(
+            f"motion labels: expected values in {sorted(MOTION_LABELS.values())} ({MOTION_LABELS}), "
+            f"got {sorted(np.unique(labels[~known]).tolist())}"
+        )
+    masks = {name: labels == value for name, value in MOTION_LABELS.items()}
+    masks["moving"] = ~masks["static"]
+    return masks
 
 
 def ordinal_disagreement(

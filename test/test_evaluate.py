@@ -38,26 +38,37 @@ def test_constant_and_layout_baselines_hand_computed() -> None:
     assert "constant (median-scaled)" in table and "layout (metric)" in table
 
 
-def test_moving_pixels_scored_alone_with_the_whole_frame_scale() -> None:
-    gt = np.array([[2.0, 2.0], [2.0, 8.0]], dtype=np.float32)
-    pred = np.array([[1.0, 1.0], [1.0, 2.0]], dtype=np.float32)  # the moving pixel is 2x too near
-    moving = np.array([[False, False], [False, True]])
-    prior = training_prior([gt], (2, 2), garg_crop=False)
+def test_each_motion_region_scored_alone_with_the_whole_frame_scale() -> None:
+    gt = np.array([[2.0, 2.0, 2.0], [2.0, 8.0, 4.0]], dtype=np.float32)
+    # The car moving the camera's way (8 m) is predicted 2x too near, the oncoming one (4 m) right.
+    pred = np.array([[1.0, 1.0, 1.0], [1.0, 2.0, 2.0]], dtype=np.float32)
+    motion = np.array([[0, 0, 0], [0, 1, 2]], dtype=np.uint8)  # static, same_way, oncoming
+    prior = training_prior([gt], (3, 2), garg_crop=False)
     result = evaluate_predictions(
-        [(gt, pred), (gt, pred)], prior, options=NO_CROP, metric=True, moving=[moving, None]
+        [(gt, pred), (gt, pred)], prior, options=NO_CROP, metric=True, motion=[motion, None]
     )
-    assert result.moving is not None
-    assert result.moving["frames"] == 1 and result.moving["pixels"] == 1
-    # Whole-frame median scale 2/1 = 2 -> the moving pixel predicts 4 m for 8 m: abs_rel 0.5.
-    assert result.moving["median_scaled"]["model"]["abs_rel"] == pytest.approx(0.5)
+    regions = result.regions
+    assert regions is not None and set(regions) == {"static", "same_way", "oncoming", "moving"}
+    assert [regions[r]["pixels"] for r in ("static", "same_way", "oncoming", "moving")] == [4, 1, 1, 2]
+    assert all(r["frames"] == 1 for r in regions.values())  # the frame without labels adds none
+    # Whole-frame median scale 2/1 = 2: same way predicts 4 m for 8 m (0.5), oncoming 4 m for 4 m (0).
+    assert regions["same_way"]["median_scaled"]["model"]["abs_rel"] == pytest.approx(0.5)
+    assert regions["oncoming"]["median_scaled"]["model"]["abs_rel"] == pytest.approx(0.0)
+    assert regions["moving"]["median_scaled"]["model"]["abs_rel"] == pytest.approx(0.25)
+    assert regions["static"]["median_scaled"]["model"]["abs_rel"] == pytest.approx(0.0)
     # Constant: the frame's median (2 m) for 8 m; metric model: 2 m for 8 m.
-    assert result.moving["median_scaled"]["constant"]["abs_rel"] == pytest.approx(0.75)
-    assert result.moving["metric"]["model"]["abs_rel"] == pytest.approx(0.75)
-    # The whole-frame rows are unchanged by the masks.
-    assert result.median_scaled["model"]["abs_rel"] == pytest.approx(0.125)
-    assert "model (moving cars, median-scaled)" in result.table()
-    no_masks = evaluate_predictions([(gt, pred)], prior, options=NO_CROP, metric=True)
-    assert no_masks.moving is None and no_masks.to_json()["moving_objects"] is None
+    assert regions["same_way"]["median_scaled"]["constant"]["abs_rel"] == pytest.approx(0.75)
+    assert regions["same_way"]["metric"]["model"]["abs_rel"] == pytest.approx(0.75)
+    # The whole-frame rows are unchanged by the labels.
+    assert result.median_scaled["model"]["abs_rel"] == pytest.approx(0.5 / 6)
+    assert "model (same way, median-scaled)" in result.table()
+    assert "layout (oncoming, metric)" in result.table()
+    no_labels = evaluate_predictions([(gt, pred)], prior, options=NO_CROP, metric=True)
+    assert no_labels.regions is None and no_labels.to_json()["regions"] is None
+    with pytest.raises(ValueError, match=r"motion labels: expected values in \[0, 1, 2\].*got \[7\]"):
+        evaluate_predictions([(gt, pred)], prior, options=NO_CROP, motion=[np.full((2, 3), 7, np.uint8)])
+    with pytest.raises(ValueError, match=r"motion labels of shape \(3, 2\) for ground truth of \(2, 3\)"):
+        evaluate_predictions([(gt, pred)], prior, options=NO_CROP, motion=[np.zeros((3, 2), np.uint8)])
 
 
 def test_frames_without_ground_truth_are_skipped_for_all_methods() -> None:

@@ -147,8 +147,8 @@ def test_frames_round_trip(kitti_drive_dir: Path, sim_frames) -> None:
         valid = (quantized > 0) & (quantized <= 65535)
         np.testing.assert_array_equal(gt > 0, valid)
         np.testing.assert_allclose(gt[valid], frame.depth[valid], atol=0.5 / 256 + 1e-6)
-        moving = cv2.imread(str(kitti.moving_mask_path(kitti_drive_dir, i)), cv2.IMREAD_GRAYSCALE)
-        np.testing.assert_array_equal(moving > 127, frame.moving_mask)
+        labels = kitti.read_motion_labels(kitti.motion_labels_path(kitti_drive_dir, i))
+        np.testing.assert_array_equal(labels, frame.motion)
 
 
 def test_timestamps(kitti_drive_dir: Path, sim_drive, sim_frames) -> None:

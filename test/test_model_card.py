@@ -5,16 +5,16 @@ from __future__ import annotations
 from training.model_card import _metrics_markdown
 
 
-def test_model_card_metrics_include_nested_moving_object_tables() -> None:
+def test_model_card_metrics_include_nested_motion_region_tables() -> None:
     row = dict.fromkeys(("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3"), 0.5)
     metrics = {
         "frames": 3,
         "median_scaled": {"model": row, "constant": row},
-        "moving_objects": {"frames": 2, "pixels": 40, "median_scaled": {"model": row}, "metric": None},
+        "regions": {"moving": {"frames": 2, "pixels": 40, "median_scaled": {"model": row}, "metric": None}},
         "scale_ratio": {"median": 0.9, "std_over_median": 0.1},
     }
     text = "\n".join(_metrics_markdown(metrics))
-    assert "median_scaled:" in text and "moving_objects / median_scaled:" in text
-    assert "| moving_objects / pixels | 40 |" in text and "| frames | 3 |" in text
+    assert "median_scaled:" in text and "regions / moving / median_scaled:" in text
+    assert "| regions / moving / pixels | 40 |" in text and "| frames | 3 |" in text
     assert "| scale_ratio / median | 0.9000 |" in text  # nested scalars flattened, not a dict's repr
     assert text.count("| entry | value |") == 1  # one key/value table: two in a row would merge

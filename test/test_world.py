@@ -43,7 +43,8 @@ def test_frame_fields(drive: SyntheticDrive) -> None:
     assert isinstance(f, Frame) and f.index == 2 and f.timestamp == pytest.approx(0.2)
     assert f.image.shape == (H, W, 3) and f.image.dtype == np.uint8
     assert f.depth.shape == (H, W) and f.depth.dtype == np.float32
-    assert f.moving_mask.shape == (H, W) and f.moving_mask.dtype == bool
+    assert f.motion.shape == (H, W) and f.motion.dtype == np.uint8
+    assert np.array_equal(f.moving_mask, f.motion != 0)
     assert (
         f.T_world_cam.shape == (4, 4)
         and f.velocity_imu.shape == (3,)
@@ -277,3 +278,26 @@ def test_stereo_keeps_the_left_camera_and_off_gives_none(stereo_frames) -> None:
 def test_bad_stereo_baseline_raises(baseline: float) -> None:
     with pytest.raises(ValueError, match="stereo_baseline"):
         SyntheticDrive(small(stereo=True, stereo_baseline=baseline))
+
+
+def test_motion_labels_follow_each_cars_motion_relative_to_the_camera_heading() -> None:
+    """Label 1 (same way) for cars that move along the car's heading, lead car included; label 2
+    (oncoming) for cars that move against it; 0 for everything that does not move."""
+    drive = SyntheticDrive(small(5, traffic_density=2.0))
+    renderer, ego = drive._renderer, drive._layout.ego
+    time = drive._time(10)
+    heading = drive.frame(10).T_world_cam[:3, 2]  # the optical axis, in the world
+    before, _, keep = renderer.moving_cars(time)
+    after, _, keep_after = renderer.moving_cars(time + 0.05)
+    table = renderer.frame_table(time, ego.s(time))
+    static = len(table.motion) - 10 * len(keep)  # each car is 10 polygons, after the static ones
+    assert not table.motion[:static].any()
+    labels = table.motion[static::10]
+    lead = drive._layout.traffic.lead[keep]
+    assert lead.any() and set(labels.tolist()) == {1, 2}
+    assert (labels[lead] == 1).all()
+    both = np.isin(keep, keep_after)
+    along = (after[np.isin(keep_after, keep)] - before[both]) @ heading
+    np.testing.assert_array_equal(labels[both], np.where(along > 0, 1, 2))
+    frame = drive.frame(10)
+    assert set(np.unique(frame.motion).tolist()) <= {0, 1, 2} and frame.moving_mask.any()

@@ -18,8 +18,9 @@ Every result stands next to two baselines scored on the same frames and pixels: 
 and the training frames' average layout (``training.baselines``). The models come in through
 ``training.predictors``; the picture is ``training.eval_grid``'s.
 
-Where the drives carry the synthetic world's moving-car masks (``proj_depth/moving_mask``), the same
-metrics are also reported on the moving cars' pixels alone (``moving_objects`` in the JSON; each
+Where the drives carry the synthetic world's motion labels (``proj_depth/motion``), the same metrics
+are also reported per motion region, ``depth_node.metrics.MOTION_REGIONS``: static pixels, cars moving
+the camera's way (the lead car among them), oncoming cars, and all moving cars (``regions`` in the JSON; each
 method keeps the median scale of its whole frame), which is where DiPE's masking should matter.
 
 Outputs in ``--out-dir``: ``metrics.json``, ``grid.png`` (image | prediction | ground truth | error).
@@ -43,12 +44,14 @@ from depth_node.metrics import (
     MAX_DEPTH,
     METRIC_NAMES,
     MIN_DEPTH,
+    MOTION_REGIONS,
     NYU_MAX_DEPTH,
     NYU_METRIC_NAMES,
     disagreement_rate,
     evaluate_depth,
     format_metrics_table,
     mean_metrics,
+    motion_regions,
     ordinal_disagreement,
     resize_depth,
 )
@@ -69,7 +72,7 @@ class EvalFrame:
     name: str
     load_image: Callable[[], np.ndarray]
     load_gt: Callable[[], np.ndarray]
-    load_moving: Callable[[], np.ndarray | None] | None = None  # bool mask of moving objects
+    load_motion: Callable[[], np.ndarray | None] | None = None  # MOTION_LABELS per pixel
 
 
 def _gt_loader(dataset: KittiDataset, entry: SplitEntry, gt: str) -> Callable[[], np.ndarray]:
@@ -115,7 +118,7 @@ def kitti_frames(
                 entry.line(),
                 lambda i=i: dataset.load_color(i, 0),
                 load_gt,
-                lambda r=reader, f=entry.frame: r.moving_mask(f),
+                lambda r=reader, f=entry.frame: r.motion_labels(f),
             )
         )
     return frames
@@ -199,8 +202,8 @@ class EvalResult:
     frames: int
     train_median_depth: float | None
     info: dict[str, Any] = field(default_factory=dict)
-    # Moving-object pixels only: {"frames", "pixels", "median_scaled", "metric"}; None without masks.
-    moving: dict[str, Any] | None = None
+    # Per motion region: {region: {"frames", "pixels", "median_scaled", "metric"}}; None without labels.
+    regions: dict[str, dict[str, Any]] | None = None
 
     @property
     def scale_ratio(self) -> float:
@@ -212,10 +215,10 @@ class EvalResult:
             rows[f"{name} (median-scaled)"] = metrics
         for name, metrics in (self.metric or {}).items():
             rows[f"{name} (metric)"] = metrics
-        if self.moving is not None:
+        for region, scores in (self.regions or {}).items():
             for protocol in ("median_scaled", "metric"):
-                for name, metrics in (self.moving[protocol] or {}).items():
-                    rows[f"{name} (moving cars, {protocol.replace('_', '-')})"] = metrics
+                for name, metrics in (scores[protocol] or {}).items():
+                    rows[f"{name} ({region.replace('_', ' ')}, {protocol.replace('_', '-')})"] = metrics
         return format_metrics_table(rows)
 
     def to_json(self) -> dict[str, Any]:
@@ -229,7 +232,7 @@ class EvalResult:
                 "std_over_median": float(ratios.std() / np.median(ratios)) if ratios.size else None,
             },
             "train_median_depth": self.train_median_depth,
-            "moving_objects": self.moving,
+            "regions": self.regions,
             **self.info,
         }
 
@@ -250,22 +253,23 @@ def _score(gt: np.ndarray, pred: np.ndarray, options: EvalOptions, median_scalin
 class _Scoreboard:
     """Per-frame metrics of every method under every protocol, averaged into an ``EvalResult``.
 
-    Keys of ``per``: ``ms/<method>`` and ``metric/<method>`` (whole frames), ``moving_ms/<method>``
-    and ``moving_metric/<method>`` (moving-object pixels only).
+    Keys of ``per``: ``ms/<method>`` and ``metric/<method>`` (whole frames), ``<region>_ms/<method>``
+    and ``<region>_metric/<method>`` (one motion region's pixels only).
     """
 
     def __init__(self, prior: TrainingPrior | None, options: EvalOptions, metric: bool) -> None:
         self.prior, self.options, self.metric = prior, options, metric
         self.per: dict[str, list[dict[str, float]]] = {}
         self.ratios: list[float] = []
-        self.moving_frames, self.moving_pixels = 0, 0
+        self.region_frames: dict[str, int] = dict.fromkeys(MOTION_REGIONS, 0)
+        self.region_pixels: dict[str, int] = dict.fromkeys(MOTION_REGIONS, 0)
 
     def _add(self, key: str, result: Any) -> None:
         if result is not None:
             self.per.setdefault(key, []).append(result.metrics)
 
-    def add_frame(self, gt: np.ndarray, pred: np.ndarray, moving: np.ndarray | None) -> None:
-        """Score the model and the baselines on one frame (and on its moving objects' pixels)."""
+    def add_frame(self, gt: np.ndarray, pred: np.ndarray, motion: np.ndarray | None) -> None:
+        """Score the model and the baselines on one frame (and on each motion region's pixels)."""
         options, prior = self.options, self.prior
         height, width = gt.shape
         model = _score(gt, pred, options, median_scaling=True)
@@ -288,33 +292,34 @@ class _Scoreboard:
             scales[name] = result.scale
         for name, depth in metric_depths.items():
             self._add(f"metric/{name}", _score(gt, depth, options, median_scaling=False))
-        if moving is not None:
-            self._add_moving(gt, moving, median_scaled, scales, metric_depths)
+        if motion is not None:
+            if motion.shape != gt.shape:
+                raise ValueError(f"motion labels of shape {motion.shape} for ground truth of {gt.shape}")
+            for region, mask in motion_regions(motion).items():
+                self._add_region(region, np.where(mask, gt, 0.0), median_scaled, scales, metric_depths)
 
-    def _add_moving(
+    def _add_region(
         self,
-        gt: np.ndarray,
-        moving: np.ndarray,
+        region: str,
+        gt_region: np.ndarray,
         median_scaled: Mapping[str, np.ndarray],
         scales: Mapping[str, float],
         metric_depths: Mapping[str, np.ndarray],
     ) -> None:
-        """Score the moving objects' pixels alone, each method with its whole frame's median scale."""
+        """Score one region's pixels (``gt_region``: 0 elsewhere), each method with its whole frame's
+        median scale."""
         options = self.options
-        gt_moving = np.where(moving, gt, 0.0).astype(np.float32)  # 0 = not scored
-        model_moving = _score(
-            gt_moving, median_scaled["model"] * scales["model"], options, median_scaling=False
-        )
-        if model_moving is None:
-            return  # no moving object with valid GT in this frame
-        self.moving_frames += 1
-        self.moving_pixels += model_moving.valid_pixels
+        gt_region = gt_region.astype(np.float32)
+        model = _score(gt_region, median_scaled["model"] * scales["model"], options, median_scaling=False)
+        if model is None:
+            return  # the region has no pixel with valid GT in this frame
+        self.region_frames[region] += 1
+        self.region_pixels[region] += model.valid_pixels
         for name, depth in median_scaled.items():
-            self._add(
-                f"moving_ms/{name}", _score(gt_moving, depth * scales[name], options, median_scaling=False)
-            )
+            result = _score(gt_region, depth * scales[name], options, median_scaling=False)
+            self._add(f"{region}_ms/{name}", result)
         for name, depth in metric_depths.items():
-            self._add(f"moving_metric/{name}", _score(gt_moving, depth, options, median_scaling=False))
+            self._add(f"{region}_metric/{name}", _score(gt_region, depth, options, median_scaling=False))
 
     def _mean(self, prefix: str) -> dict[str, dict[str, float]]:
         return {
@@ -324,21 +329,23 @@ class _Scoreboard:
     def result(self) -> EvalResult:
         if not self.ratios:
             raise ValueError("no frame had valid ground truth")
-        moving_result = None
-        if self.moving_frames:
-            moving_result = {
-                "frames": self.moving_frames,
-                "pixels": self.moving_pixels,
-                "median_scaled": self._mean("moving_ms/"),
-                "metric": self._mean("moving_metric/") if self.metric else None,
+        regions = {
+            region: {
+                "frames": frames,
+                "pixels": self.region_pixels[region],
+                "median_scaled": self._mean(f"{region}_ms/"),
+                "metric": self._mean(f"{region}_metric/") if self.metric else None,
             }
+            for region, frames in self.region_frames.items()
+            if frames
+        }
         return EvalResult(
             median_scaled=self._mean("ms/"),
             metric=self._mean("metric/") if self.metric else None,
             scale_ratios=self.ratios,
             frames=len(self.ratios),
             train_median_depth=self.prior.median_depth if self.prior is not None else None,
-            moving=moving_result,
+            regions=regions or None,
         )
 
 
@@ -348,18 +355,18 @@ def evaluate_predictions(
     *,
     options: EvalOptions | None = None,
     metric: bool = False,
-    moving: Sequence[np.ndarray | None] | None = None,
+    motion: Sequence[np.ndarray | None] | None = None,
 ) -> EvalResult:
     """Score (gt, pred) pairs (pred in metres when ``metric``; same size as gt) and the baselines.
 
     Without a ``prior`` only the median-scaled constant baseline can be computed (the others need
-    the training frames' ground truth). ``moving``: per frame, a bool mask of moving objects (or
-    None); the methods are then also scored on those pixels alone, each with its whole frame's
-    median scale (``EvalResult.moving``).
+    the training frames' ground truth). ``motion``: per frame, its motion labels
+    (``depth_node.metrics.MOTION_LABELS``, or None); the methods are then also scored on each motion
+    region's pixels alone, each with its whole frame's median scale (``EvalResult.regions``).
     """
     board = _Scoreboard(prior, options or EvalOptions(), metric)
     for i, (gt, pred) in enumerate(frames):
-        board.add_frame(np.asarray(gt, dtype=np.float32), pred, moving[i] if moving is not None else None)
+        board.add_frame(np.asarray(gt, dtype=np.float32), pred, motion[i] if motion is not None else None)
     return board.result()
 
 
@@ -380,7 +387,7 @@ def evaluate_model(
     options = options or EvalOptions()
     metric = predictor.metric if options.metric is None else options.metric
     pairs: list[tuple[np.ndarray, np.ndarray]] = []
-    moving: list[np.ndarray | None] = []
+    motion: list[np.ndarray | None] = []
     grid_rows = []
     grid_picks = set(subsample(range(len(frames)), options.grid_frames)) if options.grid_frames else set()
     for i, frame in enumerate(tqdm(frames, desc="evaluating", disable=not progress)):
@@ -388,7 +395,7 @@ def evaluate_model(
         depth = predictor.predict(rgb) * predictor.metric_scale
         pred = resize_depth(depth, gt.shape[1], gt.shape[0])
         pairs.append((gt, pred))
-        moving.append(frame.load_moving() if frame.load_moving is not None else None)
+        motion.append(frame.load_motion() if frame.load_motion is not None else None)
         if i in grid_picks:
             shown = pred
             if not metric:
@@ -396,7 +403,7 @@ def evaluate_model(
                 if valid.any():
                     shown = pred * float(np.median(gt[valid]) / np.median(pred[valid]))
             grid_rows.append((frame.name, rgb, shown, gt))
-    result = evaluate_predictions(pairs, prior, options=options, metric=metric, moving=moving)
+    result = evaluate_predictions(pairs, prior, options=options, metric=metric, motion=motion)
     result.info = {
         "model": predictor.name,
         "training_mode": getattr(predictor, "training_mode", None),

@@ -69,7 +69,7 @@ def _is_metric_row(value: Any) -> bool:
 
 def _metrics_markdown(metrics: Mapping[str, Any]) -> list[str]:
     """Markdown for depth-eval's metrics: one table per group of metric rows (model, baselines),
-    nested groups (``moving_objects``) named by their path, then every remaining scalar, nested
+    nested groups (``regions / moving``) named by their path, then every remaining scalar, nested
     ones included (``scale_ratio / median``), in one key/value table."""
     lines: list[str] = []
     scalars: list[tuple[str, Any]] = []

@@ -14,8 +14,9 @@ Layout (as in the real KITTI raw download)::
         oxts/data/%010d.txt (30 values) + oxts/timestamps.txt + oxts/dataformat.txt
         proj_depth/groundtruth/image_02/%010d.png (KITTI depth benchmark format: uint16, depth * 256)
             (+ image_03/ for the right camera of a stereo drive)
-        proj_depth/moving_mask/image_02/%010d.png (synthetic drives only, not KITTI: uint8, 255 =
-            a car that moves in the world; lets evaluation score moving objects on their own)
+        proj_depth/motion/image_02/%010d.png (synthetic drives only, not KITTI: uint8 labels of
+            depth_node.metrics.MOTION_LABELS, 0 static, 1 a car moving the camera's way, 2 an oncoming
+            car; evaluation scores each region on its own)
 
 Calibration is composed the way Monodepth2's ``generate_depth_map`` does it:
 ``P_rect_0c @ R_rect_00 @ [R|T]_velo_to_cam``. ``KittiCalib.K`` is the *rectified* intrinsics
@@ -117,7 +118,7 @@ _KITTI_R_RECT_00 = np.array(
 class SimDrive(Protocol):
     """What write_drive reads of a ``depth_node.data.sim.world.SyntheticDrive`` (no import: sim uses kitti).
 
-    Its frames carry index, timestamp, image, depth, moving_mask, lidar, T_world_cam, velocity_imu,
+    Its frames carry index, timestamp, image, depth, motion, lidar, T_world_cam, velocity_imu,
     angular_velocity_imu and, with stereo, right_image and right_depth (``world.Frame``); ``config``
     has width, height and fps.
     """
@@ -181,9 +182,9 @@ def depth_gt_path(drive_dir: Path | str, index: int, cam: int = 2) -> Path:
     return Path(drive_dir) / "proj_depth" / "groundtruth" / f"image_{cam:02d}" / f"{index:010d}.png"
 
 
-def moving_mask_path(drive_dir: Path | str, index: int, cam: int = 2) -> Path:
-    """The synthetic world's moving-car mask (this project's addition; real KITTI has none)."""
-    return Path(drive_dir) / "proj_depth" / "moving_mask" / f"image_{cam:02d}" / f"{index:010d}.png"
+def motion_labels_path(drive_dir: Path | str, index: int, cam: int = 2) -> Path:
+    """The synthetic world's per-pixel motion labels (this project's addition; real KITTI has none)."""
+    return Path(drive_dir) / "proj_depth" / "motion" / f"image_{cam:02d}" / f"{index:010d}.png"
 
 
 def frame_indices(drive_dir: Path | str, cam: int = 2) -> list[int]:
@@ -421,6 +422,14 @@ def read_depth_png(path: Path | str) -> np.ndarray:
     return png.astype(np.float32) / 256.0
 
 
+def read_motion_labels(path: Path | str) -> np.ndarray:
+    """A motion-label PNG -> (H, W) uint8 labels (``depth_node.metrics.MOTION_LABELS``)."""
+    labels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if labels is None or labels.ndim != 2 or labels.dtype != np.uint8:
+        raise KittiLayoutError(f"{path}: expected an 8-bit single-channel PNG of motion labels")
+    return labels
+
+
 def write_depth_png(path: Path | str, depth: np.ndarray) -> None:
     """Write metres (NaN/<=0 = invalid) as a KITTI depth PNG; depths beyond 255.99 m become invalid."""
     depth = np.asarray(depth, dtype=np.float64)
@@ -636,7 +645,7 @@ def _check_rig(drive: SimDrive, date_dir: Path, size: tuple[int, int]) -> None:
 
 
 def _write_frame(drive_dir: Path, frame: Any, dense_gt: bool) -> None:
-    """Images of camera 2 (and 3 when stereo), LiDAR scan, (``dense_gt``) depth and moving-car PNGs."""
+    """Images of camera 2 (and 3 when stereo), LiDAR scan, (``dense_gt``) depth and motion-label PNGs."""
     i = frame.index
     _write_rgb(image_path(drive_dir, i), frame.image)
     right = frame.right_image
@@ -647,10 +656,10 @@ def _write_frame(drive_dir: Path, frame: Any, dense_gt: bool) -> None:
         write_depth_png(depth_gt_path(drive_dir, i), frame.depth)
         if right is not None:
             write_depth_png(depth_gt_path(drive_dir, i, cam=3), frame.right_depth)
-        mask_path = moving_mask_path(drive_dir, i)
-        mask_path.parent.mkdir(parents=True, exist_ok=True)
-        if not cv2.imwrite(str(mask_path), frame.moving_mask.astype(np.uint8) * 255):
-            raise OSError(f"{mask_path}: could not write the moving-car mask")
+        labels_path = motion_labels_path(drive_dir, i)
+        labels_path.parent.mkdir(parents=True, exist_ok=True)
+        if not cv2.imwrite(str(labels_path), frame.motion):
+            raise OSError(f"{labels_path}: could not write the motion labels")
 
 
 def _write_rgb(path: Path, rgb: np.ndarray) -> None:

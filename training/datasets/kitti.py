@@ -217,15 +217,10 @@ class _DriveReader:
             raise FileNotFoundError(f"no dense ground truth {path}")
         return kitti.read_depth_png(path)
 
-    def moving_mask(self, frame: int) -> np.ndarray | None:
-        """Bool mask of moving cars (synthetic drives), None where the drive has none."""
-        path = kitti.moving_mask_path(self.drive_dir, frame, self.cam)
-        if not path.is_file():
-            return None
-        mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-        if mask is None:
-            raise OSError(f"cannot read moving-car mask {path}")
-        return mask > 127
+    def motion_labels(self, frame: int) -> np.ndarray | None:
+        """Per-pixel motion labels (synthetic drives: static, same way, oncoming), None without them."""
+        path = kitti.motion_labels_path(self.drive_dir, frame, self.cam)
+        return kitti.read_motion_labels(path) if path.is_file() else None
 
 
 @lru_cache(maxsize=64)

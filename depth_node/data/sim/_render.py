@@ -20,6 +20,9 @@ from depth_node.data.sim._scene import GROUND, N_PARAMS, OBJECTS, box_corners, c
 from depth_node.data.sim._shading import Materials, Samples
 from depth_node.data.sim._textures import fbm
 from depth_node.geometry import rotation_matrix
+from depth_node.metrics import MOTION_LABELS
+
+STATIC, SAME_WAY, ONCOMING = (MOTION_LABELS[name] for name in ("static", "same_way", "oncoming"))
 
 NEAR = 0.05
 FAR = 150.0  # objects wholly beyond this are culled (the terrain edge then meets the sky)
@@ -54,7 +57,7 @@ class FrameTable:
     layer: np.ndarray
     obj: np.ndarray
     order: np.ndarray
-    moving: np.ndarray
+    motion: np.ndarray  # per polygon, depth_node.metrics.MOTION_LABELS
     shadows: np.ndarray
     shadow_kind: np.ndarray
 
@@ -108,6 +111,8 @@ class Renderer:
             origins, R, tr.length[keep], tr.width[keep], tr.height[keep], tr.colour[keep], tr.seed[keep]
         )
         yaw = np.arctan2(R[:, 1, 0], R[:, 0, 0])
+        # Oncoming cars drive at negative speed; the lead car (speed 0 in the table) keeps the car's way.
+        car_motion = np.where(tr.speed[keep] < 0, ONCOMING, SAME_WAY).astype(np.uint8)
         rect = np.stack([origins[:, 0], origins[:, 1], tr.length[keep] / 2, tr.width[keep] / 2, yaw], axis=1)
         m = len(st["V"])
         tab = {
@@ -136,7 +141,7 @@ class Renderer:
             layer=np.concatenate([st["layer"], np.full(10 * n, OBJECTS, np.int8)]),
             obj=np.concatenate([st["obj"], np.repeat(self.n_objects + np.arange(n), 10)]),
             order=np.concatenate([st["order"], np.tile(np.arange(10), n)]),
-            moving=np.concatenate([np.zeros(m, bool), np.ones(10 * n, bool)]),
+            motion=np.concatenate([np.full(m, STATIC, np.uint8), np.repeat(car_motion, 10)]),
             shadows=np.concatenate(shadows).reshape(-1, 8, 3),
             shadow_kind=np.concatenate(kinds),
         )
@@ -280,9 +285,9 @@ class Renderer:
         image = np.clip(img + 0.5, 0, 255).astype(np.uint8)
         depth = np.full(h * w, np.nan, np.float32)
         depth[idx] = z
-        moving = np.zeros(h * w, bool)
-        moving[idx] = tab.moving[p]
-        return image, depth.reshape(h, w), moving.reshape(h, w)
+        motion = np.full(h * w, STATIC, np.uint8)
+        motion[idx] = tab.motion[p]
+        return image, depth.reshape(h, w), motion.reshape(h, w)
 
     def shade(self, tab: FrameTable, p: np.ndarray, s, t, x, y, fp) -> np.ndarray:
         mats = tab.mat[p]

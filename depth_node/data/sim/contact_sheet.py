@@ -1,4 +1,5 @@
-"""Contact sheet of a synthetic drive: frames next to their colourised depth, moving cars outlined."""
+"""Contact sheet of a synthetic drive: frames next to their colourised depth, moving cars outlined
+(green: the camera's way, the lead car among them; orange: oncoming)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,19 @@ import numpy as np
 
 from depth_node.colormap import colorize_depth
 from depth_node.data.sim.world import Frame, SyntheticDrive
+from depth_node.metrics import MOTION_LABELS
 
 MAX_DEPTH = 80.0  # depth (m) at the dark end of the colours; sky (no depth) is black
+OUTLINES = {"same_way": (0, 255, 0), "oncoming": (255, 140, 0)}  # RGB per motion region
 
 
 def frame_tile(frame: Frame) -> np.ndarray:
-    """The image with moving cars outlined in green, above its colourised depth."""
+    """The image with moving cars outlined by their motion region, above its colourised depth."""
     image = frame.image.copy()
-    mask = frame.moving_mask.astype(np.uint8)
-    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    cv2.drawContours(image, contours, -1, (0, 255, 0), 1)
+    for region, rgb in OUTLINES.items():
+        mask = (frame.motion == MOTION_LABELS[region]).astype(np.uint8)
+        contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(image, contours, -1, rgb, 1)
     label = f"#{frame.index}  t={frame.timestamp:.1f}s  v={np.linalg.norm(frame.velocity_imu):.1f}m/s"
     cv2.putText(image, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 0), 1, cv2.LINE_AA)
     return np.vstack([image, colorize_depth(frame.depth, 2.0, MAX_DEPTH, invalid_rgb=(0, 0, 0))])

@@ -34,6 +34,7 @@ from depth_node.data.sim._render import AHEAD, BEHIND, Renderer, View
 from depth_node.data.sim._scene import ASPHALT
 from depth_node.data.sim._shading import Materials
 from depth_node.geometry import make_transform, rotation_matrix
+from depth_node.metrics import MOTION_LABELS
 
 # KITTI-like extrinsics (2011_09_26 calibration, rotations squared up to exact axis permutations).
 _R_CAM_VELO = np.array([[0.0, -1.0, 0.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]])
@@ -81,7 +82,7 @@ class Frame:
     timestamp: float  # seconds since drive start
     image: np.ndarray  # (H, W, 3) uint8 RGB
     depth: np.ndarray  # (H, W) float32 metres along the optical axis (z), NaN = sky
-    moving_mask: np.ndarray  # (H, W) bool: pixels of cars that move in the world
+    motion: np.ndarray  # (H, W) uint8 MOTION_LABELS: static, same way (lead car too), oncoming
     T_world_cam: np.ndarray  # 4x4, camera optical frame -> world (world: z up)
     velocity_imu: np.ndarray  # (3,) m/s in the vehicle/IMU frame (x fwd, y left, z up)
     angular_velocity_imu: np.ndarray  # (3,) rad/s, vehicle/IMU frame
@@ -89,6 +90,11 @@ class Frame:
     # Stereo only (None otherwise): the right camera, T_world_cam @ translation(+baseline, 0, 0).
     right_image: np.ndarray | None = None  # (H, W, 3) uint8 RGB
     right_depth: np.ndarray | None = None  # (H, W) float32 metres along z, NaN = sky
+
+    @property
+    def moving_mask(self) -> np.ndarray:
+        """(H, W) bool: pixels of cars that move in the world, either way."""
+        return self.motion != MOTION_LABELS["static"]
 
 
 class SyntheticDrive:
@@ -163,9 +169,9 @@ class SyntheticDrive:
         tab = renderer.frame_table(time, self._layout.ego.s(time))
         view = View(T_wc[:3, :3], T_wc[:3, 3], self.K, cfg.width, cfg.height)
         noise_rng = np.random.default_rng([int(cfg.seed), index, 7])
-        image, depth, moving = renderer.render(tab, view, noise_rng, cfg.noise_std)
+        image, depth, motion = renderer.render(tab, view, noise_rng, cfg.noise_std)
         lidar = self._lidar(tab, T_wc @ self.T_cam_lidar) if cfg.lidar else np.zeros((0, 4), np.float32)
-        frame = Frame(index, time, image, depth, moving, T_wc, velocity, angular, lidar)
+        frame = Frame(index, time, image, depth, motion, T_wc, velocity, angular, lidar)
         if cfg.stereo:
             frame.right_image, frame.right_depth = self._right_view(tab, T_wc, index)
         return frame
