@@ -50,7 +50,9 @@ MODELS = (
     "darknet:light",
     "mobilenetv3_large:monodepth2",
     "mobilenetv3_large:light",
-    # The seeds' networks (issue 17): U-Net++ on STDC1 and ResNeXt50, LR-ASPP, Inception-ResNet-v2.
+    # The seeds' networks (issue 17): U-Net++ on ResNet18, STDC1 and ResNeXt50, LR-ASPP,
+    # Inception-ResNet-v2 with the attention-and-skip decoder.
+    "resnet18:unetpp",
     "stdc1:unetpp",
     "resnext50_32x4d:unetpp",
     "mobilenetv3_large:lraspp",

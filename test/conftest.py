@@ -7,9 +7,10 @@ Session-scoped, built once on first use (a few seconds on a shared CPU):
   calling ``sim_drive.frame(i)`` again: rendering is the slow part).
 - ``kitti_root``: KITTI raw root holding ``2011_09_26/`` (calib files + one drive).
 - ``kitti_drive_dir``: ``kitti_root/2011_09_26/2011_09_26_drive_0001_sync`` (images, LiDAR, OXTS,
-  timestamps, dense GT in ``proj_depth/groundtruth/image_02``, moving-car masks in
-  ``proj_depth/moving_mask/image_02``).
-- ``sim_bag``: that drive converted to a sqlite3 rosbag2 (all topics of ``depth_node.data.bag_convert``).
+  timestamps, dense GT in ``proj_depth/groundtruth/image_02``, motion labels in
+  ``proj_depth/motion/image_02``).
+- ``sim_bag``: that drive converted to a sqlite3 rosbag2 (all topics of ``depth_node.data.bag_convert``,
+  ``/ground_truth/motion`` included).
 - ``sim_bag_mcap``: the same as mcap.
 
 Function-scoped: ``real_kitti_date_dir``: a date folder with the real 2011_09_26 calibration files

@@ -13,6 +13,10 @@ Topics (all stamps from the drive's timestamps files, in nanoseconds):
                                     (-> camera_right_optical, translation (+B, 0, 0), with stereo)
 - ``/odom``                         nav_msgs/Odometry from OXTS, ``odom`` -> ``base_link`` (the IMU)
 - ``/ground_truth/depth``           sensor_msgs/Image 32FC1 metres, NaN invalid (when GT PNGs exist)
+- ``/ground_truth/motion``          sensor_msgs/Image ``mono8`` per-pixel motion labels
+                                    (``depth_node.metrics.MOTION_LABELS``: 0 static, 1 moving the
+                                    camera's way, 2 oncoming), same header as /ground_truth/depth
+                                    (when the drive has ``proj_depth/motion`` PNGs: synthetic drives)
 
 ``camera_optical`` is the rectified frame of the chosen camera (cam 2 by default), the frame
 that ``KittiCalib.T_cam_velo`` ends in. CameraInfo's P therefore has a zero translation column:
@@ -69,6 +73,7 @@ TOPICS = {
     "tf_static": ("/tf_static", "tf2_msgs/msg/TFMessage"),
     "odom": ("/odom", "nav_msgs/msg/Odometry"),
     "depth": ("/ground_truth/depth", "sensor_msgs/msg/Image"),
+    "motion": ("/ground_truth/motion", "sensor_msgs/msg/Image"),
 }
 BAG_VERSION = 8
 TYPE_STORE = Stores.ROS2_HUMBLE  # message definitions written (Jazzy's are the same for these types)
@@ -297,6 +302,8 @@ def _wanted_topics(src: _Source, *, raw: bool, compressed: bool, ground_truth: b
     """Which of TOPICS the bag carries: what was asked for, where the drive has the data."""
     have_lidar = src.velo_ns is not None and (src.drive_dir / "velodyne_points" / "data").is_dir()
     have_gt = ground_truth and kitti.depth_gt_path(src.gt_root, src.indices[0], src.cam).parent.is_dir()
+    first_labels = kitti.motion_labels_path(src.gt_root, src.indices[0], src.cam)
+    have_motion = ground_truth and first_labels.parent.is_dir()
     stereo = src.baseline is not None
     return {
         "image": raw,
@@ -309,6 +316,7 @@ def _wanted_topics(src: _Source, *, raw: bool, compressed: bool, ground_truth: b
         "tf_static": True,
         "odom": bool(src.poses),
         "depth": have_gt,
+        "motion": have_motion,
     }
 
 
@@ -392,11 +400,16 @@ def _frame_messages(
         oxts_ns = int(src.oxts_ns[i])
         odom_header = stamp_header(types, oxts_ns, ODOM_FRAME)
         yield "odom", oxts_ns, odometry(typestore, odom_header, src.poses[i], src.records[i])
+    gt_header = stamp_header(types, stamp, CAMERA_FRAME)  # the depth and its motion labels share it
     gt_path = kitti.depth_gt_path(src.gt_root, i, src.cam)
     if wanted["depth"] and gt_path.is_file():
         depth = kitti.read_depth_png(gt_path)
         depth[depth <= 0] = np.nan
-        yield "depth", stamp, depth_to_image_msg(depth, stamp_header(types, stamp, CAMERA_FRAME), types)
+        yield "depth", stamp, depth_to_image_msg(depth, gt_header, types)
+    labels_path = kitti.motion_labels_path(src.gt_root, i, src.cam)
+    if wanted["motion"] and labels_path.is_file():
+        labels = kitti.read_motion_labels(labels_path)
+        yield "motion", stamp, numpy_to_image(labels, "mono8", gt_header, types)
 
 
 def _camera_messages(
@@ -451,7 +464,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-raw", action="store_true", help="skip /camera/image_raw")
     parser.add_argument("--no-compressed", action="store_true", help="skip /camera/image_raw/compressed")
     parser.add_argument("--no-lidar", action="store_true", help="skip /lidar/points")
-    parser.add_argument("--no-gt", action="store_true", help="skip /ground_truth/depth")
+    parser.add_argument(
+        "--no-gt", action="store_true", help="skip /ground_truth/depth and /ground_truth/motion"
+    )
     parser.add_argument("--gt-dir", type=Path, help="depth-benchmark drive folder holding proj_depth/")
     parser.add_argument("--jpeg-quality", type=int, default=90)
     parser.add_argument("--max-frames", type=int, help="convert only the first N frames")

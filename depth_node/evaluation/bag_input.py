@@ -18,6 +18,9 @@ COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
 INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 CLOUD_TYPE = "sensor_msgs/msg/PointCloud2"
 TF_TYPE = "tf2_msgs/msg/TFMessage"
+# Per-pixel motion labels (mono8) beside a depth ground truth: <its namespace>/motion, as
+# depth-kitti2bag writes /ground_truth/motion next to /ground_truth/depth.
+MOTION_NAME = "motion"
 TYPESTORE = "ros2_humble"  # message definitions for reading and writing bags (as message_types.rosbags_types)
 
 
@@ -95,6 +98,7 @@ class Topics:
     gt_depth: str | None = None
     lidar: str | None = None
     tf_static: str | None = None
+    motion: str | None = None  # motion labels paired with gt_depth (scored per region)
 
 
 def _namespace(topic: str) -> str:
@@ -102,6 +106,11 @@ def _namespace(topic: str) -> str:
     if parts[-1] == "compressed":  # image_transport: /ns/image_raw/compressed
         parts = parts[:-1]
     return "/".join(parts[:-1])
+
+
+def _is_ground_truth_image(topic: str) -> bool:
+    """Depth or motion-label images are ground truth, never the camera."""
+    return "depth" in topic.lower() or topic.rstrip("/").rsplit("/", 1)[-1] == MOTION_NAME
 
 
 @dataclass(frozen=True)
@@ -150,7 +159,7 @@ def _pick_camera_info(bag: _BagTopics, camera_info: str | None, image: str | Non
 def _pick_image(bag: _BagTopics, image: str | None, info: str) -> str:
     if image is not None:
         return bag.need(image, (IMAGE_TYPE, COMPRESSED_TYPE), "camera image")
-    candidates = [t for t in bag.of_type(IMAGE_TYPE, COMPRESSED_TYPE) if "depth" not in t.lower()]
+    candidates = [t for t in bag.of_type(IMAGE_TYPE, COMPRESSED_TYPE) if not _is_ground_truth_image(t)]
     if not candidates:
         raise ReplayError(
             f"bag {bag.bag} has no camera image topic (sensor_msgs/Image or CompressedImage); "
@@ -188,6 +197,26 @@ def _pick_ground_truth(bag: _BagTopics, selected: Topics, gt: str, gt_topic: str
             raise ReplayError(f"bag {bag.bag} has no LiDAR PointCloud2 topic; topics: {bag.listing}")
 
 
+def _pick_motion(bag: _BagTopics, selected: Topics, motion_topic: str | None) -> None:
+    """Set ``selected.motion``: the named topic, or <depth ground truth namespace>/motion where the
+    bag has it (``motion_topic`` None), or none ('none')."""
+    if motion_topic == "none":
+        return
+    if motion_topic is not None:
+        bag.need(motion_topic, (IMAGE_TYPE,), "motion labels")
+        if selected.gt_depth is None:
+            got = f"LiDAR {selected.lidar}" if selected.lidar else "none"
+            raise ReplayError(
+                f"motion labels topic {motion_topic} in {bag.bag} pairs with a depth image ground truth, "
+                f"got {got} (pass --motion-topic none, or a depth ground truth with --gt depth)"
+            )
+        selected.motion = motion_topic
+    elif selected.gt_depth is not None:
+        beside = f"{_namespace(selected.gt_depth)}/{MOTION_NAME}"
+        if bag.types.get(beside) == IMAGE_TYPE and bag.has_messages(beside):
+            selected.motion = beside
+
+
 def select_topics(
     topics: Mapping[str, str],
     counts: Mapping[str, int],
@@ -197,11 +226,14 @@ def select_topics(
     camera_info: str | None = None,
     gt: str = "auto",
     gt_topic: str | None = None,
+    motion_topic: str | None = None,
 ) -> Topics:
     """Pick the camera, camera_info and ground truth topics of a bag (``topics``: name -> type).
 
     ``gt``: 'auto' (a depth image topic if there is one, else a LiDAR PointCloud2), 'depth',
-    'lidar' or 'none'; ``gt_topic`` names the ground truth topic explicitly.
+    'lidar' or 'none'; ``gt_topic`` names the ground truth topic explicitly. ``motion_topic``: the
+    motion labels' topic (None: ``<depth ground truth namespace>/motion`` where the bag has it;
+    'none': no labels).
     """
     if not topics:
         raise ReplayError(f"bag {bag} is empty: it has no topics")
@@ -215,6 +247,7 @@ def select_topics(
     selected = Topics(image=image_topic, image_type=topics[image_topic], camera_info=info)
     selected.tf_static = "/tf_static" if topics.get("/tf_static") == TF_TYPE else None
     _pick_ground_truth(table, selected, gt, gt_topic)
+    _pick_motion(table, selected, motion_topic)
     return selected
 
 

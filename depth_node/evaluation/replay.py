@@ -7,11 +7,12 @@ ground truth, scoring, real time, output bag, report — lives in its own module
 camera stream of a rosbag2 (sqlite3 or MCAP) with rosbags (no ROS needed), runs every frame through
 exactly what the node runs (:class:`depth_node.runtime.frame.FramePath`, configured by the node's
 own parameters), scores the published depth against ground truth (a depth image topic, or LiDAR
-projected the KITTI way) and writes into DIR::
+projected the KITTI way; with per-pixel motion labels beside a depth topic, each motion region too)
+and writes into DIR::
 
     depth_bag/          rosbag2 with /depth/image, /depth/camera_info, /depth/points
                         (+ copies of the camera image, camera_info and /tf_static topics)
-    results.json        every number: summary, per-frame metrics and per-stage latencies
+    results.json        every number: summary, per-region and per-frame metrics, per-stage latencies
     report.html         the visual report (+ report_files/*.png)
 
 DIR appears only when everything succeeded (it is built in a temporary sibling and renamed). A bad
@@ -51,7 +52,14 @@ from depth_node.evaluation.bag_input import (
 from depth_node.evaluation.ground_truth import StaticTransforms, depth_truth, lidar_truth
 from depth_node.evaluation.output_bag import OUT_TOPICS, OutputBag
 from depth_node.evaluation.realtime import NewestFrameGate, PausableClock, latency_stats, wait_until
-from depth_node.evaluation.scoring import Scored, StreamEvaluator
+from depth_node.evaluation.scoring import (
+    MotionLabelsError,
+    MotionPairing,
+    Scored,
+    StreamEvaluator,
+    TruthWithLabels,
+    motion_labels_from_msg,
+)
 from depth_node.files import WriteError, atomic_write_text, named_write_errors
 from depth_node.geometry import crop_image
 from depth_node.metrics import MAX_DEPTH, MIN_DEPTH
@@ -92,6 +100,7 @@ class ReplayOptions:
     camera_info_topic: str | None = None
     gt: str = "auto"
     gt_topic: str | None = None
+    motion_topic: str | None = None  # None: <depth ground truth namespace>/motion if there; 'none': off
     T_cam_lidar: np.ndarray | None = None
     realtime: bool = False
     max_frames: int | None = None
@@ -236,6 +245,8 @@ class ReplaySession:
             garg_crop=options.garg_crop,
             tolerance_s=options.sync_tolerance,
         )
+        # Motion labels wait here for the depth ground truth of their stamp (and the other way round).
+        self.motion = MotionPairing(self.topics.motion) if self.topics.motion else None
         self.clock = PausableClock()
         self.gate = NewestFrameGate()
         self.drops = dict.fromkeys(DROP_REASONS, 0)
@@ -271,6 +282,7 @@ class ReplaySession:
             camera_info=o.camera_info_topic,
             gt=o.gt,
             gt_topic=o.gt_topic,
+            motion_topic=o.motion_topic,
         )
 
     def _messages(self, topics: list[str]) -> Any:
@@ -316,7 +328,7 @@ class ReplaySession:
             files_dir, self.total, self.options.report_frames, self.options.max_depth
         )
         t = self.topics
-        wanted = [t.image, t.camera_info, *(x for x in (t.gt_depth, t.lidar) if x)]
+        wanted = [t.image, t.camera_info, *(x for x in (t.gt_depth, t.lidar, t.motion) if x)]
         wanted += [x for x in self.copied if x not in wanted]
         progress = tqdm(
             total=self.total,
@@ -337,7 +349,7 @@ class ReplaySession:
                     progress.update(1)
                 elif conn.topic == t.camera_info:
                     self.camera_info = deserialize(self.reader, raw, conn, self.bag)
-                elif conn.topic in (t.gt_depth, t.lidar):
+                elif conn.topic in (t.gt_depth, t.lidar, t.motion):
                     self.clock.pause()  # replay-only work: not the node's time
                     self._on_ground_truth(conn, raw)
                     self.clock.resume()
@@ -347,6 +359,8 @@ class ReplaySession:
         finally:
             progress.close()
         wall_time = time.perf_counter() - wall_start
+        if self.motion is not None:  # truths still waiting for labels are scored whole
+            self._add_truths(self.motion.flush())
         self.evaluator.take_unmatched(flush=True)
         if self.frames_read == 0:
             raise ReplayError(f"bag {self.bag} has no readable messages on {t.image}")
@@ -440,6 +454,16 @@ class ReplaySession:
 
     def _on_ground_truth(self, conn: Any, raw: Any) -> None:
         msg = deserialize(self.reader, raw, conn, self.bag)
+        stamp = stamp_ns(msg.header)
+        if conn.topic == self.topics.motion:
+            assert self.motion is not None
+            try:
+                labels = motion_labels_from_msg(msg, conn.topic)
+            except MotionLabelsError as err:  # counted and named, as the node drops a bad frame
+                self.motion.drop(err)
+                return
+            self._add_truths(self.motion.add_labels(stamp, labels))
+            return
         if conn.topic == self.topics.gt_depth:
             try:
                 truth = depth_truth(msg, conn.topic)
@@ -449,7 +473,13 @@ class ReplaySession:
             truth = self._lidar_truth(conn.topic, msg)
             if truth is None:
                 return
-        self._scored(self.evaluator.add_truth(stamp_ns(msg.header), truth))
+        self._add_truths(
+            [(stamp, truth, None)] if self.motion is None else self.motion.add_truth(stamp, truth)
+        )
+
+    def _add_truths(self, truths: list[TruthWithLabels]) -> None:
+        for stamp, truth, labels in truths:
+            self._scored(self.evaluator.add_truth(stamp, truth, labels))
 
     def _lidar_truth(self, topic: str, msg: Any) -> Any:
         T = self.options.T_cam_lidar
@@ -515,6 +545,7 @@ class ReplaySession:
         )
         if self.bad_frames:
             self.warnings.append(f"{len(self.bad_frames)} bad frame(s) skipped, first: {self.bad_frames[0]}")
+        self.warnings += self._motion_warnings()
         out_bag = out_dir / OUTPUT_BAG
         if o.copy_inputs:
             play = f"ros2 bag play {out_bag}   (then: rviz2 -d config/depth.rviz)"
@@ -536,6 +567,7 @@ class ReplaySession:
                 "camera_frame": self.camera_info.header.frame_id if self.camera_info is not None else None,
                 "gt_depth_topic": t.gt_depth,
                 "lidar_topic": t.lidar,
+                "motion_topic": t.motion,
                 "image_size": list(self.image_size) if self.image_size else None,
                 "depth_size": self.depth_size,
                 "storage": bag_storage(self.bag),
@@ -560,10 +592,13 @@ class ReplaySession:
                 "sync_tolerance_s": o.sync_tolerance,
                 "median_scale_mean": summary["median_scale_mean"] if summary else None,
                 "median_scale_std": summary["median_scale_std"] if summary else None,
+                "motion_labels": self._motion_counts(),
             },
             "metrics": (
                 {"metric": summary["metric"], "median_scaled": summary["median_scaled"]} if summary else None
             ),
+            # Per motion region: {region: {frames, pixels, median_scaled, metric}}; None without labels.
+            "regions": summary["regions"] if summary else None,
             "latency_ms": {name: latency_stats(samples) for name, samples in self.stage_samples.items()},
             "fps": {
                 "recorded": (self.frames_read - 1) / duration_s if duration_s > 0 else None,
@@ -584,6 +619,30 @@ class ReplaySession:
             "warnings": self.warnings,
             "per_frame": [self.per_frame[k] for k in sorted(self.per_frame)],
         }
+
+    def _motion_counts(self) -> dict[str, Any] | None:
+        m = self.motion
+        if m is None:
+            return None
+        return {
+            "topic": m.topic,
+            "paired": m.paired,
+            "ground_truth_without_labels": m.truths_without_labels,
+            "dropped": sum(m.dropped.values()),
+            "dropped_by_reason": dict(m.dropped),
+        }
+
+    def _motion_warnings(self) -> list[str]:
+        m, out = self.motion, []
+        if m is not None and (dropped := sum(m.dropped.values())):
+            reasons = ", ".join(f"{reason} {n}" for reason, n in m.dropped.items() if n)
+            out.append(f"{dropped} motion label image(s) dropped ({reasons}), first: {m.first_drop}")
+        if m is not None and m.truths_without_labels:
+            out.append(
+                f"{m.truths_without_labels} ground truth frame(s) without usable motion labels on {m.topic}: "
+                "scored whole, not per region"
+            )
+        return out
 
     def _write_report(self, results: dict[str, Any]) -> None:
         assert self.pictures is not None

@@ -28,19 +28,27 @@ def summary_text(result: ReplayResult) -> str:
     r = result.results
     lines = []
     if r.get("metrics"):
-        lines.append(
-            format_metrics_table(
-                {
-                    "metric (runtime scale)": r["metrics"]["metric"],
-                    "median-scaled": r["metrics"]["median_scaled"],
-                }
-            )
-        )
+        rows = {
+            "metric (runtime scale)": r["metrics"]["metric"],
+            "median-scaled": r["metrics"]["median_scaled"],
+        }
+        regions = r.get("regions") or {}
+        for region, scores in regions.items():
+            name = region.replace("_", " ")
+            rows[f"{name}: metric"] = scores["metric"]
+            rows[f"{name}: median-scaled"] = scores["median_scaled"]
+        lines.append(format_metrics_table(rows))
         ev = r["evaluation"]
         lines.append(
             f"scored {r['frames']['scored']} frames against {ev['gt_source']}, "
             f"median scale {ev['median_scale_mean']:.3f} ± {ev['median_scale_std']:.3f}"
         )
+        if regions:
+            counts = ", ".join(
+                f"{region.replace('_', ' ')} {s['frames']} frames {s['pixels']} px"
+                for region, s in regions.items()
+            )
+            lines.append(f"motion regions (each with the whole frame's median scale): {counts}")
     else:
         lines.append("no ground truth scored")
     f, e2e = r["frames"], r["latency_ms"].get(END_TO_END, {})
@@ -95,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="ground truth: a depth image topic, LiDAR projected into the image, or none",
     )
     g.add_argument("--gt-topic", help="ground truth topic (32FC1/16UC1 Image or PointCloud2)")
+    g.add_argument(
+        "--motion-topic",
+        help="per-pixel motion labels (mono8 Image: 0 static, 1 moving the camera's way, 2 oncoming) "
+        "to score each motion region; default: <depth ground truth namespace>/motion if the bag has it; "
+        "'none': off",
+    )
     g.add_argument(
         "--T-cam-lidar",
         dest="T_cam_lidar",
@@ -169,6 +183,7 @@ def options_from_args(args: argparse.Namespace) -> ReplayOptions:
         camera_info_topic=args.camera_info_topic,
         gt=args.gt,
         gt_topic=args.gt_topic,
+        motion_topic=args.motion_topic,
         T_cam_lidar=args.T_cam_lidar,
         realtime=args.realtime,
         max_frames=args.max_frames,

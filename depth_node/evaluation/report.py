@@ -234,6 +234,7 @@ _CSS = """
 body { font-family: system-ui, sans-serif; margin: 24px; color: #222; max-width: 1100px; }
 h1 { font-size: 22px; margin-bottom: 4px; }
 h2 { font-size: 17px; margin-top: 28px; border-bottom: 1px solid #ddd; }
+h3 { font-size: 15px; margin-top: 18px; }
 table { border-collapse: collapse; font-size: 13px; margin: 8px 0; }
 th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
@@ -265,13 +266,32 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return _e(value)
 
 
+def _metric_headers() -> str:
+    return "".join(f"<th>{name} {'↓' if name in LOWER_IS_BETTER else '↑'}</th>" for name in METRIC_NAMES)
+
+
 def _metrics_table(metrics: Mapping[str, Mapping[str, float] | None]) -> str:
-    header = "".join(f"<th>{name} {'↓' if name in LOWER_IS_BETTER else '↑'}</th>" for name in METRIC_NAMES)
+    header = _metric_headers()
     rows = []
     for label, values in metrics.items():
         cells = "".join(f"<td>{_fmt(values.get(name) if values else None)}</td>" for name in METRIC_NAMES)
         rows.append(f"<tr><td>{_e(label)}</td>{cells}</tr>")
     return f"<table><tr><th></th>{header}</tr>{''.join(rows)}</table>"
+
+
+def _regions_table(regions: Mapping[str, Mapping[str, Any]]) -> str:
+    """One row per motion region and protocol: frames and pixels scored, then the metrics."""
+    header = f"<tr><th>region</th><th></th><th>frames</th><th>pixels</th>{_metric_headers()}</tr>"
+    rows = []
+    for region, scores in regions.items():
+        for key, label in (("metric", "metric"), ("median_scaled", "median-scaled")):
+            values = scores.get(key) or {}
+            cells = "".join(f"<td>{_fmt(values.get(name))}</td>" for name in METRIC_NAMES)
+            rows.append(
+                f"<tr><td>{_e(region.replace('_', ' '))}</td><td>{_e(label)}</td>"
+                f"<td>{_fmt(scores.get('frames'))}</td><td>{_fmt(scores.get('pixels'))}</td>{cells}</tr>"
+            )
+    return f"<table>{header}{''.join(rows)}</table>"
 
 
 def _latency_table(latency: Mapping[str, Mapping[str, float]]) -> str:
@@ -359,6 +379,17 @@ def write_html(
             f"Median scale median(gt)/median(pred) over frames: {_fmt(ev.get('median_scale_mean'), 3)} "
             f"(± {_fmt(ev.get('median_scale_std'), 3)}).</p>"
         )
+        if s.get("regions"):
+            motion = ev.get("motion_labels") or {}
+            parts.append("<h3>Per motion region</h3>")
+            parts.append(_regions_table(s["regions"]))
+            parts.append(
+                f"<p class='note'>Motion labels from {_e(motion.get('topic'))}: static pixels, cars moving "
+                "the camera's way (the lead car among them: a photometric loss sees them nearly still), "
+                "oncoming cars, and all moving cars. Each region's pixels are scored alone, median-scaled "
+                "with the whole frame's median scale (so a region at another scale than the rest shows), "
+                "in the frames where the region has ground truth.</p>"
+            )
     else:
         parts.append("<p class='warn'>No ground truth was scored: accuracy not available.</p>")
     for rel in images.get("metrics", []):

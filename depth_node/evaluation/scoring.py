@@ -3,7 +3,10 @@
 Predictions and ground truth are paired by stamp (approximate time, :class:`StreamEvaluator`), the
 prediction is brought to the ground truth's size (:func:`depth_node.metrics.resize_depth`) and
 scored metric and median-scaled with :mod:`depth_node.metrics`, so both tools report the same
-numbers for the same frames.
+numbers for the same frames. Where ground truth comes with per-pixel motion labels
+(:data:`depth_node.metrics.MOTION_LABELS`, the synthetic world's), every motion region is scored as
+well (:func:`score_regions`, the rule ``depth-eval`` follows); :class:`MotionPairing` pairs label
+images with the depth ground truth of the same stamp.
 """
 
 from __future__ import annotations
@@ -16,7 +19,114 @@ import numpy as np
 
 from depth_node.evaluation.ground_truth import GroundTruth
 from depth_node.geometry import crop_image
-from depth_node.metrics import MAX_DEPTH, MIN_DEPTH, evaluate_depth, mean_metrics, resize_depth
+from depth_node.metrics import (
+    MAX_DEPTH,
+    MIN_DEPTH,
+    MOTION_REGIONS,
+    evaluate_depth,
+    mean_metrics,
+    motion_regions,
+    resize_depth,
+)
+from depth_node.runtime.conversions import image_to_numpy
+from depth_node.runtime.errors import BadInputError
+from depth_node.runtime.message_types import stamp_ns as header_stamp_ns
+
+# Why motion labels could not be used (results.json counts each): not a mono8 image, not the ground
+# truth's size, a value outside MOTION_LABELS, or no depth ground truth of the same stamp.
+MOTION_DROP_REASONS = ("bad_message", "size_mismatch", "unknown_label", "no_ground_truth")
+
+
+class MotionLabelsError(ValueError):
+    """Motion labels that cannot be used: ``reason`` is one of ``MOTION_DROP_REASONS``."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def motion_labels_from_msg(msg: Any, topic: str) -> np.ndarray:
+    """(H, W) uint8 labels of a ``mono8`` sensor_msgs/Image; MotionLabelsError naming ``topic`` if it
+    is not one or holds a value outside ``MOTION_LABELS``."""
+    where = f"motion labels on {topic} at stamp {_seconds(header_stamp_ns(msg.header))}"
+    if msg.encoding != "mono8":
+        raise MotionLabelsError("bad_message", f"{where}: encoding {msg.encoding!r}, expected mono8")
+    try:
+        labels = image_to_numpy(msg)
+        motion_regions(labels)  # the one check of the label values
+    except BadInputError as err:
+        raise MotionLabelsError("bad_message", f"{where}: {err}") from None
+    except ValueError as err:
+        raise MotionLabelsError(
+            "unknown_label", f"{where}: {str(err).removeprefix('motion labels: ')}"
+        ) from None
+    return labels
+
+
+def _seconds(stamp: int) -> str:
+    return f"{stamp / 1e9:.3f} s"
+
+
+def check_motion_size(labels: np.ndarray, shape: tuple[int, ...]) -> None:
+    """MotionLabelsError ('size_mismatch') unless ``labels`` has the ground truth's ``shape``."""
+    if labels.shape != tuple(shape):
+        raise MotionLabelsError(
+            "size_mismatch",
+            f"motion labels of {labels.shape[-1]}x{labels.shape[0]} for ground truth of "
+            f"{shape[-1]}x{shape[0]} (expected the same size)",
+        )
+
+
+def score_regions(
+    gt: np.ndarray,
+    pred: np.ndarray,
+    motion: np.ndarray,
+    median_scale: float,
+    *,
+    min_depth: float = MIN_DEPTH,
+    max_depth: float = MAX_DEPTH,
+    garg_crop: bool = False,
+) -> dict[str, dict[str, Any]]:
+    """Each motion region of one frame scored on its own pixels: {region: {metric, median_scaled,
+    valid_pixels}}, regions without a valid pixel left out.
+
+    The region's ground truth is kept (0 elsewhere) and scored against the prediction as it is
+    (metric) and times ``median_scale``, the *whole frame's* median(gt)/median(pred): a region's own
+    median would hide that moving cars sit at another scale than the road around them. The rule of
+    ``depth-eval`` (training/evaluate.py), so replay and offline evaluation agree. ``motion``:
+    ``MOTION_LABELS`` at ``gt``'s size.
+    """
+    check_motion_size(motion, gt.shape)
+    kwargs = {"min_depth": min_depth, "max_depth": max_depth, "garg_crop": garg_crop}
+    out = {}
+    for region, mask in motion_regions(motion).items():
+        gt_region = np.where(mask, gt, 0.0)
+        metric = evaluate_depth(gt_region, pred, **kwargs)
+        scaled = evaluate_depth(gt_region, pred * median_scale, **kwargs)
+        if metric is None or scaled is None:
+            continue  # no pixel of this region has valid ground truth in this frame
+        out[region] = {
+            "metric": metric.metrics,
+            "median_scaled": scaled.metrics,
+            "valid_pixels": metric.valid_pixels,
+        }
+    return out
+
+
+def region_summary(frames: list[dict[str, Any]]) -> dict[str, dict[str, Any]] | None:
+    """Per region, over the frames that scored it: {frames, pixels, median_scaled, metric} (frame
+    means, as the whole-frame numbers); None when no frame had motion labels."""
+    out = {}
+    for region in MOTION_REGIONS:
+        scored = [f["regions"][region] for f in frames if region in (f.get("regions") or {})]
+        if scored:
+            out[region] = {
+                "frames": len(scored),
+                "pixels": sum(s["valid_pixels"] for s in scored),
+                "median_scaled": mean_metrics([s["median_scaled"] for s in scored]),
+                "metric": mean_metrics([s["metric"] for s in scored]),
+            }
+    return out or None
 
 
 def score_frame(
@@ -26,11 +136,13 @@ def score_frame(
     min_depth: float = MIN_DEPTH,
     max_depth: float = MAX_DEPTH,
     garg_crop: bool = False,
+    motion: np.ndarray | None = None,
 ) -> dict[str, Any] | None:
     """Metric and median-scaled scores of one frame (both via :func:`depth_node.metrics.evaluate_depth`).
 
     ``pred`` must already be at ``gt``'s size. Returns None when no pixel can be scored.
     ``median_scale`` is median(gt)/median(pred): how far the runtime's metric scale is off (1 = right).
+    With ``motion`` labels (at ``gt``'s size), ``regions`` holds :func:`score_regions`.
     """
     kwargs = {"min_depth": min_depth, "max_depth": max_depth, "garg_crop": garg_crop}
     metric = evaluate_depth(gt, pred, **kwargs)
@@ -38,12 +150,15 @@ def score_frame(
         return None
     scaled = evaluate_depth(gt, pred, median_scaling=True, **kwargs)
     assert scaled is not None
-    return {
+    scores: dict[str, Any] = {
         "metric": metric.metrics,
         "median_scaled": scaled.metrics,
         "median_scale": scaled.scale,
         "valid_pixels": metric.valid_pixels,
     }
+    if motion is not None:
+        scores["regions"] = score_regions(gt, pred, motion, scaled.scale, **kwargs)
+    return scores
 
 
 @dataclass
@@ -134,22 +249,31 @@ class StreamEvaluator:
         self._expire()
         return out
 
-    def add_truth(self, stamp_ns: int, truth: GroundTruth) -> list[Scored]:
-        """Ground truth for the camera image stamped ``stamp_ns``."""
+    def add_truth(self, stamp_ns: int, truth: GroundTruth, motion: np.ndarray | None = None) -> list[Scored]:
+        """Ground truth for the camera image stamped ``stamp_ns``, with its motion labels if known
+        (then every motion region is scored too; MotionLabelsError when they are not its size)."""
+        if motion is not None:
+            check_motion_size(motion, truth.depth().shape)
         self._newest = max(self._newest, stamp_ns)
         prediction = self._take_nearest(self._predictions, stamp_ns, self.tolerance_ns)
-        out = [] if prediction is None else [self._score(prediction, truth)]
+        out = [] if prediction is None else [self._score(prediction, (truth, motion))]
         if prediction is None:
-            self._truths.append(_Pending(stamp_ns, truth))
+            self._truths.append(_Pending(stamp_ns, (truth, motion)))
         self._expire()
         return out
 
-    def _score(self, prediction: _Pending, truth: GroundTruth) -> Scored:
+    def _score(self, prediction: _Pending, truth_item: tuple[GroundTruth, np.ndarray | None]) -> Scored:
         depth, crop = prediction.item
+        truth, motion = truth_item
         gt = crop_image(truth.depth(), crop)
         pred = resize_depth(depth, gt.shape[1], gt.shape[0])
         scores = score_frame(
-            gt, pred, min_depth=self.min_depth, max_depth=self.max_depth, garg_crop=self.garg_crop
+            gt,
+            pred,
+            min_depth=self.min_depth,
+            max_depth=self.max_depth,
+            garg_crop=self.garg_crop,
+            motion=None if motion is None else crop_image(motion, crop),
         )
         if scores is None:
             self.unscorable += 1
@@ -169,7 +293,8 @@ class StreamEvaluator:
         return out
 
     def summary(self) -> dict[str, Any] | None:
-        """Mean metric and median-scaled metrics over the scored frames (None before any)."""
+        """Mean metric and median-scaled metrics over the scored frames (None before any), and per
+        motion region (``regions``: :func:`region_summary`)."""
         if not self.frames:
             return None
         scales = np.array([f["median_scale"] for f in self.frames])
@@ -179,7 +304,97 @@ class StreamEvaluator:
             "median_scaled": mean_metrics([f["median_scaled"] for f in self.frames]),
             "median_scale_mean": float(scales.mean()),
             "median_scale_std": float(scales.std()),
+            "regions": region_summary(self.frames),
         }
+
+
+# (stamp_ns, ground truth, its motion labels or None): what MotionPairing hands on to add_truth.
+TruthWithLabels = tuple[int, GroundTruth, np.ndarray | None]
+
+
+class MotionPairing:
+    """Motion labels paired with the depth ground truth of the same stamp (exact: one rendered frame
+    gives both), before the truth goes on to :meth:`StreamEvaluator.add_truth`.
+
+    Either may come first. One waits for the other until a stamp ``max_wait_s`` newer has been seen
+    (less than the evaluator's ``max_age_s``, so its prediction is still there); then a truth goes on
+    without labels (counted: scored whole, not per region) and labels are dropped as
+    ``no_ground_truth``. Unusable labels are counted under their ``MOTION_DROP_REASONS`` reason
+    (:meth:`drop`), the first one's message kept for the report.
+    """
+
+    def __init__(self, topic: str, max_wait_s: float = 1.0) -> None:
+        self.topic = topic
+        self.max_wait_ns = int(max_wait_s * 1e9)
+        self._truths: dict[int, GroundTruth] = {}
+        self._labels: dict[int, np.ndarray] = {}
+        self._newest = -(2**63)
+        self.paired = 0
+        self.truths_without_labels = 0
+        self.dropped = dict.fromkeys(MOTION_DROP_REASONS, 0)
+        self.first_drop: str | None = None
+
+    def drop(self, err: MotionLabelsError) -> None:
+        self.dropped[err.reason] += 1
+        self.first_drop = self.first_drop or str(err)
+
+    def add_truth(self, stamp_ns: int, truth: GroundTruth) -> list[TruthWithLabels]:
+        labels = self._labels.pop(stamp_ns, None)
+        if labels is not None:
+            return [self._pair(stamp_ns, truth, labels), *self._expire(stamp_ns)]
+        out = self._release_truth(stamp_ns)  # a second truth of one stamp: the first goes on alone
+        self._truths[stamp_ns] = truth
+        return out + self._expire(stamp_ns)
+
+    def add_labels(self, stamp_ns: int, labels: np.ndarray) -> list[TruthWithLabels]:
+        truth = self._truths.pop(stamp_ns, None)
+        if truth is not None:
+            return [self._pair(stamp_ns, truth, labels), *self._expire(stamp_ns)]
+        self._drop_labels(stamp_ns)  # a second label image of one stamp: the first is unpaired
+        self._labels[stamp_ns] = labels
+        return self._expire(stamp_ns)
+
+    def flush(self) -> list[TruthWithLabels]:
+        """Everything still waiting (the end of the stream): truths go on without labels."""
+        for stamp in list(self._labels):
+            self._drop_labels(stamp)
+        return [t for stamp in sorted(self._truths) for t in self._release_truth(stamp)]
+
+    def _pair(self, stamp_ns: int, truth: GroundTruth, labels: np.ndarray) -> TruthWithLabels:
+        try:
+            check_motion_size(labels, truth.depth().shape)
+        except MotionLabelsError as err:
+            self.drop(MotionLabelsError(err.reason, f"{err} on {self.topic} at stamp {_seconds(stamp_ns)}"))
+            self.truths_without_labels += 1
+            return stamp_ns, truth, None
+        self.paired += 1
+        return stamp_ns, truth, labels
+
+    def _release_truth(self, stamp_ns: int) -> list[TruthWithLabels]:
+        truth = self._truths.pop(stamp_ns, None)
+        if truth is None:
+            return []
+        self.truths_without_labels += 1
+        return [(stamp_ns, truth, None)]
+
+    def _drop_labels(self, stamp_ns: int) -> None:
+        if self._labels.pop(stamp_ns, None) is not None:
+            self.drop(
+                MotionLabelsError(
+                    "no_ground_truth",
+                    f"motion labels on {self.topic} at stamp {_seconds(stamp_ns)} have no depth ground "
+                    "truth of the same stamp",
+                )
+            )
+
+    def _expire(self, stamp_ns: int) -> list[TruthWithLabels]:
+        self._newest = max(self._newest, stamp_ns)
+        horizon = self._newest - self.max_wait_ns
+        for stamp in [s for s in self._labels if s < horizon]:
+            self._drop_labels(stamp)
+        return [
+            t for stamp in sorted(s for s in self._truths if s < horizon) for t in self._release_truth(stamp)
+        ]
 
 
 def running_metrics_line(summary: Mapping[str, Any]) -> str:

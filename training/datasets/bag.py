@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from depth_node.evaluation.bag_input import MOTION_NAME
 from depth_node.runtime.conversions import to_rgb8
 from depth_node.runtime.errors import BadInputError
 from depth_node.runtime.message_types import stamp_ns
@@ -123,8 +124,9 @@ def _image_connection(reader: Any, wanted: str | None) -> Any:
     for conn in conns:
         if conn.msgtype == "sensor_msgs/msg/Image":
             first = _first_message(reader, conn)
-            if first is None or first.encoding in DEPTH_ENCODINGS:
-                continue  # depth/ground-truth images are not camera frames
+            is_labels = conn.topic.rstrip("/").rsplit("/", 1)[-1] == MOTION_NAME  # mono8, like a camera
+            if first is None or first.encoding in DEPTH_ENCODINGS or is_labels:
+                continue  # depth and motion-label ground truth images are not camera frames
         colour.append(conn)
     if not colour:
         raise BagDatasetError("bag has no colour image topic")
