@@ -62,6 +62,9 @@ RIGHT_CAMERA_FRAME = "camera_right_optical"
 LIDAR_FRAME = "velodyne"
 BASE_FRAME = "base_link"
 ODOM_FRAME = "odom"
+# Per-pixel motion labels sit beside a depth ground truth as <its namespace>/motion (the replay
+# pairs them by that name; training and the replay never take them for a camera).
+MOTION_NAME = "motion"
 TOPICS = {
     "image": ("/camera/image_raw", "sensor_msgs/msg/Image"),
     "compressed": ("/camera/image_raw/compressed", "sensor_msgs/msg/CompressedImage"),
@@ -73,7 +76,7 @@ TOPICS = {
     "tf_static": ("/tf_static", "tf2_msgs/msg/TFMessage"),
     "odom": ("/odom", "nav_msgs/msg/Odometry"),
     "depth": ("/ground_truth/depth", "sensor_msgs/msg/Image"),
-    "motion": ("/ground_truth/motion", "sensor_msgs/msg/Image"),
+    "motion": (f"/ground_truth/{MOTION_NAME}", "sensor_msgs/msg/Image"),
 }
 BAG_VERSION = 8
 TYPE_STORE = Stores.ROS2_HUMBLE  # message definitions written (Jazzy's are the same for these types)

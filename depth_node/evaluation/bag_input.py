@@ -13,14 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from depth_node.data.bag_convert import MOTION_NAME
+
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
 INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 CLOUD_TYPE = "sensor_msgs/msg/PointCloud2"
 TF_TYPE = "tf2_msgs/msg/TFMessage"
-# Per-pixel motion labels (mono8) beside a depth ground truth: <its namespace>/motion, as
-# depth-kitti2bag writes /ground_truth/motion next to /ground_truth/depth.
-MOTION_NAME = "motion"
 TYPESTORE = "ros2_humble"  # message definitions for reading and writing bags (as message_types.rosbags_types)
 
 

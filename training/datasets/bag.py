@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from depth_node.evaluation.bag_input import MOTION_NAME
+from depth_node.data.bag_convert import MOTION_NAME
 from depth_node.runtime.conversions import to_rgb8
 from depth_node.runtime.errors import BadInputError
 from depth_node.runtime.message_types import stamp_ns
