@@ -11,6 +11,13 @@ and gets a model card ``<name>.md`` next to it (``training.model_card``).
 float), compares its depth with fp32's on the calibration frames and measures both models' CPU
 latency side by side; the fp32 model is not kept (export again without ``--int8`` to ship it).
 
+A multi-frame checkpoint (``model.multi_frame``, Manydepth's student) exports as a two-frame model:
+inputs ``image`` and ``prev_image`` (both [N,3,H,W] RGB in [0,1]), output ``depth``, the pose net
+inside the graph, metadata ``frames=2``. Its cost volume matches with the training camera's
+intrinsics normalised by image size (fx/W, fy/H, cx/W, cy/H), baked into the graph and recorded as
+``cost_volume_intrinsics``: a camera whose normalised intrinsics differ needs its own export (train
+or fine-tune on its images). Two-frame models export in fp32 only for now.
+
 CLI: ``depth-export --checkpoint CKPT --out models/x.onnx [--fp16 | --int8 --calibration PATH ...]
 [--dynamic-batch]``.
 """
@@ -42,7 +49,7 @@ from training.geometry import disp_to_depth
 from training.losses import METRIC_TRAINING_MODES
 from training.losses import training_mode as infer_training_mode
 from training.model_card import card_info, write_model_card
-from training.networks import DepthNet, model_config
+from training.networks import DepthNet, TwoFrameDepthNet, build_multi_depth_net, build_pose_net, model_config
 from training.quantize import (
     DEFAULT_CALIBRATION_FRAMES,
     QUANTIZATION,
@@ -80,8 +87,9 @@ class DepthExportWrapper(nn.Module):
         return disp_to_depth(disp, self.net.min_depth, self.net.max_depth)[1]
 
 
-def count_flops(model: nn.Module, example: Tensor) -> dict[str, float]:
-    """Multiply-accumulates of conv and linear layers for one forward pass of ``example`` (batch 1).
+def count_flops(model: nn.Module, example: Tensor | tuple[Tensor, ...]) -> dict[str, float]:
+    """Multiply-accumulates of conv and linear layers for one forward pass of ``example`` (batch 1;
+    a tuple for a model of several inputs).
 
     Returned as {"macs": ..., "flops": 2 * macs}; element-wise ops (BN, activations, pads) are left
     out, as is usual for reported FLOPs.
@@ -103,9 +111,10 @@ def count_flops(model: nn.Module, example: Tensor) -> dict[str, float]:
             handles.append(m.register_forward_hook(conv_hook))
         elif isinstance(m, nn.Linear):
             handles.append(m.register_forward_hook(linear_hook))
+    examples = example if isinstance(example, tuple) else (example,)
     try:
         with torch.no_grad():
-            model(example[:1])
+            model(*(x[:1] for x in examples))
     finally:
         for h in handles:
             h.remove()
@@ -166,19 +175,22 @@ def _source_summary(ckpt: Mapping[str, Any], checkpoint_path: Path, commit: str 
 
 
 def _torch_onnx_export(
-    wrapper: nn.Module, example: Tensor, out_path: Path, opset: int, dynamic_batch: bool
+    wrapper: nn.Module, example: Tensor | tuple[Tensor, ...], out_path: Path, opset: int, dynamic_batch: bool
 ) -> None:
     """torch.onnx.export, the TorchScript-based exporter first (it honours opset 17 exactly),
-    the dynamo exporter as a fallback."""
-    dynamic_axes = {"image": {0: "batch"}, "depth": {0: "batch"}} if dynamic_batch else None
+    the dynamo exporter as a fallback. ``example``: the image, or (image, prev_image) for a
+    two-frame model."""
+    examples = example if isinstance(example, tuple) else (example,)
+    input_names = ["image", "prev_image"][: len(examples)]
+    dynamic_axes = {name: {0: "batch"} for name in [*input_names, "depth"]} if dynamic_batch else None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 wrapper,
-                (example,),
+                examples,
                 str(out_path),
-                input_names=["image"],
+                input_names=input_names,
                 output_names=["depth"],
                 opset_version=opset,
                 dynamic_axes=dynamic_axes,
@@ -190,14 +202,15 @@ def _torch_onnx_export(
         raise
     except Exception as exc:  # the legacy exporter may be gone in a later torch: try dynamo
         legacy_error = exc
-    dynamic_shapes = ({0: torch.export.Dim("batch", min=1, max=64)},) if dynamic_batch else None
+    batch_dim = torch.export.Dim("batch", min=1, max=64)
+    dynamic_shapes = tuple({0: batch_dim} for _ in examples) if dynamic_batch else None
     try:
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
                 wrapper,
-                (example,),
-                input_names=["image"],
+                examples,
+                input_names=input_names,
                 output_names=["depth"],
                 opset_version=opset,
                 dynamic_shapes=dynamic_shapes,
@@ -220,9 +233,10 @@ def _session(path: Path, threads: int = 0):  # -> onnxruntime.InferenceSession
 
 
 def parity_check(
-    net: DepthNet, onnx_path: Path, height: int, width: int, batch: int = 1, seed: int = 0
+    net: DepthNet | TwoFrameDepthNet, onnx_path: Path, height: int, width: int, batch: int = 1, seed: int = 0
 ) -> float:
-    """Max relative error |onnx - torch| / torch of depth over a random and a smooth test image."""
+    """Max relative error |onnx - torch| / torch of depth over a random and a smooth test image (a
+    ``TwoFrameDepthNet`` gets each as the current frame, with it shifted by 3 pixels as the previous)."""
     gen = torch.Generator().manual_seed(seed)
     noise = torch.rand(batch, 3, height, width, generator=gen)
     # A smooth gradient image as well: random noise alone is not what the network sees in use.
@@ -230,9 +244,13 @@ def parity_check(
     session = _session(onnx_path)
     worst = 0.0
     for image in (noise, ramp):
+        feed = {"image": image}
+        if isinstance(net, TwoFrameDepthNet):
+            feed["prev_image"] = torch.roll(image, shifts=3, dims=-1)
         with torch.no_grad():
-            ref = net.predict_depth(image).numpy()
-        got = session.run(["depth"], {"image": image.numpy()})[0]
+            ref = net(**feed) if isinstance(net, TwoFrameDepthNet) else net.predict_depth(image)
+        got = session.run(["depth"], {name: x.numpy() for name, x in feed.items()})[0]
+        ref = ref.numpy()
         if got.shape != ref.shape or got.dtype != np.float32:
             raise ExportError(f"ONNX output {got.shape} {got.dtype} != expected {ref.shape} float32")
         worst = max(worst, float(np.max(np.abs(got - ref) / np.abs(ref))))
@@ -255,10 +273,11 @@ def measure_latencies(
     for _ in range(max(1, rounds)):
         for path, record in zip(onnx_paths, times, strict=True):
             session = _session(path, threads)
-            session.run(["depth"], {"image": image})
+            feed = {tensor.name: image for tensor in session.get_inputs()}  # a two-frame model: both
+            session.run(["depth"], feed)
             for _ in range(per_round):
                 start = time.perf_counter()
-                session.run(["depth"], {"image": image})
+                session.run(["depth"], feed)
                 record.append(time.perf_counter() - start)
             del session
     return [1000.0 * statistics.median(record) for record in times]
@@ -312,6 +331,38 @@ def _metadata(
     }
 
 
+def two_frame_net_from_checkpoint(ckpt: Mapping[str, Any]) -> TwoFrameDepthNet:
+    """The two-frame model of a multi-frame checkpoint (its student and pose net, strict), in eval
+    mode, with the training camera's intrinsics at the training size."""
+    config = ckpt["config"]
+    if "multi_depth_net" not in ckpt:
+        raise ValueError("checkpoint: model.multi_frame is on but it holds no multi_depth_net")
+    # The checkpoint holds the trained weights; no ImageNet file needed.
+    model_cfg = {**config["model"], "weights": None, "pose_weights": None}
+    net, pose_net = build_multi_depth_net(model_cfg), build_pose_net(model_cfg)
+    net.load_state_dict(ckpt["multi_depth_net"], strict=True)
+    pose_net.load_state_dict(ckpt["pose_net"], strict=True)
+    data = config["data"]
+    return TwoFrameDepthNet(net, pose_net, int(data["height"]), int(data["width"])).eval()
+
+
+def two_frame_metadata(model: TwoFrameDepthNet) -> dict[str, str]:
+    """A two-frame model's extra ``metadata_props``: ``frames=2``, the cost volume's intrinsics
+    (normalised by image size: fx/W, fy/H, cx/W, cy/H) and its depth hypotheses."""
+    net = model.net
+    bins = {
+        "count": net.num_depth_bins,
+        "binning": net.depth_binning,
+        "min": float(net.min_depth_bin),
+        "max": float(net.max_depth_bin),
+    }
+    return {
+        "frames": "2",
+        "cost_volume_intrinsics": json.dumps([float(v) for v in net.intrinsics]),
+        "depth_bins": json.dumps(bins),
+    }
+
+
 def _write_metadata(onnx_file: Path, out_path: Path, metadata: Mapping[str, str]) -> None:
     """Replace the metadata of the model in ``onnx_file`` (to become ``out_path``), run ``onnx.checker``
     (full check) and save it."""
@@ -330,7 +381,7 @@ def _write_metadata(onnx_file: Path, out_path: Path, metadata: Mapping[str, str]
 
 
 def _checked_parity(
-    net: DepthNet,
+    net: DepthNet | TwoFrameDepthNet,
     onnx_file: Path,
     out_path: Path,
     height: int,
@@ -444,8 +495,11 @@ def export_onnx(
     config = ckpt["config"]
     data = config.get("data") or {}
     height, width = int(data["height"]), int(data["width"])
-    net = depth_net_from_checkpoint(ckpt)
     model_cfg = model_config(config.get("model"))
+    two_frame = bool(model_cfg.get("multi_frame"))
+    if two_frame and (fp16 or int8):
+        raise ValueError(f"{checkpoint_path}: a multi-frame (two-frame) model exports in fp32 only for now")
+    net = two_frame_net_from_checkpoint(ckpt) if two_frame else depth_net_from_checkpoint(ckpt)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     # Before writing: exporting over a tracked model (models/*.onnx) would itself make the tree dirty.
     commit = git_commit()
@@ -457,14 +511,19 @@ def export_onnx(
         f"{'int8' if int8 else 'fp16' if fp16 else 'fp32'}{', dynamic batch' if dynamic_batch else ''})"
     )
     # Export from a copy: .half() is in place and the fp32 net is the parity reference.
-    wrapper = DepthExportWrapper(depth_net_from_checkpoint(ckpt), fp16=fp16).eval()
+    wrapper = net if two_frame else DepthExportWrapper(depth_net_from_checkpoint(ckpt), fp16=fp16).eval()
+    example = torch.rand(1, 3, height, width)
+    # Two distinct tensors: the dynamo exporter merges an input passed twice into one.
+    examples = (example, torch.rand(1, 3, height, width)) if two_frame else example
     card = out_path.with_suffix(".md")
     with atomic_path(out_path) as onnx_file, tempfile.TemporaryDirectory(prefix="depth-export-") as tmp:
         # int8: the fp32 model is an intermediate (the quantizer's input and the reference).
         fp32_file = Path(tmp) / "fp32.onnx" if int8 else onnx_file
-        _torch_onnx_export(wrapper, torch.rand(1, 3, height, width), fp32_file, opset, dynamic_batch)
+        _torch_onnx_export(wrapper, examples, fp32_file, opset, dynamic_batch)
 
         metadata = _metadata(ckpt, checkpoint_path, out_path, model_cfg, fp16, commit)
+        if isinstance(net, TwoFrameDepthNet):
+            metadata.update(two_frame_metadata(net))
         _write_metadata(fp32_file, out_path, metadata)
         say(
             f"[export] onnx.checker passed; opset {opset}; metadata: "
@@ -476,7 +535,7 @@ def export_onnx(
             "fp16": fp16,
             "dynamic_batch": dynamic_batch,
             "parameters": sum(p.numel() for p in net.parameters()),
-            **count_flops(net, torch.rand(1, 3, height, width)),
+            **count_flops(net, examples),
             "parity": parity,
             "opset": opset,
             "commit": commit,

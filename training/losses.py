@@ -29,6 +29,13 @@ Stereo (Monodepth2's S and MS): the stereo partner is one more source frame, ``"
 the calibration's (``("cam_T_cam", 0, "s")``); minimum reprojection and auto-masking treat it like
 any other source.
 
+Manydepth (Watson et al., CVPR 2021), the multi-frame student of ``training.networks.manydepth``:
+when ``outputs`` carry a ``"reprojection_mask"`` (1 where the cost volume is trusted), that mask
+replaces every other masking: the per-pixel minimum error over the sources, no auto-masking, mean
+over the mask (``masked_reprojection_loss``); with ``("consistency_disp", s)`` (the single-frame
+teacher's disparity, detached) the consistency loss mean(|depth - teacher depth| * (1 - mask)) is
+added at each scale. ``ManydepthLoss`` adds the teacher's own loss while it trains.
+
 PackNet-SfM (Guizilini et al., CVPR 2020) weak velocity supervision: |‖t_pred‖ - distance| over the
 frame pairs whose travelled distance is known, which makes the depth metric.
 
@@ -320,6 +327,19 @@ def reduce_reprojection(
         # The identity part carries no gradient to depth or pose: it only keeps the scale of the loss.
         return torch.minimum(best_identity, reprojection).mean(), mask
     return (reprojection * mask).sum() / mask.sum().clamp(min=1.0), mask
+
+
+def masked_reprojection_loss(reprojection: Tensor, mask: Tensor, min_reprojection: bool = True) -> Tensor:
+    """Manydepth's multi-frame photometric loss: the per-pixel minimum (or mean) of ``reprojection``
+    [B,S,H,W] over the sources, averaged over ``mask`` [B,1,H,W]: sum(mask e) / (sum(mask) + 1e-7)."""
+    error = reprojection.min(1, keepdim=True)[0] if min_reprojection else reprojection.mean(1, keepdim=True)
+    return (error * mask).sum() / (mask.sum() + 1e-7)
+
+
+def consistency_loss(depth: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """Manydepth's consistency loss: mean over all pixels of |depth - target| * mask, ``target`` (the
+    teacher's depth) without gradient."""
+    return ((depth - target.detach()).abs() * mask).mean()
 
 
 def velocity_loss(translations: Mapping[int, Tensor], distances: Mapping[int, Tensor]) -> Tensor | None:
@@ -707,6 +727,15 @@ class SelfSupervisedLoss(nn.Module):
                 disp_to_depth(disp, cfg["min_depth"], cfg["max_depth"])[1] if own_resolution else depth
             )
             photo, mask, warped = self._photometric_term(outputs, images[size], photo_depth, source_ids)
+            teacher_disp = outputs.get(("consistency_disp", s))
+            if teacher_disp is not None:  # Manydepth's student: the teacher's depth where the mask is 0
+                teacher_disp = teacher_disp.float()
+                if teacher_disp.shape[-2:] != photo_depth.shape[-2:]:
+                    teacher_disp = F.interpolate(teacher_disp, size, mode="bilinear", align_corners=False)
+                teacher_depth = disp_to_depth(teacher_disp, cfg["min_depth"], cfg["max_depth"])[1]
+                consistency = consistency_loss(photo_depth, teacher_depth, 1.0 - mask)
+                scale_loss = scale_loss + consistency
+                parts.setdefault("consistency", []).append(consistency.detach())
             if s == 0:
                 diagnostics.warped = {f: image.detach() for f, image in warped.items()}
                 diagnostics.mask = mask.detach()
@@ -748,6 +777,10 @@ class SelfSupervisedLoss(nn.Module):
             if cfg["masking"] == "dipe":
                 # The same grid warp_image sampled with (recomputed: the warp stays in one place).
                 inside.append(inside_image(project(backproject(depth, images.inv_K), images.K, cam_T_cam)))
+        if "reprojection_mask" in outputs:  # Manydepth's student: its mask replaces every other
+            mask = F.interpolate(outputs["reprojection_mask"].float(), depth.shape[-2:], mode="nearest")
+            loss = masked_reprojection_loss(torch.cat(errors, 1), mask, cfg["min_reprojection"])
+            return loss, mask, warped
         if cfg["masking"] == "explainability":
             ones = torch.ones_like(errors[0])
             masks = [
@@ -786,3 +819,32 @@ class SelfSupervisedLoss(nn.Module):
         }
         distances = {f: batch[("distance", f)] for f in source_ids if ("distance", f) in batch}
         return velocity_loss(translations, distances) if distances else None
+
+
+class ManydepthLoss(nn.Module):
+    """Manydepth's training loss (``training.networks.ManyDepthModel``'s outputs): the student's
+    (``criterion`` with its reprojection mask and consistency target) plus, while the teacher trains
+    (its outputs under ``("teacher", *key)``), the teacher's own ``criterion`` loss.
+
+    The diagnostics are the student's; the teacher's stats join them as ``teacher_<name>``, and
+    ``loss`` is the sum.
+    """
+
+    def __init__(self, criterion: SelfSupervisedLoss) -> None:
+        super().__init__()
+        self.criterion = criterion
+
+    def forward(
+        self, batch: Mapping[Any, Tensor], outputs: Mapping[Any, Tensor]
+    ) -> tuple[Tensor, LossDiagnostics]:
+        is_teacher = {key: isinstance(key, tuple) and key[0] == "teacher" for key in outputs}
+        student = {key: value for key, value in outputs.items() if not is_teacher[key]}
+        loss, diagnostics = self.criterion(batch, student)
+        teacher = {key[1:]: value for key, value in outputs.items() if is_teacher[key]}
+        if teacher:
+            teacher_loss, teacher_diagnostics = self.criterion(batch, teacher)
+            loss = loss + teacher_loss
+            stats = teacher_diagnostics.stats
+            diagnostics.stats.update({f"teacher_{name}": value for name, value in stats.items()})
+            diagnostics.stats["loss"] += stats["loss"]
+        return loss, diagnostics

@@ -44,8 +44,16 @@ from training.config import ConfigError, load_config, merge, temporal_frame_ids,
 from training.datasets import MonoDataset, build_dataset
 from training.datasets.common import DataError
 from training.distributed import init_distributed, pick_device
-from training.losses import LossDiagnostics, SelfSupervisedLoss, loss_config, training_mode
-from training.networks import DepthPoseModel, build_depth_net, build_pose_net, model_config
+from training.losses import LossDiagnostics, ManydepthLoss, SelfSupervisedLoss, loss_config, training_mode
+from training.networks import (
+    DepthPoseModel,
+    ManyDepthModel,
+    build_depth_net,
+    build_multi_depth_net,
+    build_pose_net,
+    model_config,
+    multi_frame_config,
+)
 from training.reproducibility import (
     EpochSampler,
     get_rng_state,
@@ -63,13 +71,16 @@ def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """The config with the networks' and losses' defaults filled in (what the checkpoint stores).
 
     The loss's disparity range is the model's: ``disp_to_depth`` must map the same way in both, and
-    SfMLearner's masking needs the pose net's mask decoder.
+    SfMLearner's masking needs the pose net's mask decoder. A multi-frame model's own keys get their
+    defaults (``training.networks.manydepth.MULTI_FRAME_DEFAULTS``) only when it is on.
     """
     config = dict(config)
     loss = loss_config(config.get("loss"))
     model = dict(config.get("model") or {})
     model["explainability"] = loss["masking"] == "explainability"
     config["model"] = model_config(model)
+    if config["model"].get("multi_frame"):
+        config["model"] = multi_frame_config(config["model"])
     loss["min_depth"] = float(config["model"]["min_depth"])
     loss["max_depth"] = float(config["model"]["max_depth"])
     config["loss"] = loss_config(loss)
@@ -80,13 +91,20 @@ def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
 # Trainer
 
 
-def load_weights(depth_net: nn.Module, pose_net: nn.Module, path: Path) -> None:
+def load_weights(
+    depth_net: nn.Module, pose_net: nn.Module, path: Path, multi_depth_net: nn.Module | None = None
+) -> None:
     """Start from a checkpoint's weights (``train.init_from``: fine-tuning, e.g. at a larger size).
 
-    Only the weights: the optimizer, schedule and step count start fresh, unlike ``--resume``.
+    Only the weights: the optimizer, schedule and step count start fresh, unlike ``--resume``. A
+    multi-frame run takes its teacher and pose net from any checkpoint (Manydepth's pretrained
+    single-frame model) and its ``multi_depth_net`` from a multi-frame one.
     """
     ckpt = load_checkpoint(path, ("config", "depth_net", "pose_net"))
-    for name, net in (("depth_net", depth_net), ("pose_net", pose_net)):
+    nets = [("depth_net", depth_net), ("pose_net", pose_net)]
+    if multi_depth_net is not None and "multi_depth_net" in ckpt:
+        nets.append(("multi_depth_net", multi_depth_net))
+    for name, net in nets:
         try:
             net.load_state_dict(ckpt[name], strict=True)
         except RuntimeError as error:  # torch lists every differing parameter: keep the first
@@ -138,12 +156,30 @@ class Trainer:
             # The checkpoint holds the trained weights: no ImageNet files needed.
             model_cfg["weights"] = model_cfg["pose_weights"] = None
         depth_net, pose_net = build_depth_net(model_cfg), build_pose_net(model_cfg)
+        # Manydepth: the depth net above is the single-frame teacher of a multi-frame student.
+        self.multi_frame = bool(model_cfg.get("multi_frame"))
+        multi_depth_net = build_multi_depth_net(model_cfg) if self.multi_frame else None
         if init_from and self.ckpt is None:
-            load_weights(depth_net, pose_net, Path(init_from))
-        self.model = DepthPoseModel(
-            depth_net, pose_net, self.frame_ids, bool(self.config["loss"]["odometry_scale"])
-        ).to(self.device)
-        self.criterion = SelfSupervisedLoss(self.config["loss"], self.height, self.width).to(self.device)
+            load_weights(depth_net, pose_net, Path(init_from), multi_depth_net)
+        if multi_depth_net is not None:
+            # This run's camera, what the export bakes in (after init_from: fine-tuning may change it).
+            multi_depth_net.set_intrinsics(*self.train_set.intrinsics(0))
+            self.model: DepthPoseModel | ManyDepthModel = ManyDepthModel(
+                depth_net,
+                pose_net,
+                multi_depth_net,
+                self.frame_ids,
+                bool(self.config["loss"]["odometry_scale"]),
+                float(model_cfg["static_camera_prob"]),
+                float(model_cfg["empty_cost_volume_prob"]),
+            ).to(self.device)
+            criterion = SelfSupervisedLoss(self.config["loss"], self.height, self.width)
+            self.criterion: nn.Module = ManydepthLoss(criterion).to(self.device)
+        else:
+            self.model = DepthPoseModel(
+                depth_net, pose_net, self.frame_ids, bool(self.config["loss"]["odometry_scale"])
+            ).to(self.device)
+            self.criterion = SelfSupervisedLoss(self.config["loss"], self.height, self.width).to(self.device)
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=float(train["lr"]), weight_decay=float(train["weight_decay"])
         )
@@ -161,7 +197,10 @@ class Trainer:
         self.net: nn.Module = self.model
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+            # A frozen teacher and pose net get no gradients: DDP must not wait for them.
+            self.net = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=ids, find_unused_parameters=self.multi_frame
+            )
 
         self.stop_requested: str | None = None
         self.log: TrainingLog | None = None  # the main rank's, while run() runs
@@ -170,6 +209,8 @@ class Trainer:
     def _restore(self, ckpt: Mapping[str, Any]) -> None:
         self.model.depth_net.load_state_dict(ckpt["depth_net"])
         self.model.pose_net.load_state_dict(ckpt["pose_net"])
+        if isinstance(self.model, ManyDepthModel):
+            self.model.multi_depth_net.load_state_dict(ckpt["multi_depth_net"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         if self.use_amp and ckpt.get("scaler"):
@@ -196,6 +237,11 @@ class Trainer:
             "config": self.config,
             "depth_net": self.model.depth_net.state_dict(),
             "pose_net": self.model.pose_net.state_dict(),
+            **(
+                {"multi_depth_net": self.model.multi_depth_net.state_dict()}
+                if isinstance(self.model, ManyDepthModel)
+                else {}
+            ),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.use_amp else {},
@@ -294,6 +340,8 @@ class Trainer:
     # -- one step ---------------------------------------------------------------------------
     def train_step(self, batch: Mapping[Any, Tensor]) -> tuple[float, LossDiagnostics, dict[Any, Tensor]]:
         """One optimiser step: (loss, the loss's diagnostics, the model's outputs)."""
+        if isinstance(self.model, ManyDepthModel):
+            self.model.set_teacher_frozen(self.teacher_frozen())
         batch = self.to_device(batch)
         with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.use_amp):
             outputs = self.net(batch)
@@ -315,6 +363,15 @@ class Trainer:
         if "velocity" in diagnostics.stats:
             self.used_velocity = True
         return float(loss.detach()), diagnostics, outputs
+
+    def teacher_frozen(self) -> bool:
+        """Whether a multi-frame run's teacher and pose net are frozen at the current position:
+        from ``model.freeze_teacher_epoch`` or ``model.freeze_teacher_step`` on (Manydepth's)."""
+        model = self.config["model"]
+        epoch, step = model.get("freeze_teacher_epoch"), model.get("freeze_teacher_step")
+        return (epoch is not None and self.epoch >= int(epoch)) or (
+            step is not None and self.global_step >= int(step)
+        )
 
     # -- logging ----------------------------------------------------------------------------
     def _open_logs(self) -> None:

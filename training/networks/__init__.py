@@ -24,12 +24,18 @@ training config; missing keys take ``DEFAULT_MODEL_CFG``:
   ``pose_rotation_scale`` (0.01), ``pose_init_translation`` ([0, 0, -1] m/frame; see ``pose.py``)
 - ``explainability`` (false): the pose net also predicts SfMLearner's explainability mask (the
   trainer turns it on for ``loss.masking: explainability``)
+- ``multi_frame`` (false): Manydepth's multi-frame model (``manydepth.py``): ``build_multi_depth_net``
+  builds the student, ``build_depth_net`` stays the single-frame teacher; its own keys
+  (``num_depth_bins``, ``depth_binning``, ``min_depth_bin``/``max_depth_bin``, the augmentation
+  probabilities, ``freeze_teacher_epoch``/``_step``) default to ``manydepth.MULTI_FRAME_DEFAULTS``
+  and are filled in only when it is on (ResNet and STDC backbones)
 
 Monodepth2's original behaviour: ``init_depth: null, pose_init: monodepth2,
 pose_translation_scale: 0.01``.
 
 ``DepthPoseModel`` (``model.py``) is the training forward pass: the depth net on frame 0 and
-``predict_poses`` (the pose net on each source frame's pair with frame 0).
+``predict_poses`` (the pose net on each source frame's pair with frame 0); ``ManyDepthModel`` is a
+multi-frame run's (``manydepth.py``).
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from training.networks.darknet import DarknetEncoder, load_darknet_weights
 from training.networks.depth_decoder import DECODERS, DepthDecoder, DepthNet, LightDepthDecoder
 from training.networks.inception_resnet_v2 import InceptionResNetV2Encoder, load_inception_resnet_v2_weights
 from training.networks.lraspp import LRASPPDecoder, dilate_last_stage
+from training.networks.manydepth import ManyDepthModel, ManyDepthNet, TwoFrameDepthNet, multi_frame_config
 from training.networks.mobilenet import MobileNetV3Encoder, load_mobilenet_weights
 from training.networks.model import DepthPoseModel, predict_poses, rescale_to_distance
 from training.networks.pose import PoseNet
@@ -94,13 +101,17 @@ __all__ = [
     "InceptionResNetV2Encoder",
     "LRASPPDecoder",
     "LightDepthDecoder",
+    "ManyDepthModel",
+    "ManyDepthNet",
     "MobileNetV3Encoder",
     "PoseNet",
     "ResnetEncoder",
     "STDCEncoder",
+    "TwoFrameDepthNet",
     "UNetPlusPlusDecoder",
     "build_depth_net",
     "build_encoder",
+    "build_multi_depth_net",
     "build_pose_net",
     "load_darknet_weights",
     "load_inception_resnet_v2_weights",
@@ -108,6 +119,7 @@ __all__ = [
     "load_stdc_weights",
     "load_torchvision_weights",
     "model_config",
+    "multi_frame_config",
     "predict_poses",
     "rescale_to_distance",
 ]
@@ -167,6 +179,24 @@ def build_depth_net(model_cfg: dict) -> DepthNet:
         max_depth=float(cfg["max_depth"]),
         init_depth=None if cfg["init_depth"] is None else float(cfg["init_depth"]),
         decoder=str(cfg["decoder"]),
+    )
+
+
+def build_multi_depth_net(model_cfg: dict) -> ManyDepthNet:
+    """The multi-frame student (``model.multi_frame``) from the ``model`` config section."""
+    cfg = multi_frame_config(model_config(model_cfg))
+    return ManyDepthNet(
+        build_encoder(str(cfg["backbone"]), cfg["weights"]),
+        backbone=str(cfg["backbone"]),
+        num_scales=int(cfg["num_scales"]),
+        min_depth=float(cfg["min_depth"]),
+        max_depth=float(cfg["max_depth"]),
+        init_depth=None if cfg["init_depth"] is None else float(cfg["init_depth"]),
+        decoder=str(cfg["decoder"]),
+        num_depth_bins=int(cfg["num_depth_bins"]),
+        depth_binning=str(cfg["depth_binning"]),
+        min_depth_bin=float(cfg["min_depth_bin"]),
+        max_depth_bin=float(cfg["max_depth_bin"]),
     )
 
 

@@ -1,0 +1,447 @@
+"""The multi-frame model (training/networks/manydepth.py), its loss terms, training and two-frame export.
+
+The cost volume against a literal per-hypothesis loop written as Manydepth's code does it (warp with
+the training geometry's back-projection and projection, zero padding, its edge masks, "missing"
+filled with the maximum, confidence from the filled volume, argmin with zeros set to 100), and
+against poses whose answer is known; the hypothesis-range update, the consistency mask and the
+matching augmentations on hand-made values; the student's loss terms; a few real training steps on
+the synthetic drive for ResNet18 and STDC1 (teacher freezing included); the export as a two-frame
+ONNX model run by ONNX Runtime and by the runtime's DepthEstimator.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from depth_node.geometry import scale_intrinsics
+from depth_node.runtime.estimator import DepthEstimator
+from training.checkpoint import load_checkpoint
+from training.config import load_config
+from training.export import export_onnx, two_frame_net_from_checkpoint
+from training.geometry import BackprojectDepth, Project3D, disp_to_depth, transformation_from_parameters
+from training.losses import ManydepthLoss, SelfSupervisedLoss
+from training.networks import ManyDepthModel, build_depth_net, build_multi_depth_net, build_pose_net
+from training.networks.manydepth import (
+    cost_volume,
+    depth_bins,
+    matching_augmentation,
+    matching_mask,
+    reliable_pixels,
+    update_depth_range,
+)
+from training.train import Trainer
+
+DRIVE = "2011_09_26/2011_09_26_drive_0001_sync"
+H, W = 64, 128
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _K(fx: float, fy: float, cx: float, cy: float, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    K = torch.eye(4)
+    K[0, 0], K[1, 1], K[0, 2], K[1, 2] = fx, fy, cx, cy
+    K = K.expand(batch, 4, 4).contiguous()
+    return K, torch.linalg.inv(K)
+
+
+# ------------------------------------------------------------------------------------ cost volume
+
+
+def literal_cost_volume(current, lookup, T, K, inv_K, bins, empty):
+    """Manydepth's ``match_features`` for one lookup frame, hypothesis by hypothesis."""
+    b, _, h, w = current.shape
+    backproject, project = BackprojectDepth(h, w), Project3D(h, w)
+    volumes, masks, lowest = [], [], []
+    for i in range(b):
+        cost = torch.zeros(len(bins), h, w)
+        if not empty[i]:
+            for k, depth in enumerate(bins):
+                points = backproject(torch.full((1, 1, h, w), float(depth)), inv_K[i : i + 1])
+                grid = project(points, K[i : i + 1], T[i : i + 1])
+                warped = F.grid_sample(lookup[i : i + 1], grid, padding_mode="zeros", align_corners=True)
+                x = (grid[..., 0] / 2 + 0.5) * (w - 1)
+                y = (grid[..., 1] / 2 + 0.5) * (h - 1)
+                edge = ((x >= 2.0) & (x <= w - 2) & (y >= 2.0) & (y <= h - 2)).float()
+                current_mask = torch.zeros_like(edge)
+                current_mask[:, 2:-2, 2:-2] = 1.0
+                cost[k] = ((warped - current[i : i + 1]).abs().mean(1) * edge * current_mask)[0]
+        missing = (cost == 0).float()
+        cost = cost * (1 - missing) + cost.max(0)[0].unsqueeze(0) * missing
+        confidence = ((cost * (1 - missing) > 0).sum(0) == len(bins)).float()
+        shown = cost.clone()
+        shown[shown == 0] = 100
+        lowest.append(bins[shown.argmin(0)])
+        volumes.append(cost * confidence)
+        masks.append(confidence)
+    return torch.stack(volumes), torch.stack(masks)[:, None], torch.stack(lowest)[:, None]
+
+
+def test_cost_volume_matches_a_literal_loop_over_hypotheses() -> None:
+    gen = torch.Generator().manual_seed(0)
+    b, c, h, w = 3, 5, 10, 14
+    current = torch.rand(b, c, h, w, generator=gen)
+    lookup = torch.rand(b, c, h, w, generator=gen)
+    axisangle = 0.05 * torch.randn(b, 3, generator=gen)
+    translation = torch.tensor([[0.3, 0.0, -1.0], [-0.5, 0.1, -0.6], [0.1, -0.1, 0.8]])
+    T = transformation_from_parameters(axisangle, translation, invert=True)
+    K, inv_K = _K(8.0, 9.0, 6.5, 4.5, b)
+    bins = depth_bins(torch.tensor(1.0), torch.tensor(12.0), 6)
+    empty = torch.tensor([False, True, False])
+
+    volume = cost_volume(current, lookup, T, K, inv_K, bins, empty)
+    cost, confidence, lowest = literal_cost_volume(current, lookup, T, K, inv_K, bins, empty)
+    assert volume.cost.shape == (b, 6, h, w)
+    torch.testing.assert_close(volume.cost, cost, atol=1e-5, rtol=1e-5)
+    assert torch.equal(volume.confidence, confidence)
+    confident = confidence.bool()
+    assert 0 < int(confident.sum()) < confident.numel()  # some hypotheses leave the image, some do not
+    assert torch.equal(volume.matching_depth, lowest)
+    # The emptied sample: no cost, nothing confident, the argmin falls on the first hypothesis.
+    assert not volume.cost[1].any() and not volume.confidence[1].any()
+    assert torch.all(volume.matching_depth[1] == bins[0])
+
+
+def test_identity_pose_costs_the_unwarped_difference_at_every_hypothesis() -> None:
+    gen = torch.Generator().manual_seed(1)
+    current, lookup = torch.rand(2, 2, 4, 9, 13, generator=gen)
+    # Dyadic intrinsics: pixel 2 maps back onto exactly 2.0, where the border test is sharp.
+    K, inv_K = _K(8.0, 8.0, 6.0, 4.0, 2)
+    bins = depth_bins(torch.tensor(0.5), torch.tensor(30.0), 7, "inverse")
+    volume = cost_volume(current, lookup, torch.eye(4).expand(2, 4, 4), K, inv_K, bins)
+    interior = torch.zeros(1, 1, 9, 13)
+    interior[..., 2:-2, 2:-2] = 1.0  # every hypothesis lands on the pixel itself
+    assert torch.equal(volume.confidence, interior.expand(2, 1, 9, 13))
+    expected = (lookup - current).abs().mean(1, keepdim=True) * interior
+    torch.testing.assert_close(volume.cost, expected.expand(2, 7, 9, 13), atol=1e-5, rtol=0)
+
+
+def test_pure_translation_moves_features_by_the_expected_disparity() -> None:
+    """A sideways move tx shifts a point at depth d by fx * tx / d pixels: the previous frame's
+    features are the current ones shifted by 2 pixels, which is the disparity of the 4 m hypothesis."""
+    gen = torch.Generator().manual_seed(2)
+    h, w, fx = 10, 20, 8.0
+    current = torch.rand(1, 3, h, w, generator=gen)
+    lookup = torch.roll(current, shifts=2, dims=-1)  # lookup[u + 2] = current[u]
+    T = torch.eye(4)[None].clone()
+    T[0, 0, 3] = 2.0 * 4.0 / fx
+    K, inv_K = _K(fx, fx, 9.5, 4.5, 1)
+    bins = torch.tensor([2.0, 4.0, 8.0, 16.0])
+    volume = cost_volume(current, lookup, T, K, inv_K, bins)
+    # Confident where every hypothesis (shift 4, 2, 1, 0.5 px) lands inside: u in [2, w - 6].
+    expected = torch.zeros(1, 1, h, w)
+    expected[..., 2 : h - 2, 2 : w - 5] = 1.0
+    assert torch.equal(volume.confidence, expected)
+    confident = expected.bool()[0, 0]
+    assert float(volume.cost[0, 1][confident].abs().max()) < 1e-5
+    for k in (0, 2, 3):
+        assert float(volume.cost[0, k][confident].min()) > 1e-3, k
+    assert torch.all(volume.matching_depth[0, 0][confident] == 4.0)
+
+
+# ------------------------------------------------------------------ hypotheses, masks, augmentations
+
+
+def test_depth_bins_and_the_running_range_update() -> None:
+    low, high = torch.tensor(0.5), torch.tensor(20.0)
+    linear = depth_bins(low, high, 5, "linear")
+    torch.testing.assert_close(linear, torch.tensor([0.5, 5.375, 10.25, 15.125, 20.0]))
+    inverse = depth_bins(low, high, 5, "inverse")
+    assert float(inverse[0]) == pytest.approx(0.5) and float(inverse[-1]) == pytest.approx(20.0)
+    torch.testing.assert_close((1 / inverse).diff(), torch.full((4,), (1 / 20.0 - 1 / 0.5) / 4))
+
+    # Image 1 spans 2..20 m, image 2 4..40 m: mean min 3, max 30, widened to 2.7 and 33.
+    depth = torch.full((2, 1, 4, 6), 10.0)
+    depth[0, 0, 0, 0], depth[0, 0, 1, 1], depth[1, 0, 2, 2], depth[1, 0, 3, 3] = 2.0, 20.0, 4.0, 40.0
+    new_min, new_max = update_depth_range(torch.tensor(0.1), torch.tensor(10.0), depth, floor=0.1)
+    assert float(new_min) == pytest.approx(0.99 * 0.1 + 0.01 * 2.7)
+    assert float(new_max) == pytest.approx(0.99 * 10.0 + 0.01 * 33.0)
+    # The widened minimum never goes below the model's min_depth.
+    new_min, _ = update_depth_range(torch.tensor(0.1), torch.tensor(10.0), depth * 0.01, floor=0.1)
+    assert float(new_min) == pytest.approx(0.1)
+
+    net = build_multi_depth_net({"backbone": "resnet18", "num_depth_bins": 4})
+    net.update_depth_bins(depth)
+    assert float(net.min_depth_bin) == pytest.approx(0.126) and float(net.max_depth_bin) == pytest.approx(
+        10.23
+    )
+    assert {"min_depth_bin", "max_depth_bin", "intrinsics"} <= set(net.state_dict())
+
+
+def test_consistency_mask_on_hand_made_depths() -> None:
+    teacher = torch.full((1, 1, 1, 6), 10.0)
+    matching = torch.tensor([5.1, 4.9, 10.0, 19.9, 20.1, 100.0]).view(1, 1, 1, 6)
+    # Trusted within a factor 2 of the teacher's depth, either way.
+    assert matching_mask(matching, teacher).flatten().tolist() == [1.0, 0.0, 1.0, 1.0, 0.0, 0.0]
+
+    # The cost volume at half the resolution: upsampled nearest; unconfident or augmented -> 0.
+    confidence = torch.tensor([[1.0, 1.0], [0.0, 1.0]]).view(1, 1, 2, 2).repeat(2, 1, 1, 1)
+    matching = torch.tensor([[10.0, 30.0], [10.0, 12.0]]).view(1, 1, 2, 2).repeat(2, 1, 1, 1)
+    keep = reliable_pixels(confidence, matching, torch.full((2, 1, 4, 4), 10.0), torch.tensor([False, True]))
+    expected = torch.tensor([[1.0, 1.0, 0.0, 0.0]] * 2 + [[0.0, 0.0, 1.0, 1.0]] * 2)
+    assert torch.equal(keep[0, 0], expected)
+    assert not keep[1].any()
+
+
+def _model(static: float, empty: float) -> ManyDepthModel:
+    cfg = {"backbone": "stdc1", "num_depth_bins": 4}
+    return ManyDepthModel(
+        build_depth_net(cfg),
+        build_pose_net(cfg),
+        build_multi_depth_net(cfg),
+        [0, -1, 1],
+        False,
+        static,
+        empty,
+    )
+
+
+def _batch(batch: int = 2, height: int = 64, width: int = 96) -> dict:
+    gen = torch.Generator().manual_seed(3)
+    K, inv_K = _K(0.58 * width, 1.92 * height, width / 2, height / 2, batch)
+    out: dict = {"K": K, "inv_K": inv_K}
+    for f in (0, -1, 1):
+        out[("color", f, 0)] = torch.rand(batch, 3, height, width, generator=gen)
+        out[("color_aug", f, 0)] = (out[("color", f, 0)] * 0.9).clamp(0, 1)
+    return out
+
+
+def test_matching_augmentations_with_probability_one_and_zero() -> None:
+    static, empty = matching_augmentation(5, 1.0, 0.0)
+    assert static.all() and not empty.any()
+    static, empty = matching_augmentation(5, 0.0, 1.0)
+    assert not static.any() and empty.all()
+    static, empty = matching_augmentation(5, 0.0, 0.0)
+    assert not static.any() and not empty.any()
+
+    batch = _batch()
+    poses = {
+        ("axisangle", 0, -1): torch.zeros(2, 3),
+        ("translation", 0, -1): torch.tensor([[0.0, 0, -1]] * 2),
+    }
+    model = _model(1.0, 0.0).train()
+    lookup, pose, empty, augmented = model.matching_inputs(batch, poses)
+    # Static camera: the current frame (without colour augmentation) looked up, the motion kept.
+    assert torch.equal(lookup, batch[("color", 0, 0)]) and not empty.any() and augmented.all()
+    assert float(pose[0, 2, 3]) == pytest.approx(1.0)  # the inverse of 1 m forward
+    model = _model(0.0, 1.0).train()
+    lookup, _, empty, augmented = model.matching_inputs(batch, poses)
+    assert torch.equal(lookup, batch[("color_aug", -1, 0)]) and empty.all() and augmented.all()
+    outputs = model(batch)
+    assert not outputs["cost_confidence"].any()  # emptied volumes
+    assert not outputs["reprojection_mask"].any()  # augmented samples go to the consistency loss
+    model = _model(0.0, 0.0).train()
+    lookup, _, empty, augmented = model.matching_inputs(batch, poses)
+    assert torch.equal(lookup, batch[("color_aug", -1, 0)]) and not empty.any() and not augmented.any()
+    # Evaluation never augments.
+    lookup, _, empty, augmented = _model(1.0, 0.0).eval().matching_inputs(batch, poses)
+    assert torch.equal(lookup, batch[("color_aug", -1, 0)]) and empty is None and not augmented.any()
+
+
+def test_student_loss_is_the_masked_reprojection_plus_consistency_and_the_teacher_adds_its_own() -> None:
+    batch = _batch()
+    gen = torch.Generator().manual_seed(4)
+    disp, teacher_disp = torch.rand(2, 2, 1, 64, 96, generator=gen) * 0.5 + 0.1
+    # No tie-break noise: the teacher's loss (auto-masking) is computed twice below.
+    criterion = SelfSupervisedLoss({"smoothness_weight": 0.0, "automask_noise": 0.0}, 64, 96)
+    pose = {("cam_T_cam", 0, f): torch.eye(4).expand(2, 4, 4) for f in (-1, 1)}
+    student = {("disp", 0): disp, **pose, ("consistency_disp", 0): teacher_disp}
+    depth, target = (disp_to_depth(d, 0.1, 100.0)[1] for d in (disp, teacher_disp))
+
+    # Nothing trusted: no photometric term, the teacher's depth everywhere.
+    loss, diagnostics = criterion(batch, {**student, "reprojection_mask": torch.zeros(2, 1, 64, 96)})
+    consistency = float((depth - target).abs().mean())
+    assert diagnostics.stats["photometric"] == 0.0 and float(loss) == pytest.approx(consistency, rel=1e-5)
+    # Everything trusted: the mean minimum reprojection error, no auto-masking, no consistency.
+    loss, diagnostics = criterion(batch, {**student, "reprojection_mask": torch.ones(2, 1, 64, 96)})
+    errors = [criterion.photometric(batch[("color", f, 0)], batch[("color", 0, 0)]) for f in (-1, 1)]
+    assert float(loss) == pytest.approx(float(torch.minimum(*errors).mean()), rel=1e-5)
+    assert diagnostics.stats["consistency"] == 0.0
+
+    # ManydepthLoss: the student's loss, plus the teacher's own on its ("teacher", ...) outputs.
+    mask = {"reprojection_mask": torch.zeros(2, 1, 64, 96)}
+    teacher = {("teacher", "disp", 0): teacher_disp, **{("teacher", *k): v for k, v in pose.items()}}
+    total, diagnostics = ManydepthLoss(criterion)(batch, {**student, **mask, **teacher})
+    teacher_loss, _ = criterion(batch, {("disp", 0): teacher_disp, **pose})
+    assert float(total) == pytest.approx(consistency + float(teacher_loss), rel=1e-5)
+    assert diagnostics.stats["loss"] == pytest.approx(float(total), rel=1e-5)
+    assert "teacher_photometric" in diagnostics.stats
+
+
+# ------------------------------------------------------------------------- training and export
+
+
+def _overrides(root: Path, out_dir: Path, backbone: str, steps: int, *extra: str) -> list[str]:
+    return [
+        f"data.root={root}",
+        f"data.drives=[{DRIVE}]",
+        f"data.height={H}",
+        f"data.width={W}",
+        "data.num_workers=0",
+        "train.batch_size=2",
+        f"train.max_steps={steps}",
+        f"train.out_dir={out_dir}",
+        "train.threads=1",
+        "train.progress=false",
+        "train.tensorboard=false",
+        "model.multi_frame=true",
+        f"model.backbone={backbone}",
+        "model.num_depth_bins=8",
+        *extra,
+    ]
+
+
+def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in module.state_dict().items()}
+
+
+def _changed(before: dict[str, torch.Tensor], module: torch.nn.Module) -> bool:
+    return any(not torch.equal(before[k], v) for k, v in module.state_dict().items())
+
+
+def test_teacher_and_pose_freeze_while_the_student_trains(kitti_root: Path, tmp_path: Path) -> None:
+    trainer = Trainer(
+        load_config(None, _overrides(kitti_root, tmp_path, "resnet18", 3, "model.freeze_teacher_step=1"))
+    )
+    model = trainer.model
+    assert isinstance(model, ManyDepthModel)
+    # The training camera, normalised by image size, is what the export will bake in.
+    K, size = trainer.train_set.intrinsics(0)
+    normalised = scale_intrinsics(K, size, (1, 1))
+    expected = [normalised[0, 0], normalised[1, 1], normalised[0, 2], normalised[1, 2]]
+    torch.testing.assert_close(model.multi_depth_net.intrinsics, torch.tensor(expected, dtype=torch.float32))
+
+    batch = next(iter(trainer.loader(trainer.train_set, 0)))
+    teacher, pose, student = (_state(m) for m in (model.depth_net, model.pose_net, model.multi_depth_net))
+    loss, diagnostics, _ = trainer.train_step(batch)
+    assert math.isfinite(loss) and "teacher_loss" in diagnostics.stats and "consistency" in diagnostics.stats
+    assert _changed(teacher, model.depth_net) and _changed(pose, model.pose_net)
+    assert float(model.multi_depth_net.min_depth_bin) != pytest.approx(0.1)  # the range follows the teacher
+
+    trainer.global_step = 1  # model.freeze_teacher_step
+    teacher, pose, student = (_state(m) for m in (model.depth_net, model.pose_net, model.multi_depth_net))
+    loss, diagnostics, _ = trainer.train_step(batch)
+    assert model.teacher_frozen and not model.depth_net.training and model.multi_depth_net.training
+    assert math.isfinite(loss) and "teacher_loss" not in diagnostics.stats
+    # Weights, BatchNorm statistics and the hypothesis range stay; the student learns on.
+    assert not _changed(teacher, model.depth_net) and not _changed(pose, model.pose_net)
+    assert torch.equal(student["min_depth_bin"], model.multi_depth_net.min_depth_bin)
+    assert _changed(student, model.multi_depth_net)
+    model.train()  # the trainer's call after validation must not wake the frozen networks
+    assert not model.depth_net.training and not model.pose_net.training
+
+
+@pytest.fixture(scope="module")
+def trained(kitti_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A few real training steps per backbone; the last checkpoint of each."""
+    runs = {}
+    for backbone in ("resnet18", "stdc1"):
+        out_dir = tmp_path_factory.mktemp(backbone)
+        summary = Trainer(load_config(None, _overrides(kitti_root, out_dir, backbone, 2))).run()
+        assert summary.steps == 2 and all(math.isfinite(v) for v in summary.losses), summary
+        runs[backbone] = Path(summary.checkpoint)
+    return runs
+
+
+@pytest.mark.parametrize("backbone", ["resnet18", "stdc1"])
+def test_a_few_training_steps_checkpoint_the_student_teacher_and_range(
+    trained: dict[str, Path], backbone: str
+) -> None:
+    ckpt = load_checkpoint(trained[backbone])
+    assert {"depth_net", "pose_net", "multi_depth_net"} <= set(ckpt)
+    model = ckpt["config"]["model"]
+    assert model["multi_frame"] and model["num_depth_bins"] == 8 and model["static_camera_prob"] == 0.25
+    student = ckpt["multi_depth_net"]
+    assert student["reduce_conv.0.weight"].shape[1] == 64 + 8  # 1/4-level channels + hypotheses
+    low, high = float(student["min_depth_bin"]), float(student["max_depth_bin"])
+    assert 0.1 < low < high and high != 10.0  # moved from the initial [0.1, 10] with the teacher
+    lines = (trained[backbone].parent.parent / "loss_log.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [1, 2]
+    assert all("consistency" in json.loads(line) for line in lines)
+
+
+def test_resuming_makes_the_step_an_uninterrupted_run_makes(
+    trained: dict[str, Path], kitti_root: Path, tmp_path: Path
+) -> None:
+    """The student, the hypothesis range and the augmentation draws (torch's RNG) all resume."""
+    import shutil
+
+    from training.train import build_parser, config_for
+
+    reference_dir, resumed_dir = tmp_path / "reference", tmp_path / "resumed"
+    Trainer(load_config(None, _overrides(kitti_root, reference_dir, "resnet18", 3))).run()
+    shutil.copytree(trained["resnet18"].parents[1], resumed_dir)  # the 2-step run, left as it is
+    checkpoint = resumed_dir / "checkpoints" / "last.pt"
+    args = build_parser().parse_args(
+        ["--resume", str(checkpoint), "train.max_steps=3", f"train.out_dir={resumed_dir}"]
+    )
+    Trainer(config_for(args), resume=args.resume).run()
+    resumed, reference = (
+        [json.loads(line) for line in (d / "loss_log.jsonl").read_text().splitlines()]
+        for d in (resumed_dir, reference_dir)
+    )
+    assert [r["step"] for r in resumed] == [1, 2, 3]
+    assert resumed[2]["loss"] == pytest.approx(reference[2]["loss"], rel=1e-6)
+    final = [
+        load_checkpoint(d / "checkpoints" / "last.pt")["multi_depth_net"]
+        for d in (resumed_dir, reference_dir)
+    ]
+    assert torch.equal(final[0]["max_depth_bin"], final[1]["max_depth_bin"])
+
+
+def test_two_frame_export_runs_in_onnx_runtime_and_the_depth_estimator(
+    trained: dict[str, Path], tmp_path: Path, kitti_root: Path
+) -> None:
+    import onnxruntime as ort
+
+    checkpoint = trained["resnet18"]
+    out = export_onnx(checkpoint, tmp_path / "two.onnx", latency_runs=1, verbose=False)
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    inputs = [(i.name, i.type, i.shape) for i in session.get_inputs()]
+    assert inputs == [("image", "tensor(float)", [1, 3, H, W]), ("prev_image", "tensor(float)", [1, 3, H, W])]
+    assert [o.name for o in session.get_outputs()] == ["depth"]
+    meta = session.get_modelmeta().custom_metadata_map
+    ckpt = load_checkpoint(checkpoint)
+    assert meta["frames"] == "2" and meta["backbone"] == "resnet18"
+    np.testing.assert_allclose(
+        json.loads(meta["cost_volume_intrinsics"]), ckpt["multi_depth_net"]["intrinsics"]
+    )
+    bins = json.loads(meta["depth_bins"])
+    assert bins["count"] == 8 and bins["min"] == pytest.approx(
+        float(ckpt["multi_depth_net"]["min_depth_bin"])
+    )
+
+    # Two consecutive frames of the drive, at the model's size: ONNX Runtime vs PyTorch.
+    from training.datasets import build_dataset
+
+    config = load_config(None, _overrides(kitti_root, tmp_path, "resnet18", 1))
+    sample = build_dataset(config, "train")[3]
+    image, prev = (sample[("color", f, 0)][None] for f in (0, -1))
+    net = two_frame_net_from_checkpoint(ckpt)
+    with torch.no_grad():
+        reference = net(image, prev).numpy()
+    got = session.run(["depth"], {"image": image.numpy(), "prev_image": prev.numpy()})[0]
+    assert float(np.max(np.abs(got - reference) / reference)) < 1e-4
+
+    # The runtime runs it unchanged, as a two-frame model.
+    estimator = DepthEstimator(out, providers=("cpu",), threads=1)
+    assert estimator.info.frames == 2
+    depth = estimator.infer(image.numpy(), prev.numpy())
+    np.testing.assert_allclose(depth, reference, rtol=1e-4)
+    first = estimator.infer(image.numpy(), image.numpy())  # the first frame: fed twice
+    assert np.isfinite(first).all() and float(first.min()) > 0
+
+    with pytest.raises(ValueError, match="two-frame\\) model exports in fp32 only"):
+        export_onnx(checkpoint, tmp_path / "half.onnx", fp16=True, verbose=False)

@@ -1,0 +1,498 @@
+"""A multi-frame depth model in the Manydepth line (Watson et al., CVPR 2021, "The Temporal Opportunist").
+
+``ManyDepthNet`` (the student): the encoder runs on the current frame up to its 1/4-resolution level;
+the previous frame's features at that level are warped into the current frame over D depth
+hypotheses with the pose net's motion and the intrinsics scaled to 1/4; the channel mean of the L1
+feature difference per hypothesis is the cost volume [B,D,h,w]. A 3x3 conv + ReLU over the current
+features and the cost volume (Manydepth's ``reduce_conv``) feeds the deeper encoder stages, and the
+depth decoder sits on top (its 1/4 skip is the features before fusion, as in Manydepth). ResNet
+(cost volume after ``layer1``, 64 channels for ResNet18) and STDC (after its second ConvX, 64
+channels, before the first STDC stage) encoders both have their 1/4 level where Manydepth puts it.
+
+Taken from Manydepth's code (``ResnetEncoderMatching``, ``trainer.py``):
+
+- D = 96 hypotheses spaced linearly in depth (``depth_binning: linear``; ``inverse``: linear in
+  1/depth) between a learnt min and max; the range starts at [0.1, 10] and follows the teacher's
+  depth while the teacher trains: per image min and max of its scale-0 depth, averaged over the
+  batch, widened (max(min_depth, 0.9 min), 1.1 max), folded in with momentum 0.99
+  (``update_depth_range``). Here the range lives in buffers, so it is in checkpoints and the export.
+- A hypothesis is valid where it lands at least 2 pixels inside the previous frame's feature map and
+  the pixel itself lies 2 pixels inside the current one (both maps are zero padded by the encoder);
+  a pixel with any invalid hypothesis gets an all-zero cost (``confidence`` 0). The cost volume
+  carries no gradient (Manydepth builds it under ``no_grad``).
+- The argmin depth over the valid hypotheses (the first bin where none is), for the consistency mask:
+  the cost volume is trusted where it is confident and its argmin depth is within a factor 2 of the
+  single-frame teacher's depth (``reliable_pixels``); elsewhere the student learns the teacher's depth.
+- The matching augmentations, per sample: with probability 0.25 the previous frame is replaced by
+  the current one (static camera, the pose net's motion kept), else with probability 0.25 the cost
+  volume is emptied (Manydepth zeroes the pose, which makes its cost volume skip the frame). Their
+  pixels are left to the consistency loss.
+
+Differences: the teacher has the student's backbone (Manydepth's is always ResNet18); ImageNet
+normalisation is the project's (Manydepth uses 0.45/0.225); the pose for matching is the pose net's
+raw output for (t-1, t) (the same forward pass as the loss's pose, detached, without
+``odometry_scale``'s rescaling, which the car does not have); the cost volume is computed for the
+whole batch at once rather than per sample; a hypothesis counts as missing where it falls outside
+(Manydepth: where its masked cost is exactly 0, which also catches an exact feature match); freezing
+stops the teacher's and pose net's updates within the one optimizer (Manydepth builds a new Adam and
+a new StepLR over the student, which restarts the learning-rate schedule); the teacher's loss is the
+configured ``SelfSupervisedLoss`` (``loss.masking`` etc.), the student's always Manydepth's masking.
+
+``ManyDepthModel`` is the training forward pass (teacher, pose net, augmentations, student and the
+masks the loss reads); ``TwoFrameDepthNet`` is what the car runs: ``(image, prev_image) -> depth``
+with the pose net inside and the training intrinsics baked in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from depth_node.geometry import scale_intrinsics
+from training.geometry import disp_to_depth, transformation_from_parameters
+from training.networks.depth_decoder import DepthNet
+from training.networks.model import predict_poses
+from training.networks.pose import PoseNet
+from training.networks.resnet import ResnetEncoder
+from training.networks.stdc import STDCEncoder
+
+# The ``model`` keys of a multi-frame run and their defaults (Manydepth's), filled in only when
+# ``multi_frame`` is on, so a single-frame run's resolved config stays as it was.
+MULTI_FRAME_DEFAULTS: dict[str, Any] = {
+    "num_depth_bins": 96,
+    "depth_binning": "linear",  # linear (in depth) | inverse (linear in 1/depth)
+    "min_depth_bin": 0.1,  # where the learnt hypothesis range starts
+    "max_depth_bin": 10.0,
+    "static_camera_prob": 0.25,
+    "empty_cost_volume_prob": 0.25,
+    "freeze_teacher_epoch": 15,  # teacher and pose net stop training at this epoch (null: never)
+    "freeze_teacher_step": None,  # ... or at this global step, whichever comes first
+}
+DEPTH_BINNINGS = ("linear", "inverse")
+MATCHING_LEVEL = 1  # the encoder level the cost volume enters: stride 4
+BORDER = 2  # feature pixels at the border left out of matching (Manydepth's)
+BIN_MOMENTUM = 0.99
+# Monodepth2's normalised KITTI intrinsics (fx/W, fy/H, cx/W, cy/H): the default until the trainer
+# records the training camera's.
+KITTI_NORMALISED_INTRINSICS = (0.58, 1.92, 0.5, 0.5)
+
+
+def multi_frame_config(model_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """``model_cfg`` with ``MULTI_FRAME_DEFAULTS`` filled in; ValueError naming a bad value."""
+    cfg = {**MULTI_FRAME_DEFAULTS, **model_cfg}
+    if not (isinstance(cfg["num_depth_bins"], int) and cfg["num_depth_bins"] >= 2):
+        raise ValueError(f"model.num_depth_bins={cfg['num_depth_bins']!r}: expected an integer >= 2")
+    if cfg["depth_binning"] not in DEPTH_BINNINGS:
+        raise ValueError(f"model.depth_binning={cfg['depth_binning']!r}: expected one of {DEPTH_BINNINGS}")
+    if not 0 < float(cfg["min_depth_bin"]) < float(cfg["max_depth_bin"]):
+        raise ValueError(
+            f"model.min_depth_bin={cfg['min_depth_bin']!r}, max_depth_bin={cfg['max_depth_bin']!r}: "
+            "expected 0 < min < max"
+        )
+    if cfg.get("decoder") == "lraspp":
+        raise ValueError("model.decoder=lraspp: needs mobilenetv3_large, which the multi-frame model lacks")
+    static, empty = float(cfg["static_camera_prob"]), float(cfg["empty_cost_volume_prob"])
+    if not (0 <= static and 0 <= empty and static + empty <= 1):
+        raise ValueError(
+            f"model.static_camera_prob={static}, empty_cost_volume_prob={empty}: expected "
+            "probabilities >= 0 summing to at most 1"
+        )
+    return cfg
+
+
+def depth_bins(min_depth: Tensor, max_depth: Tensor, count: int, binning: str = "linear") -> Tensor:
+    """``count`` depth hypotheses [count], ascending from ``min_depth`` to ``max_depth`` (0-d tensors):
+    equally spaced in depth (``linear``) or in inverse depth (``inverse``)."""
+    steps = torch.arange(count, dtype=min_depth.dtype, device=min_depth.device) / (count - 1)
+    if binning == "linear":
+        return min_depth + (max_depth - min_depth) * steps
+    if binning == "inverse":
+        return 1.0 / (1.0 / min_depth - (1.0 / min_depth - 1.0 / max_depth) * steps)
+    raise ValueError(f"depth binning {binning!r}: expected one of {DEPTH_BINNINGS}")
+
+
+def update_depth_range(
+    min_bin: Tensor, max_bin: Tensor, depth: Tensor, floor: float, momentum: float = BIN_MOMENTUM
+) -> tuple[Tensor, Tensor]:
+    """Manydepth's running update of the hypothesis range from a depth map [B,1,H,W] (the teacher's).
+
+    Per image min and max, averaged over the batch, widened to max(floor, 0.9 min) and 1.1 max, then
+    folded in: new = momentum * old + (1 - momentum) * observed. Returns (min, max), 0-d tensors.
+    """
+    depth = depth.detach().float()
+    low = (depth.amin(dim=(1, 2, 3)).mean() * 0.9).clamp(min=floor)
+    high = depth.amax(dim=(1, 2, 3)).mean() * 1.1
+    return momentum * min_bin + (1 - momentum) * low, momentum * max_bin + (1 - momentum) * high
+
+
+@dataclass
+class CostVolume:
+    """``cost`` [B,D,h,w] (zero where not confident), ``confidence`` [B,1,h,w] float 0/1 (every
+    hypothesis valid), ``matching_depth`` [B,1,h,w]: the depth of the lowest valid cost."""
+
+    cost: Tensor
+    confidence: Tensor
+    matching_depth: Tensor
+
+
+def cost_volume(
+    current: Tensor,
+    lookup: Tensor,
+    cam_T_cam: Tensor,
+    K: Tensor,
+    inv_K: Tensor,
+    bins: Tensor,
+    empty: Tensor | None = None,
+    border: int = BORDER,
+) -> CostVolume:
+    """Manydepth's L1 feature cost volume of ``current`` [B,C,h,w] against ``lookup`` [B,C,h,w].
+
+    For each hypothesis d of ``bins`` [D], every pixel is back-projected at depth d with ``inv_K``,
+    moved by ``cam_T_cam`` [B,4,4] (current-camera points into the lookup camera) and projected with
+    ``K`` (both [B,4,4] or [1,4,4] at the features' resolution); the lookup features are sampled there
+    (bilinear, zero outside) and the cost is mean_c |warped - current|. ``empty`` [B] bool: samples
+    whose cost volume is emptied (all zero, not confident; Manydepth's zero-pose frames).
+    """
+    b, _, h, w = current.shape
+    d = bins.numel()
+    v, u = torch.meshgrid(
+        torch.arange(h, dtype=current.dtype, device=current.device),
+        torch.arange(w, dtype=current.dtype, device=current.device),
+        indexing="ij",
+    )
+    pix = torch.stack([u.reshape(-1), v.reshape(-1), torch.ones_like(u).reshape(-1)])  # [3,hw]
+    rays = torch.matmul(inv_K[:, :3, :3], pix)  # [B,3,hw]
+    P = torch.matmul(K, cam_T_cam)[:, :3, :]
+    # P [d r; 1] = d (M r) + t: project every hypothesis without building d * r per hypothesis.
+    cam = bins.view(1, d, 1, 1) * torch.matmul(P[:, :, :3], rays).unsqueeze(1) + P[:, :, 3].view(b, 1, 3, 1)
+    uv = cam[:, :, :2] / cam[:, :, 2:3].clamp(min=1e-7)  # [B,D,2,hw]; behind the camera: far outside
+    x, y = uv[:, :, 0], uv[:, :, 1]
+    inside = (x >= border) & (x <= w - border) & (y >= border) & (y <= h - border)
+    interior = (u >= border) & (u < w - border) & (v >= border) & (v < h - border)
+    valid = inside.view(b, d, h, w) & interior.view(1, 1, h, w)
+    if empty is not None:
+        valid = valid & ~empty.view(b, 1, 1, 1)
+    scale = torch.tensor([w - 1, h - 1], dtype=uv.dtype, device=uv.device)
+    grid = (uv.permute(0, 1, 3, 2) / scale - 0.5) * 2.0  # align_corners=True normalisation
+    warped = F.grid_sample(lookup, grid.reshape(b, d * h, w, 2), padding_mode="zeros", align_corners=True)
+    diff = (warped.view(b, -1, d, h, w) - current.unsqueeze(2)).abs().mean(1)  # [B,D,h,w]
+    confidence = valid.all(dim=1, keepdim=True)
+    best = torch.where(valid, diff, torch.full_like(diff, float("inf"))).argmin(dim=1, keepdim=True)
+    return CostVolume(diff * confidence.to(diff.dtype), confidence.to(diff.dtype), bins[best])
+
+
+def matching_mask(matching_depth: Tensor, teacher_depth: Tensor) -> Tensor:
+    """Manydepth's ``compute_matching_mask``: 1 where the cost volume's argmin depth and the teacher's
+    depth differ by less than a factor 2 either way ((m - t) / t < 1 and (t - m) / m < 1), else 0."""
+    agree = ((matching_depth - teacher_depth) / teacher_depth < 1.0) & (
+        (teacher_depth - matching_depth) / matching_depth < 1.0
+    )
+    return agree.to(teacher_depth.dtype)
+
+
+def reliable_pixels(
+    confidence: Tensor, matching_depth: Tensor, teacher_depth: Tensor, augmented: Tensor
+) -> Tensor:
+    """Where the student's reprojection loss applies [B,1,H,W] (1) and where the consistency loss
+    takes over (0): confident, argmin depth consistent with the teacher's, sample not augmented.
+
+    ``confidence`` and ``matching_depth`` at the cost volume's resolution (upsampled nearest, as
+    Manydepth), ``teacher_depth`` [B,1,H,W], ``augmented`` [B] (1: static camera or empty volume).
+    """
+    size = teacher_depth.shape[-2:]
+    confidence = F.interpolate(confidence, size=size, mode="nearest")
+    matching_depth = F.interpolate(matching_depth, size=size, mode="nearest")
+    keep = confidence * matching_mask(matching_depth, teacher_depth)
+    return keep * (1.0 - augmented.to(keep.dtype).view(-1, 1, 1, 1))
+
+
+def matching_augmentation(
+    batch_size: int, static_prob: float, empty_prob: float, device: torch.device | None = None
+) -> tuple[Tensor, Tensor]:
+    """Manydepth's per-sample draw: (static [B], empty [B]) bool; u ~ U(0,1): static camera for
+    u < static_prob, else empty cost volume for u < static_prob + empty_prob."""
+    u = torch.rand(batch_size).to(device)
+    static = u < static_prob
+    return static, ~static & (u < static_prob + empty_prob)
+
+
+class ManyDepthNet(DepthNet):
+    """The multi-frame depth net: built like ``DepthNet`` (encoder, decoder, depth range, initial
+    depth), plus the fusion conv and the hypothesis range.
+
+    ``forward(image, lookup, cam_T_cam, K, inv_K, empty=None)``: images [B,3,H,W] RGB in [0,1] (H, W
+    multiples of 32), ``cam_T_cam`` [B,4,4] current-camera points into the lookup camera, ``K`` /
+    ``inv_K`` [B,4,4] (or [1,4,4] for all) at the input resolution. Returns ``("disp", s)`` as
+    ``DepthNet`` does, plus
+    ``"matching_depth"`` and ``"cost_confidence"`` [B,1,H/4,W/4] (see ``cost_volume``).
+
+    Buffers (in the state dict, so in checkpoints and the export): ``min_depth_bin`` and
+    ``max_depth_bin``, the learnt hypothesis range; ``intrinsics``, the training camera's normalised
+    (fx/W, fy/H, cx/W, cy/H), which the exported model matches with.
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        backbone: str,
+        num_scales: int = 4,
+        min_depth: float = 0.1,
+        max_depth: float = 100.0,
+        init_depth: float | None = 12.0,
+        decoder: str = "monodepth2",
+        num_depth_bins: int = 96,
+        depth_binning: str = "linear",
+        min_depth_bin: float = 0.1,
+        max_depth_bin: float = 10.0,
+    ) -> None:
+        if not isinstance(encoder, ResnetEncoder | STDCEncoder):
+            raise ValueError(
+                f"multi-frame model: backbone {backbone!r} is not supported; expected a ResNet or STDC "
+                "backbone (the cost volume enters at their 1/4 level)"
+            )
+        if depth_binning not in DEPTH_BINNINGS:
+            raise ValueError(f"depth binning {depth_binning!r}: expected one of {DEPTH_BINNINGS}")
+        super().__init__(encoder, backbone, num_scales, min_depth, max_depth, init_depth, decoder)
+        self.num_depth_bins = int(num_depth_bins)
+        self.depth_binning = depth_binning
+        channels = encoder.num_ch_enc[MATCHING_LEVEL]
+        self.reduce_conv = nn.Sequential(
+            nn.Conv2d(channels + self.num_depth_bins, channels, 3, 1, 1), nn.ReLU(inplace=True)
+        )
+        self.register_buffer("min_depth_bin", torch.tensor(float(min_depth_bin)))
+        self.register_buffer("max_depth_bin", torch.tensor(float(max_depth_bin)))
+        self.register_buffer("intrinsics", torch.tensor(KITTI_NORMALISED_INTRINSICS))
+
+    # -- the encoder, level by level ---------------------------------------------------------
+    def _level(self, x: Tensor, level: int) -> Tensor:
+        """Encoder level ``level`` (0: stride 2 ... 4: stride 32) applied to the previous level's output."""
+        enc = self.encoder
+        if isinstance(enc, ResnetEncoder):
+            if level == 0:
+                return enc.relu(enc.bn1(enc.conv1(x)))
+            if level == 1:
+                return enc.layer1(enc.maxpool(x))
+            return getattr(enc, f"layer{level}")(x)
+        start, end = enc.stage_slices[level]
+        for idx in range(start, end):
+            x = enc.features[idx](x)
+        return x
+
+    def _matching_features(self, image: Tensor) -> list[Tensor]:
+        x = self._level((image - self.mean) / self.std, 0)
+        return [x, self._level(x, MATCHING_LEVEL)]
+
+    # -- the hypotheses and the camera -------------------------------------------------------
+    def depth_bins(self) -> Tensor:
+        """The current hypotheses [D] (ascending depth)."""
+        return depth_bins(self.min_depth_bin, self.max_depth_bin, self.num_depth_bins, self.depth_binning)
+
+    @torch.no_grad()
+    def update_depth_bins(self, depth: Tensor) -> None:
+        """Fold a teacher depth map [B,1,H,W] into the hypothesis range (``update_depth_range``)."""
+        low, high = update_depth_range(self.min_depth_bin, self.max_depth_bin, depth, self.min_depth)
+        self.min_depth_bin.copy_(low)
+        self.max_depth_bin.copy_(high)
+
+    def set_intrinsics(self, K: np.ndarray, size: tuple[int, int]) -> None:
+        """Record the training camera: 3x3 ``K`` for images of ``size`` (width, height)."""
+        normalised = scale_intrinsics(K, size, (1, 1))
+        values = [normalised[0, 0], normalised[1, 1], normalised[0, 2], normalised[1, 2]]
+        self.intrinsics.copy_(torch.tensor(values, dtype=torch.float32))
+
+    def intrinsics_at(self, height: int, width: int) -> tuple[Tensor, Tensor]:
+        """(K, inv_K) [1,4,4] of the recorded camera for images of ``height`` x ``width``."""
+        fx, fy, cx, cy = (float(v) for v in self.intrinsics)
+        K = np.eye(4)
+        K[:3, :3] = scale_intrinsics(np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]]), (1, 1), (width, height))
+        inv_K = np.linalg.inv(K)
+        return torch.tensor(K, dtype=torch.float32)[None], torch.tensor(inv_K, dtype=torch.float32)[None]
+
+    # -- the forward pass --------------------------------------------------------------------
+    def forward(  # type: ignore[override]
+        self,
+        image: Tensor,
+        lookup: Tensor,
+        cam_T_cam: Tensor,
+        K: Tensor,
+        inv_K: Tensor,
+        empty: Tensor | None = None,
+    ) -> dict[Any, Tensor]:
+        if image.shape[-2] % 32 or image.shape[-1] % 32:
+            raise ValueError(f"ManyDepthNet input size {tuple(image.shape[-2:])} must be a multiple of 32")
+        if lookup.shape != image.shape:
+            raise ValueError(
+                f"ManyDepthNet: lookup frame {tuple(lookup.shape)} must have the shape of image "
+                f"{tuple(image.shape)}"
+            )
+        features = self._matching_features(image)
+        current = features[MATCHING_LEVEL]
+        # Python ints (constants when traced for the export, whose sizes are fixed).
+        height, width = int(image.shape[-2]), int(image.shape[-1])
+        size = (int(current.shape[-1]), int(current.shape[-2]))
+        # The one intrinsics scaling (depth_node.geometry) as a matrix S, its inverse in numpy (a
+        # matrix inverse has no ONNX operator).
+        S = scale_intrinsics(np.eye(4), (width, height), size)
+        K_s = K.new_tensor(S) @ K.float()
+        inv_K_s = inv_K.float() @ inv_K.new_tensor(np.linalg.inv(S))
+        # No gradient through the matching (Manydepth's); float32 even under mixed precision, since
+        # half-precision pixel coordinates are off by a fraction of a pixel.
+        with torch.no_grad(), torch.autocast(device_type=image.device.type, enabled=False):
+            lookup_features = self._matching_features(lookup)[MATCHING_LEVEL]
+            volume = cost_volume(
+                current.float(),
+                lookup_features.float(),
+                cam_T_cam.float(),
+                K_s,
+                inv_K_s,
+                self.depth_bins().float(),
+                empty,
+            )
+        fused = self.reduce_conv(torch.cat([current, volume.cost.to(current.dtype)], 1))
+        deeper = [fused]
+        for level in range(MATCHING_LEVEL + 1, 5):
+            deeper.append(self._level(deeper[-1], level))
+        outputs: dict[Any, Tensor] = dict(self.decoder([*features, *deeper[1:]]))
+        outputs["matching_depth"] = volume.matching_depth
+        outputs["cost_confidence"] = volume.confidence
+        return outputs
+
+    def predict_depth(  # type: ignore[override]
+        self, image: Tensor, lookup: Tensor, cam_T_cam: Tensor, K: Tensor, inv_K: Tensor
+    ) -> Tensor:
+        """Scale-0 depth [B,1,H,W] in model units."""
+        disp = self.forward(image, lookup, cam_T_cam, K, inv_K)[("disp", 0)]
+        return disp_to_depth(disp, self.min_depth, self.max_depth)[1]
+
+
+def matching_pose(outputs: Mapping[Any, Tensor]) -> Tensor:
+    """The pose net's transform of current-camera points into frame -1's camera [B,4,4], from its raw
+    output for the pair (-1, 0) (no odometry rescaling: the car has none), detached."""
+    axisangle, translation = outputs[("axisangle", 0, -1)], outputs[("translation", 0, -1)]
+    return transformation_from_parameters(axisangle.detach(), translation.detach(), invert=True)
+
+
+class ManyDepthModel(nn.Module):
+    """Manydepth's training forward pass: ``depth_net`` (the single-frame teacher), ``pose_net`` and
+    ``multi_depth_net`` (the student) as one module, so DistributedDataParallel syncs all three.
+
+    Outputs: the student's ``("disp", s)``; ``("cam_T_cam", 0, f)`` detached (the student's loss must
+    not train the pose net); ``"reprojection_mask"`` [B,1,H,W] (``reliable_pixels``);
+    ``("consistency_disp", s)``: the teacher's disparity, detached, the consistency loss's target;
+    ``"matching_depth"`` and ``"cost_confidence"`` at 1/4. While the teacher trains, also its own
+    outputs under ``("teacher", *key)`` (its disparities and the pose net's outputs), for its loss
+    (``training.losses.ManydepthLoss``). In training mode the matching augmentations apply and the
+    hypothesis range follows the teacher's depth (until the teacher is frozen).
+    """
+
+    def __init__(
+        self,
+        depth_net: DepthNet,
+        pose_net: PoseNet,
+        multi_depth_net: ManyDepthNet,
+        frame_ids: Sequence[int],
+        odometry_scale: bool = False,
+        static_camera_prob: float = 0.25,
+        empty_cost_volume_prob: float = 0.25,
+    ) -> None:
+        super().__init__()
+        if -1 not in frame_ids:
+            raise ValueError(
+                f"multi-frame model: data.frame_ids={list(frame_ids)} lacks -1, the frame it matches against"
+            )
+        self.depth_net = depth_net
+        self.pose_net = pose_net
+        self.multi_depth_net = multi_depth_net
+        self.frame_ids = list(frame_ids)
+        self.odometry_scale = odometry_scale
+        self.static_camera_prob = float(static_camera_prob)
+        self.empty_cost_volume_prob = float(empty_cost_volume_prob)
+        self.teacher_frozen = False
+
+    def set_teacher_frozen(self, frozen: bool) -> None:
+        """Freeze (or not) the teacher and the pose net: no gradient, BatchNorm on running statistics,
+        no teacher loss, no more hypothesis-range updates (Manydepth's ``freeze_teacher``)."""
+        if frozen != self.teacher_frozen:
+            self.teacher_frozen = frozen
+            self.train(self.training)
+
+    def train(self, mode: bool = True) -> ManyDepthModel:
+        super().train(mode)
+        if self.teacher_frozen:
+            self.depth_net.eval()
+            self.pose_net.eval()
+        return self
+
+    def matching_inputs(
+        self, batch: Mapping[Any, Tensor], poses: Mapping[Any, Tensor]
+    ) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
+        """(lookup frame [B,3,H,W], pose [B,4,4], empty [B] bool or None, augmented [B] bool): frame -1
+        and the pose net's motion, with the matching augmentations drawn in training mode."""
+        lookup = batch[("color_aug", -1, 0)]
+        pose = matching_pose(poses)
+        if not self.training:
+            return lookup, pose, None, torch.zeros(lookup.shape[0], dtype=torch.bool, device=lookup.device)
+        static, empty = matching_augmentation(
+            lookup.shape[0], self.static_camera_prob, self.empty_cost_volume_prob, lookup.device
+        )
+        # Static camera: Manydepth looks up the current frame without its colour augmentation.
+        lookup = torch.where(static.view(-1, 1, 1, 1), batch[("color", 0, 0)], lookup)
+        return lookup, pose, empty, static | empty
+
+    def forward(self, batch: Mapping[Any, Tensor]) -> dict[Any, Tensor]:
+        image = batch[("color_aug", 0, 0)]
+        train_teacher = not self.teacher_frozen
+        with torch.set_grad_enabled(torch.is_grad_enabled() and train_teacher):
+            teacher = dict(self.depth_net(image))
+            poses = predict_poses(self.pose_net, batch, self.frame_ids, self.odometry_scale)
+        if "stereo_T" in batch:
+            poses[("cam_T_cam", 0, "s")] = batch["stereo_T"]
+        lookup, pose, empty, augmented = self.matching_inputs(batch, poses)
+        student = self.multi_depth_net(image, lookup, pose, batch["K"], batch["inv_K"], empty)
+
+        net = self.multi_depth_net
+        teacher_depth = disp_to_depth(teacher[("disp", 0)].detach().float(), net.min_depth, net.max_depth)[1]
+        outputs: dict[Any, Tensor] = dict(student)
+        outputs["reprojection_mask"] = reliable_pixels(
+            student["cost_confidence"], student["matching_depth"], teacher_depth, augmented
+        )
+        for key, value in teacher.items():
+            outputs[("consistency_disp", key[1])] = value.detach()
+        for key, value in poses.items():
+            if key[0] == "cam_T_cam":
+                outputs[key] = value.detach()
+        if train_teacher:
+            outputs.update({("teacher", *key): value for key, value in {**teacher, **poses}.items()})
+            if self.training:
+                net.update_depth_bins(teacher_depth)
+        return outputs
+
+
+class TwoFrameDepthNet(nn.Module):
+    """What the car runs: ``forward(image, prev_image) -> depth`` [N,1,H,W] in model units, both
+    inputs [N,3,H,W] RGB in [0,1].
+
+    The pose net estimates the motion from ``prev_image`` to ``image``; the student matches with the
+    intrinsics recorded at training (``ManyDepthNet.intrinsics``, normalised by image size) scaled to
+    ``height`` x ``width``. A camera whose normalised intrinsics differ from those needs the model
+    re-exported with its own (the cost volume's geometry depends on them).
+    """
+
+    def __init__(self, net: ManyDepthNet, pose_net: PoseNet, height: int, width: int) -> None:
+        super().__init__()
+        self.net = net
+        self.pose_net = pose_net
+        K, inv_K = net.intrinsics_at(height, width)
+        self.register_buffer("K", K, persistent=False)
+        self.register_buffer("inv_K", inv_K, persistent=False)
+
+    def forward(self, image: Tensor, prev_image: Tensor) -> Tensor:
+        axisangle, translation = self.pose_net(prev_image, image)
+        cam_T_cam = transformation_from_parameters(axisangle, translation, invert=True)
+        return self.net.predict_depth(image, prev_image, cam_T_cam, self.K, self.inv_K)
