@@ -4,7 +4,9 @@ The cost volume against a literal per-hypothesis loop written as Manydepth's cod
 the training geometry's back-projection and projection, zero padding, its edge masks, "missing"
 filled with the maximum, confidence from the filled volume, argmin with zeros set to 100), and
 against poses whose answer is known; the hypothesis-range update, the consistency mask and the
-matching augmentations on hand-made values; the student's loss terms; a few real training steps on
+matching augmentations on hand-made values; the bilinear lookup against ``grid_sample``; the cheap
+design's parts (the prematching conv learns through the cost volume, the pose net sees half-size
+frames, the config refuses bad values); the student's loss terms; a few real training steps on
 the synthetic drive for ResNet18 and STDC1 (teacher freezing included); the export as a two-frame
 ONNX model run by ONNX Runtime and by the runtime's DepthEstimator.
 """
@@ -27,8 +29,16 @@ from training.config import load_config
 from training.export import export_onnx, two_frame_net_from_checkpoint
 from training.geometry import BackprojectDepth, Project3D, disp_to_depth, transformation_from_parameters
 from training.losses import ManydepthLoss, SelfSupervisedLoss
-from training.networks import ManyDepthModel, build_depth_net, build_multi_depth_net, build_pose_net
+from training.networks import (
+    ManyDepthModel,
+    TwoFrameDepthNet,
+    build_depth_net,
+    build_multi_depth_net,
+    build_pose_net,
+    multi_frame_config,
+)
 from training.networks.manydepth import (
+    bilinear_lookup,
     cost_volume,
     depth_bins,
     matching_augmentation,
@@ -149,6 +159,64 @@ def test_pure_translation_moves_features_by_the_expected_disparity() -> None:
     for k in (0, 2, 3):
         assert float(volume.cost[0, k][confident].min()) > 1e-3, k
     assert torch.all(volume.matching_depth[0, 0][confident] == 4.0)
+
+
+def test_bilinear_lookup_is_grid_sample_wherever_all_four_neighbours_are_inside() -> None:
+    gen = torch.Generator().manual_seed(5)
+    b, c, h, w, d = 2, 3, 7, 11, 4
+    features = torch.rand(b, c, h, w, generator=gen)
+    x = torch.rand(b, d, 20, generator=gen) * (w + 4) - 2  # some samples outside the map
+    y = torch.rand(b, d, 20, generator=gen) * (h + 4) - 2
+    x[0, 0, :3], y[0, 0, :3] = (
+        torch.tensor([0.0, w - 1.0, 3.0]),
+        torch.tensor([0.0, h - 1.0, 2.0]),
+    )  # on pixels
+    got = bilinear_lookup(features, x, y)
+    assert got.shape == (b, d, 20, c) and torch.isfinite(got).all()
+    grid = torch.stack([x / (w - 1), y / (h - 1)], -1) * 2 - 1  # [B,D,20,2]
+    reference = F.grid_sample(features, grid, padding_mode="zeros", align_corners=True).permute(0, 2, 3, 1)
+    inside = (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
+    assert int(inside.sum()) > 20 and int((~inside).sum()) > 20
+    torch.testing.assert_close(got[inside], reference[inside], atol=1e-6, rtol=1e-6)
+
+
+def test_the_prematching_conv_learns_through_the_cost_volume_and_the_pose_net_sees_half_size_frames() -> None:
+    cfg = multi_frame_config({"backbone": "stdc1", "multi_frame": True, "num_depth_bins": 4})
+    assert (cfg["matching_channels"], cfg["pose_downsample"], cfg["num_depth_bins"]) == (16, 2, 4)
+    net, pose_net = build_multi_depth_net(cfg), build_pose_net(cfg)
+    assert net.prematching_conv[0].out_channels == 16 and net.reduce_conv[0].in_channels == 64 + 4
+    batch = _batch(height=64, width=96)
+    K, inv_K = batch["K"], batch["inv_K"]
+    T = torch.eye(4).expand(2, 4, 4).clone()
+    T[:, 0, 3] = 0.2  # a sideways move: the hypotheses land on different pixels
+    net.min_depth_bin.fill_(2.0)  # at most 1.4 feature pixels apart: some pixels keep every hypothesis
+    out = net(batch[("color", 0, 0)], batch[("color", -1, 0)], T, K, inv_K)
+    assert float(out["cost_confidence"].sum()) > 0
+    out[("disp", 0)].mean().backward()
+    assert float(net.prematching_conv[0].weight.grad.abs().sum()) > 0
+
+    seen: list[tuple[int, ...]] = []
+    pose_net.encoder.register_forward_pre_hook(lambda _module, args: seen.append(tuple(args[0].shape)))
+    with torch.no_grad():
+        TwoFrameDepthNet(net, pose_net, 64, 96).eval()(batch[("color", 0, 0)], batch[("color", -1, 0)])
+        model = ManyDepthModel(build_depth_net(cfg), pose_net, net, [0, -1, 1]).eval()
+        model(batch)
+    assert seen == [(2, 6, 32, 48)] * 3  # the export's pair, then training's (-1, 0) and (0, 1)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("matching_channels", 0, "matching_channels=0"),
+        ("pose_downsample", 0, "pose_downsample=0"),
+        ("num_depth_bins", 1, "num_depth_bins=1"),
+    ],
+)
+def test_multi_frame_config_names_a_bad_value(key: str, value: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        multi_frame_config({"backbone": "resnet18", key: value})
+    with pytest.raises(ValueError, match="explainability"):
+        multi_frame_config({"backbone": "resnet18", "explainability": True})
 
 
 # ------------------------------------------------------------------ hypotheses, masks, augmentations
@@ -365,6 +433,8 @@ def test_a_few_training_steps_checkpoint_the_student_teacher_and_range(
     assert model["multi_frame"] and model["num_depth_bins"] == 8 and model["static_camera_prob"] == 0.25
     student = ckpt["multi_depth_net"]
     assert student["reduce_conv.0.weight"].shape[1] == 64 + 8  # 1/4-level channels + hypotheses
+    assert student["prematching_conv.0.weight"].shape[:2] == (16, 64)  # matching on 16 channels
+    assert model["matching_channels"] == 16 and model["pose_downsample"] == 2
     low, high = float(student["min_depth_bin"]), float(student["max_depth_bin"])
     assert 0.1 < low < high and high != 10.0  # moved from the initial [0.1, 10] with the teacher
     lines = (trained[backbone].parent.parent / "loss_log.jsonl").read_text().splitlines()
@@ -422,6 +492,12 @@ def test_two_frame_export_runs_in_onnx_runtime_and_the_depth_estimator(
     assert bins["count"] == 8 and bins["min"] == pytest.approx(
         float(ckpt["multi_depth_net"]["min_depth_bin"])
     )
+    # The model card lists both inputs and the cost volume's camera and hypotheses.
+    card = out.with_suffix(".md").read_text()
+    assert f"| inputs | `image` float32 [1,3,{H},{W}]" in card and "`prev_image` the same" in card
+    fx = float(ckpt["multi_depth_net"]["intrinsics"][0])
+    assert f"| cost volume intrinsics | fx/W {fx:.4f}," in card
+    assert f"| depth hypotheses | 8 (linear) from {bins['min']:.3g} to {bins['max']:.3g} model units" in card
 
     # Two consecutive frames of the drive, at the model's size: ONNX Runtime vs PyTorch.
     from training.datasets import build_dataset

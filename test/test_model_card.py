@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from training.model_card import _metrics_markdown
+from training.model_card import _input_rows, _metrics_markdown, two_frame_info
 
 
 def test_model_card_metrics_include_nested_motion_region_tables() -> None:
@@ -18,3 +18,8 @@ def test_model_card_metrics_include_nested_motion_region_tables() -> None:
     assert "| regions / moving / pixels | 40 |" in text and "| frames | 3 |" in text
     assert "| scale_ratio / median | 0.9000 |" in text  # nested scalars flattened, not a dict's repr
     assert text.count("| entry | value |") == 1  # one key/value table: two in a row would merge
+
+
+def test_a_single_frame_card_has_one_input_row() -> None:
+    info = {"batch": 1, "height": 192, "width": 640, **two_frame_info({"frames": "1"})}
+    assert _input_rows(info) == ["| input | `image` float32 [1,3,192,640] RGB in [0,1] |"]

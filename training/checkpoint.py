@@ -1,6 +1,11 @@
 """Training checkpoints on disk: written by ``depth-train``, read by it (resume), ``depth-export``
 and ``depth-eval``.
 
+A multi-frame run's checkpoint (``model.multi_frame``) also holds ``multi_depth_net``, the student;
+``two_frame_net_from_checkpoint`` rebuilds what the car runs from it. Multi-frame checkpoints written
+before the cost volume's cheaper defaults (16 matching channels, 16 hypotheses, the pose net on
+half-size frames) do not load into the new networks; none were shipped.
+
 A checkpoint is a plain dict that ``torch.load(weights_only=True)`` reads: ``config`` (the resolved
 training config), ``depth_net`` and ``pose_net`` state dicts, and for resuming the optimizer,
 scheduler, scaler, epoch/step position and RNG states (see ``Trainer.checkpoint_payload``).
@@ -15,7 +20,13 @@ from typing import Any
 import torch
 
 from depth_node.files import atomic_open, named_write_errors
-from training.networks import DepthNet, build_depth_net
+from training.networks import (
+    DepthNet,
+    TwoFrameDepthNet,
+    build_depth_net,
+    build_multi_depth_net,
+    build_pose_net,
+)
 
 CHECKPOINT_VERSION = 1
 # What reading the model needs (export, evaluation) and what resuming a run needs.
@@ -54,3 +65,23 @@ def depth_net_from_checkpoint(ckpt: Mapping[str, Any]) -> DepthNet:
     net = build_depth_net(model_cfg)
     net.load_state_dict(ckpt["depth_net"], strict=True)
     return net.eval()
+
+
+def is_multi_frame(ckpt: Mapping[str, Any]) -> bool:
+    """Whether the checkpoint is a multi-frame run's (``model.multi_frame``): its model is the student."""
+    return bool((ckpt["config"].get("model") or {}).get("multi_frame"))
+
+
+def two_frame_net_from_checkpoint(ckpt: Mapping[str, Any]) -> TwoFrameDepthNet:
+    """The two-frame model of a multi-frame checkpoint (its student and pose net, strict), in eval
+    mode, with the training camera's intrinsics at the training size."""
+    config = ckpt["config"]
+    if "multi_depth_net" not in ckpt:
+        raise ValueError("checkpoint: model.multi_frame is on but it holds no multi_depth_net")
+    # The checkpoint holds the trained weights; no ImageNet file needed.
+    model_cfg = {**config["model"], "weights": None, "pose_weights": None}
+    net, pose_net = build_multi_depth_net(model_cfg), build_pose_net(model_cfg)
+    net.load_state_dict(ckpt["multi_depth_net"], strict=True)
+    pose_net.load_state_dict(ckpt["pose_net"], strict=True)
+    data = config["data"]
+    return TwoFrameDepthNet(net, pose_net, int(data["height"]), int(data["width"])).eval()

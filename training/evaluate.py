@@ -73,6 +73,8 @@ class EvalFrame:
     load_image: Callable[[], np.ndarray]
     load_gt: Callable[[], np.ndarray]
     load_motion: Callable[[], np.ndarray | None] | None = None  # MOTION_LABELS per pixel
+    # The previous frame of the same drive, for two-frame models (None: the drive's first frame).
+    load_previous: Callable[[], np.ndarray | None] | None = None
 
 
 def _gt_loader(dataset: KittiDataset, entry: SplitEntry, gt: str) -> Callable[[], np.ndarray]:
@@ -119,6 +121,7 @@ def kitti_frames(
                 lambda i=i: dataset.load_color(i, 0),
                 load_gt,
                 lambda r=reader, f=entry.frame: r.motion_labels(f),
+                lambda i=i, first=entry.frame == 0: None if first else dataset.load_color(i, -1),
             )
         )
     return frames
@@ -383,7 +386,10 @@ def evaluate_model(
     out_dir: str | Path | None = None,
     progress: bool = True,
 ) -> EvalResult:
-    """Predict every frame, score model and baselines, write metrics.json and grid.png to out_dir."""
+    """Predict every frame, score model and baselines, write metrics.json and grid.png to out_dir.
+
+    A two-frame predictor (``predictor.frames == 2``) gets each frame's previous frame of the same
+    drive (``EvalFrame.load_previous``; without one, the current frame twice)."""
     options = options or EvalOptions()
     metric = predictor.metric if options.metric is None else options.metric
     pairs: list[tuple[np.ndarray, np.ndarray]] = []
@@ -392,7 +398,9 @@ def evaluate_model(
     grid_picks = set(subsample(range(len(frames)), options.grid_frames)) if options.grid_frames else set()
     for i, frame in enumerate(tqdm(frames, desc="evaluating", disable=not progress)):
         rgb, gt = frame.load_image(), np.asarray(frame.load_gt(), dtype=np.float32)
-        depth = predictor.predict(rgb) * predictor.metric_scale
+        two_frame = predictor.frames == 2 and frame.load_previous is not None
+        prev = frame.load_previous() if two_frame else None
+        depth = predictor.predict(rgb, prev) * predictor.metric_scale
         pred = resize_depth(depth, gt.shape[1], gt.shape[0])
         pairs.append((gt, pred))
         motion.append(frame.load_motion() if frame.load_motion is not None else None)

@@ -44,12 +44,12 @@ import torch
 from torch import Tensor, nn
 
 from depth_node.files import WriteError, atomic_path
-from training.checkpoint import depth_net_from_checkpoint, load_checkpoint
+from training.checkpoint import depth_net_from_checkpoint, load_checkpoint, two_frame_net_from_checkpoint
 from training.geometry import disp_to_depth
 from training.losses import METRIC_TRAINING_MODES
 from training.losses import training_mode as infer_training_mode
 from training.model_card import card_info, write_model_card
-from training.networks import DepthNet, TwoFrameDepthNet, build_multi_depth_net, build_pose_net, model_config
+from training.networks import DepthNet, TwoFrameDepthNet, model_config
 from training.quantize import (
     DEFAULT_CALIBRATION_FRAMES,
     QUANTIZATION,
@@ -329,21 +329,6 @@ def _metadata(
         "name": out_path.stem,
         "precision": "fp16" if fp16 else "fp32",
     }
-
-
-def two_frame_net_from_checkpoint(ckpt: Mapping[str, Any]) -> TwoFrameDepthNet:
-    """The two-frame model of a multi-frame checkpoint (its student and pose net, strict), in eval
-    mode, with the training camera's intrinsics at the training size."""
-    config = ckpt["config"]
-    if "multi_depth_net" not in ckpt:
-        raise ValueError("checkpoint: model.multi_frame is on but it holds no multi_depth_net")
-    # The checkpoint holds the trained weights; no ImageNet file needed.
-    model_cfg = {**config["model"], "weights": None, "pose_weights": None}
-    net, pose_net = build_multi_depth_net(model_cfg), build_pose_net(model_cfg)
-    net.load_state_dict(ckpt["multi_depth_net"], strict=True)
-    pose_net.load_state_dict(ckpt["pose_net"], strict=True)
-    data = config["data"]
-    return TwoFrameDepthNet(net, pose_net, int(data["height"]), int(data["width"])).eval()
 
 
 def two_frame_metadata(model: TwoFrameDepthNet) -> dict[str, str]:

@@ -55,12 +55,42 @@ def card_info(
         "latency_ms": measured["latency_ms"],
         "opset": measured["opset"],
         "commit": measured["commit"],
+        **two_frame_info(metadata),
         "checkpoint": checkpoint_path.name,
         "epoch": ckpt.get("epoch"),
         "step": ckpt.get("global_step", ckpt.get("step")),
         "command": " ".join(command) if isinstance(command, list) else command,
         "metrics": dict(metrics) if metrics else ckpt.get("metrics"),
     }
+
+
+def two_frame_info(metadata: Mapping[str, str]) -> dict[str, Any]:
+    """``frames`` (1 or 2) and, for a two-frame model, its cost volume's ``cost_volume_intrinsics``
+    (fx/W, fy/H, cx/W, cy/H) and ``depth_bins`` (count, binning, min, max), from the export's metadata."""
+    if metadata.get("frames", "1") != "2":
+        return {"frames": 1}
+    return {
+        "frames": 2,
+        "cost_volume_intrinsics": json.loads(metadata["cost_volume_intrinsics"]),
+        "depth_bins": json.loads(metadata["depth_bins"]),
+    }
+
+
+def _input_rows(info: Mapping[str, Any]) -> list[str]:
+    """The input row(s): one image, or a two-frame model's two and its cost volume's geometry."""
+    shape = f"float32 [{info['batch']},3,{info['height']},{info['width']}] RGB in [0,1]"
+    if info.get("frames", 1) != 2:
+        return [f"| input | `image` {shape} |"]
+    fx, fy, cx, cy = info["cost_volume_intrinsics"]
+    bins = info["depth_bins"]
+    return [
+        f"| inputs | `image` {shape}; `prev_image` the same, the previous frame (the current frame again "
+        "on the first frame and after a reset) |",
+        f"| cost volume intrinsics | fx/W {fx:.4f}, fy/H {fy:.4f}, cx/W {cx:.4f}, cy/H {cy:.4f} (normalised "
+        "by image size; a camera whose normalised intrinsics differ needs its own export) |",
+        f"| depth hypotheses | {bins['count']} ({bins['binning']}) from {bins['min']:.3g} to "
+        f"{bins['max']:.3g} model units (learnt in training) |",
+    ]
 
 
 def _is_metric_row(value: Any) -> bool:
@@ -129,7 +159,7 @@ def write_model_card(path: Path, info: Mapping[str, Any], config: Mapping[str, A
         "| property | value |",
         "| --- | --- |",
         f"| backbone | {info['backbone']} (decoder: {info.get('decoder', 'monodepth2')}) |",
-        f"| input | `image` float32 [{info['batch']},3,{info['height']},{info['width']}] RGB in [0,1] |",
+        *_input_rows(info),
         f"| output | `depth` float32 [{info['batch']},1,{info['height']},{info['width']}], "
         f"{info['min_depth']}..{info['max_depth']} model units |",
         f"| parameters | {info['parameters'] / 1e6:.2f} M |",

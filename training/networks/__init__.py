@@ -26,7 +26,8 @@ training config; missing keys take ``DEFAULT_MODEL_CFG``:
   trainer turns it on for ``loss.masking: explainability``)
 - ``multi_frame`` (false): Manydepth's multi-frame model (``manydepth.py``): ``build_multi_depth_net``
   builds the student, ``build_depth_net`` stays the single-frame teacher; its own keys
-  (``num_depth_bins``, ``depth_binning``, ``min_depth_bin``/``max_depth_bin``, the augmentation
+  (``num_depth_bins``, ``depth_binning``, ``min_depth_bin``/``max_depth_bin``, ``matching_channels``,
+  ``pose_downsample``, the augmentation
   probabilities, ``freeze_teacher_epoch``/``_step``) default to ``manydepth.MULTI_FRAME_DEFAULTS``
   and are filled in only when it is on (ResNet and STDC backbones)
 
@@ -197,6 +198,8 @@ def build_multi_depth_net(model_cfg: dict) -> ManyDepthNet:
         depth_binning=str(cfg["depth_binning"]),
         min_depth_bin=float(cfg["min_depth_bin"]),
         max_depth_bin=float(cfg["max_depth_bin"]),
+        matching_channels=None if cfg["matching_channels"] is None else int(cfg["matching_channels"]),
+        pose_downsample=int(cfg["pose_downsample"]),
     )
 
 

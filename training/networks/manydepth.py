@@ -1,9 +1,10 @@
 """A multi-frame depth model in the Manydepth line (Watson et al., CVPR 2021, "The Temporal Opportunist").
 
 ``ManyDepthNet`` (the student): the encoder runs on the current frame up to its 1/4-resolution level;
-the previous frame's features at that level are warped into the current frame over D depth
-hypotheses with the pose net's motion and the intrinsics scaled to 1/4; the channel mean of the L1
-feature difference per hypothesis is the cost volume [B,D,h,w]. A 3x3 conv + ReLU over the current
+both frames' features at that level are reduced to ``matching_channels`` (16) by Manydepth's
+``prematching_conv`` (1x1 conv + ReLU), and the previous frame's are warped into the current frame
+over D depth hypotheses with the pose net's motion and the intrinsics scaled to 1/4; the channel mean
+of the L1 feature difference per hypothesis is the cost volume [B,D,h,w]. A 3x3 conv + ReLU over the current
 features and the cost volume (Manydepth's ``reduce_conv``) feeds the deeper encoder stages, and the
 depth decoder sits on top (its 1/4 skip is the features before fusion, as in Manydepth). ResNet
 (cost volume after ``layer1``, 64 channels for ResNet18) and STDC (after its second ConvX, 64
@@ -11,15 +12,16 @@ channels, before the first STDC stage) encoders both have their 1/4 level where 
 
 Taken from Manydepth's code (``ResnetEncoderMatching``, ``trainer.py``):
 
-- D = 96 hypotheses spaced linearly in depth (``depth_binning: linear``; ``inverse``: linear in
-  1/depth) between a learnt min and max; the range starts at [0.1, 10] and follows the teacher's
-  depth while the teacher trains: per image min and max of its scale-0 depth, averaged over the
-  batch, widened (max(min_depth, 0.9 min), 1.1 max), folded in with momentum 0.99
-  (``update_depth_range``). Here the range lives in buffers, so it is in checkpoints and the export.
+- D hypotheses (``num_depth_bins``) spaced linearly in depth (``depth_binning: linear``;
+  ``inverse``: linear in 1/depth) between a learnt min and max; the range starts at [0.1, 10] and
+  follows the teacher's depth while the teacher trains: per image min and max of its scale-0
+  depth, averaged over the batch, widened (max(min_depth, 0.9 min), 1.1 max), folded in with
+  momentum 0.99 (``update_depth_range``). Here the range lives in buffers, so it is in checkpoints
+  and the export.
 - A hypothesis is valid where it lands at least 2 pixels inside the previous frame's feature map and
   the pixel itself lies 2 pixels inside the current one (both maps are zero padded by the encoder);
-  a pixel with any invalid hypothesis gets an all-zero cost (``confidence`` 0). The cost volume
-  carries no gradient (Manydepth builds it under ``no_grad``).
+  a pixel with any invalid hypothesis gets an all-zero cost (``confidence`` 0). No gradient reaches
+  the encoder through the cost volume (Manydepth builds it under ``no_grad``).
 - The argmin depth over the valid hypotheses (the first bin where none is), for the consistency mask:
   the cost volume is trusted where it is confident and its argmin depth is within a factor 2 of the
   single-frame teacher's depth (``reliable_pixels``); elsewhere the student learns the teacher's depth.
@@ -28,7 +30,17 @@ Taken from Manydepth's code (``ResnetEncoderMatching``, ``trainer.py``):
   volume is emptied (Manydepth zeroes the pose, which makes its cost volume skip the frame). Their
   pixels are left to the consistency loss.
 
-Differences: the teacher has the student's backbone (Manydepth's is always ResNet18); ImageNet
+Differences for the car's CPU (``benchmarks/bench_two_frame.py``; defaults in ``MULTI_FRAME_DEFAULTS``):
+D = 16 rather than Manydepth's (and Manydepth2's) 96; matching on 16 channels through
+``prematching_conv``, which Manydepth's code defines but never calls, and which here learns through
+the cost volume (its only gradient; the encoder still gets none from there); the pose net sees both
+frames average-pooled by ``pose_downsample`` (2), in training and in the export alike; the warp
+gathers the four neighbours of a channels-last table (``bilinear_lookup``) rather than calling
+``grid_sample``, identical on every sample the cost volume keeps. Together: two-frame inference at
+640x192 on one CPU thread went from 8.8x the single-frame model's time to 1.5x (ResNet18 and STDC1,
+end to end through the runtime's frame path, one run of the benchmark).
+
+Other differences: the teacher has the student's backbone (Manydepth's is always ResNet18); ImageNet
 normalisation is the project's (Manydepth uses 0.45/0.225); the pose for matching is the pose net's
 raw output for (t-1, t) (the same forward pass as the loss's pose, detached, without
 ``odometry_scale``'s rescaling, which the car does not have); the cost volume is computed for the
@@ -64,9 +76,14 @@ from training.networks.stdc import STDCEncoder
 
 # The ``model`` keys of a multi-frame run and their defaults (Manydepth's), filled in only when
 # ``multi_frame`` is on, so a single-frame run's resolved config stays as it was.
+# Cost defaults (benchmarks/bench_two_frame.py, 640x192, one thread): 16 hypotheses over 16 matching
+# channels and the pose net on half-resolution frames keep two-frame inference within 1.6x the
+# single-frame model's; Manydepth's 96 hypotheses over 64 channels and a full-resolution pose net cost 8.8x.
 MULTI_FRAME_DEFAULTS: dict[str, Any] = {
-    "num_depth_bins": 96,
+    "num_depth_bins": 16,  # Manydepth (and Manydepth2): 96
     "depth_binning": "linear",  # linear (in depth) | inverse (linear in 1/depth)
+    "matching_channels": 16,  # Manydepth's prematching_conv: 1/4-level features reduced to this (null: none)
+    "pose_downsample": 2,  # the pose net sees both frames average-pooled by this factor (1: full size)
     "min_depth_bin": 0.1,  # where the learnt hypothesis range starts
     "max_depth_bin": 10.0,
     "static_camera_prob": 0.25,
@@ -90,6 +107,16 @@ def multi_frame_config(model_cfg: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"model.num_depth_bins={cfg['num_depth_bins']!r}: expected an integer >= 2")
     if cfg["depth_binning"] not in DEPTH_BINNINGS:
         raise ValueError(f"model.depth_binning={cfg['depth_binning']!r}: expected one of {DEPTH_BINNINGS}")
+    channels = cfg["matching_channels"]
+    if channels is not None and not (isinstance(channels, int) and channels >= 1):
+        raise ValueError(f"model.matching_channels={channels!r}: expected an integer >= 1 or null")
+    if not (isinstance(cfg["pose_downsample"], int) and cfg["pose_downsample"] >= 1):
+        raise ValueError(f"model.pose_downsample={cfg['pose_downsample']!r}: expected an integer >= 1")
+    if cfg["pose_downsample"] > 1 and cfg.get("explainability"):
+        raise ValueError(
+            f"model.pose_downsample={cfg['pose_downsample']} with model.explainability: the mask would come "
+            "at the pose net's reduced size; use pose_downsample: 1"
+        )
     if not 0 < float(cfg["min_depth_bin"]) < float(cfg["max_depth_bin"]):
         raise ValueError(
             f"model.min_depth_bin={cfg['min_depth_bin']!r}, max_depth_bin={cfg['max_depth_bin']!r}: "
@@ -131,6 +158,31 @@ def update_depth_range(
     return momentum * min_bin + (1 - momentum) * low, momentum * max_bin + (1 - momentum) * high
 
 
+def bilinear_lookup(features: Tensor, x: Tensor, y: Tensor) -> Tensor:
+    """``features`` [B,C,h,w] sampled bilinearly at pixel coordinates ``x``, ``y`` [B,D,n] -> [B,D,n,C].
+
+    Exact (as ``grid_sample`` with ``align_corners=True``) where the four neighbours lie inside the
+    map, which holds for every sample the cost volume keeps (``BORDER`` >= 1); elsewhere the
+    coordinates are clamped into the map, giving finite values that the cost volume discards. Rows of a
+    channels-last table are gathered instead of calling ``grid_sample``: ONNX Runtime's CPU GridSample
+    took 2.4x as long for 16 channels x 32 hypotheses at 48x160 (124 ms vs 52 ms, one thread).
+    """
+    b, c, h, w = features.shape
+    x, y = x.clamp(0, w - 1), y.clamp(0, h - 1)
+    x0, y0 = x.floor().clamp(max=w - 2), y.floor().clamp(max=h - 2)
+    wx, wy = (x - x0).unsqueeze(-1), (y - y0).unsqueeze(-1)
+    offsets = torch.arange(b, device=features.device).view(b, 1, 1) * (h * w)
+    first = (y0 * w + x0).long() + offsets  # the top-left neighbour's row in the table
+    table = features.flatten(2).transpose(1, 2).reshape(b * h * w, c)
+
+    def corner(step: int) -> Tensor:
+        return table[(first + step).reshape(-1)].view(*first.shape, c)
+
+    top = corner(0) * (1 - wx) + corner(1) * wx
+    bottom = corner(w) * (1 - wx) + corner(w + 1) * wx
+    return top * (1 - wy) + bottom * wy
+
+
 @dataclass
 class CostVolume:
     """``cost`` [B,D,h,w] (zero where not confident), ``confidence`` [B,1,h,w] float 0/1 (every
@@ -156,8 +208,9 @@ def cost_volume(
     For each hypothesis d of ``bins`` [D], every pixel is back-projected at depth d with ``inv_K``,
     moved by ``cam_T_cam`` [B,4,4] (current-camera points into the lookup camera) and projected with
     ``K`` (both [B,4,4] or [1,4,4] at the features' resolution); the lookup features are sampled there
-    (bilinear, zero outside) and the cost is mean_c |warped - current|. ``empty`` [B] bool: samples
-    whose cost volume is emptied (all zero, not confident; Manydepth's zero-pose frames).
+    (bilinear, ``bilinear_lookup``) and the cost is mean_c |warped - current|. ``empty`` [B] bool:
+    samples whose cost volume is emptied (all zero, not confident; Manydepth's zero-pose frames).
+    Differentiable in the features (the projection is not); the caller decides what gets gradients.
     """
     b, _, h, w = current.shape
     d = bins.numel()
@@ -178,13 +231,14 @@ def cost_volume(
     valid = inside.view(b, d, h, w) & interior.view(1, 1, h, w)
     if empty is not None:
         valid = valid & ~empty.view(b, 1, 1, 1)
-    scale = torch.tensor([w - 1, h - 1], dtype=uv.dtype, device=uv.device)
-    grid = (uv.permute(0, 1, 3, 2) / scale - 0.5) * 2.0  # align_corners=True normalisation
-    warped = F.grid_sample(lookup, grid.reshape(b, d * h, w, 2), padding_mode="zeros", align_corners=True)
-    diff = (warped.view(b, -1, d, h, w) - current.unsqueeze(2)).abs().mean(1)  # [B,D,h,w]
+    warped = bilinear_lookup(lookup, x.detach(), y.detach())  # [B,D,hw,C]
+    current_rows = current.flatten(2).transpose(1, 2).unsqueeze(1)  # [B,1,hw,C]
+    diff = (warped - current_rows).abs().mean(-1).view(b, d, h, w)
     confidence = valid.all(dim=1, keepdim=True)
     best = torch.where(valid, diff, torch.full_like(diff, float("inf"))).argmin(dim=1, keepdim=True)
-    return CostVolume(diff * confidence.to(diff.dtype), confidence.to(diff.dtype), bins[best])
+    # where, not a product: a discarded sample's cost is finite but not meaningful.
+    cost = torch.where(confidence, diff, torch.zeros_like(diff))
+    return CostVolume(cost, confidence.to(diff.dtype), bins[best].detach())
 
 
 def matching_mask(matching_depth: Tensor, teacher_depth: Tensor) -> Tensor:
@@ -246,10 +300,12 @@ class ManyDepthNet(DepthNet):
         max_depth: float = 100.0,
         init_depth: float | None = 12.0,
         decoder: str = "monodepth2",
-        num_depth_bins: int = 96,
+        num_depth_bins: int = 16,
         depth_binning: str = "linear",
         min_depth_bin: float = 0.1,
         max_depth_bin: float = 10.0,
+        matching_channels: int | None = 16,
+        pose_downsample: int = 2,
     ) -> None:
         if not isinstance(encoder, ResnetEncoder | STDCEncoder):
             raise ValueError(
@@ -261,7 +317,17 @@ class ManyDepthNet(DepthNet):
         super().__init__(encoder, backbone, num_scales, min_depth, max_depth, init_depth, decoder)
         self.num_depth_bins = int(num_depth_bins)
         self.depth_binning = depth_binning
+        # How much smaller the pose net's frames are (kept here: the student's export and training
+        # pass both need it, and the pose net itself is the single-frame model's).
+        self.pose_downsample = int(pose_downsample)
         channels = encoder.num_ch_enc[MATCHING_LEVEL]
+        # Manydepth's prematching_conv (its code defines it, 64 -> 16, but never calls it): the cost
+        # volume's work scales with the channels it compares.
+        self.prematching_conv = (
+            nn.Sequential(nn.Conv2d(channels, int(matching_channels), 1), nn.ReLU(inplace=True))
+            if matching_channels
+            else nn.Identity()
+        )
         self.reduce_conv = nn.Sequential(
             nn.Conv2d(channels + self.num_depth_bins, channels, 3, 1, 1), nn.ReLU(inplace=True)
         )
@@ -341,13 +407,15 @@ class ManyDepthNet(DepthNet):
         S = scale_intrinsics(np.eye(4), (width, height), size)
         K_s = K.new_tensor(S) @ K.float()
         inv_K_s = inv_K.float() @ inv_K.new_tensor(np.linalg.inv(S))
-        # No gradient through the matching (Manydepth's); float32 even under mixed precision, since
+        # No gradient into the encoder through the matching (Manydepth's); the prematching conv gets
+        # one, as it has no other way to learn. float32 even under mixed precision, since
         # half-precision pixel coordinates are off by a fraction of a pixel.
-        with torch.no_grad(), torch.autocast(device_type=image.device.type, enabled=False):
+        with torch.no_grad():
             lookup_features = self._matching_features(lookup)[MATCHING_LEVEL]
+        with torch.autocast(device_type=image.device.type, enabled=False):
             volume = cost_volume(
-                current.float(),
-                lookup_features.float(),
+                self.prematching_conv(current.detach().float()),
+                self.prematching_conv(lookup_features.float()),
                 cam_T_cam.float(),
                 K_s,
                 inv_K_s,
@@ -369,6 +437,13 @@ class ManyDepthNet(DepthNet):
         """Scale-0 depth [B,1,H,W] in model units."""
         disp = self.forward(image, lookup, cam_T_cam, K, inv_K)[("disp", 0)]
         return disp_to_depth(disp, self.min_depth, self.max_depth)[1]
+
+
+def pose_frame(image: Tensor, downsample: int) -> Tensor:
+    """A frame as the pose net sees it: average-pooled by ``downsample`` (1: as it is). A ResNet18 pose
+    net on 640x192 frames costs 4.9 GMAC, more than half the single-frame ResNet18 depth net's 8.0;
+    on 320x96 it costs 1.2."""
+    return F.avg_pool2d(image, downsample) if downsample > 1 else image
 
 
 def matching_pose(outputs: Mapping[Any, Tensor]) -> Tensor:
@@ -445,12 +520,18 @@ class ManyDepthModel(nn.Module):
         lookup = torch.where(static.view(-1, 1, 1, 1), batch[("color", 0, 0)], lookup)
         return lookup, pose, empty, static | empty
 
+    def _pose_keys(self) -> list[tuple[str, int, int]]:
+        """The batch entries the pose net reads (``predict_poses``)."""
+        return [("color_aug", f, 0) for f in self.frame_ids if f != "s"]
+
     def forward(self, batch: Mapping[Any, Tensor]) -> dict[Any, Tensor]:
         image = batch[("color_aug", 0, 0)]
         train_teacher = not self.teacher_frozen
+        factor = self.multi_depth_net.pose_downsample
+        pose_batch = {**batch, **{key: pose_frame(batch[key], factor) for key in self._pose_keys()}}
         with torch.set_grad_enabled(torch.is_grad_enabled() and train_teacher):
             teacher = dict(self.depth_net(image))
-            poses = predict_poses(self.pose_net, batch, self.frame_ids, self.odometry_scale)
+            poses = predict_poses(self.pose_net, pose_batch, self.frame_ids, self.odometry_scale)
         if "stereo_T" in batch:
             poses[("cam_T_cam", 0, "s")] = batch["stereo_T"]
         lookup, pose, empty, augmented = self.matching_inputs(batch, poses)
@@ -493,6 +574,7 @@ class TwoFrameDepthNet(nn.Module):
         self.register_buffer("inv_K", inv_K, persistent=False)
 
     def forward(self, image: Tensor, prev_image: Tensor) -> Tensor:
-        axisangle, translation = self.pose_net(prev_image, image)
+        factor = self.net.pose_downsample
+        axisangle, translation = self.pose_net(pose_frame(prev_image, factor), pose_frame(image, factor))
         cam_T_cam = transformation_from_parameters(axisangle, translation, invert=True)
         return self.net.predict_depth(image, prev_image, cam_T_cam, self.K, self.inv_K)
