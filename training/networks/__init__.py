@@ -166,21 +166,25 @@ def build_encoder(backbone: str, weights: str | None = None) -> Encoder:
     return encoder
 
 
+def _depth_net_args(cfg: dict) -> dict:
+    """The keyword arguments DepthNet and ManyDepthNet share, from a resolved ``model`` section."""
+    return {
+        "backbone": str(cfg["backbone"]),
+        "num_scales": int(cfg["num_scales"]),
+        "min_depth": float(cfg["min_depth"]),
+        "max_depth": float(cfg["max_depth"]),
+        "init_depth": None if cfg["init_depth"] is None else float(cfg["init_depth"]),
+        "decoder": str(cfg["decoder"]),
+    }
+
+
 def build_depth_net(model_cfg: dict) -> DepthNet:
     """DepthNet from the ``model`` config section (see the module docstring for the keys)."""
     cfg = model_config(model_cfg)
     encoder = build_encoder(str(cfg["backbone"]), cfg["weights"])
     if cfg["decoder"] == "lraspp":
         dilate_last_stage(encoder, str(cfg["backbone"]))  # LR-ASPP's encoder (refuses others)
-    return DepthNet(
-        encoder,
-        backbone=str(cfg["backbone"]),
-        num_scales=int(cfg["num_scales"]),
-        min_depth=float(cfg["min_depth"]),
-        max_depth=float(cfg["max_depth"]),
-        init_depth=None if cfg["init_depth"] is None else float(cfg["init_depth"]),
-        decoder=str(cfg["decoder"]),
-    )
+    return DepthNet(encoder, **_depth_net_args(cfg))
 
 
 def build_multi_depth_net(model_cfg: dict) -> ManyDepthNet:
@@ -188,12 +192,7 @@ def build_multi_depth_net(model_cfg: dict) -> ManyDepthNet:
     cfg = multi_frame_config(model_config(model_cfg))
     return ManyDepthNet(
         build_encoder(str(cfg["backbone"]), cfg["weights"]),
-        backbone=str(cfg["backbone"]),
-        num_scales=int(cfg["num_scales"]),
-        min_depth=float(cfg["min_depth"]),
-        max_depth=float(cfg["max_depth"]),
-        init_depth=None if cfg["init_depth"] is None else float(cfg["init_depth"]),
-        decoder=str(cfg["decoder"]),
+        **_depth_net_args(cfg),
         num_depth_bins=int(cfg["num_depth_bins"]),
         depth_binning=str(cfg["depth_binning"]),
         min_depth_bin=float(cfg["min_depth_bin"]),
