@@ -190,6 +190,17 @@ def motion_regions(labels: np.ndarray) -> dict[str, np.ndarray]:
     return masks
 
 
+def region_truths(gt: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
+    """Per motion region, ``gt`` with every pixel outside the region set to 0 (= not scored): the
+    region's pixels alone, to be scored with the whole frame's median scale, so that moving cars at
+    another scale than the road around them show (the one rule of depth-eval and the replay)."""
+    if labels.shape != gt.shape:
+        raise ValueError(f"motion labels of shape {labels.shape} for ground truth of {gt.shape}")
+    return {
+        region: np.where(mask, gt, 0.0).astype(np.float32) for region, mask in motion_regions(labels).items()
+    }
+
+
 def ordinal_disagreement(
     depth: np.ndarray, pairs: np.ndarray, relation: np.ndarray, delta: float = 0.0
 ) -> np.ndarray:

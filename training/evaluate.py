@@ -51,8 +51,8 @@ from depth_node.metrics import (
     evaluate_depth,
     format_metrics_table,
     mean_metrics,
-    motion_regions,
     ordinal_disagreement,
+    region_truths,
     resize_depth,
 )
 from training.baselines import TrainingPrior, training_prior, valid_gt_mask
@@ -296,10 +296,8 @@ class _Scoreboard:
         for name, depth in metric_depths.items():
             self._add(f"metric/{name}", _score(gt, depth, options, median_scaling=False))
         if motion is not None:
-            if motion.shape != gt.shape:
-                raise ValueError(f"motion labels of shape {motion.shape} for ground truth of {gt.shape}")
-            for region, mask in motion_regions(motion).items():
-                self._add_region(region, np.where(mask, gt, 0.0), median_scaled, scales, metric_depths)
+            for region, gt_region in region_truths(gt, motion).items():
+                self._add_region(region, gt_region, median_scaled, scales, metric_depths)
 
     def _add_region(
         self,
@@ -312,7 +310,6 @@ class _Scoreboard:
         """Score one region's pixels (``gt_region``: 0 elsewhere), each method with its whole frame's
         median scale."""
         options = self.options
-        gt_region = gt_region.astype(np.float32)
         model = _score(gt_region, median_scaled["model"] * scales["model"], options, median_scaling=False)
         if model is None:
             return  # the region has no pixel with valid GT in this frame

@@ -26,6 +26,7 @@ from depth_node.metrics import (
     evaluate_depth,
     mean_metrics,
     motion_regions,
+    region_truths,
     resize_depth,
 )
 from depth_node.runtime.conversions import image_to_numpy
@@ -99,8 +100,7 @@ def score_regions(
     check_motion_size(motion, gt.shape)
     kwargs = {"min_depth": min_depth, "max_depth": max_depth, "garg_crop": garg_crop}
     out = {}
-    for region, mask in motion_regions(motion).items():
-        gt_region = np.where(mask, gt, 0.0)
+    for region, gt_region in region_truths(gt, motion).items():
         metric = evaluate_depth(gt_region, pred, **kwargs)
         scaled = evaluate_depth(gt_region, pred * median_scale, **kwargs)
         if metric is None or scaled is None:
