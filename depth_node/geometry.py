@@ -164,10 +164,11 @@ def matrix_to_quaternion(R: np.ndarray) -> tuple[float, float, float, float]:
 def resize_area(image: np.ndarray, size: tuple[int, int], dst: np.ndarray | None = None) -> np.ndarray:
     """``image`` resized to ``size`` = (width, height) with INTER_AREA: the training and run-time rule.
 
-    A large shrink (a 1080p camera into a 320x96 network) goes in two steps: a box average by the
-    largest whole factor that divides both sides (OpenCV's fast integer path), then INTER_AREA for
-    what is left. Same pixel footprint, half a grey level from one step on average (at most a few),
-    at half the cost or less.
+    A large shrink (a 1080p camera into a 320x96 network) goes in steps, each OpenCV's fast path for
+    a box average: exact halvings while both sides are even and the image stays at least ``size``
+    (the vectorised 2x2 path: 1920x1080 -> 480x270 costs a third of one 6x box), then the largest
+    whole factor that divides both sides, then INTER_AREA for what is left. Same pixel footprint,
+    half a grey level from one step on average (at most a few), at a third of the cost or less.
     """
     height, width = image.shape[:2]
     if (width, height) == tuple(size):
@@ -175,6 +176,9 @@ def resize_area(image: np.ndarray, size: tuple[int, int], dst: np.ndarray | None
             return image
         dst[...] = image
         return dst
+    while width % 2 == 0 and height % 2 == 0 and width // 2 >= size[0] and height // 2 >= size[1]:
+        width, height = width // 2, height // 2
+        image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
     step = _whole_shrink(width, height, size)
     if step > 1:
         image = cv2.resize(image, (width // step, height // step), interpolation=cv2.INTER_AREA)

@@ -42,6 +42,25 @@ def test_stats_count_rates_and_latency_percentiles():
         stats.drop("cosmic_ray")
 
 
+def test_published_frames_are_counted_by_how_the_network_was_fed():
+    """A two-frame model's first frame and its resets are fed the same frame twice ("first"): the
+    diagnostics show how many of the published frames really had a previous frame."""
+    stats = FrameStats(clock=FakeClock())
+    for mode in ["first", "two", "two", "first", "two"]:
+        stats.frame_out(stats.frame_in(), latency=0.01, frame_mode=mode)
+    stats.frame_out(stats.frame_in(), latency=0.01)  # a single-frame model's frames: the default
+    snap = stats.snapshot()
+    assert snap.published_by_mode == {"single": 1, "first": 2, "two": 3}
+    values = dict(_summary(stats).values)
+    assert (values["frames first-frame"], values["frames two-frame"], values["frames single-frame"]) == (
+        "2",
+        "3",
+        "1",
+    )
+    with pytest.raises(KeyError, match="unknown frame mode 'three'"):
+        stats.frame_out(0.0, None, frame_mode="three")
+
+
 def test_stats_memory_is_bounded():
     stats = FrameStats(history=64, clock=FakeClock())
     for _ in range(1000):

@@ -232,12 +232,21 @@ def test_resize_area_is_opencvs_area_rule_in_one_or_two_steps() -> None:
     np.testing.assert_array_equal(
         resize_area(kitti, (320, 96)), cv2.resize(kitti, (320, 96), interpolation=cv2.INTER_AREA)
     )
-    # 1080p into 320x96: a 6x box, then 180 -> 96 rows; half a grey level from one INTER_AREA step.
-    two_steps = resize_area(camera, (320, 96)).astype(int)
+    # 1080p into 320x96: two 2x halvings (480x270), then INTER_AREA; half a grey level from one step.
+    steps = resize_area(camera, (320, 96)).astype(int)
     one_step = cv2.resize(camera, (320, 96), interpolation=cv2.INTER_AREA).astype(int)
-    assert np.abs(two_steps - one_step).mean() < 1.0 and np.abs(two_steps - one_step).max() <= 8
+    assert np.abs(steps - one_step).mean() < 1.0 and np.abs(steps - one_step).max() <= 8
+    halved = cv2.resize(camera, (960, 540), interpolation=cv2.INTER_AREA)
+    halved = cv2.resize(halved, (480, 270), interpolation=cv2.INTER_AREA)
+    np.testing.assert_array_equal(steps, cv2.resize(halved, (320, 96), interpolation=cv2.INTER_AREA))
     out = np.empty((96, 320, 3), np.uint8)
-    assert resize_area(camera, (320, 96), dst=out) is out and np.array_equal(out, two_steps)
+    assert resize_area(camera, (320, 96), dst=out) is out and np.array_equal(out, steps)
+    # KITTI's full 1242x375 into 320x96: no halving (odd rows), a 3x box, then INTER_AREA.
+    full = camera[:375, :1242]
+    boxed = cv2.resize(full, (414, 125), interpolation=cv2.INTER_AREA)
+    np.testing.assert_array_equal(
+        resize_area(full, (320, 96)), cv2.resize(boxed, (320, 96), interpolation=cv2.INTER_AREA)
+    )
     # No whole factor divides 375 rows down to 192: one step.
     odd = camera[:375, :1242]
     np.testing.assert_array_equal(

@@ -440,6 +440,9 @@ def test_a_few_training_steps_checkpoint_the_student_teacher_and_range(
     lines = (trained[backbone].parent.parent / "loss_log.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [1, 2]
     assert all("consistency" in json.loads(line) for line in lines)
+    # The teacher's velocity term made the pose net, and so the student, metric.
+    assert all("teacher_velocity" in json.loads(line) for line in lines)
+    assert ckpt["training_mode"] == "self_supervised+velocity"
 
 
 def test_resuming_makes_the_step_an_uninterrupted_run_makes(

@@ -360,7 +360,9 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), float(clip))
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        if "velocity" in diagnostics.stats:
+        # A multi-frame run's velocity term is its teacher's (``teacher_velocity``); the pose net it
+        # trains gives the student's cost volume and loss their metric scale.
+        if "velocity" in diagnostics.stats or "teacher_velocity" in diagnostics.stats:
             self.used_velocity = True
         return float(loss.detach()), diagnostics, outputs
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from depth_node.runtime.frame import DROP_REASONS, RESET_REASONS
+from depth_node.runtime.pipeline import FRAME_MODES
 
 
 # --------------------------------------------------------------------------------------------------
@@ -36,6 +37,7 @@ class StatsSnapshot:
     dropped: int
     dropped_by_reason: dict[str, int]
     resets_by_reason: dict[str, int]  # processed frames that restarted the temporal state (stamps)
+    published_by_mode: dict[str, int]  # published frames by how the network was fed (FRAME_MODES)
     input_rate: float  # Hz over the last rate window (or since the first frame, when shorter)
     output_rate: float  # Hz over the same span, so output/input is the fraction published
     recent_inputs: int  # frames in that span: the rates mean little below a handful
@@ -59,6 +61,7 @@ class FrameStats:
         self.frames_out = 0
         self.dropped_by_reason = dict.fromkeys(DROP_REASONS, 0)
         self.resets_by_reason = dict.fromkeys(RESET_REASONS, 0)
+        self.published_by_mode = dict.fromkeys(FRAME_MODES, 0)
         self._in_times: collections.deque[float] = collections.deque(maxlen=history)
         self._out_times: collections.deque[float] = collections.deque(maxlen=history)
         self._latencies: collections.deque[float] = collections.deque(maxlen=history)
@@ -75,11 +78,16 @@ class FrameStats:
                 self._first_in = now
         return now
 
-    def frame_out(self, arrival: float, latency: float | None) -> None:
-        """Count a published frame that arrived at ``arrival``; ``latency``: stamp -> publish, seconds."""
+    def frame_out(self, arrival: float, latency: float | None, frame_mode: str = "single") -> None:
+        """Count a published frame that arrived at ``arrival``; ``latency``: stamp -> publish, seconds;
+        ``frame_mode``: how the network was fed (one of FRAME_MODES; a two-frame model's "first" frames
+        are its resets and starts, fed the same frame twice)."""
+        if frame_mode not in self.published_by_mode:
+            raise KeyError(f"unknown frame mode {frame_mode!r}; known: {', '.join(FRAME_MODES)}")
         now = self._clock()
         with self._lock:
             self.frames_out += 1
+            self.published_by_mode[frame_mode] += 1
             self._out_times.append(now)
             self._processing.append(now - arrival)
             if latency is not None and math.isfinite(latency):
@@ -105,6 +113,7 @@ class FrameStats:
             latencies, processing = list(self._latencies), list(self._processing)
             by_reason = dict(self.dropped_by_reason)
             resets = dict(self.resets_by_reason)
+            by_mode = dict(self.published_by_mode)
             frames_in, frames_out = self.frames_in, self.frames_out
             first_in = self._first_in
         # One span for both rates: the rate window, or the time since the first frame when shorter.
@@ -117,6 +126,7 @@ class FrameStats:
             dropped=sum(by_reason.values()),
             dropped_by_reason=by_reason,
             resets_by_reason=resets,
+            published_by_mode=by_mode,
             input_rate=recent_in / span if span > 0 else 0.0,
             output_rate=recent_out / span if span > 0 else 0.0,
             recent_inputs=recent_in,
@@ -187,6 +197,7 @@ def diagnostic_summary(
         ("frames dropped", str(stats.dropped)),
         *((f"dropped: {reason}", str(count)) for reason, count in stats.dropped_by_reason.items()),
         *((f"reset: {reason}", str(count)) for reason, count in stats.resets_by_reason.items()),
+        *((f"frames {mode}-frame", str(count)) for mode, count in stats.published_by_mode.items()),
         ("input rate (Hz)", f"{stats.input_rate:.2f}"),
         ("output rate (Hz)", f"{stats.output_rate:.2f}"),
         ("latency p50 (ms)", _ms(stats.latency_p50)),

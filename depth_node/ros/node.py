@@ -316,7 +316,7 @@ class DepthNodeBase:
             self.stats.reset(outputs.reset)
         stamp = stamp_ns(frame.image.header)
         latency = (self.get_clock().now().nanoseconds - stamp) * 1e-9 if stamp > 0 else None
-        self.stats.frame_out(frame.arrival, latency)
+        self.stats.frame_out(frame.arrival, latency, outputs.frame_mode)
 
     def _on_worker_error(self, frame: _Frame, error: Exception) -> None:
         # A publish that failed (the frame path itself never raises): dropped, the node keeps running.
