@@ -361,6 +361,44 @@ def test_stereo_partner_is_a_source_with_the_calibration_pose() -> None:
     assert float(loss_true.detach()) < 0.3 * float(loss_wrong.detach())
 
 
+def scaled_stereo_outputs(k: float) -> dict:
+    """Depth k * PLANE_Z with the video translations scaled by k as well (the same video warps: the
+    scale a monocular loss cannot see), and the stereo partner at the calibration's pose."""
+    outputs = plane_outputs(PLANE_Z * k)
+    for f in (-1, 1):
+        outputs[("cam_T_cam", 0, f)] = transformation_from_parameters(
+            torch.zeros(1, 3), torch.tensor([[-f * SHIFT_M * k, 0.0, 0.0]])
+        )
+    outputs[("cam_T_cam", 0, "s")] = stereo_batch(0.0)["stereo_T"]
+    return outputs
+
+
+def test_a_separate_stereo_term_ties_every_pixel_to_the_baseline() -> None:
+    batch = stereo_batch(FX * BASELINE / PLANE_Z)
+    config = {"velocity_weight": 0.0, "smoothness_weight": 0.0, "automask_noise": 0.0}
+    minimum = SelfSupervisedLoss(config, PH, PW)
+    separate = SelfSupervisedLoss({**config, "stereo": "separate"}, PH, PW)
+
+    def loss(criterion: SelfSupervisedLoss, outputs: dict) -> float:
+        return float(criterion(batch, outputs)[0].detach())
+
+    true, too_far = scaled_stereo_outputs(1.0), scaled_stereo_outputs(1.5)
+    # Under the minimum the video sources explain the wrong scale as well as the true one ...
+    assert loss(minimum, too_far) < 0.05 + loss(minimum, true)
+    # ... the separate term does not: the stereo warp needs the metric depth.
+    assert loss(separate, too_far) > 3 * loss(separate, true) + 0.02
+    # It is the mean of the video sources' minimum term and the stereo partner's own term.
+    for outputs in (true, too_far):
+        video = {k: v for k, v in outputs.items() if not (k[0] == "cam_T_cam" and k[2] == "s")}
+        stereo = {k: v for k, v in outputs.items() if not (k[0] == "cam_T_cam" and k[2] != "s")}
+        expected = (loss(minimum, video) + loss(minimum, stereo)) / 2
+        assert loss(separate, outputs) == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(ValueError, match=r"loss\.stereo=separate works with loss\.masking=monodepth2"):
+        SelfSupervisedLoss({"stereo": "separate", "masking": "dipe"}, PH, PW)
+    with pytest.raises(ValueError, match=r"loss\.stereo='both'"):
+        SelfSupervisedLoss({"stereo": "both"}, PH, PW)
+
+
 def test_explainability_masking_weights_each_source() -> None:
     batch, outputs = plane_batch(), plane_outputs(PLANE_Z / 2)  # wrong depth: large errors
     half = torch.full((1, 1, PH, PW), 0.5)

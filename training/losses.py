@@ -27,7 +27,11 @@ against "explainable" (1), lambda_e = 0.2 as in the paper; its second-order smoo
 
 Stereo (Monodepth2's S and MS): the stereo partner is one more source frame, ``"s"``, whose pose is
 the calibration's (``("cam_T_cam", 0, "s")``); minimum reprojection and auto-masking treat it like
-any other source.
+any other source (``stereo: minimum``). Under that minimum the video sources win most pixels, where
+the pose net's free translation scale, not the baseline, sets the depth: MS came out 9 % too far and
+16 % worse metric than median-scaled (docs/STEREO_STUDY.md). ``stereo: separate`` gives the stereo
+partner its own auto-masked term, (video minimum term + stereo term) / 2, so that every pixel's depth
+is tied to the baseline; stereo frames are simultaneous, so moving cars do not break that term.
 
 Manydepth (Watson et al., CVPR 2021), the multi-frame student of ``training.networks.manydepth``:
 when ``outputs`` carry a ``"reprojection_mask"`` (1 where the cost volume is trusted), that mask
@@ -56,6 +60,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -88,6 +93,11 @@ DEFAULT_LOSS_CFG: dict[str, Any] = {
     # full_resolution: every scale's depth upsampled to the input size (Monodepth2); dipe_weighted:
     # each scale at its own resolution, photometric weight 0.25^scale (DiPE's default scheme).
     "multiscale": "full_resolution",
+    # How the stereo partner "s" (modality MS) enters the photometric loss: minimum, one more source
+    # in the per-pixel minimum (Monodepth2); separate, its own auto-masked term beside the video
+    # sources' minimum, the two averaged, so that every pixel sees the baseline (see the docstring).
+    # Read only with masking: monodepth2 (S, with no video source, is the same either way).
+    "stereo": "minimum",
     "explainability_weight": 0.2,  # lambda_e of SfMLearner's mask regulariser
     "smoothness": "edge_aware",  # edge_aware (Monodepth2) | second_order (SfMLearner)
     "velocity_weight": 0.1,  # PackNet weak velocity supervision; applied when batch has finite distances
@@ -106,6 +116,7 @@ DEFAULT_LOSS_CFG: dict[str, Any] = {
 DEPTH_LOSSES = ("log_l1", "abs_rel", "silog", "densedepth")
 MASKINGS = ("monodepth2", "dipe", "explainability")
 MULTISCALES = ("full_resolution", "dipe_weighted")
+STEREO_TERMS = ("minimum", "separate")
 DIPE_SCALE_RATE = 0.25  # dipe_weighted's photometric weight per scale (DiPE's --scale_rate)
 # Keys renamed since checkpoints were written: old name -> new name (a checkpoint stores its whole
 # loss config, so an old one must still load and resume).
@@ -146,6 +157,13 @@ def loss_config(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
         raise ValueError(f"loss.multiscale={out['multiscale']!r}: expected one of {MULTISCALES}")
     if out["smoothness"] not in SMOOTHNESS:
         raise ValueError(f"loss.smoothness={out['smoothness']!r}: expected one of {SMOOTHNESS}")
+    if out["stereo"] not in STEREO_TERMS:
+        raise ValueError(f"loss.stereo={out['stereo']!r}: expected one of {STEREO_TERMS}")
+    if out["stereo"] == "separate" and out["masking"] != "monodepth2":
+        raise ValueError(
+            f"loss.stereo=separate works with loss.masking=monodepth2, not {out['masking']!r} "
+            "(DiPE's per-frame masks and SfMLearner's mask already give each source its own term)"
+        )
     return out
 
 
@@ -801,14 +819,24 @@ class SelfSupervisedLoss(nn.Module):
                 upper=cfg["dipe_upper"],
             )
             return loss, masks.amax(1, keepdim=True), warped
-        loss, mask = reduce_reprojection(
-            torch.cat(errors, 1),
-            images.identity,
+        reduce = partial(
+            reduce_reprojection,
             min_reprojection=cfg["min_reprojection"],
             dipe=cfg["dipe_pooled_min"],
             dipe_lower=cfg["dipe_lower"],
             dipe_upper=cfg["dipe_upper"],
         )
+        if cfg["stereo"] == "separate" and "s" in source_ids and len(source_ids) > 1:
+            # The stereo partner is last (``_scales_and_sources``); a [B,1] identity (the mean over
+            # sources, min_reprojection off) serves both terms.
+            identity = images.identity
+            per_source = identity is not None and identity.shape[1] == len(source_ids)
+            video_loss, video_mask = reduce(
+                torch.cat(errors[:-1], 1), identity[:, :-1] if per_source else identity
+            )
+            stereo_loss, stereo_mask = reduce(errors[-1], identity[:, -1:] if per_source else identity)
+            return (video_loss + stereo_loss) / 2, torch.maximum(video_mask, stereo_mask), warped
+        loss, mask = reduce(torch.cat(errors, 1), images.identity)
         return loss, mask, warped
 
     def _velocity_term(
