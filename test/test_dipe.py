@@ -285,8 +285,8 @@ def test_dipe_band_uses_the_unbiased_sd_over_all_frames() -> None:
 def test_dipe_masking_in_the_loss_matches_literal_warp_and_masks() -> None:
     case = random_case(seed=0, batch=2, height=6, width=8, scales=1)
     batch, outputs = torch_inputs(case)
-    # dipe_pooled_min stays at its default (on): with masking: dipe it must not apply.
-    config = {"masking": "dipe", "smoothness_weight": 0.0, "velocity_weight": 0.0}
+    # dipe_pooled_min on: with masking: dipe it must not apply.
+    config = {"masking": "dipe", "dipe_pooled_min": True, "smoothness_weight": 0.0, "velocity_weight": 0.0}
     loss, diagnostics = SelfSupervisedLoss(config, 6, 8)(batch, outputs)
     expected, masks, parts, warped, margin = literal_scale(case, 0)
     assert margin > MARGIN, f"case too close to a decision threshold ({margin:.2e})"
@@ -420,11 +420,11 @@ def test_old_dipe_key_still_validates_as_dipe_pooled_min() -> None:
         loss_config({"dipe": True, "dipe_pooled_min": False})
     with pytest.raises(ValueError, match=r"loss\.multiscale='dipe'"):
         loss_config({"multiscale": "dipe"})
-    assert loss_config({})["masking"] == "monodepth2" and loss_config({})["dipe_pooled_min"] is True
-    # The old key switches the same loss term.
+    assert loss_config({})["masking"] == "monodepth2" and loss_config({})["dipe_pooled_min"] is False
+    # The old key switches the same loss term; off by default.
     criterion = {
         name: SelfSupervisedLoss({"automask": False, **cfg}, PH, PW)
-        for name, cfg in [("old", {"dipe": False}), ("new", {"dipe_pooled_min": False}), ("default", {})]
+        for name, cfg in [("old", {"dipe": True}), ("new", {"dipe_pooled_min": True}), ("default", {})]
     }
     losses = {name: float(c(*plane_inputs(PLANE_Z / 2))[0].detach()) for name, c in criterion.items()}
     assert losses["old"] == losses["new"] and abs(losses["old"] - losses["default"]) > 1e-3 * losses["old"]
