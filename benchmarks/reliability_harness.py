@@ -121,8 +121,8 @@ class RecordingStats(FrameStats):
         self.log: list[Published] | None = None
         self.taken = math.nan
 
-    def frame_out(self, arrival: float, latency: float | None) -> None:
-        super().frame_out(arrival, latency)
+    def frame_out(self, arrival: float, latency: float | None, frame_mode: str = "single") -> None:
+        super().frame_out(arrival, latency, frame_mode)
         if self.log is not None:
             now = time.monotonic()
             stamp_latency = math.nan if latency is None else latency
