@@ -84,6 +84,11 @@ def test_automasking_matches_monodepth2() -> None:
     loss, mask = reduce_reprojection(REPROJ, IDENTITY, dipe=False)
     assert mask[0, 0].tolist() == [[0.0, 1.0], [1.0, 1.0]]
     assert math.isclose(float(loss), (0.05 + 0.4 + 0.3 + 0.8) / 4, rel_tol=1e-6)
+    # Monodepth2's --avg_reprojection: the identity errors are averaged over sources as well.
+    loss, mask = reduce_reprojection(REPROJ, IDENTITY, min_reprojection=False, dipe=False)
+    identity, reprojection = IDENTITY.mean(1, keepdim=True), REPROJ.mean(1, keepdim=True)
+    assert torch.equal(mask, (reprojection < identity).float())
+    assert math.isclose(float(loss), float(torch.minimum(identity, reprojection).mean()), rel_tol=1e-6)
 
 
 def test_dipe_masking_with_automasking() -> None:

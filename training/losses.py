@@ -322,21 +322,22 @@ def reduce_reprojection(
 
     ``reprojection`` [B,S,H,W]: error of each warped source frame; ``identity`` [B,S,H,W] (or
     [B,1,H,W]): error of the unwarped sources (auto-masking; None = off), tie-break noise included.
-    Per pixel the minimum (or mean) over sources is taken. Auto-masking keeps a pixel when the
-    warped error is strictly below every identity error (Monodepth2's argmin over
-    [identity, reprojection] picking a reprojection). ``dipe`` (the pooled-min variant) keeps, per
+    Per pixel the minimum (or, ``min_reprojection`` off, the mean) over sources is taken, of both.
+    Auto-masking keeps a pixel when the warped error is strictly below the identity one (Monodepth2's
+    argmin over [identity, reprojection] picking a reprojection). ``dipe`` (the pooled-min variant) keeps, per
     image, minimum errors inside (mu - lower sd, mu + upper sd), population sd. With it the loss is
     the masked mean (sum / mask sum); with auto-masking alone it is exactly Monodepth2's mean over all
     pixels of min(identity, reprojection).
     """
-    if min_reprojection:
-        reprojection = reprojection.min(1, keepdim=True)[0]
-    else:
-        reprojection = reprojection.mean(1, keepdim=True)
+
+    def over_sources(errors: Tensor) -> Tensor:
+        return errors.min(1, keepdim=True)[0] if min_reprojection else errors.mean(1, keepdim=True)
+
+    reprojection = over_sources(reprojection)
     mask = torch.ones_like(reprojection)
     best_identity = None
     if identity is not None:
-        best_identity = identity.min(1, keepdim=True)[0]
+        best_identity = over_sources(identity)
         mask = (reprojection < best_identity).to(reprojection.dtype)
     if dipe:
         mask = mask * dipe_mask(reprojection, dipe_lower, dipe_upper)
@@ -660,8 +661,6 @@ class SelfSupervisedLoss(nn.Module):
         if cfg["automask"] and cfg["masking"] != "explainability":
             identity = torch.cat([self.photometric(images.sources[f], images.target) for f in source_ids], 1)
             if cfg["masking"] == "monodepth2":
-                if not cfg["min_reprojection"]:
-                    identity = identity.mean(1, keepdim=True)
                 # Tie-break so that a perfectly static pixel is not ambiguously masked (Monodepth2;
                 # DiPE's code adds none).
                 identity = identity + torch.randn_like(identity) * cfg["automask_noise"]
@@ -826,14 +825,12 @@ class SelfSupervisedLoss(nn.Module):
             dipe_upper=cfg["dipe_upper"],
         )
         if cfg["stereo"] == "separate" and "s" in source_ids and len(source_ids) > 1:
-            # The stereo partner is last (``_scales_and_sources``); a [B,1] identity (the mean over
-            # sources, min_reprojection off) serves both terms.
+            # The stereo partner is last (``_scales_and_sources``), in the errors and the identity.
             identity = images.identity
-            per_source = identity is not None and identity.shape[1] == len(source_ids)
             video_loss, video_mask = reduce(
-                torch.cat(errors[:-1], 1), identity[:, :-1] if per_source else identity
+                torch.cat(errors[:-1], 1), None if identity is None else identity[:, :-1]
             )
-            stereo_loss, stereo_mask = reduce(errors[-1], identity[:, -1:] if per_source else identity)
+            stereo_loss, stereo_mask = reduce(errors[-1], None if identity is None else identity[:, -1:])
             return (video_loss + stereo_loss) / 2, torch.maximum(video_mask, stereo_mask), warped
         loss, mask = reduce(torch.cat(errors, 1), images.identity)
         return loss, mask, warped
