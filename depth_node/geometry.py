@@ -164,11 +164,9 @@ def matrix_to_quaternion(R: np.ndarray) -> tuple[float, float, float, float]:
 def resize_area(image: np.ndarray, size: tuple[int, int], dst: np.ndarray | None = None) -> np.ndarray:
     """``image`` resized to ``size`` = (width, height) with INTER_AREA: the training and run-time rule.
 
-    A large shrink (a 1080p camera into a 320x96 network) goes in steps, each OpenCV's fast path for
-    a box average: exact halvings while both sides are even and the image stays at least ``size``
-    (the vectorised 2x2 path: 1920x1080 -> 480x270 costs a third of one 6x box), then the largest
-    whole factor that divides both sides, then INTER_AREA for what is left. Same pixel footprint,
-    half a grey level from one step on average (at most a few), at a third of the cost or less.
+    A large shrink (a 1080p camera into a 320x96 network) goes in steps: :func:`box_shrink`'s exact
+    box averages, then INTER_AREA for what is left. Same pixel footprint, half a grey level from one
+    step on average (at most a few), at a third of the cost or less.
     """
     height, width = image.shape[:2]
     if (width, height) == tuple(size):
@@ -176,13 +174,26 @@ def resize_area(image: np.ndarray, size: tuple[int, int], dst: np.ndarray | None
             return image
         dst[...] = image
         return dst
+    return cv2.resize(box_shrink(image, size), tuple(size), dst=dst, interpolation=cv2.INTER_AREA)
+
+
+def box_shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The exact box-average steps of :func:`resize_area` towards ``size`` (w, h); ``image`` itself
+    when none applies. Each is OpenCV's fast path: halvings while both sides are even and the image
+    stays at least ``size`` (the vectorised 2x2 path: 1920x1080 -> 480x270 costs a third of one 6x
+    box), then the largest whole factor that divides both sides (1242x375 -> 414x125 for 320x96).
+
+    Every output pixel is the mean of a whole block of input pixels, so the result is the camera
+    image binned, aligned with it block for block.
+    """
+    height, width = image.shape[:2]
     while width % 2 == 0 and height % 2 == 0 and width // 2 >= size[0] and height // 2 >= size[1]:
         width, height = width // 2, height // 2
         image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
     step = _whole_shrink(width, height, size)
     if step > 1:
         image = cv2.resize(image, (width // step, height // step), interpolation=cv2.INTER_AREA)
-    return cv2.resize(image, tuple(size), dst=dst, interpolation=cv2.INTER_AREA)
+    return image
 
 
 def _whole_shrink(width: int, height: int, size: tuple[int, int]) -> int:

@@ -60,10 +60,11 @@ def test_a_good_frame_gives_every_output_with_the_input_header(model: Path) -> N
     for message in (out.image, out.camera_info, out.points):
         assert stamp_ns(message.header) == stamp_ns(HEADER) and message.header.frame_id == "camera_optical"
     depth = image_msg_to_depth(out.image)
-    assert depth.shape == (H, W) and np.allclose(depth, 2.0 + 30.0 * 100 / 255, rtol=1e-4)
-    assert (out.camera_info.width, out.camera_info.height) == (W, H)
-    # organized, auto stride 3 (defaults): 8x22 points, no more than the model's 16x12 pixels
-    assert (out.points.height, out.points.width) == (8, 22)
+    # Defaults: the 64x24 camera is 8x the model's 16x12 pixels, so the depth image is the camera
+    # binned 2x2 (auto) and the cloud every pixel of it (auto stride 1: 2x the model's points).
+    assert depth.shape == (H // 2, W // 2) and np.allclose(depth, 2.0 + 30.0 * 100 / 255, rtol=1e-4)
+    assert (out.camera_info.width, out.camera_info.height) == (W // 2, H // 2)
+    assert (out.points.height, out.points.width) == (H // 2, W // 2)
     assert out.rgb.shape == (H, W, 3)
     stages = {"decode", "preprocess", "inference", "scale", "postprocess", "build_outputs", END_TO_END}
     assert set(out.timings) == stages
@@ -201,7 +202,7 @@ def test_depth_image_values_are_pinned(tmp_path: Path) -> None:
     model = make_linear_depth_model(tmp_path / "pin.onnx", 16, 40, a=2.0, b=100.0)
     width, height = 250, 90
     K_pin = np.array([[200.0, 0.0, width / 2 - 0.5], [0.0, 200.0, height / 2 - 0.5], [0.0, 0.0, 1.0]])
-    path, settings = _path(model)
+    path, settings = _path(model, output_resolution="camera")
     out = path.process(_image(_textured(width, height)), _info(K_pin, width, height), settings, cloud=True)
     depth = np.frombuffer(out.image.data, np.float32).reshape(height, width)
     assert np.isnan(depth).sum() == 398  # beyond max_range (80 m) or the model's max_depth
@@ -219,27 +220,41 @@ def test_depth_image_values_are_pinned(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("organized", [True, False])
-def test_a_1920x1080_frame_gives_a_cloud_of_the_models_size(tmp_path: Path, organized: bool) -> None:
-    """Auto stride (default): a 320x96 model's depth upsampled to 1920x1080 gives a cloud of every
-    9th pixel (214x120 = 25680 points <= 320x96), not 2 million points; the image stays 1920x1080."""
+def test_a_1920x1080_frame_gives_a_binned_depth_image_and_a_cloud_of_the_models_size(
+    tmp_path: Path, organized: bool
+) -> None:
+    """Defaults (output_resolution and points_stride auto): a 320x96 model on a 1920x1080 camera
+    publishes the camera image binned 4x4 (480x270, the input shrink's exact steps) with its K, and
+    a cloud of every 2nd pixel of that (240x135 = 32400 points >= 320x96), not 2 million points;
+    output_resolution camera keeps every camera pixel."""
     model = make_linear_depth_model(tmp_path / "m320.onnx", 96, 320, a=2.0, b=30.0)
     width, height = 1920, 1080
     K_hd = np.array([[1000.0, 0.0, 959.5], [0.0, 1000.0, 539.5], [0.0, 0.0, 1.0]])
     path, settings = _path(model, points_organized=organized)
     rgb = _textured(width, height)
     out = path.process(_image(rgb), _info(K_hd, width, height), settings, cloud=True)
-    assert (out.image.width, out.image.height) == (width, height)
+    assert (out.image.width, out.image.height) == (480, 270)
+    np.testing.assert_allclose(out.camera_info.k.reshape(3, 3), np.diag([0.25, 0.25, 1.0]) @ K_hd)
+    halved = cv2.resize(rgb, (960, 540), interpolation=cv2.INTER_AREA)
+    binned = cv2.resize(halved, (480, 270), interpolation=cv2.INTER_AREA)  # 4x4 block means
+    np.testing.assert_array_equal(out.result.colour, binned)
     cloud = pointcloud2_to_array(out.points)
-    depth = image_msg_to_depth(out.image)[::9, ::9]
+    depth = image_msg_to_depth(out.image)[::2, ::2]
     if organized:
-        assert cloud.shape == (120, 214, 4)
+        assert cloud.shape == (135, 240, 4)
     else:
-        assert cloud.shape == (1, np.isfinite(depth).sum(), 4) and 0 < cloud.shape[1] <= 25680
-    # colour from the kept camera pixels themselves
-    kept = rgb[::9, ::9].reshape(-1, 3)[np.isfinite(depth).reshape(-1) | organized]
+        assert cloud.shape == (1, np.isfinite(depth).sum(), 4) and 0 < cloud.shape[1] <= 32400
+    # colour from the binned camera pixels themselves
+    kept = binned[::2, ::2].reshape(-1, 3)[np.isfinite(depth).reshape(-1) | organized]
     packed = (kept[:, 0].astype(np.uint32) << 16) | (kept[:, 1].astype(np.uint32) << 8) | kept[:, 2]
     np.testing.assert_array_equal(np.ascontiguousarray(cloud[..., 3]).view(np.uint32).reshape(-1), packed)
+    camera, camera_settings = _path(model, output_resolution="camera", points_organized=organized)
+    full = camera.process(_image(rgb), _info(K_hd, width, height), camera_settings, cloud=True)
+    assert (full.image.width, full.image.height) == (width, height)
+    if organized:
+        assert (full.points.height, full.points.width) == (135, 240)  # every 8th camera pixel
     every_pixel = validate_parameters({"model_path": str(model), "providers": ["cpu"], "points_stride": 1})
     K_vga = np.array([[500.0, 0.0, 319.5], [0.0, 500.0, 95.5], [0.0, 0.0, 1.0]])
     vga = path.process(_image(rgb[:192, :640].copy()), _info(K_vga, 640, 192), every_pixel, cloud=True)
-    assert (vga.points.height, vga.points.width) == (192, 640)  # 1: every camera pixel (auto: 2)
+    # 640x192 is 4x the model's pixels: auto keeps the camera's size; stride 1: every pixel (auto: 2)
+    assert (vga.points.height, vga.points.width) == (192, 640)

@@ -24,6 +24,7 @@ from training.losses import (  # noqa: E402
     smoothness_loss,
     training_mode,
     velocity_loss,
+    without_scale_gradient,
 )
 
 torch.set_num_threads(2)
@@ -415,3 +416,33 @@ def test_explainability_masking_weights_each_source() -> None:
     expected = 0.5 * float(loss_full.detach()) + 0.2 * math.log(2)
     assert float(loss_half.detach()) == pytest.approx(expected, rel=1e-5)
     assert diagnostics.mask.shape == (1, 1, PH, PW) and float(diagnostics.mask.mean()) == 1.0
+
+
+def test_without_scale_gradient_keeps_values_and_drops_the_scale_direction() -> None:
+    torch.manual_seed(0)
+    depth = (torch.rand(2, 1, 6, 8) * 10 + 1).requires_grad_()
+    weights = torch.randn(2, 1, 6, 8)
+    shaped = without_scale_gradient(depth)
+    assert torch.equal(shaped, depth)
+    (grad,) = torch.autograd.grad((weights * shaped).sum(), depth)
+    # No first-order change when an image's depth is scaled: <grad, depth> = 0 per image ...
+    assert torch.allclose((grad * depth).sum(dim=(1, 2, 3)), torch.zeros(2), atol=1e-4)
+    # ... while the shape still gets a gradient.
+    assert float(grad.abs().mean()) > 0.1
+
+
+def test_stereo_scale_baseline_changes_gradients_not_the_loss() -> None:
+    batch = stereo_batch(FX * BASELINE / PLANE_Z)
+    config = {"velocity_weight": 0.0, "smoothness_weight": 0.0, "automask_noise": 0.0}
+    outputs = scaled_stereo_outputs(1.5)
+    values, grads = [], []
+    for stereo_scale in ("shared", "baseline"):
+        disp = {k: v.clone().requires_grad_() for k, v in outputs.items() if k[0] == "disp"}
+        criterion = SelfSupervisedLoss({**config, "stereo_scale": stereo_scale}, PH, PW)
+        loss, _ = criterion(batch, outputs | disp)
+        values.append(float(loss.detach()))
+        grads.append(torch.autograd.grad(loss, disp[("disp", 0)])[0])
+    assert values[0] == pytest.approx(values[1], rel=1e-6)
+    assert not torch.allclose(grads[0], grads[1])
+    with pytest.raises(ValueError, match=r"loss\.stereo_scale='metric'"):
+        SelfSupervisedLoss({"stereo_scale": "metric"}, PH, PW)

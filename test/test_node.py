@@ -235,12 +235,16 @@ def test_one_depth_image_camera_info_and_cloud_per_frame(ros, harness, sim_drive
             assert msg.header.frame_id == FRAME
 
     image, info, cloud = h.received["image"][0], h.received["info"][0], h.received["points"][0]
+    # Defaults: the 416x128 camera is 16x the 96x32 model's pixels, so the depth image is the camera
+    # binned 4x4 (output_resolution auto), with K to match, and the cloud every pixel of it (auto
+    # stride 1: 104x32 points, at least the model's).
+    width, height = width // 4, height // 4
     assert (image.encoding, image.width, image.height) == ("32FC1", width, height)
     depth = np.frombuffer(bytes(image.data), dtype=np.float32).reshape(height, width)
     assert np.isfinite(depth).all() and (depth > 0).all()
     assert (info.width, info.height) == (width, height)
-    np.testing.assert_allclose(np.asarray(info.k).reshape(3, 3), sim_drive.K)
-    assert (cloud.height, cloud.width) == (26, 84)  # organized, auto stride 5: <= the 96x32 model's pixels
+    np.testing.assert_allclose(np.asarray(info.k).reshape(3, 3), np.diag([0.25, 0.25, 1.0]) @ sim_drive.K)
+    assert (cloud.height, cloud.width) == (32, 104)
     assert [f.name for f in cloud.fields] == ["x", "y", "z", "rgb"]
     xyz = _points_xyz(cloud)
     assert np.nanmax(xyz[..., 2]) <= 80.0 + 1e-3  # max_range keeps the cloud inside 80 m

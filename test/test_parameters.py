@@ -21,7 +21,7 @@ def test_defaults_validate_and_match_the_documented_qos():
     assert settings.providers == ("tensorrt", "cuda", "cpu")
     assert (settings.input_reliability, settings.input_depth) == ("best_effort", 1)
     assert (settings.output_reliability, settings.output_depth) == ("reliable", 5)
-    assert settings.depth_encoding == "32FC1" and settings.output_resolution == "camera"
+    assert settings.depth_encoding == "32FC1" and settings.output_resolution == "auto"
     assert settings.crop is None
     assert settings.subscribed_image_topic == "/camera/image_raw"
     config = settings.pipeline_config()

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from onnx_models import linear_estimator
 from rosbags.typesys import Stores, get_typestore
 
-from depth_node.geometry import resize_area, scale_intrinsics
+from depth_node.geometry import box_shrink, resize_area, scale_intrinsics
 from depth_node.runtime.errors import BadInputError, ImageDataError
 from depth_node.runtime.message_types import rosbags_types
 from depth_node.runtime.pipeline import DepthPipeline, PipelineConfig
@@ -31,7 +32,7 @@ def _two_tone() -> np.ndarray:
 
 
 def test_uniform_image_gives_the_graphs_depth(tmp_path: Path) -> None:
-    pipeline = DepthPipeline(linear_estimator(tmp_path), PipelineConfig())
+    pipeline = DepthPipeline(linear_estimator(tmp_path), PipelineConfig(output_resolution="camera"))
     rgb = np.full((CAM_H, CAM_W, 3), 51, dtype=np.uint8)  # 51/255 = 0.2 -> depth 1 + 10 * 0.2 = 3
     result = pipeline.process(rgb, K_CAM)
     assert result.depth.shape == (CAM_H, CAM_W) and result.depth.dtype == np.float32
@@ -43,7 +44,8 @@ def test_uniform_image_gives_the_graphs_depth(tmp_path: Path) -> None:
 
 
 def test_out_of_range_depth_is_nan(tmp_path: Path) -> None:
-    result = DepthPipeline(linear_estimator(tmp_path)).process(_two_tone(), K_CAM)
+    camera = PipelineConfig(output_resolution="camera")
+    result = DepthPipeline(linear_estimator(tmp_path), camera).process(_two_tone(), K_CAM)
     left, right = result.depth[:, : CAM_W // 2 - 2], result.depth[:, CAM_W // 2 + 2 :]
     np.testing.assert_allclose(left, 1.0, rtol=1e-5)
     assert np.isnan(right).all()
@@ -104,6 +106,33 @@ def test_the_result_carries_the_colour_on_the_depth_grid_and_the_model_size(tmp_
     np.testing.assert_array_equal(model.colour, resize_area(rgb, (16, 12)))
     pipeline.process(255 - rgb, K_CAM)  # the next frame does not write into this one's colour
     np.testing.assert_array_equal(model.colour, resize_area(rgb, (16, 12)))
+
+
+def test_auto_resolution_keeps_small_cameras_and_bins_large_ones(tmp_path: Path) -> None:
+    """output_resolution auto (default): a camera of at most 4x the network's pixels keeps its size;
+    a larger one is binned by the input shrink's exact box steps, with its colour and K on that grid,
+    and the network sees the same input as with any other output resolution."""
+    estimator = linear_estimator(tmp_path)  # a 16x12 network: 4x its pixels is 768
+    rng = np.random.default_rng(9)
+    small = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)  # 768 pixels: kept
+    result = DepthPipeline(estimator).process(small, K_CAM)
+    assert result.depth.shape == (24, 32)
+    np.testing.assert_array_equal(result.colour, small)
+    large = rng.integers(0, 256, (CAM_H * 2, CAM_W * 2, 3), dtype=np.uint8)  # 128x48: 32x the network
+    K_large = scale_intrinsics(K_CAM, (CAM_W, CAM_H), (CAM_W * 2, CAM_H * 2))
+    auto = DepthPipeline(estimator).process(large, K_large)
+    binned = cv2.resize(large, (32, 12), interpolation=cv2.INTER_AREA)  # 4x4 block means, as 2 halvings
+    assert auto.depth.shape == (12, 32) and auto.input_size == (128, 48)
+    np.testing.assert_array_equal(auto.colour, box_shrink(large, (16, 12)))
+    assert np.abs(auto.colour.astype(int) - binned).max() <= 1
+    np.testing.assert_allclose(auto.K, scale_intrinsics(K_large, (128, 48), (32, 12)))
+    camera = DepthPipeline(estimator, PipelineConfig(output_resolution="camera")).process(large, K_large)
+    assert camera.depth.shape == (48, 128)
+    # The same network input either way: auto is the model-resolution depth, upsampled to its grid.
+    model = DepthPipeline(estimator, PipelineConfig(output_resolution="model")).process(large, K_large)
+    np.testing.assert_array_equal(
+        auto.depth, cv2.resize(model.depth, (32, 12), interpolation=cv2.INTER_LINEAR)
+    )
 
 
 def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from rosbags.typesys import Stores, get_typestore
 
 from depth_node.evaluation.bag_input import ReplayError
 from depth_node.evaluation.replay import ReplayOptions, replay
-from depth_node.metrics import evaluate_depth
+from depth_node.metrics import evaluate_depth, resize_depth
 from depth_node.runtime.conversions import image_msg_to_depth, numpy_to_image, to_rgb8
 from depth_node.runtime.estimator import DepthEstimator
 from depth_node.runtime.message_types import rosbags_types
@@ -144,7 +144,10 @@ def test_results_json_holds_metrics_latency_and_frames(replayed, sim_bag: Path, 
     truth = read_topics(sim_bag, {"/ground_truth/depth"})["/ground_truth/depth"][3][1]
     depth = read_topics(replayed.bag, {"/depth/image"})["/depth/image"][3][1]
     gt, pred = image_msg_to_depth(truth), image_msg_to_depth(depth)
-    assert pred.shape == gt.shape  # the pipeline outputs at camera resolution by default
+    # 416x128 is 16x the model's pixels: the default (auto) depth image is the camera binned 4x4,
+    # which the replay brings to the ground truth's size before scoring.
+    assert pred.shape == (gt.shape[0] // 4, gt.shape[1] // 4)
+    pred = resize_depth(pred, gt.shape[1], gt.shape[0])
     direct = evaluate_depth(gt, pred, max_depth=80.0)
     assert frame["metric"] == pytest.approx(direct.metrics)
 

@@ -31,7 +31,7 @@ from depth_node.evaluation.scoring import (
     motion_labels_from_msg,
     score_frame,
 )
-from depth_node.metrics import MOTION_LABELS, MOTION_REGIONS, evaluate_depth, mean_metrics
+from depth_node.metrics import MOTION_LABELS, MOTION_REGIONS, evaluate_depth, mean_metrics, resize_depth
 from depth_node.runtime.conversions import depth_to_image_msg, image_msg_to_depth, numpy_to_image
 from depth_node.runtime.message_types import rosbags_types, stamp_header, stamp_ns
 from depth_node.runtime.messages import camera_info_from_K
@@ -376,11 +376,16 @@ def sim_replay(sim_bag: Path, tiny_model: Path, tmp_path_factory: pytest.TempPat
 def _frames(
     sim_replay: ReplayResult, sim_bag: Path, read_topics
 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """(gt, published depth, labels) of every replayed frame."""
+    """(gt, published depth brought to the ground truth's size as the replay's scorer does, labels)
+    of every replayed frame (the 416x128 camera is 16x the model's pixels: the depth image is binned)."""
     truth = read_topics(sim_bag, {"/ground_truth/depth", "/ground_truth/motion"})
     depth = read_topics(sim_replay.bag, {"/depth/image"})["/depth/image"]
     return [
-        (image_msg_to_depth(g), image_msg_to_depth(d), np.asarray(m.data).reshape(g.height, g.width))
+        (
+            image_msg_to_depth(g),
+            resize_depth(image_msg_to_depth(d), g.width, g.height),
+            np.asarray(m.data).reshape(g.height, g.width),
+        )
         for (_, g), (_, m), (_, d) in zip(truth["/ground_truth/depth"], truth["/ground_truth/motion"], depth)
     ]
 

@@ -46,7 +46,9 @@ def two_frame_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _frame_path(model: Path) -> tuple[FramePath, object]:
-    settings = validate_parameters({"model_path": str(model), "providers": ["cpu"], "threads": 1})
+    settings = validate_parameters(
+        {"model_path": str(model), "providers": ["cpu"], "threads": 1, "output_resolution": "camera"}
+    )
     return FramePath.from_settings(settings, TYPES), settings
 
 

@@ -32,6 +32,9 @@ the pose net's free translation scale, not the baseline, sets the depth: MS came
 16 % worse metric than median-scaled (docs/STEREO_STUDY.md). ``stereo: separate`` gives the stereo
 partner its own auto-masked term, (video minimum term + stereo term) / 2, so that every pixel's depth
 is tied to the baseline; stereo frames are simultaneous, so moving cars do not break that term.
+With ``stereo_scale: baseline`` the video term still shapes the depth but cannot move each image's
+scale (``without_scale_gradient``): the baseline alone sets it, and the pose net's translation
+has to follow.
 
 Manydepth (Watson et al., CVPR 2021), the multi-frame student of ``training.networks.manydepth``:
 when ``outputs`` carry a ``"reprojection_mask"`` (1 where the cost volume is trusted), that mask
@@ -102,6 +105,11 @@ DEFAULT_LOSS_CFG: dict[str, Any] = {
     # and SfMLearner's mask give each source its own term anyway; S, with no video source, is the
     # same either way).
     "stereo": "separate",
+    # Which terms of stereo: separate may set each image's depth scale: baseline, the stereo term
+    # alone (the video term's gradient loses its per-image scale component, ``without_scale_gradient``,
+    # so the pose net's translation follows the baseline instead of pulling the depth to its own
+    # scale); shared, both terms (Monodepth2). Read only where stereo: separate applies.
+    "stereo_scale": "shared",
     "explainability_weight": 0.2,  # lambda_e of SfMLearner's mask regulariser
     "smoothness": "edge_aware",  # edge_aware (Monodepth2) | second_order (SfMLearner)
     "velocity_weight": 0.1,  # PackNet weak velocity supervision; applied when batch has finite distances
@@ -121,6 +129,7 @@ DEPTH_LOSSES = ("log_l1", "abs_rel", "silog", "densedepth")
 MASKINGS = ("monodepth2", "dipe", "explainability")
 MULTISCALES = ("full_resolution", "dipe_weighted")
 STEREO_TERMS = ("minimum", "separate")
+STEREO_SCALES = ("baseline", "shared")
 DIPE_SCALE_RATE = 0.25  # dipe_weighted's photometric weight per scale (DiPE's --scale_rate)
 # Keys renamed since checkpoints were written: old name -> new name (a checkpoint stores its whole
 # loss config, so an old one must still load and resume).
@@ -163,6 +172,8 @@ def loss_config(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
         raise ValueError(f"loss.smoothness={out['smoothness']!r}: expected one of {SMOOTHNESS}")
     if out["stereo"] not in STEREO_TERMS:
         raise ValueError(f"loss.stereo={out['stereo']!r}: expected one of {STEREO_TERMS}")
+    if out["stereo_scale"] not in STEREO_SCALES:
+        raise ValueError(f"loss.stereo_scale={out['stereo_scale']!r}: expected one of {STEREO_SCALES}")
     return out
 
 
@@ -272,6 +283,16 @@ def dipe_mask(error: Tensor, lower: float = 1.0, upper: float = 0.5, unbiased: b
     mu = flat.mean(1).view(-1, 1, 1, 1)
     sd = flat.std(1, unbiased=unbiased).view(-1, 1, 1, 1)
     return ((error > mu - lower * sd) & (error < mu + upper * sd)).to(error.dtype)
+
+
+def without_scale_gradient(depth: Tensor) -> Tensor:
+    """``depth`` [B,1,H,W] unchanged in value, with no gradient along each image's global scale.
+
+    d * (m.detach() / m), m the image's mean depth: scaling one image's depth by (1 + eps) leaves it
+    unchanged to first order, so a loss on it can shape the depth but not move its scale.
+    """
+    mean = depth.mean(dim=(1, 2, 3), keepdim=True)
+    return depth * (mean.detach() / mean)
 
 
 def inside_image(grid: Tensor) -> Tensor:
@@ -782,12 +803,28 @@ class SelfSupervisedLoss(nn.Module):
         """
         cfg = self.cfg
         backproject, project = self._warp_geometry(tuple(depth.shape[-2:]), depth.device)
+        separate_stereo = (
+            cfg["masking"] == "monodepth2"
+            and "reprojection_mask" not in outputs
+            and cfg["stereo"] == "separate"
+            and "s" in source_ids
+            and len(source_ids) > 1
+        )
+        video_depth = depth
+        if separate_stereo and cfg["stereo_scale"] == "baseline":
+            video_depth = without_scale_gradient(depth)
         warped: dict[int | str, Tensor] = {}
         errors, inside = [], []
         for f in source_ids:
             cam_T_cam = outputs[("cam_T_cam", 0, f)].float()
             warped[f] = warp_image(
-                images.sources[f], depth, cam_T_cam, images.K, images.inv_K, backproject, project
+                images.sources[f],
+                depth if f == "s" else video_depth,
+                cam_T_cam,
+                images.K,
+                images.inv_K,
+                backproject,
+                project,
             )
             errors.append(self.photometric(warped[f], images.target))
             if cfg["masking"] == "dipe":
@@ -824,7 +861,7 @@ class SelfSupervisedLoss(nn.Module):
             dipe_lower=cfg["dipe_lower"],
             dipe_upper=cfg["dipe_upper"],
         )
-        if cfg["stereo"] == "separate" and "s" in source_ids and len(source_ids) > 1:
+        if separate_stereo:
             # The stereo partner is last (``_scales_and_sources``), in the errors and the identity.
             identity = images.identity
             video_loss, video_mask = reduce(

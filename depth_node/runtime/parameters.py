@@ -102,8 +102,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     # Depth image.
     ParamSpec(
         "output_resolution",
-        "camera",
-        "depth image size: camera (the camera image's, or the crop's) or model (the network's, smaller)",
+        "auto",
+        "depth image size: camera (the camera image's, or the crop's), model (the network's) or auto "
+        "(camera up to 4x the network's pixels, above it the camera image binned: 1920x1080 -> 480x270)",
         choices=OUTPUT_RESOLUTIONS,
     ),
     ParamSpec(

@@ -19,14 +19,18 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from depth_node.geometry import crop_image, crop_intrinsics, resize_area, scale_intrinsics
+from depth_node.geometry import box_shrink, crop_image, crop_intrinsics, resize_area, scale_intrinsics
 from depth_node.runtime.errors import ImageDataError
 from depth_node.runtime.estimator import ModelInfo
 from depth_node.runtime.scale import GroundPlaneScale
 
 LOG = logging.getLogger(__name__)
 
-OUTPUT_RESOLUTIONS = ("camera", "model")
+OUTPUT_RESOLUTIONS = ("auto", "camera", "model")
+# output_resolution auto: camera resolution while the camera image has at most this many times the
+# network's pixels (640x192 for a 320x96 model: the upsampling and packing cost little); above it,
+# the camera image binned by the input shrink's exact box steps.
+AUTO_CAMERA_PIXELS = 4
 SCALE_MODES = ("auto", "model", "fixed", "camera_height")
 _INTERPOLATIONS = {"linear": cv2.INTER_LINEAR, "nearest": cv2.INTER_NEAREST}
 # How a frame was fed to the network: "single" (a one-frame model), "first" (a two-frame model given
@@ -46,7 +50,13 @@ class Estimator(Protocol):
 class PipelineConfig:
     """How camera frames become depth images.
 
-    output_resolution: "camera" (the camera image, or the crop, size) or "model" (network size).
+    output_resolution: "camera" (the camera image's, or the crop's, size), "model" (the network's) or
+        "auto": the camera's size up to 4x the network's pixels, above it the camera image binned by
+        the input shrink's exact box steps (:func:`~depth_node.geometry.box_shrink`: 1920x1080 ->
+        480x270 and 1242x375 -> 414x125 for a 320x96 network), square pixels aligned with camera
+        blocks. Why: depth upsampled from the network holds no more than the network's pixels, and
+        packing and range-checking 2 million of them cost a 1080p camera a fifth of a 320x96 model's
+        inference time (docs/INTERFACES.md).
     scale_mode: "model" (the model's metric_scale), "fixed" (``fixed_scale``), "camera_height"
         (online ground-plane recovery from ``camera_height`` metres), "auto" (the model's metric
         scale when the model is metric, else camera height when given, else the model's scale).
@@ -56,7 +66,7 @@ class PipelineConfig:
         and the road behind it, blocky surfaces).
     """
 
-    output_resolution: str = "camera"
+    output_resolution: str = "auto"
     scale_mode: str = "auto"
     fixed_scale: float | None = None
     camera_height: float | None = None
@@ -175,8 +185,11 @@ class DepthPipeline:
             rgb = crop_image(rgb, crop)
             K = crop_intrinsics(K, left, top)
         source_size = (rgb.shape[1], rgb.shape[0])
+        # The output grid's image: the camera image, the network's input (None here) or the camera
+        # image binned, which is also the input shrink's first steps (made once, used twice).
+        grid_image = self._output_grid_image(rgb)
         # INTER_AREA, as in training (INTERFACES.md); into a reused buffer, then HWC uint8 -> NCHW [0,1].
-        resize_area(rgb, self.model_size, dst=self._resized)
+        resize_area(rgb if grid_image is None else grid_image, self.model_size, dst=self._resized)
         np.multiply(self._resized.transpose(2, 0, 1), np.float32(1.0 / 255.0), out=self._input[0])
         t1 = time.perf_counter()
 
@@ -201,9 +214,10 @@ class DepthPipeline:
         valid = (raw >= self.info.min_depth) & (raw <= self.info.max_depth)  # False for NaN
         depth = np.multiply(raw, np.float32(scale), dtype=np.float32)
         depth[~valid] = np.nan
-        if self.config.output_resolution == "camera" and source_size != self.model_size:
-            depth = cv2.resize(depth, source_size, interpolation=_INTERPOLATIONS[self.config.upsample])
-            K_out, colour = K, rgb
+        output_size = None if grid_image is None else (grid_image.shape[1], grid_image.shape[0])
+        if output_size is not None and output_size != self.model_size:
+            depth = cv2.resize(depth, output_size, interpolation=_INTERPOLATIONS[self.config.upsample])
+            K_out, colour = scale_intrinsics(K, source_size, output_size), grid_image
         else:  # a copy: the resized image is a buffer the next frame overwrites
             K_out, colour = K_model, self._resized.copy()
         t4 = time.perf_counter()
@@ -219,6 +233,16 @@ class DepthPipeline:
             colour=colour,
             frame_mode=frame_mode,
         )
+
+    def _output_grid_image(self, rgb: np.ndarray) -> np.ndarray | None:
+        """The RGB image on the depth image's grid (see :class:`PipelineConfig`), None for "model"."""
+        resolution = self.config.output_resolution
+        if resolution == "model":
+            return None
+        model_pixels = self.model_size[0] * self.model_size[1]
+        if resolution == "camera" or rgb.shape[0] * rgb.shape[1] <= AUTO_CAMERA_PIXELS * model_pixels:
+            return rgb
+        return box_shrink(rgb, self.model_size)
 
     def _frame_scale(self, raw: np.ndarray, K_model: np.ndarray) -> float:
         mode = self.scale_mode

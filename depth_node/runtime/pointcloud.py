@@ -59,17 +59,23 @@ def pack_rgb(rgb: np.ndarray) -> np.ndarray:
 
 def auto_stride(image_size: tuple[int, int], model_size: tuple[int, int]) -> int:
     """The cloud stride of ``points_stride`` 0 ("auto") for a depth image of ``image_size`` (w, h)
-    made by a model of ``model_size`` (w, h): the smallest s with ceil(w/s) * ceil(h/s) <= the
-    model's pixel count, so the cloud has no more points than the model's output.
+    made by a model of ``model_size`` (w, h): the largest s with ceil(w/s) * ceil(h/s) still at
+    least the model's pixel count (1 for an image smaller than that), so the cloud keeps as many
+    points as the model has pixels and, unless the image is smaller than 4x the model, fewer than
+    4x that.
 
     Why: a depth image upsampled from the model holds no more than the model's pixels; a cloud of
     every camera pixel repeats them (2 million points, 33 MB and 28 ms a frame at 1920x1080).
     """
     width, height = int(image_size[0]), int(image_size[1])
     budget = max(int(model_size[0]) * int(model_size[1]), 1)
-    # ceil(w/s) * ceil(h/s) >= w*h / s^2, so no stride below sqrt(w*h / budget) fits: start there.
+
+    def points(stride: int) -> int:
+        return -(-width // stride) * -(-height // stride)
+
+    # ceil(w/s) * ceil(h/s) >= w*h / s^2, so every stride up to sqrt(w*h / budget) keeps enough: go up.
     stride = max(math.isqrt(width * height // budget), 1)
-    while -(-width // stride) * -(-height // stride) > budget:
+    while points(stride + 1) >= budget:
         stride += 1
     return stride
 
