@@ -166,7 +166,9 @@ def depth_to_cloud(
     cloud = np.empty(depth.shape + (3 if rgb is None else 4,), dtype=np.float32)
     depth_to_points(depth, fx, fy, cx, cy, out=cloud)  # NaN stays NaN
     if rgb is not None:
-        cloud[..., 3] = pack_rgb(np.asarray(rgb)[::stride, ::stride])  # only the kept pixels
+        # Only the kept pixels: whole kept rows first (a copy of 3-byte pixels one by one costs 5x
+        # more), then the kept columns of the packed 4-byte words.
+        cloud[..., 3] = pack_rgb(np.ascontiguousarray(np.asarray(rgb)[::stride]))[:, ::stride]
     if organized:
         return cloud
     # np.compress copies whole rows, several times faster than boolean indexing of a 3-D array.
