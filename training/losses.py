@@ -288,11 +288,14 @@ def dipe_mask(error: Tensor, lower: float = 1.0, upper: float = 0.5, unbiased: b
 def without_scale_gradient(depth: Tensor) -> Tensor:
     """``depth`` [B,1,H,W] unchanged in value, with no gradient along each image's global scale.
 
-    d * (m.detach() / m), m the image's mean depth: scaling one image's depth by (1 + eps) leaves it
-    unchanged to first order, so a loss on it can shape the depth but not move its scale.
+    d * (g.detach() / g), g the image's geometric mean depth: scaling one image's depth by (1 + eps)
+    leaves it unchanged to first order, so a loss on it can shape the depth but not move its scale.
+    The geometric mean makes that the gradient on log depth minus its per-image mean: every pixel's
+    relative change is corrected alike (an arithmetic mean would take the correction mostly from the
+    near pixels, whose relative change is largest).
     """
-    mean = depth.mean(dim=(1, 2, 3), keepdim=True)
-    return depth * (mean.detach() / mean)
+    log_scale = depth.log().mean(dim=(1, 2, 3), keepdim=True)
+    return depth * (log_scale.detach() - log_scale).exp()
 
 
 def inside_image(grid: Tensor) -> Tensor:
