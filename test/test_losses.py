@@ -436,6 +436,7 @@ def test_stereo_scale_baseline_changes_gradients_not_the_loss() -> None:
     config = {"velocity_weight": 0.0, "smoothness_weight": 0.0, "automask_noise": 0.0}
     outputs = scaled_stereo_outputs(1.5)
     values, grads = [], []
+    assert DEFAULT_LOSS_CFG["stereo_scale"] == "baseline"
     for stereo_scale in ("shared", "baseline"):
         disp = {k: v.clone().requires_grad_() for k, v in outputs.items() if k[0] == "disp"}
         criterion = SelfSupervisedLoss({**config, "stereo_scale": stereo_scale}, PH, PW)

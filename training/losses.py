@@ -108,8 +108,10 @@ DEFAULT_LOSS_CFG: dict[str, Any] = {
     # Which terms of stereo: separate may set each image's depth scale: baseline, the stereo term
     # alone (the video term's gradient loses its per-image scale component, ``without_scale_gradient``,
     # so the pose net's translation follows the baseline instead of pulling the depth to its own
-    # scale); shared, both terms (Monodepth2). Read only where stereo: separate applies.
-    "stereo_scale": "shared",
+    # scale); shared, both terms (Monodepth2). Read only where stereo: separate applies. baseline:
+    # better than shared on every region, median-scaled and metric, at 600 and 900 steps (MS, one
+    # seed; docs/STEREO_STUDY.md).
+    "stereo_scale": "baseline",
     "explainability_weight": 0.2,  # lambda_e of SfMLearner's mask regulariser
     "smoothness": "edge_aware",  # edge_aware (Monodepth2) | second_order (SfMLearner)
     "velocity_weight": 0.1,  # PackNet weak velocity supervision; applied when batch has finite distances
