@@ -23,6 +23,8 @@ Treat them as read-only; copy a drive (``shutil.copytree``) before changing it.
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -138,6 +140,16 @@ def sim_drive():  # -> depth_node.data.sim.world.SyntheticDrive
     return SyntheticDrive(
         WorldConfig(seed=SIM_SEED, num_frames=SIM_FRAMES, width=SIM_WIDTH, height=SIM_HEIGHT)
     )
+
+
+@pytest.fixture(scope="module")
+def module_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A folder for one module's shared training runs, removed when the module is done: pytest.ini
+    drops a passed test's tmp_path at once, but factory folders would stay to the session's end,
+    and a few training runs' checkpoints fill a small disk."""
+    path = tmp_path_factory.mktemp("module")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ import torch
 from training.checkpoint import (
     RESUME_KEYS,
     depth_net_from_checkpoint,
+    keep_copy,
     load_checkpoint,
     save_checkpoint,
 )
@@ -42,3 +43,15 @@ def test_missing_keys_and_files_are_one_line_errors(tmp_path: Path) -> None:
     torch.save([1, 2], tmp_path / "list.pt")
     with pytest.raises(ValueError, match="expected a dict"):
         load_checkpoint(tmp_path / "list.pt")
+
+
+def test_an_epoch_copy_shares_the_file_until_last_is_replaced(tmp_path: Path) -> None:
+    last = save_checkpoint(tmp_path / "last.pt", {"config": {}, "depth_net": {"w": torch.ones(3)}})
+    epoch = keep_copy(last, tmp_path / "epoch_001.pt")
+    assert epoch.stat().st_ino == last.stat().st_ino  # a hard link: no second copy on disk
+    save_checkpoint(last, {"config": {}, "depth_net": {"w": torch.zeros(3)}})  # the next step's save
+    assert torch.equal(load_checkpoint(epoch)["depth_net"]["w"], torch.ones(3))
+    assert torch.equal(load_checkpoint(last)["depth_net"]["w"], torch.zeros(3))
+    keep_copy(last, epoch)  # an existing name is replaced, as a resumed run re-saving an epoch does
+    assert torch.equal(load_checkpoint(epoch)["depth_net"]["w"], torch.zeros(3))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch_001.pt", "last.pt"]

@@ -73,10 +73,10 @@ def restore_threads() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def killed_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def killed_run(module_tmp: Path) -> dict[str, Any]:
     """The SIGKILL loop: 3 kills, the 1st and 3rd the moment a checkpoint's temporary file appears.
     The last resume is the test's own (in this process: no second start of torch)."""
-    workdir = tmp_path_factory.mktemp("crash")
+    workdir = module_tmp / "crash"
     data_root = workdir / "kitti_raw"
     bench.make_drive(data_root)
     result = bench.kill_loop(KILLS, 0, workdir, data_root, in_write_fraction=0.0, finish=False)

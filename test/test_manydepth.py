@@ -412,11 +412,11 @@ def test_teacher_and_pose_freeze_while_the_student_trains(kitti_root: Path, tmp_
 
 
 @pytest.fixture(scope="module")
-def trained(kitti_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def trained(kitti_root: Path, module_tmp: Path) -> dict[str, Path]:
     """A few real training steps per backbone; the last checkpoint of each."""
     runs = {}
     for backbone in ("resnet18", "stdc1"):
-        out_dir = tmp_path_factory.mktemp(backbone)
+        out_dir = module_tmp / backbone
         summary = Trainer(load_config(None, _overrides(kitti_root, out_dir, backbone, 2))).run()
         assert summary.steps == 2 and all(math.isfinite(v) for v in summary.losses), summary
         runs[backbone] = Path(summary.checkpoint)

@@ -112,6 +112,8 @@ def test_sigterm_mid_epoch_then_resume_matches_uninterrupted_run(
     Trainer(load_config(None, _overrides(kitti_root, reference_dir, stopped + 2))).run()
     reference = _losses(reference_dir)
     assert sorted(reference) == list(range(1, stopped + 3))
+    first_epoch = load_checkpoint(reference_dir / "checkpoints" / "epoch_001.pt", RESUME_KEYS)
+    assert first_epoch["global_step"] == 5  # kept as it was at the epoch's end, though last.pt moved on
     # Steps before the signal match the reference exactly (same seeds, same data order).
     for step, loss in _losses(interrupted_dir).items():
         assert loss == pytest.approx(reference[step], rel=1e-6, abs=1e-7)

@@ -39,7 +39,13 @@ from tqdm import tqdm
 
 from depth_node.files import WriteError
 from depth_node.metrics import evaluate_depth, mean_metrics
-from training.checkpoint import CHECKPOINT_VERSION, RESUME_KEYS, load_checkpoint, save_checkpoint
+from training.checkpoint import (
+    CHECKPOINT_VERSION,
+    RESUME_KEYS,
+    keep_copy,
+    load_checkpoint,
+    save_checkpoint,
+)
 from training.config import ConfigError, load_config, merge, temporal_frame_ids, validate
 from training.datasets import MonoDataset, build_dataset
 from training.datasets.common import DataError
@@ -261,7 +267,7 @@ class Trainer:
         if self.dist.is_main:
             save_checkpoint(last, payload)
             if epoch_file:
-                save_checkpoint(self.ckpt_dir / f"epoch_{self.epoch:03d}.pt", payload)
+                keep_copy(last, self.ckpt_dir / f"epoch_{self.epoch:03d}.pt")
                 self._prune()
         return last
 
