@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from depth_node.geometry import (
+    box_shrink,
     crop_image,
     crop_intrinsics,
     depth_to_points,
@@ -253,3 +254,22 @@ def test_resize_area_is_opencvs_area_rule_in_one_or_two_steps() -> None:
         resize_area(odd, (640, 192)), cv2.resize(odd, (640, 192), interpolation=cv2.INTER_AREA)
     )
     assert resize_area(kitti, (640, 192)) is kitti
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    step=st.sampled_from([3, 5, 7]),
+    blocks=st.tuples(st.integers(0, 8), st.integers(0, 8)),
+    channels=st.sampled_from([1, 3]),
+    seed=st.integers(0, 2**16),
+)
+def test_an_odd_whole_shrink_is_the_rounded_block_mean(
+    step: int, blocks: tuple[int, int], channels: int, seed: int
+) -> None:
+    # Odd block counts: no 2x halving applies first, so one step of the box filter path.
+    cols, rows = 2 * blocks[0] + 1, 2 * blocks[1] + 1
+    shape = (rows * step, cols * step) + ((3,) if channels == 3 else ())
+    image = np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+    sums = image.reshape(rows, step, cols, step, -1).sum(axis=(1, 3), dtype=np.int64)
+    mean = (2 * sums + step * step) // (2 * step * step)  # round half up; an odd step has no ties
+    np.testing.assert_array_equal(box_shrink(image, (cols, rows)), mean.reshape(image[::step, ::step].shape))

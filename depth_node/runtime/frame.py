@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
-from depth_node.runtime.conversions import to_rgb8
+from depth_node.runtime.conversions import to_colour8
 from depth_node.runtime.errors import BadInputError, ImageDataError
 from depth_node.runtime.estimator import DepthEstimator
 from depth_node.runtime.message_types import MessageTypes, stamp_ns
@@ -63,18 +64,25 @@ class FrameDrop:
 class FrameOutputs:
     """One frame's published messages (all with the input image's header) and how they were made.
 
-    ``rgb``: the decoded camera image; ``timings``: seconds per stage (decode, the pipeline's
-    preprocess / inference / scale / postprocess, build_outputs) and ``end_to_end`` for all of them;
-    ``reset``: one of :data:`RESET_REASONS` when this frame started the temporal state afresh.
+    ``camera_image``: the decoded camera image, its channels in BGR order where ``bgr`` (see
+    :attr:`rgb`); ``timings``: seconds per stage (decode, the pipeline's preprocess / inference /
+    scale / postprocess, build_outputs) and ``end_to_end`` for all of them; ``reset``: one of
+    :data:`RESET_REASONS` when this frame started the temporal state afresh.
     """
 
     image: Any
     camera_info: Any
     points: Any | None
     result: DepthResult
-    rgb: np.ndarray
+    camera_image: np.ndarray
+    bgr: bool = False
     timings: dict[str, float] = field(default_factory=dict)
     reset: str | None = None
+
+    @property
+    def rgb(self) -> np.ndarray:
+        """The decoded camera image in RGB (converted here, off the per-frame path, where it was BGR)."""
+        return cv2.cvtColor(self.camera_image, cv2.COLOR_BGR2RGB) if self.bgr else self.camera_image
 
     @property
     def frame_mode(self) -> str:
@@ -176,7 +184,7 @@ class FramePath:
         if camera_info is None:
             return FrameDrop("no_camera_info", "no camera_info received yet")
         try:
-            rgb = to_rgb8(image)
+            camera_image, bgr = to_colour8(image)
         except ImageDataError as error:
             return FrameDrop("bad_image", str(error))
         except BadInputError as error:  # unsupported encoding, undecodable JPEG/PNG
@@ -184,7 +192,7 @@ class FramePath:
         except Exception as error:  # a decoder failing in a way nobody foresaw: still one frame
             return FrameDrop("error", f"{type(error).__name__}: {error}")
         decoded = time.perf_counter()
-        height, width = rgb.shape[:2]
+        height, width = camera_image.shape[:2]
         if min(height, width) < MIN_IMAGE_SIDE:
             return FrameDrop("bad_image", f"image is {width}x{height}; at least {MIN_IMAGE_SIDE} px per side")
         K = check_camera_info(camera_info, width, height, image.header.frame_id)
@@ -196,7 +204,7 @@ class FramePath:
         if reset is not None:
             self.pipeline.reset()
         try:
-            result = self.pipeline.process(rgb, K)
+            result = self.pipeline.process(camera_image, K, bgr=bgr)
             if not np.isfinite(result.depth).any():
                 return FrameDrop("nan", "the model's depth has no valid (finite, in-range) pixel")
             processed = time.perf_counter()
@@ -221,4 +229,6 @@ class FramePath:
         end = time.perf_counter()
         timings = {"decode": decoded - start, **result.timings, "build_outputs": end - processed}
         timings[END_TO_END] = end - start
-        return FrameOutputs(outputs.image, outputs.camera_info, outputs.points, result, rgb, timings, reset)
+        return FrameOutputs(
+            outputs.image, outputs.camera_info, outputs.points, result, camera_image, bgr, timings, reset
+        )

@@ -172,8 +172,12 @@ class DepthPipeline:
             raise ImageDataError(f"K must be a finite 3x3 matrix with fx, fy > 0, got {K.tolist()}")
         return rgb, K
 
-    def process(self, rgb: np.ndarray, K: np.ndarray) -> DepthResult:
-        """RGB (H, W, 3) uint8 + its 3x3 K -> DepthResult (metric depth, NaN = invalid)."""
+    def process(self, rgb: np.ndarray, K: np.ndarray, bgr: bool = False) -> DepthResult:
+        """RGB (H, W, 3) uint8 + its 3x3 K -> DepthResult (metric depth, NaN = invalid).
+
+        ``bgr``: the image's channels are in BGR order (:func:`~depth_node.runtime.conversions.to_colour8`);
+        they are swapped after the first shrink, on the fewest pixels. The result is the same.
+        """
         t0 = time.perf_counter()
         rgb, K = self._check_inputs(rgb, K)
         height, width = rgb.shape[:2]
@@ -188,8 +192,12 @@ class DepthPipeline:
         # The output grid's image: the camera image, the network's input (None here) or the camera
         # image binned, which is also the input shrink's first steps (made once, used twice).
         grid_image = self._output_grid_image(rgb)
+        if bgr and grid_image is not None:
+            grid_image = cv2.cvtColor(grid_image, cv2.COLOR_BGR2RGB)
         # INTER_AREA, as in training (INTERFACES.md); into a reused buffer, then HWC uint8 -> NCHW [0,1].
         resize_area(rgb if grid_image is None else grid_image, self.model_size, dst=self._resized)
+        if bgr and grid_image is None:
+            cv2.cvtColor(self._resized, cv2.COLOR_BGR2RGB, dst=self._resized)
         np.multiply(self._resized.transpose(2, 0, 1), np.float32(1.0 / 255.0), out=self._input[0])
         t1 = time.perf_counter()
 
