@@ -419,9 +419,9 @@ def test_flood_drops_frames_keeps_latency_bounded_and_memory_flat(ros, harness):
     gate = threading.Semaphore(0)
     real_process = h.node.pipeline.process
 
-    def gated_process(rgb, K):
+    def gated_process(*args, **kwargs):
         assert gate.acquire(timeout=10.0), "the test never released the model"
-        return real_process(rgb, K)
+        return real_process(*args, **kwargs)
 
     h.node.pipeline.process = gated_process
     frames = [np.full((64, 192, 3), v, np.uint8) for v in range(0, 250, 25)]
