@@ -192,11 +192,11 @@ def box_shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
     step = _whole_shrink(width, height, size)
     if step % 2 == 1 and step > 1:
-        # The same block means at twice the speed: a box filter anchored at each block's top-left
-        # pixel, read every step-th pixel. Bit-identical for odd steps, where a block's mean is never
-        # a tie between two grey levels; even steps keep INTER_AREA (different rounding of ties).
-        box = cv2.blur(image, (step, step), anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
-        image = np.ascontiguousarray(box[::step, ::step])
+        # The same block means at twice the speed: a box filter read at each block's centre pixel.
+        # Bit-identical for odd steps, where a block's mean is never a tie between two grey levels;
+        # even steps keep INTER_AREA (its ties round otherwise).
+        box = cv2.blur(image, (step, step))
+        image = cv2.resize(box, (width // step, height // step), interpolation=cv2.INTER_NEAREST_EXACT)
     elif step > 1:
         image = cv2.resize(image, (width // step, height // step), interpolation=cv2.INTER_AREA)
     return image
