@@ -5,7 +5,8 @@
     torchrun --nproc_per_node=4 -m training.train --config cfg.yaml   # DistributedDataParallel
 
 One run writes into ``train.out_dir``: ``checkpoints/last.pt`` (every epoch, on max_steps and on
-SIGINT/SIGTERM) and ``checkpoints/epoch_NNN.pt``, ``loss_log.jsonl`` (one line per step),
+SIGINT/SIGTERM) and ``checkpoints/epoch_NNN.pt`` (last.pt at each epoch's end, kept as a hard link:
+no second copy on disk until last.pt moves on), ``loss_log.jsonl`` (one line per step),
 ``tensorboard/`` (scalars and depth images) and ``config.yaml`` (the resolved configuration).
 
 Reproducibility: the data order of epoch e is a permutation drawn from (seed, e); each sample's
