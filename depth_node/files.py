@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -131,3 +132,16 @@ def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> P
     with atomic_open(path, "w", encoding=encoding) as f:
         f.write(text)
     return Path(path)
+
+
+def keep_copy(src: str | Path, dst: str | Path) -> Path:
+    """Keep ``src`` as it is now under the name ``dst``, atomically: a hard link where the filesystem
+    has them (no second copy on disk until ``src`` is next replaced, as every write here replaces a
+    file rather than changing it), else a copy."""
+    with atomic_path(dst) as tmp:
+        tmp.unlink(missing_ok=True)  # a stale one from a killed run
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+    return Path(dst)

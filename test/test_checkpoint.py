@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from depth_node.files import keep_copy
 from training.checkpoint import (
     RESUME_KEYS,
     depth_net_from_checkpoint,
-    keep_copy,
     load_checkpoint,
     save_checkpoint,
 )

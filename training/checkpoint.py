@@ -13,15 +13,13 @@ scheduler, scaler, epoch/step position and RNG states (see ``Trainer.checkpoint_
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from depth_node.files import atomic_open, atomic_path, named_write_errors
+from depth_node.files import atomic_open, named_write_errors
 from training.networks import (
     DepthNet,
     TwoFrameDepthNet,
@@ -44,18 +42,6 @@ def save_checkpoint(path: Path, payload: Mapping[str, Any]) -> Path:
     with atomic_open(path, "wb") as f:
         torch.save(dict(payload), f)
     return path
-
-
-def keep_copy(src: Path, dst: Path) -> Path:
-    """Keep ``src`` as it is now under the name ``dst``, atomically: a hard link where the filesystem
-    has them (no second copy of a few hundred MB on disk until ``src`` is next replaced), else a copy."""
-    with atomic_path(dst) as tmp:
-        tmp.unlink(missing_ok=True)  # a stale one from a killed run
-        try:
-            os.link(src, tmp)
-        except OSError:
-            shutil.copyfile(src, tmp)
-    return dst
 
 
 def load_checkpoint(path: str | Path, required: Sequence[str] = MODEL_KEYS) -> dict[str, Any]:

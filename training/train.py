@@ -38,12 +38,11 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from depth_node.files import WriteError
+from depth_node.files import WriteError, keep_copy
 from depth_node.metrics import evaluate_depth, mean_metrics
 from training.checkpoint import (
     CHECKPOINT_VERSION,
     RESUME_KEYS,
-    keep_copy,
     load_checkpoint,
     save_checkpoint,
 )
