@@ -188,7 +188,7 @@ def box_shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     image binned, aligned with it block for block.
     """
     height, width = image.shape[:2]
-    while width % 2 == 0 and height % 2 == 0 and width // 2 >= size[0] and height // 2 >= size[1]:
+    for _ in range(box_halvings(width, height, size)):
         width, height = width // 2, height // 2
         image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
     step = _whole_shrink(width, height, size)
@@ -201,6 +201,15 @@ def box_shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     elif step > 1:
         image = cv2.resize(image, (width // step, height // step), interpolation=cv2.INTER_AREA)
     return image
+
+
+def box_halvings(width: int, height: int, size: tuple[int, int]) -> int:
+    """How many 2x2 halvings :func:`box_shrink` starts with: while both sides are even and the image
+    stays at least ``size`` (w, h)."""
+    count = 0
+    while width % 2 == 0 and height % 2 == 0 and width // 2 >= size[0] and height // 2 >= size[1]:
+        width, height, count = width // 2, height // 2, count + 1
+    return count
 
 
 def _whole_shrink(width: int, height: int, size: tuple[int, int]) -> int:

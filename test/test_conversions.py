@@ -16,7 +16,9 @@ from depth_node.runtime.conversions import (
     depth_to_image_msg,
     image_msg_to_depth,
     image_to_numpy,
+    jpeg_size,
     numpy_to_image,
+    to_colour8,
     to_rgb8,
 )
 from depth_node.runtime.errors import (
@@ -259,3 +261,63 @@ def test_writers_refuse_empty_images_and_values_the_encoding_cannot_hold() -> No
     )
     back = image_to_numpy(numpy_to_image(np.array([[0.1, -2.0]]), "32FC1", HEADER, TYPES))
     np.testing.assert_array_equal(back, np.array([[0.1, -2.0]], dtype=np.float32))
+
+
+def _jpeg(bgr: np.ndarray, *params: int) -> np.ndarray:
+    ok, encoded = cv2.imencode(".jpg", bgr, list(params))
+    assert ok
+    return encoded.reshape(-1)
+
+
+def _png(bgr: np.ndarray) -> np.ndarray:
+    ok, encoded = cv2.imencode(".png", bgr)
+    assert ok
+    return encoded.reshape(-1)
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+def test_jpeg_size_reads_the_frame_header_without_decoding(progressive: bool) -> None:
+    for width, height in [(1920, 1080), (1918, 1080), (17, 9)]:
+        encoded = _jpeg(
+            np.zeros((height, width, 3), np.uint8), cv2.IMWRITE_JPEG_PROGRESSIVE, int(progressive)
+        )
+        assert jpeg_size(encoded) == (width, height)
+    # An APP1 segment (where EXIF goes), with fill bytes before the next marker, ahead of the header.
+    encoded = _jpeg(np.zeros((30, 50, 3), np.uint8)).tobytes()
+    app1 = b"\xff\xe1" + (2 + 5000).to_bytes(2, "big") + bytes(5000) + b"\xff\xff"
+    assert jpeg_size(np.frombuffer(encoded[:2] + app1 + encoded[2:], np.uint8)) == (50, 30)
+    png = _png(np.zeros((30, 50, 3), np.uint8))
+    for not_a_header in (png, encoded[:20], b"\xff\xd8\x00\x01", bytes(64)):
+        assert jpeg_size(np.frombuffer(bytes(not_a_header), np.uint8)) is None
+
+
+def test_a_jpeg_is_decoded_smaller_only_where_the_caller_can_use_it() -> None:
+    """to_colour8 asks ``reduction_for`` with the JPEG's own size; libjpeg's reduced decode is the 4x4
+    block means of the full decode to within a few grey levels (a low-pass of its own)."""
+    height, width = 1080, 1920
+    bgr = cv2.resize(_smooth_rgb(), (width, height), interpolation=cv2.INTER_LINEAR)
+    msg = TYPES.CompressedImage(header=HEADER, format="jpeg", data=_jpeg(bgr, cv2.IMWRITE_JPEG_QUALITY, 90))
+    asked: list[tuple[int, int]] = []
+
+    def quarter(w: int, h: int) -> int:
+        asked.append((w, h))
+        return 4
+
+    image, is_bgr, reduction = to_colour8(msg, quarter)
+    assert asked == [(width, height)] and reduction == 4 and is_bgr and image.shape == (270, 480, 3)
+    full, _, none = to_colour8(msg)
+    binned = cv2.resize(full, (480, 270), interpolation=cv2.INTER_AREA)
+    difference = np.abs(image.astype(int) - binned.astype(int))
+    assert none == 1 and difference.mean() < 1.0 and difference.max() <= 8
+    # A factor that libjpeg lacks or that does not divide the size: the full decode.
+    for factor in (1, 3, 16, 7):
+        decoded, _, reduction = to_colour8(msg, lambda w, h, f=factor: f)
+        assert reduction == 1 and decoded.shape == (height, width, 3)
+    odd = TYPES.CompressedImage(header=HEADER, format="jpeg", data=_jpeg(bgr[:, :1918]))
+    assert to_colour8(odd, lambda w, h: 4)[2] == 1
+    # PNG and raw images: never asked.
+    for msg in (
+        TYPES.CompressedImage(header=HEADER, format="png", data=_png(bgr[:64, :64])),
+        numpy_to_image(bgr[:64, :64].copy(), "bgr8", HEADER, TYPES),
+    ):
+        assert to_colour8(msg, lambda w, h: pytest.fail("asked for a reduction"))[2] == 1

@@ -290,3 +290,36 @@ def test_bgr_and_compressed_frames_give_exactly_the_rgb8_frames_outputs(model: P
         np.testing.assert_array_equal(out.result.colour, reference.result.colour, err_msg=name)
         assert bytes(out.image.data) == bytes(reference.image.data), name
         assert bytes(out.points.data) == bytes(reference.points.data), name
+
+
+def test_a_1920x1080_jpeg_is_decoded_at_a_quarter_for_the_same_outputs(tmp_path: Path) -> None:
+    """A 1080p JPEG camera with a 320x96 model: libjpeg decodes it at 480x270, the grid the depth image
+    is binned to anyway, and the outputs are those of the full decode (messages, K, sizes; depth to
+    within the decoders' difference). The size check reads the JPEG's own size, not the decoded one."""
+    model = make_linear_depth_model(tmp_path / "m320.onnx", 96, 320, a=2.0, b=30.0)
+    width, height = 1920, 1080
+    K_hd = np.array([[1000.0, 0.0, 959.5], [0.0, 1000.0, 539.5], [0.0, 0.0, 1.0]])
+    smooth = cv2.GaussianBlur(_textured(width, height), (0, 0), 6)
+    _, encoded = cv2.imencode(".jpg", smooth, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    header = _next_header()
+    jpeg = TYPES.CompressedImage(header=header, format="bgr8; jpeg compressed bgr8", data=encoded.reshape(-1))
+    reduced_path, settings = _path(model)
+    full_path, full_settings = _path(model, jpeg_reduced_decode=False)
+    reduced = reduced_path.process(jpeg, _info(K_hd, width, height), settings, cloud=True)
+    full = full_path.process(jpeg, _info(K_hd, width, height), full_settings, cloud=True)
+    assert (reduced.reduction, full.reduction) == (4, 1)
+    assert reduced.camera_image.shape == (270, 480, 3) and full.camera_image.shape == (height, width, 3)
+    assert reduced.result.input_size == full.result.input_size == (width, height)
+    assert reduced.cropped_rgb().shape == (270, 480, 3)
+    for a, b in ((reduced.camera_info, full.camera_info), (reduced.image, full.image)):
+        assert (a.width, a.height) == (b.width, b.height) == (480, 270)
+    np.testing.assert_array_equal(reduced.camera_info.k, full.camera_info.k)
+    np.testing.assert_array_equal(reduced.camera_info.p, full.camera_info.p)
+    assert (reduced.points.width, reduced.points.height) == (full.points.width, full.points.height)
+    depth, full_depth = image_msg_to_depth(reduced.image), image_msg_to_depth(full.image)
+    assert np.isfinite(depth).all() and np.abs(depth / full_depth - 1).mean() < 0.01
+    # 1916x1080 (a reduced decode of 479x270) against a 1920x1080 camera_info: not silently accepted.
+    _, narrow = cv2.imencode(".jpg", np.ascontiguousarray(smooth[:, :1916]))
+    odd = TYPES.CompressedImage(header=_next_header(), format="jpeg", data=narrow.reshape(-1))
+    drop = reduced_path.process(odd, _info(K_hd, width, height), settings, cloud=False)
+    assert isinstance(drop, FrameDrop) and drop.reason == "size_mismatch" and "1916x1080" in drop.detail

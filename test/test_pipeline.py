@@ -153,3 +153,46 @@ def test_config_validation() -> None:
         PipelineConfig(scale_mode="camera_height")
     with pytest.raises(ValueError, match="fixed_scale"):
         PipelineConfig(scale_mode="fixed")
+
+
+def test_input_reduction_is_the_shrinks_first_halvings(tmp_path: Path) -> None:
+    """How much smaller a JPEG may be decoded (16x12 network; auto bins cameras above 768 pixels)."""
+    estimator = linear_estimator(tmp_path)
+
+    def reduction(width: int, height: int, **config: object) -> int:
+        return DepthPipeline(estimator, PipelineConfig(**config)).input_reduction(width, height)
+
+    assert reduction(128, 48) == 4  # two halvings to 32x12; a third would go below 16x12
+    assert reduction(1024, 384) == 8  # five halvings possible; libjpeg's smallest scale is 1/8
+    assert reduction(96, 39) == 1  # an odd side: no halving (an odd box step instead)
+    assert reduction(32, 24) == 1  # auto keeps a 768-pixel camera's size
+    assert reduction(32, 24, output_resolution="model") == 2  # the network only needs 16x12
+    assert reduction(128, 48, output_resolution="camera") == 1
+    assert reduction(128, 48, reduced_decode=False) == 1
+    assert reduction(128, 64, crop=(8, 8, 64, 48)) == 4  # the crop is halved twice, on block lines
+    assert reduction(128, 64, crop=(2, 8, 64, 48)) == 2
+    assert reduction(128, 64, crop=(1, 8, 64, 48)) == 1
+
+
+@pytest.mark.parametrize(
+    "config",
+    [PipelineConfig(), PipelineConfig(output_resolution="model"), PipelineConfig(crop=(8, 8, 64, 48))],
+    ids=["auto", "model", "crop"],
+)
+def test_a_reduced_image_gives_the_full_images_result(tmp_path: Path, config: PipelineConfig) -> None:
+    """Given the camera image already halved twice (as the input shrink would), with reduction=4 and
+    the camera's K and crop: the same depth, K, colour, sizes and crop, to the byte."""
+    estimator = linear_estimator(tmp_path)
+    full = np.random.default_rng(5).integers(0, 256, (64, 128, 3), dtype=np.uint8)
+    K_full = scale_intrinsics(K_CAM, (CAM_W, CAM_H), (128, 64))
+    pipeline = DepthPipeline(estimator, config)
+    assert pipeline.input_reduction(128, 64) == 4
+    halved = cv2.resize(full, (64, 32), interpolation=cv2.INTER_AREA)
+    reduced = cv2.resize(halved, (32, 16), interpolation=cv2.INTER_AREA)
+    expected = pipeline.process(full, K_full)
+    result = DepthPipeline(estimator, config).process(reduced, K_full, reduction=4)
+    np.testing.assert_array_equal(result.depth, expected.depth)
+    np.testing.assert_allclose(result.K, expected.K, rtol=1e-12)
+    np.testing.assert_array_equal(result.colour, expected.colour)
+    assert (result.input_size, result.crop, result.model_size) == ((128, 64), config.crop, (16, 12))
+    assert result.input_size == expected.input_size

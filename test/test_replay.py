@@ -170,6 +170,27 @@ def test_replay_with_lidar_ground_truth_and_mcap(
     assert counts["/depth/image"] == counts["/camera/image_raw"] == 4 and counts["/tf_static"] == 1
 
 
+def test_a_jpeg_camera_decoded_smaller_is_scored_as_the_full_decode(
+    sim_bag_mcap: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    """The 416x128 JPEG camera with the 104x32 model is decoded at 104x32 (1/4): LiDAR is still
+    projected into the 416x128 camera, and the scores are the full decode's to within the decoders'
+    difference."""
+    results = {}
+    for reduced in (True, False):
+        params = {"publish_points": False, "jpeg_reduced_decode": reduced}
+        options = _options(
+            sim_bag_mcap, tiny_model, tmp_path / f"out_{reduced}", params, gt="lidar", max_frames=4
+        )
+        options.image_topic = "/camera/image_raw/compressed"
+        results[reduced] = replay(options).results
+    for r in results.values():
+        assert r["inputs"]["image_size"] == [416, 128] and r["frames"]["scored"] == 4
+    reduced, full = results[True]["metrics"]["metric"], results[False]["metrics"]["metric"]
+    assert reduced["abs_rel"] == pytest.approx(full["abs_rel"], rel=0.02)
+    assert reduced["rmse"] == pytest.approx(full["rmse"], rel=0.02)
+
+
 def test_realtime_replay_accounts_for_every_frame(
     sim_bag: Path, tiny_model: Path, tmp_path: Path, read_topics
 ) -> None:

@@ -61,7 +61,6 @@ from depth_node.evaluation.scoring import (
     motion_labels_from_msg,
 )
 from depth_node.files import WriteError, atomic_write_text, named_write_errors
-from depth_node.geometry import crop_image
 from depth_node.metrics import MAX_DEPTH, MIN_DEPTH
 from depth_node.runtime.conversions import image_msg_to_depth
 from depth_node.runtime.errors import BadInputError, ModelLoadError
@@ -423,7 +422,7 @@ class ReplaySession:
         """Per-frame numbers, and the published depth handed to the evaluator (and the report)."""
         assert self.pictures is not None
         stamp = stamp_ns(msg.header)
-        self.image_size = (outputs.rgb.shape[1], outputs.rgb.shape[0])
+        self.image_size = outputs.result.input_size
         self.per_frame[job.index] = {
             "index": job.index,
             "stamp": stamp / 1e9,
@@ -439,7 +438,7 @@ class ReplaySession:
         self.first_stamp = stamp if self.first_stamp is None else self.first_stamp
         panel = None
         if self.pictures.wants(job.index):
-            panel = {"rgb": crop_image(outputs.rgb, outputs.result.crop).copy(), "depth": published}
+            panel = {"rgb": outputs.cropped_rgb(), "depth": published}
         if self.topics.gt_depth or self.topics.lidar:
             self._scored(
                 self.evaluator.add_prediction(

