@@ -316,10 +316,14 @@ def test_dipe_automask_has_no_tie_break_noise() -> None:
 # --- multiscale: dipe_weighted ----------------------------------------------------------------------
 
 
-def test_dipe_weighted_multiscale_matches_literal_weights_and_resolutions() -> None:
+@pytest.mark.parametrize(("multiscale", "rate"), [("dipe_weighted", 0.25), ("own_resolution", 1.0)])
+def test_own_resolution_multiscales_match_literal_weights_and_resolutions(
+    multiscale: str, rate: float
+) -> None:
+    """DiPE's scheme (weight 0.25^s) and Monodepth's (weight 1): each scale at its own resolution."""
     case = random_case(seed=4, batch=2, height=8, width=12, scales=2)
     batch, outputs = torch_inputs(case)
-    config = {"masking": "dipe", "multiscale": "dipe_weighted", "velocity_weight": 0.0}
+    config = {"masking": "dipe", "multiscale": multiscale, "velocity_weight": 0.0}
     loss, diagnostics = SelfSupervisedLoss(config, 8, 12)(batch, outputs)
     total, margins = 0.0, []
     for s in range(2):
@@ -330,7 +334,7 @@ def test_dipe_weighted_multiscale_matches_literal_weights_and_resolutions() -> N
         for b in range(2):
             image = case["images"][0][b].astype(np.float64).reshape(3, h, 2**s, w, 2**s).mean((2, 4))
             smooth += literal_smoothness(disp[b, 0], image) / 2  # the mean over the batch
-        total += 0.25**s * photometric + 1e-3 / 2**s * smooth
+        total += rate**s * photometric + 1e-3 / 2**s * smooth
         if s == 1:
             scale_1 = photometric
     assert min(margins) > MARGIN, f"case too close to a decision threshold ({min(margins):.2e})"
@@ -380,7 +384,7 @@ def plane_inputs(depth: float) -> tuple[dict, dict]:
     return batch, outputs
 
 
-@pytest.mark.parametrize("multiscale", ["full_resolution", "dipe_weighted"])
+@pytest.mark.parametrize("multiscale", ["full_resolution", "dipe_weighted", "own_resolution"])
 @pytest.mark.parametrize("masking", ["monodepth2", "dipe", "explainability"])
 def test_every_masking_and_multiscale_trains_on_a_plane(masking: str, multiscale: str) -> None:
     criterion = SelfSupervisedLoss(

@@ -13,7 +13,9 @@ below the unwarped frame f's error (auto-masking per frame, no tie-break noise);
 sum(mask e_f) / (sum(mask) + 1e-7) over the batch, and the frames' losses are summed. The large
 errors it drops are mostly occlusions and independently moving objects. Its weighted multi-scale
 scheme, ``multiscale: dipe_weighted``: each scale warped at its own resolution (images area-
-downsampled, K scaled), photometric weight 0.25^scale.
+downsampled, K scaled), photometric weight 0.25^scale. ``multiscale: own_resolution`` is Monodepth's
+(Godard et al., CVPR 2017) scheme, the same at equal weights: a coarse scale's error keeps pointing
+to the true disparity from further away than the input resolution's does (docs/STEREO_STUDY.md).
 
 ``dipe_pooled_min`` (old name ``dipe``): this project's earlier, looser reading of DiPE, on top of
 Monodepth2's masking: one band (mu - 1.0 sigma, mu + 0.5 sigma) of the per-pixel minimum error,
@@ -95,7 +97,8 @@ DEFAULT_LOSS_CFG: dict[str, Any] = {
     # predicted mask instead of all of them (the trainer adds the mask to the pose net).
     "masking": "monodepth2",
     # full_resolution: every scale's depth upsampled to the input size (Monodepth2); dipe_weighted:
-    # each scale at its own resolution, photometric weight 0.25^scale (DiPE's default scheme).
+    # each scale at its own resolution, photometric weight 0.25^scale (DiPE's default scheme);
+    # own_resolution: each scale at its own resolution, equal weights (Monodepth, 2017).
     "multiscale": "full_resolution",
     # How the stereo partner "s" (modality MS) enters the photometric loss: minimum, one more source
     # in the per-pixel minimum (Monodepth2); separate, its own auto-masked term beside the video
@@ -129,7 +132,7 @@ DEFAULT_LOSS_CFG: dict[str, Any] = {
 }
 DEPTH_LOSSES = ("log_l1", "abs_rel", "silog", "densedepth")
 MASKINGS = ("monodepth2", "dipe", "explainability")
-MULTISCALES = ("full_resolution", "dipe_weighted")
+MULTISCALES = ("full_resolution", "dipe_weighted", "own_resolution")
 STEREO_TERMS = ("minimum", "separate")
 STEREO_SCALES = ("baseline", "shared")
 DIPE_SCALE_RATE = 0.25  # dipe_weighted's photometric weight per scale (DiPE's --scale_rate)
@@ -596,7 +599,8 @@ class SelfSupervisedLoss(nn.Module):
         self.ssim = SSIM()
         self.backproject = BackprojectDepth(height, width)
         self.project = Project3D(height, width)
-        # Per-resolution view-synthesis geometry for multiscale: dipe_weighted, built on first use.
+        # Per-resolution view-synthesis geometry for multiscale dipe_weighted / own_resolution, built on
+        # first use.
         self._geometry: dict[tuple[int, int, torch.device], tuple[BackprojectDepth, Project3D]] = {}
 
     def photometric(self, pred: Tensor, target: Tensor) -> Tensor:
@@ -760,8 +764,10 @@ class SelfSupervisedLoss(nn.Module):
 
         if not supervised:
             # full_resolution: this scale's depth upsampled to the input (Monodepth2); dipe_weighted:
-            # warped at the disparity's own resolution and weighted 0.25^s (DiPE).
-            own_resolution = cfg["multiscale"] == "dipe_weighted"
+            # warped at the disparity's own resolution and weighted 0.25^s (DiPE); own_resolution: the
+            # same at weight 1 (Monodepth).
+            own_resolution = cfg["multiscale"] in ("dipe_weighted", "own_resolution")
+            photo_weight = DIPE_SCALE_RATE**s if cfg["multiscale"] == "dipe_weighted" else 1.0
             size = tuple(disp.shape[-2:]) if own_resolution else (self.height, self.width)
             if size not in images:
                 images[size] = self._images_at(batch, source_ids, size)
@@ -782,7 +788,7 @@ class SelfSupervisedLoss(nn.Module):
                 diagnostics.warped = {f: image.detach() for f, image in warped.items()}
                 diagnostics.mask = mask.detach()
                 diagnostics.stats["mask_fraction"] = float(mask.mean())
-            scale_loss = scale_loss + (DIPE_SCALE_RATE**s if own_resolution else 1.0) * photo
+            scale_loss = scale_loss + photo_weight * photo
             parts["photometric"].append(photo.detach())
             # Smoothness at the disparity's own resolution, against the image at that size.
             mean_disp = disp.mean(dim=(2, 3), keepdim=True)
