@@ -281,8 +281,8 @@ def jpeg_size(buffer: np.ndarray) -> tuple[int, int] | None:
     """(width, height) from a JPEG file's frame header, without decoding; None where ``buffer`` holds
     no JPEG with a readable one. Why by hand: OpenCV cannot read a header alone, and a reduced decode
     must know the full size first (the decoded size rounds up, so it cannot tell 1918 from 1920)."""
-    data = buffer[:_JPEG_HEADER_BYTES].tobytes()
-    if not data.startswith(b"\xff\xd8"):
+    data = memoryview(buffer[:_JPEG_HEADER_BYTES])  # no copy: this runs on every JPEG frame
+    if data[:2] != b"\xff\xd8":
         return None
     i = 2
     while i + 4 <= len(data):
