@@ -46,6 +46,7 @@ from training.quantize import quantize_model  # noqa: E402
 MODELS = (
     "resnet18:monodepth2",
     "stdc1:monodepth2",
+    "stdc1:slim",
     "stdc1:light",
     "darknet:light",
     "mobilenetv3_large:monodepth2",

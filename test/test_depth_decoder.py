@@ -1,4 +1,4 @@
-"""Depth decoders: Monodepth2's (the default, unchanged) and the light option (``decoder: light``)."""
+"""Depth decoders: Monodepth2's (the default, unchanged), the slim and the light options."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from training.networks import (  # noqa: E402
     DEFAULT_MODEL_CFG,
     DepthDecoder,
     LightDepthDecoder,
+    SlimDepthDecoder,
     build_depth_net,
 )
 
@@ -31,11 +32,18 @@ def test_monodepth2_decoder_is_the_default_and_unchanged() -> None:
     assert sum(p.numel() for p in net.decoder.parameters()) == 3_152_724
 
 
-@pytest.mark.parametrize("backbone", ["resnet18", "stdc1"])
-def test_light_decoder_outputs_and_initial_depth(backbone: str) -> None:
+@pytest.mark.parametrize(
+    ("backbone", "decoder", "kind"),
+    [
+        ("resnet18", "light", LightDepthDecoder),
+        ("stdc1", "light", LightDepthDecoder),
+        ("stdc1", "slim", SlimDepthDecoder),
+    ],
+)
+def test_lighter_decoders_outputs_and_initial_depth(backbone: str, decoder: str, kind: type) -> None:
     torch.manual_seed(0)
-    net = build_depth_net({"backbone": backbone, "decoder": "light"}).eval()
-    assert type(net.decoder) is LightDepthDecoder
+    net = build_depth_net({"backbone": backbone, "decoder": decoder}).eval()
+    assert type(net.decoder) is kind
     with torch.no_grad():
         outputs = net(torch.rand(2, 3, H, W))
     assert sorted(outputs) == [("disp", s) for s in range(4)]
@@ -60,16 +68,22 @@ def test_light_decoder_trains_and_honours_num_scales() -> None:
     assert net.encoder.features[0].conv.weight.grad is not None
 
 
-def test_light_decoder_has_far_fewer_macs() -> None:
+def test_lighter_decoders_have_fewer_macs() -> None:
     image = torch.rand(1, 3, 192, 640)
     macs = {}
-    for decoder in ("monodepth2", "light"):
+    for decoder in ("monodepth2", "slim", "light"):
         net = build_depth_net({"backbone": "mobilenetv3_large", "decoder": decoder}).eval()
         macs[decoder] = count_flops(net, image)["macs"] - count_flops(net.encoder, image)["macs"]
-    # Monodepth2's decoder is ~2.7 GMAC here, the light one ~0.15.
+    # Monodepth2's decoder is ~2.7 GMAC here, the slim one ~1.0 (the wide skips still feed dense
+    # 3x3 convolutions), the light one ~0.15.
+    assert 0.3 * macs["monodepth2"] < macs["slim"] < 0.5 * macs["monodepth2"]
     assert macs["light"] < 0.1 * macs["monodepth2"]
+    # Slim and light differ only in their blocks: the same channels, so the same state-dict keys'
+    # output widths for the disparity heads.
+    slim = build_depth_net({"backbone": "stdc1", "decoder": "slim"}).decoder.state_dict()
+    assert slim["blocks.upconv_0_1.conv.conv.weight"].shape == (8, 8, 3, 3)
 
 
 def test_unknown_decoder_is_named() -> None:
-    with pytest.raises(ValueError, match=r"unknown decoder 'unet'.*monodepth2, light"):
+    with pytest.raises(ValueError, match=r"unknown decoder 'unet'.*monodepth2, slim, light"):
         build_depth_net({"backbone": "stdc1", "decoder": "unet"})

@@ -9,8 +9,9 @@ training config; missing keys take ``DEFAULT_MODEL_CFG``:
 - ``weights``: path to ImageNet weights for the depth encoder (torchvision state dict for ResNets,
   ResNeXt and MobileNetV3, STDC-Seg checkpoint for STDC, a state dict with Ultralytics' names for
   darknet, timm's / Cadene's for inception_resnet_v2) or None for random init
-- ``decoder``: monodepth2 (Monodepth2's decoder) | light (half the channels, depthwise-separable
-  convolutions: several times fewer MACs at the high-resolution stages) | unetpp (U-Net++ nested
+- ``decoder``: monodepth2 (Monodepth2's decoder) | slim (half the channels: ~40 % of its MACs) |
+  light (half the channels, depthwise-separable convolutions: several times fewer MACs at the
+  high-resolution stages) | unetpp (U-Net++ nested
   dense skips, ``unetpp.py``) | attention (Monodepth2's with attention gates on the skips,
   ``attention_decoder.py``) | lraspp (LR-ASPP head, mobilenetv3_large only, one output scale,
   ``lraspp.py``)
@@ -45,7 +46,13 @@ from typing import Any
 
 from training.networks.attention_decoder import AttentionDepthDecoder
 from training.networks.darknet import DarknetEncoder, load_darknet_weights
-from training.networks.depth_decoder import DECODERS, DepthDecoder, DepthNet, LightDepthDecoder
+from training.networks.depth_decoder import (
+    DECODERS,
+    DepthDecoder,
+    DepthNet,
+    LightDepthDecoder,
+    SlimDepthDecoder,
+)
 from training.networks.inception_resnet_v2 import InceptionResNetV2Encoder, load_inception_resnet_v2_weights
 from training.networks.lraspp import LRASPPDecoder, dilate_last_stage
 from training.networks.manydepth import ManyDepthModel, ManyDepthNet, TwoFrameDepthNet, multi_frame_config
@@ -108,6 +115,7 @@ __all__ = [
     "PoseNet",
     "ResnetEncoder",
     "STDCEncoder",
+    "SlimDepthDecoder",
     "TwoFrameDepthNet",
     "UNetPlusPlusDecoder",
     "build_depth_net",
