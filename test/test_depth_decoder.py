@@ -78,8 +78,7 @@ def test_lighter_decoders_have_fewer_macs() -> None:
     # 3x3 convolutions), the light one ~0.15.
     assert 0.3 * macs["monodepth2"] < macs["slim"] < 0.5 * macs["monodepth2"]
     assert macs["light"] < 0.1 * macs["monodepth2"]
-    # Slim and light differ only in their blocks: the same channels, so the same state-dict keys'
-    # output widths for the disparity heads.
+    # Slim keeps Monodepth2's dense blocks (and their state-dict names) at half the channels.
     slim = build_depth_net({"backbone": "stdc1", "decoder": "slim"}).decoder.state_dict()
     assert slim["blocks.upconv_0_1.conv.conv.weight"].shape == (8, 8, 3, 3)
 

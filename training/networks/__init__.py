@@ -10,8 +10,7 @@ training config; missing keys take ``DEFAULT_MODEL_CFG``:
   ResNeXt and MobileNetV3, STDC-Seg checkpoint for STDC, a state dict with Ultralytics' names for
   darknet, timm's / Cadene's for inception_resnet_v2) or None for random init
 - ``decoder``: monodepth2 (Monodepth2's decoder) | slim (half the channels: ~40 % of its MACs) |
-  light (half the channels, depthwise-separable convolutions: several times fewer MACs at the
-  high-resolution stages) | unetpp (U-Net++ nested
+  light (slim with depthwise-separable convolutions: ~1/6 of slim's MACs) | unetpp (U-Net++ nested
   dense skips, ``unetpp.py``) | attention (Monodepth2's with attention gates on the skips,
   ``attention_decoder.py``) | lraspp (LR-ASPP head, mobilenetv3_large only, one output scale,
   ``lraspp.py``)

@@ -114,11 +114,8 @@ class SlimDepthDecoder(DepthDecoder):
 
 
 class LightDepthDecoder(SlimDepthDecoder):
-    """The slim decoder with depthwise-separable blocks (``decoder: light``).
-
-    The full- and half-resolution stages, which dominate the Monodepth2 decoder's cost, become several
-    times cheaper again.
-    """
+    """The slim decoder with depthwise-separable blocks (``decoder: light``): about a sixth of its
+    multiply-accumulates, at a cost in accuracy (docs/FAST_MODEL_STUDY.md)."""
 
     def conv_block(self, in_channels: int, out_channels: int) -> nn.Module:
         return SeparableConvBlock(in_channels, out_channels)
