@@ -194,24 +194,28 @@ def test_read_fields_wants_exactly_row_step_times_height_bytes_in_any_buffer() -
     ("camera", "model", "stride"),
     [
         ((640, 192), (320, 96), 2),
-        ((1242, 375), (320, 96), 3),
+        ((1242, 375), (320, 96), 4),  # 311x94 (0.95x the model's pixels) is nearer than 414x125 (1.68x)
         ((1920, 1080), (320, 96), 8),
         ((480, 270), (320, 96), 2),  # output_resolution auto's depth image of a 1080p camera
         ((414, 125), (320, 96), 1),  # ... and of a 1242x375 one
         ((640, 192), (640, 192), 1),
-        ((1242, 375), (640, 192), 1),
+        ((960, 540), (640, 192), 2),  # output_resolution auto's depth image of a 1080p camera
+        ((1242, 375), (640, 192), 2),  # 621x188 (0.95x), not every pixel (3.8x)
         ((1920, 1080), (640, 192), 4),
         ((320, 96), (640, 192), 1),  # a camera smaller than the model: every pixel
+        ((5, 3), (1, 1), 5),  # a one-pixel model: a one-point cloud, and no endless search
     ],
 )
-def test_auto_stride_is_the_largest_that_keeps_the_models_point_count(camera, model, stride) -> None:
+def test_auto_stride_gives_the_point_count_nearest_the_models(camera, model, stride) -> None:
     assert auto_stride(camera, model) == stride
 
     def points(s: int) -> int:
         return math.ceil(camera[0] / s) * math.ceil(camera[1] / s)
 
-    assert points(stride) >= model[0] * model[1] or stride == 1
-    assert points(stride + 1) < model[0] * model[1]
+    def off(s: int) -> float:  # how far from the model's pixel count, as a ratio
+        return max(points(s), model[0] * model[1]) / min(points(s), model[0] * model[1])
+
+    assert all(off(stride) <= off(other) for other in range(1, 33) if other != stride)
 
 
 @pytest.mark.parametrize("organized", [True, False])
@@ -230,7 +234,7 @@ def test_auto_stride_cloud_follows_the_pinhole_model_at_full_resolution(organize
     if not organized:
         kept = np.isfinite(depth[::stride, ::stride])
         full, colour = full[kept], colour[kept]
-    assert cloud.shape[:-1] == full.shape[:-1] == ((125, 414) if organized else (kept.sum(),))
+    assert cloud.shape[:-1] == full.shape[:-1] == ((94, 311) if organized else (kept.sum(),))
     np.testing.assert_allclose(cloud[..., :3], full, rtol=2e-6, atol=1e-5, equal_nan=True)
     np.testing.assert_array_equal(cloud[..., 3].view(np.uint32), colour.view(np.uint32))
 

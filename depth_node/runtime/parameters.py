@@ -160,8 +160,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "points_stride",
         0,
-        "keep every n-th row and column in the cloud; 0: auto, the smallest stride that gives no more "
-        "points than the model's output; 1: every pixel of the depth image",
+        "keep every n-th row and column in the cloud; 0: auto, the stride whose point count comes "
+        "nearest the model's output; 1: every pixel of the depth image",
         read_only=False,
         value_range=(0, 32),
     ),

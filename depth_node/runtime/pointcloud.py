@@ -59,13 +59,12 @@ def pack_rgb(rgb: np.ndarray) -> np.ndarray:
 
 def auto_stride(image_size: tuple[int, int], model_size: tuple[int, int]) -> int:
     """The cloud stride of ``points_stride`` 0 ("auto") for a depth image of ``image_size`` (w, h)
-    made by a model of ``model_size`` (w, h): the largest s with ceil(w/s) * ceil(h/s) still at
-    least the model's pixel count (1 for an image smaller than that), so the cloud keeps as many
-    points as the model has pixels and, unless the image is smaller than 4x the model, fewer than
-    4x that.
+    made by a model of ``model_size`` (w, h): the stride whose ceil(w/s) * ceil(h/s) points come
+    nearest the model's pixel count, by ratio (1 for an image no larger than the model).
 
     Why: a depth image upsampled from the model holds no more than the model's pixels; a cloud of
-    every camera pixel repeats them (2 million points, 33 MB and 28 ms a frame at 1920x1080).
+    every camera pixel repeats them (2 million points, 33 MB and 28 ms a frame at 1920x1080), and
+    one of 4x the model's pixels (a 640x192 model's 1242x375 depth image) costs 4x to build and send.
     """
     width, height = int(image_size[0]), int(image_size[1])
     budget = max(int(model_size[0]) * int(model_size[1]), 1)
@@ -73,10 +72,13 @@ def auto_stride(image_size: tuple[int, int], model_size: tuple[int, int]) -> int
     def points(stride: int) -> int:
         return -(-width // stride) * -(-height // stride)
 
-    # ceil(w/s) * ceil(h/s) >= w*h / s^2, so every stride up to sqrt(w*h / budget) keeps enough: go up.
+    # ceil(w/s) * ceil(h/s) >= w*h / s^2: every stride up to sqrt(w*h / budget) keeps at least the
+    # budget. Go up to the largest that does, then take one more where that comes nearer.
     stride = max(math.isqrt(width * height // budget), 1)
-    while points(stride + 1) >= budget:
+    while points(stride + 1) >= budget and stride < max(width, height):  # one point at the most
         stride += 1
+    if points(stride) >= budget and points(stride) * points(stride + 1) > budget * budget:
+        stride += 1  # points(s+1) / budget is nearer 1 than points(s) / budget
     return stride
 
 
