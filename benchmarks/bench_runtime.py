@@ -4,15 +4,18 @@
     .venv/bin/python benchmarks/bench_runtime.py --model a.onnx --camera 1920x1080 -p points_stride:=1
 
 For each model and camera size (640x192, 1242x375 and 1920x1080 by default): the end-to-end loop is
-the node's own frame path (``FramePath.process`` with the node's default parameters, ``-p`` to
-change one): decode Image -> checks -> pipeline -> depth image, camera info and point cloud. Its
-frames alternate with inference-only frames of the same model, so both see the same machine load,
-and the table gives the ratio of the two frame rates; the target is at least 0.9 (for raw bgr8 frames).
-The same frame as a JPEG CompressedImage (a camera on image_transport's compressed topic) runs in
-the same alternation, for its own end-to-end rate. The stage split (decoding an Image (bgr8) and
-the CompressedImage as the frame path does, with the reduced JPEG decode where it applies, and in
-full; preprocess / inference / postprocess / scale, the cloud as the node builds it, and packing
-the depth Image + CameraInfo) is read from separate frames afterwards.
+the node's own frame path as the node runs it (``FramePath.start`` on this thread, ``finish`` on a
+``FinishThread`` beside the next frame's network; the node's default parameters, ``-p`` to change
+one): decode Image -> checks -> pipeline -> depth image, camera info and point cloud. Its blocks of
+frames alternate with blocks of inference-only frames of the same model, so both see the same machine
+load, and the table gives the ratio of the two frame rates; the target is at least 0.9 (for raw bgr8
+frames). Also in the alternation: the same frame as a JPEG CompressedImage (a camera on
+image_transport's compressed topic), and ``FramePath.process`` one frame at a time (the replay's way,
+"sequential"). "frame latency" is one frame's own time from decode to its last message. The stage
+split (decoding an Image (bgr8) and the CompressedImage as the frame path does, with the reduced
+JPEG decode where it applies, and in full; preprocess / inference / postprocess / scale, the cloud
+as the node builds it, and packing the depth Image + CameraInfo) is read from separate frames
+afterwards.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ if str(ROOT) not in sys.path:
 
 from depth_node.runtime.conversions import numpy_to_image, to_colour8  # noqa: E402
 from depth_node.runtime.estimator import DepthEstimator  # noqa: E402
-from depth_node.runtime.frame import FrameDrop, FramePath  # noqa: E402
+from depth_node.runtime.frame import END_TO_END, FinishThread, FrameDrop, FrameOutputs, FramePath  # noqa: E402
 from depth_node.runtime.message_types import rosbags_types, stamp_header  # noqa: E402
 from depth_node.runtime.messages import build_outputs, camera_info_from_K  # noqa: E402
 from depth_node.runtime.parameters import NodeSettings, parse_param_override, validate_parameters  # noqa: E402
@@ -54,6 +57,7 @@ STAGES = (
     "packing",
 )
 RATE_TARGET = 0.9  # end-to-end frame rate / inference-only frame rate
+BLOCK = 5  # frames per timed block; the kinds of block alternate, so all see the same machine load
 CAMERAS = ("640x192", "1242x375", "1920x1080")
 
 
@@ -154,7 +158,9 @@ def _stage_split(
 
 
 def bench_camera(estimator: DepthEstimator, camera: str, settings: NodeSettings, args) -> dict:
-    """Inference-only and end-to-end frames, alternating, then the stage split, at one camera size."""
+    """Inference-only and end-to-end frames in alternating blocks, then the stage split, at one camera
+    size. End to end is the node's way: :class:`FinishThread` finishes frame N while frame N+1 runs
+    the network; "sequential" is :meth:`FramePath.process` a frame at a time (the replay's way)."""
     types = rosbags_types()
     width, height = (int(v) for v in camera.lower().split("x"))
     frames = CameraFrames(width, height, types)
@@ -167,21 +173,37 @@ def bench_camera(estimator: DepthEstimator, camera: str, settings: NodeSettings,
         frame_path.process(frames.image, frames.camera_info, settings, cloud=True)
 
     print(f"[bench] {Path(estimator.model_path).name} @ {camera}: {args.frames} frames each", flush=True)
-    inference_only, end_to_end, end_to_end_jpeg = [], [], []
-    for _ in range(args.frames):
+    delivered: list[FrameOutputs] = []
+    finisher: FinishThread[None] = FinishThread(
+        frame_path, lambda _, outputs: delivered.append(_published(outputs)), _reraise
+    )
+
+    def per_frame(run_one) -> float:
         t0 = time.perf_counter()
-        estimator.infer(batch, prev)
-        t1 = time.perf_counter()
-        outputs = frame_path.process(frames.image, frames.camera_info, settings, cloud=True)
-        t2 = time.perf_counter()
-        jpeg_outputs = frame_path.process(frames.compressed, frames.camera_info, settings, cloud=True)
-        t3 = time.perf_counter()
-        for out in (outputs, jpeg_outputs):
-            if isinstance(out, FrameDrop):
-                raise SystemExit(f"the frame path dropped the benchmark frame ({out.reason}): {out.detail}")
-        inference_only.append(t1 - t0)
-        end_to_end.append(t2 - t1)
-        end_to_end_jpeg.append(t3 - t2)
+        for _ in range(BLOCK):
+            run_one()
+        finisher.wait()
+        return (time.perf_counter() - t0) / BLOCK
+
+    def overlapped(message) -> None:
+        started = _published(frame_path.start(message, frames.camera_info, settings))
+        finisher.submit(started, True, None)
+
+    def one_at_a_time() -> None:
+        _published(frame_path.process(frames.image, frames.camera_info, settings, cloud=True))
+
+    inference_only, end_to_end, end_to_end_jpeg, sequential, latency = [], [], [], [], []
+    try:
+        for _ in range(max(args.frames // BLOCK, 1)):
+            inference_only.append(per_frame(lambda: estimator.infer(batch, prev)))
+            end_to_end.append(per_frame(lambda: overlapped(frames.image)))
+            latency += [d.timings[END_TO_END] for d in delivered[-BLOCK:]]  # start -> finish, a frame
+            outputs = delivered[-1]
+            end_to_end_jpeg.append(per_frame(lambda: overlapped(frames.compressed)))
+            jpeg_outputs = delivered[-1]
+            sequential.append(per_frame(one_at_a_time))
+    finally:
+        finisher.close()
     stages = _stage_split(frame_path, frames, settings, args.frames)
 
     inference_ms = 1e3 * statistics.median(stages["inference"])
@@ -208,6 +230,9 @@ def bench_camera(estimator: DepthEstimator, camera: str, settings: NodeSettings,
         "fps_end_to_end": 1e3 / e2e_ms,
         "fps_inference_only": 1e3 / infer_only_ms,
         "rate_ratio": infer_only_ms / e2e_ms,
+        "latency": _ms(latency),
+        "sequential": _ms(sequential),
+        "rate_ratio_sequential": infer_only_ms / (1e3 * statistics.median(sequential)),
         "end_to_end_jpeg": _ms(end_to_end_jpeg),
         "jpeg_reduction": jpeg_outputs.reduction,
         "rate_ratio_jpeg": infer_only_ms / e2e_jpeg_ms,
@@ -215,6 +240,17 @@ def bench_camera(estimator: DepthEstimator, camera: str, settings: NodeSettings,
         "overhead_fraction": overhead_ms / inference_ms,
         "overhead_fraction_e2e": (e2e_ms - infer_only_ms) / infer_only_ms,
     }
+
+
+def _published(outputs):
+    """``outputs`` (FrameOutputs or a StartedFrame), or the run ends: a benchmark frame never drops."""
+    if isinstance(outputs, FrameDrop):
+        raise SystemExit(f"the frame path dropped the benchmark frame ({outputs.reason}): {outputs.detail}")
+    return outputs
+
+
+def _reraise(_: None, error: Exception) -> None:
+    raise error
 
 
 def print_table(results: list[dict]) -> None:
@@ -236,6 +272,8 @@ def print_table(results: list[dict]) -> None:
             ("end-to-end [fps]", lambda r: f"{r['fps_end_to_end']:.2f}"),
             ("inference-only [fps]", lambda r: f"{r['fps_inference_only']:.2f}"),
             ("e2e/inference rate", lambda r: f"{r['rate_ratio']:.2f}"),
+            ("frame latency [ms]", lambda r: f"{r['latency']['median_ms']:.2f}"),
+            ("sequential e2e/inf", lambda r: f"{r['rate_ratio_sequential']:.2f}"),
             ("JPEG end-to-end [ms]", lambda r: f"{r['end_to_end_jpeg']['median_ms']:.2f}"),
             ("JPEG decoded at", lambda r: f"1/{r['jpeg_reduction']}"),
             ("JPEG e2e/inference", lambda r: f"{r['rate_ratio_jpeg']:.2f}"),

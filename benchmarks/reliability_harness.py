@@ -403,7 +403,7 @@ class OverloadResult:
     dropped_by_reason: dict[str, int]
     drained: bool  # every arrived frame published or dropped within the drain timeout
     identity_holds: bool  # sent == published + dropped, exactly
-    max_in_flight: int  # arrived - published - dropped, sampled at every send: mailbox + inference
+    max_in_flight: int  # arrived - published - dropped, sampled at every send: mailbox + network + finishing
     timing: dict[str, dict[str, float]]  # timing_summary of every published frame
     trend_window_s: float
     first_window: dict[str, dict[str, float]]  # timing_summary of frames published in the first window

@@ -12,11 +12,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from onnx_models import make_linear_depth_model
+from onnx_models import make_linear_depth_model, make_two_frame_model
 
 from depth_node.runtime.conversions import image_msg_to_depth, numpy_to_image
 from depth_node.runtime.errors import ModelLoadError
-from depth_node.runtime.frame import DROP_REASONS, END_TO_END, FrameDrop, FrameOutputs, FramePath
+from depth_node.runtime.frame import (
+    DROP_REASONS,
+    END_TO_END,
+    FinishThread,
+    FrameDrop,
+    FrameOutputs,
+    FramePath,
+)
 from depth_node.runtime.message_types import rosbags_types, stamp_header, stamp_ns
 from depth_node.runtime.messages import camera_info_from_K
 from depth_node.runtime.parameters import validate_parameters
@@ -323,3 +330,96 @@ def test_a_1920x1080_jpeg_is_decoded_at_a_quarter_for_the_same_outputs(tmp_path:
     odd = TYPES.CompressedImage(header=_next_header(), format="jpeg", data=narrow.reshape(-1))
     drop = reduced_path.process(odd, _info(K_hd, width, height), settings, cloud=False)
     assert isinstance(drop, FrameDrop) and drop.reason == "size_mismatch" and "1916x1080" in drop.detail
+
+
+@pytest.mark.parametrize("resolution", ["auto", "model"])
+@pytest.mark.parametrize("frames", [1, 2])
+def test_frames_finished_beside_the_next_one_come_out_as_one_at_a_time(
+    tmp_path: Path, frames: int, resolution: str
+) -> None:
+    """The node's overlap (:class:`FinishThread` finishes frame N while frame N+1 starts) changes no
+    output: a stream with a repeated stamp, a step back and a time jump, with the ground-plane scale
+    and, for a two-frame model, the previous frame, gives the messages of :meth:`FramePath.process`
+    one frame at a time, in order. Also in the worst order the node allows, frame N+1 started in full
+    before frame N's finish begins."""
+    if frames == 2:
+        model = make_two_frame_model(tmp_path / "two.onnx", a=2.0, b=10.0, c=20.0)
+    else:
+        model = make_linear_depth_model(tmp_path / "one.onnx", 12, 16, a=2.0, b=30.0)
+    params = {"scale_mode": "camera_height", "camera_height": 1.5, "output_resolution": resolution}
+    t0 = 1_700_000_000 * 10**9
+    stamps = [t0, t0 + 10**8, t0 + 10**8, t0 + 5 * 10**7, t0 + 3600 * 10**9] + [
+        t0 + 3600 * 10**9 + k * 10**8 for k in range(1, 6)
+    ]
+    rng = np.random.default_rng(3)
+    messages = [
+        _image(rng.integers(0, 256, (H, W, 3), dtype=np.uint8), stamp_header(TYPES, t, "camera_optical"))
+        for t in stamps
+    ]
+    one_at_a_time, settings = _path(model, **params)
+    expected = [one_at_a_time.process(m, _info(), settings, cloud=True) for m in messages]
+
+    threaded, settings = _path(model, **params)
+    got: dict[int, FrameOutputs | FrameDrop] = {}
+    finisher: FinishThread[int] = FinishThread(threaded, got.__setitem__, _fail)
+    for index, message in enumerate(messages):
+        started = threaded.start(message, _info(), settings)
+        if isinstance(started, FrameDrop):
+            got[index] = started
+        else:
+            finisher.submit(started, True, index)
+    finisher.close()
+    assert sorted(got) == list(range(len(messages)))
+
+    interleaved, settings = _path(model, **params)
+    worst: list[FrameOutputs | FrameDrop] = []
+    waiting = None
+    for message in [*messages, None]:
+        started = None if message is None else interleaved.start(message, _info(), settings)
+        if waiting is not None:
+            worst.append(interleaved.finish(waiting, True))
+        waiting = None if isinstance(started, FrameDrop) else started
+        if isinstance(started, FrameDrop):
+            worst.append(started)
+
+    for outputs in ([got[i] for i in range(len(messages))], worst):
+        for index, (want, out) in enumerate(zip(expected, outputs, strict=True)):
+            if isinstance(want, FrameDrop):
+                assert out == want, index
+                continue
+            assert isinstance(out, FrameOutputs), (index, out)
+            assert (out.reset, out.frame_mode) == (want.reset, want.frame_mode), index
+            assert out.result.scale == want.result.scale, index
+            assert bytes(out.image.data) == bytes(want.image.data), index
+            assert bytes(out.points.data) == bytes(want.points.data), index
+            np.testing.assert_array_equal(out.camera_info.p, want.camera_info.p)
+    resets = [out.reset if isinstance(out, FrameOutputs) else out.reason for out in expected]
+    assert resets[:5] == [None, None, "duplicate_stamp", "backwards_stamp", "time_jump"]
+    if frames == 2:
+        assert [out.frame_mode for out in expected if isinstance(out, FrameOutputs)][:5] == [
+            "first", "two", "first", "first", "two"
+        ]  # fmt: skip
+
+
+def _fail(tag: object, error: Exception) -> None:
+    raise AssertionError(f"frame {tag}: {error!r}")
+
+
+def test_a_failing_delivery_is_reported_and_the_next_frames_still_come(model: Path) -> None:
+    """A publish that raises (deliver) goes to on_error with its frame; the thread keeps finishing."""
+    path, settings = _path(model)
+    delivered: list[int] = []
+    errors: list[tuple[int, str]] = []
+
+    def deliver(index: int, outputs: FrameOutputs | FrameDrop) -> None:
+        if index == 1:
+            raise RuntimeError("publisher gone")
+        delivered.append(index)
+
+    finisher: FinishThread[int] = FinishThread(path, deliver, lambda i, e: errors.append((i, str(e))))
+    for index in range(4):
+        started = path.start(_image(), _info(), settings)
+        assert not isinstance(started, FrameDrop)
+        finisher.submit(started, False, index)
+    finisher.close()  # delivers the frame still in progress
+    assert delivered == [0, 2, 3] and errors == [(1, "publisher gone")]

@@ -305,13 +305,13 @@ def test_cloud_is_built_only_while_someone_subscribes(ros, harness, monkeypatch)
     from depth_node.runtime.frame import FramePath
 
     calls: list[bool] = []
-    real_process = FramePath.process
+    real_finish = FramePath.finish
 
-    def spy(self, image, camera_info, settings, cloud):
+    def spy(self, frame, cloud):
         calls.append(cloud)
-        return real_process(self, image, camera_info, settings, cloud)
+        return real_finish(self, frame, cloud)
 
-    monkeypatch.setattr(FramePath, "process", spy)
+    monkeypatch.setattr(FramePath, "finish", spy)
     h = harness(points=False).start()
     K = np.array([[100.0, 0, 48], [0, 100.0, 16], [0, 0, 1]])
     h.send_info(K, 96, 32)
@@ -417,13 +417,13 @@ def test_flood_drops_frames_keeps_latency_bounded_and_memory_flat(ros, harness):
     h.send_info(np.array([[100.0, 0, 96], [0, 100.0, 32], [0, 0, 1]]), 192, 64)
     # A model that finishes only when the test says so: the drop pattern is then exact, not timing.
     gate = threading.Semaphore(0)
-    real_process = h.node.pipeline.process
+    real_start = h.node.pipeline.start
 
-    def gated_process(*args, **kwargs):
+    def gated_start(*args, **kwargs):
         assert gate.acquire(timeout=10.0), "the test never released the model"
-        return real_process(*args, **kwargs)
+        return real_start(*args, **kwargs)
 
-    h.node.pipeline.process = gated_process
+    h.node.pipeline.start = gated_start
     frames = [np.full((64, 192, 3), v, np.uint8) for v in range(0, 250, 25)]
     sent = 0
 

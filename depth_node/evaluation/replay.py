@@ -390,8 +390,14 @@ class ReplaySession:
         conn = self.connections[self.topics.image][0]
         msg = deserialize(self.reader, job.raw, conn, self.bag)
         deserialized = time.perf_counter() - start
-        outputs = self.frame_path.process(msg, self.camera_info, self.settings, self.settings.publish_points)
+        # As the node: its worker takes the next frame once the network is done (gate.finished) while
+        # its finish thread builds this frame's messages (here, on this thread).
+        started = self.frame_path.start(msg, self.camera_info, self.settings)
         self.gate.finished(self.clock.now())
+        if isinstance(started, FrameDrop):
+            outputs: FrameOutputs | FrameDrop = started
+        else:
+            outputs = self.frame_path.finish(started, self.settings.publish_points)
         if isinstance(outputs, FrameDrop):
             self.drops[outputs.reason] += 1
             self.bad_frames.append(f"frame {job.index} ({outputs.reason}): {outputs.detail}")

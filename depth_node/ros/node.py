@@ -5,8 +5,10 @@ the inference thread in :mod:`depth_node.runtime.parameters` and :mod:`depth_nod
 frame goes through the one frame path, :class:`depth_node.runtime.frame.FramePath` (as in the replay).
 
 Threads: subscription callbacks only store the newest frame (they never block the executor); one
-worker thread runs inference and publishes. A frame still waiting when a newer one arrives is
-dropped and counted, so latency stays bounded when the model is slower than the camera.
+worker thread decodes and runs the network, and a finish thread builds and publishes each frame's
+messages while the worker runs the network on the next (:class:`~depth_node.runtime.frame.FinishThread`).
+A frame still waiting when a newer one arrives is dropped and counted, so latency stays bounded when
+the model is slower than the camera.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from depth_node.ros.shutdown import ignore_sigint_from_now_on, init_or_one_line
 from depth_node.ros.worker import InferenceWorker, LatestSlot
 from depth_node.runtime.errors import ModelLoadError
 from depth_node.runtime.estimator import DepthEstimator
-from depth_node.runtime.frame import FrameDrop, FramePath
+from depth_node.runtime.frame import FinishThread, FrameDrop, FrameOutputs, FramePath
 from depth_node.runtime.message_types import ros_types, stamp_ns
 from depth_node.runtime.parameters import (
     NODE_NAME,
@@ -113,6 +115,7 @@ class DepthNodeBase:
         self._throttle = LogThrottle(DROP_LOG_PERIOD_S)
         self._slot: LatestSlot[_Frame] = LatestSlot()
         self._worker: InferenceWorker[_Frame] | None = None
+        self._finisher: FinishThread[_Frame] | None = None
         self._camera_info: Any = None
         self._waiting_logged = False
         self._scale: float | None = None
@@ -175,6 +178,8 @@ class DepthNodeBase:
             )
             self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
             self._slot = LatestSlot()
+            assert self.frame_path is not None, "configure() first"
+            self._finisher = FinishThread(self.frame_path, self._deliver, self._on_worker_error)
             self._worker = InferenceWorker(self._slot, self._process, self._on_worker_error)
             self._worker.start()
             self._info_sub = self._subscription(
@@ -229,6 +234,9 @@ class DepthNodeBase:
             if not self._worker.stop(timeout=10.0):
                 self.get_logger().warning("inference thread did not stop within 10 s")
             self._worker = None
+        if self._finisher is not None:
+            self._finisher.close()  # the last frame's messages go out before the publishers go
+            self._finisher = None
         for publisher in (self._image_pub, self._info_pub, self._points_pub, self._diag_pub):
             if publisher is not None:
                 self.destroy_publisher(publisher)
@@ -300,10 +308,19 @@ class DepthNodeBase:
             self.get_logger().warning(f"dropped frame ({reason}): {detail} [{count} so far]")
 
     def _process(self, frame: _Frame) -> None:
+        """The frame path's first half (decode, checks, network); the second half and the publishing
+        run on the finish thread while this thread starts the next frame."""
         settings = self.settings
-        assert settings is not None
+        assert settings is not None and self.frame_path is not None and self._finisher is not None
+        started = self.frame_path.start(frame.image, frame.camera_info, settings)
+        if isinstance(started, FrameDrop):
+            self._drop(started.reason, started.detail)
+            return
         cloud = settings.publish_points and self._points_pub.get_subscription_count() > 0
-        outputs = self.frame_path.process(frame.image, frame.camera_info, settings, cloud)
+        self._finisher.submit(started, cloud, frame)
+
+    def _deliver(self, frame: _Frame, outputs: FrameOutputs | FrameDrop) -> None:
+        """Finish thread: publish one finished frame, or count its drop."""
         if isinstance(outputs, FrameDrop):
             self._drop(outputs.reason, outputs.detail)
             return

@@ -128,6 +128,24 @@ class DepthResult:
     frame_mode: str = "single"
 
 
+@dataclass
+class NetworkOutput:
+    """One frame between :meth:`DepthPipeline.start` and :meth:`DepthPipeline.finish`: ``raw``, the
+    network's (h, w) depth in model units; ``K``, the intrinsics of the (cropped) camera image of
+    ``source_size`` (w, h); ``colour``, the RGB image on the output grid (its size is the depth
+    image's); ``reset``: the scale smoothing starts afresh here. The rest as in :class:`DepthResult`."""
+
+    raw: np.ndarray
+    K: np.ndarray
+    source_size: tuple[int, int]
+    colour: np.ndarray
+    input_size: tuple[int, int]
+    crop: tuple[int, int, int, int] | None
+    frame_mode: str
+    reset: bool
+    timings: dict[str, float]
+
+
 class DepthPipeline:
     """Runs an estimator on RGB frames and turns its output into metric depth images."""
 
@@ -206,8 +224,22 @@ class DepthPipeline:
         ``reduction``: ``rgb`` is the camera image decoded at 1/reduction of its size, as
         :meth:`input_reduction` allows; ``K`` and the crop stay the camera's.
         """
+        return self.finish(self.start(rgb, K, bgr, reduction))
+
+    def start(
+        self, rgb: np.ndarray, K: np.ndarray, bgr: bool = False, reduction: int = 1, reset: bool = False
+    ) -> NetworkOutput:
+        """:meth:`process` up to the network's output: resize, normalise, infer. ``reset``: the temporal
+        state starts afresh with this frame (the previous frame here, the scale smoothing in
+        :meth:`finish`, so that a finish still running for the frame before is not disturbed).
+
+        :meth:`finish` of one frame may run on another thread while :meth:`start` runs for the next:
+        nothing :meth:`finish` reads is written here after this returns.
+        """
         t0 = time.perf_counter()
         rgb, K = self._check_inputs(rgb, K)
+        if reset:
+            self._prev_size = None
         height, width = rgb.shape[:2]
         camera_size = (width * reduction, height * reduction)
         crop = self.config.crop
@@ -230,6 +262,8 @@ class DepthPipeline:
         if bgr and grid_image is None:
             cv2.cvtColor(self._resized, cv2.COLOR_BGR2RGB, dst=self._resized)
         np.multiply(self._resized.transpose(2, 0, 1), np.float32(1.0 / 255.0), out=self._input[0])
+        # A copy: the resized image is a buffer the next frame's start overwrites.
+        colour = self._resized.copy() if grid_image is None else grid_image
         t1 = time.perf_counter()
 
         if self._prev is None:
@@ -242,8 +276,25 @@ class DepthPipeline:
             self._input, self._prev = self._prev, self._input
             self._prev_size = camera_size
         t2 = time.perf_counter()
+        return NetworkOutput(
+            raw=raw,
+            K=K,
+            source_size=source_size,
+            colour=colour,
+            input_size=camera_size,
+            crop=crop,
+            frame_mode=frame_mode,
+            reset=reset,
+            timings={"preprocess": t1 - t0, "inference": t2 - t1},
+        )
 
-        K_model = scale_intrinsics(K, source_size, self.model_size)
+    def finish(self, out: NetworkOutput) -> DepthResult:
+        """The network's output of :meth:`start` -> metric depth on the output grid."""
+        t2 = time.perf_counter()
+        if out.reset and self.ground is not None:
+            self.ground.reset()
+        raw = out.raw
+        K_model = scale_intrinsics(out.K, out.source_size, self.model_size)
         scale = self._frame_scale(raw, K_model)
         t3 = time.perf_counter()
 
@@ -253,24 +304,24 @@ class DepthPipeline:
         valid = (raw >= self.info.min_depth) & (raw <= self.info.max_depth)  # False for NaN
         depth = np.multiply(raw, np.float32(scale), dtype=np.float32)
         depth[~valid] = np.nan
-        output_size = None if grid_image is None else (grid_image.shape[1], grid_image.shape[0])
-        if output_size is not None and output_size != self.model_size:
+        output_size = (out.colour.shape[1], out.colour.shape[0])
+        if output_size != self.model_size:
             depth = cv2.resize(depth, output_size, interpolation=_INTERPOLATIONS[self.config.upsample])
-            K_out, colour = scale_intrinsics(K, source_size, output_size), grid_image
-        else:  # a copy: the resized image is a buffer the next frame overwrites
-            K_out, colour = K_model, self._resized.copy()
+            K_out = scale_intrinsics(out.K, out.source_size, output_size)
+        else:
+            K_out = K_model
         t4 = time.perf_counter()
-        timings = {"preprocess": t1 - t0, "inference": t2 - t1, "postprocess": t4 - t3, "scale": t3 - t2}
+        timings = {**out.timings, "postprocess": t4 - t3, "scale": t3 - t2}
         return DepthResult(
             depth=depth,
             K=K_out,
             scale=scale,
             timings=timings,
-            input_size=camera_size,
-            crop=crop,
+            input_size=out.input_size,
+            crop=out.crop,
             model_size=self.model_size,
-            colour=colour,
-            frame_mode=frame_mode,
+            colour=out.colour,
+            frame_mode=out.frame_mode,
         )
 
     def _output_grid_image(self, rgb: np.ndarray, reduction: int) -> np.ndarray | None:
