@@ -106,27 +106,29 @@ class Published(NamedTuple):
     time: float  # monotonic, at publish
     latency: float  # header stamp -> publish
     wait: float  # arrival in the callback -> the worker takes it out of the mailbox
-    service: float  # the worker takes it -> published (the frame path and the publish calls)
+    service: float  # the worker takes it -> published (the network, then the finish thread's part)
 
 
 class RecordingStats(FrameStats):
     """The node's own FrameStats, also keeping every published frame's figures while ``log`` is set.
 
     FrameStats keeps a bounded window (the node's diagnostics); a benchmark wants every frame.
-    ``taken`` is set by :class:`NodeUnderTest` when the worker calls the frame path.
+    ``taken`` (arrival -> when the worker took that frame) is filled by :class:`NodeUnderTest`; a
+    frame is published by the finish thread after the worker has taken the next one.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.log: list[Published] | None = None
-        self.taken = math.nan
+        self.taken: dict[float, float] = {}
 
     def frame_out(self, arrival: float, latency: float | None, frame_mode: str = "single") -> None:
         super().frame_out(arrival, latency, frame_mode)
+        taken = self.taken.pop(arrival, math.nan)
         if self.log is not None:
             now = time.monotonic()
             stamp_latency = math.nan if latency is None else latency
-            self.log.append(Published(now, stamp_latency, self.taken - arrival, now - self.taken))
+            self.log.append(Published(now, stamp_latency, taken - arrival, now - taken))
 
     def counts(self) -> tuple[int, int, dict[str, int]]:
         """(frames in, frames published, dropped by reason) at one instant (the worker updates them)."""
@@ -259,15 +261,16 @@ class NodeUnderTest:
         return count
 
     def start(self) -> NodeUnderTest:
+        # The worker calls node._process once per frame taken from the mailbox: note when (before
+        # start(), which hands the method to the worker).
+        process = self.node._process
+
+        def timed_process(frame: Any) -> None:
+            self.stats.taken[frame.arrival] = time.monotonic()
+            process(frame)
+
+        self.node._process = timed_process
         self.node.start()
-        # The node calls node.frame_path.process once per frame taken from the mailbox: note when.
-        frame_path, process = self.node.frame_path, self.node.frame_path.process
-
-        def timed_process(*args: Any, **kwargs: Any) -> Any:
-            self.stats.taken = time.monotonic()
-            return process(*args, **kwargs)
-
-        frame_path.process = timed_process
         # Real DDS needs discovery before the first sample counts; the stand-in is connected at once.
         self.spin_until(lambda: self._image_pub.get_subscription_count() > 0, "discovery", 20.0)
         if self.points:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import os
 import sys
 import threading
@@ -77,6 +78,9 @@ def test_overload_at_three_times_the_max_rate_counts_every_frame_and_never_queue
     assert result.received == result.published  # every published depth image reached the subscriber
     assert result.latency["count"] == result.published
     assert result.timing["wait"]["count"] == result.timing["service"]["count"] == result.published
+    # Each frame's own wait and service (the finish thread publishes frame N after frame N+1 is taken).
+    assert 0.0 <= result.timing["wait"]["p99_ms"] < math.inf
+    assert 0.0 < result.timing["service"]["p50_ms"] < math.inf
     # One frame waiting in the mailbox, one in the network and one being finished (its messages
     # built and published beside the next frame's network), never more: nothing queues up.
     assert 1 <= result.max_in_flight <= 3
