@@ -254,6 +254,8 @@ class FramePath:
                 encoding=settings.depth_encoding,
                 out_of_range=settings.out_of_range,
             )
+        except ImageDataError as error:  # the depth image and the colour or camera_info disagree
+            return FrameDrop("size_mismatch", str(error))
         except Exception as error:  # a bad frame must never stop the node or abort a replay
             return FrameDrop("error", f"{type(error).__name__}: {error}")
         end = time.perf_counter()
@@ -294,8 +296,8 @@ class FinishThread(Generic[T]):
 
     Why: ONNX Runtime's threads leave gaps in their work (layers too small to split, the hand-over
     between them), and the depth image, cloud and messages of frame N fill them while the network
-    runs on frame N+1. Measured with a 640x192 int8 STDC1 at 1920x1080 on 2 cores: the frame rate
-    went from 0.86-0.88 of the network's own to 0.96-0.98 (docs/INTERFACES.md).
+    runs on frame N+1. Measured with the 320x96 models at 1242x375 and 1920x1080 on 2 cores: the
+    frame rate went from 0.80-0.92 of the network's own to 0.88-0.94 (docs/FAST_MODEL_STUDY.md).
 
     ``deliver(tag, outputs)`` gets each frame's :meth:`FramePath.finish` result (or drop) on this
     thread; an exception from it goes to ``on_error(tag, error)``. One frame at most waits here:
