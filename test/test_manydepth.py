@@ -204,6 +204,35 @@ def test_the_prematching_conv_learns_through_the_cost_volume_and_the_pose_net_se
     assert seen == [(2, 6, 32, 48)] * 3  # the export's pair, then training's (-1, 0) and (0, 1)
 
 
+@pytest.mark.parametrize("backbone", ["resnet18", "stdc1"])
+def test_a_student_started_from_single_frame_weights_predicts_what_its_teacher_does(backbone: str) -> None:
+    cfg = multi_frame_config({"backbone": backbone, "multi_frame": True, "num_depth_bins": 4})
+    teacher, student = build_depth_net(cfg).eval(), build_multi_depth_net(cfg).eval()
+    with torch.no_grad():  # a teacher that is not at its initial weights
+        for p in teacher.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    student.start_from_single_frame(teacher.state_dict())
+    batch = _batch(height=64, width=96)
+    T = torch.eye(4).expand(2, 4, 4).clone()
+    T[:, 0, 3] = 0.2
+    student.min_depth_bin.fill_(2.0)
+    with torch.no_grad():
+        out = student(batch[("color", 0, 0)], batch[("color", -1, 0)], T, batch["K"], batch["inv_K"])
+        expected = teacher(batch[("color", 0, 0)])
+    assert float(out["cost_confidence"].sum()) > 0  # a real cost volume went in, and changed nothing
+    for scale in range(4):
+        torch.testing.assert_close(out[("disp", scale)], expected[("disp", scale)], atol=1e-5, rtol=1e-5)
+    # The cost volume's weights start at zero yet learn.
+    student.train()
+    out = student(batch[("color", 0, 0)], batch[("color", -1, 0)], T, batch["K"], batch["inv_K"])
+    out[("disp", 0)].mean().backward()
+    assert float(student.reduce_conv[0].weight.grad[:, -4:].abs().sum()) > 0
+
+    other = build_depth_net({"backbone": "stdc1" if backbone == "resnet18" else "resnet18"})
+    with pytest.raises(ValueError, match="do not fit this multi-frame net"):
+        student.start_from_single_frame(other.state_dict())
+
+
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [

@@ -18,11 +18,13 @@ from depth_node.runtime.estimator import REQUIRED_METADATA, DepthEstimator  # no
 from training.export import main  # noqa: E402
 from training.networks import build_depth_net  # noqa: E402
 from training.quantize import (  # noqa: E402
-    QUANTIZATION,
+    DEFAULT_CALIBRATION_METHOD,
     QuantizeError,
     calibration_frames,
     float_tail,
     image_batch,
+    quantization_name,
+    quantize_model,
 )
 
 torch.set_num_threads(2)
@@ -100,7 +102,9 @@ def test_int8_metadata_and_card(int8_export: tuple[Path, str]) -> None:
     meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
     for key in REQUIRED_METADATA:
         assert key in meta, key
-    assert meta["precision"] == "int8" and meta["quantization"] == QUANTIZATION
+    assert meta["precision"] == "int8"
+    assert meta["quantization"] == quantization_name(DEFAULT_CALIBRATION_METHOD)
+    assert DEFAULT_CALIBRATION_METHOD == "percentile" and quantization_name("percentile") in card
     assert (int(meta["input_height"]), int(meta["input_width"])) == (H, W) and meta["name"] == "track_int8"
     assert meta["calibration_frames"] == str(CALIBRATION_FRAMES)
     assert "| precision | int8" in card and "int8 vs fp32" in card
@@ -133,9 +137,9 @@ def test_calibration_frames_from_bags_and_drives(sim_bag: Path, kitti_drive_dir:
         calibration_frames([kitti_drive_dir / "image_02"], 5, 32, 96)
 
 
-def _graph(names: dict[str, str]) -> onnx.ModelProto:
-    """image -> Conv -> Relu -> Pad -> Conv (head) -> Sigmoid -> Mul (x2) -> depth, nodes named ``names``
-    (the Pad's widths are an int64 side input: not followed back)."""
+def _graph(names: dict[str, str], size: int = 8) -> onnx.ModelProto:
+    """image [1,3,size,size] -> Conv -> Relu -> Pad -> Conv (head) -> Sigmoid -> Mul (x2) -> depth, nodes
+    named ``names`` (the Pad's widths are an int64 side input: not followed back)."""
     weight = helper.make_tensor("w", TensorProto.FLOAT, [2, 3, 1, 1], [0.1] * 6)
     head = helper.make_tensor("hw", TensorProto.FLOAT, [1, 2, 3, 3], [0.1] * 18)
     pads = helper.make_tensor("pads", TensorProto.INT64, [8], [0, 0, 1, 1, 0, 0, 1, 1])
@@ -151,8 +155,8 @@ def _graph(names: dict[str, str]) -> onnx.ModelProto:
     graph = helper.make_graph(
         nodes,
         "g",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 8, 8])],
-        [helper.make_tensor_value_info("depth", TensorProto.FLOAT, [1, 1, 8, 8])],
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, size, size])],
+        [helper.make_tensor_value_info("depth", TensorProto.FLOAT, [1, 1, size, size])],
         [weight, head, pads, two],
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -170,6 +174,35 @@ def test_float_tail_is_found_by_structure_not_names() -> None:
             del node.input[1]
     with pytest.raises(QuantizeError, match="no convolution between input 'image' and output 'depth'"):
         float_tail(no_head)
+
+
+def _input_scale(model_path: Path) -> float:
+    """The quantization scale of the ``image`` input (its QuantizeLinear's second input)."""
+    model = onnx.load(str(model_path))
+    initializers = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    node = next(n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == "image")
+    return float(initializers[node.input[1]])
+
+
+def test_percentile_ranges_ignore_an_outlier_that_sets_minmax(tmp_path: Path) -> None:
+    fp32 = _graph(dict(conv="a", relu="b", pad="c", head="d", sigmoid="e", mul="f"), size=64)
+    for key, value in {"input_height": "64", "input_width": "64", "precision": "fp32"}.items():
+        fp32.metadata_props.add(key=key, value=value)
+    onnx.save(fp32, str(tmp_path / "fp32.onnx"))
+    rng = np.random.default_rng(0)
+    batches = [rng.random((1, 3, 64, 64), dtype=np.float32) for _ in range(16)]
+    batches[3][0, 0, 0, 0] = 50.0  # one value in 196,608: above the 99.999th percentile
+    scales = {}
+    for method in ("minmax", "percentile"):
+        out = tmp_path / f"{method}.onnx"
+        quantize_model(tmp_path / "fp32.onnx", out, batches, calibration_method=method)
+        meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+        assert meta["quantization"] == quantization_name(method)
+        scales[method] = _input_scale(out)
+    assert scales["minmax"] == pytest.approx(50.0 / 255, rel=0.01)  # uint8 codes spread up to the outlier
+    assert scales["percentile"] < 0.2 * scales["minmax"]
+    with pytest.raises(QuantizeError, match="calibration method 'median'"):
+        quantize_model(tmp_path / "fp32.onnx", tmp_path / "x.onnx", batches, calibration_method="median")
 
 
 @pytest.mark.parametrize(

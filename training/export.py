@@ -51,13 +51,15 @@ from training.losses import training_mode as infer_training_mode
 from training.model_card import card_info, write_model_card
 from training.networks import DepthNet, TwoFrameDepthNet, model_config
 from training.quantize import (
+    CALIBRATION_METHODS,
     DEFAULT_CALIBRATION_FRAMES,
-    QUANTIZATION,
+    DEFAULT_CALIBRATION_METHOD,
     QuantizeError,
     calibration_frames,
     calibration_sources,
     depth_difference,
     image_batch,
+    quantization_name,
     quantize_model,
 )
 
@@ -387,12 +389,18 @@ def _checked_parity(
 
 
 def _quantized(
-    fp32_file: Path, onnx_file: Path, out_path: Path, frames: Sequence[np.ndarray], runs: int, say: Callable
+    fp32_file: Path,
+    onnx_file: Path,
+    out_path: Path,
+    frames: Sequence[np.ndarray],
+    method: str,
+    runs: int,
+    say: Callable,
 ) -> dict[str, Any]:
     """Quantize ``fp32_file`` into ``onnx_file`` (to become ``out_path``); depth difference and latency
     of int8 vs fp32 (``ExportError`` above ``INT8_MEDIAN_TOLERANCE``). Returns what the card shows."""
     try:
-        quantize_model(fp32_file, onnx_file, frames)
+        quantize_model(fp32_file, onnx_file, frames, calibration_method=method)
     except QuantizeError as exc:
         raise ExportError(f"{out_path}: int8 quantization failed: {exc}") from exc
     diff = depth_difference(fp32_file, onnx_file, (image_batch(frame) for frame in frames))
@@ -412,7 +420,7 @@ def _quantized(
         "precision": "int8",
         "latency_ms": int8_ms,
         "int8": {
-            "quantization": QUANTIZATION,
+            "quantization": quantization_name(method),
             "calibration_frames": len(frames),
             "median_relative_difference": diff["median"],
             "p95_relative_difference": diff["p95"],
@@ -452,11 +460,13 @@ def export_onnx(
     int8: bool = False,
     calibration: Sequence[str | Path] = (),
     calibration_count: int = DEFAULT_CALIBRATION_FRAMES,
+    calibration_method: str = DEFAULT_CALIBRATION_METHOD,
 ) -> Path:
     """Export the checkpoint's DepthNet to ``out_path`` (+ ``<name>.md`` model card); returns the path.
 
     ``int8``: ``out_path`` gets the int8 model, calibrated on ``calibration_count`` frames spread
-    over ``calibration`` (KITTI drives, folders of drives, rosbag2s); its card holds the depth
+    over ``calibration`` (KITTI drives, folders of drives, rosbag2s), activation ranges by
+    ``calibration_method`` (``training.quantize.CALIBRATION_METHODS``); its card holds the depth
     difference to fp32 and both latencies. ``ExportError`` when that difference's median is above 10 %.
 
     Both files are written to temporary siblings and replace the old ones only when everything
@@ -527,7 +537,9 @@ def export_onnx(
             "cpu": cpu_name(),
         }
         if int8:
-            measured.update(_quantized(fp32_file, onnx_file, out_path, frames, latency_runs, say))
+            measured.update(
+                _quantized(fp32_file, onnx_file, out_path, frames, calibration_method, latency_runs, say)
+            )
         else:
             measured["latency_ms"] = measure_latency(onnx_file, height, width, runs=latency_runs)
         info = card_info(ckpt, checkpoint_path, out_path, metadata, model_cfg, measured, metrics)
@@ -581,6 +593,12 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_CALIBRATION_FRAMES,
         help="frames to calibrate on, evenly spread",
     )
+    parser.add_argument(
+        "--calibration-method",
+        choices=tuple(CALIBRATION_METHODS),
+        default=DEFAULT_CALIBRATION_METHOD,
+        help="how int8 activation ranges are set (percentile: 99.999 %%; see training/quantize.py)",
+    )
     parser.add_argument("--dynamic-batch", action="store_true", help="dynamic batch dimension")
     parser.add_argument("--opset", type=int, default=17)
     parser.add_argument("--metrics", help="JSON file of evaluation metrics to put into the model card")
@@ -605,6 +623,7 @@ def main(argv: list[str] | None = None) -> int:
             int8=args.int8,
             calibration=args.calibration or (),
             calibration_count=args.calibration_frames,
+            calibration_method=args.calibration_method,
         )
     except (ExportError, QuantizeError, FileNotFoundError, ValueError, KeyError, WriteError) as exc:
         print(f"depth-export: error: {exc}", file=sys.stderr)

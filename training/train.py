@@ -54,6 +54,7 @@ from training.losses import LossDiagnostics, ManydepthLoss, SelfSupervisedLoss, 
 from training.networks import (
     DepthPoseModel,
     ManyDepthModel,
+    ManyDepthNet,
     build_depth_net,
     build_multi_depth_net,
     build_pose_net,
@@ -98,18 +99,24 @@ def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def load_weights(
-    depth_net: nn.Module, pose_net: nn.Module, path: Path, multi_depth_net: nn.Module | None = None
+    depth_net: nn.Module, pose_net: nn.Module, path: Path, multi_depth_net: ManyDepthNet | None = None
 ) -> None:
     """Start from a checkpoint's weights (``train.init_from``: fine-tuning, e.g. at a larger size).
 
     Only the weights: the optimizer, schedule and step count start fresh, unlike ``--resume``. A
     multi-frame run takes its teacher and pose net from any checkpoint (Manydepth's pretrained
-    single-frame model) and its ``multi_depth_net`` from a multi-frame one.
+    single-frame model) and its ``multi_depth_net`` from a multi-frame one; from a single-frame
+    checkpoint the student starts as its teacher (``ManyDepthNet.start_from_single_frame``).
     """
     ckpt = load_checkpoint(path, ("config", "depth_net", "pose_net"))
     nets = [("depth_net", depth_net), ("pose_net", pose_net)]
     if multi_depth_net is not None and "multi_depth_net" in ckpt:
         nets.append(("multi_depth_net", multi_depth_net))
+    elif multi_depth_net is not None:
+        try:
+            multi_depth_net.start_from_single_frame(ckpt["depth_net"])
+        except ValueError as error:
+            raise ConfigError(f"train.init_from={path}: {error}") from None
     for name, net in nets:
         try:
             net.load_state_dict(ckpt[name], strict=True)

@@ -335,6 +335,34 @@ class ManyDepthNet(DepthNet):
         self.register_buffer("max_depth_bin", torch.tensor(float(max_depth_bin)))
         self.register_buffer("intrinsics", torch.tensor(KITTI_NORMALISED_INTRINSICS))
 
+    @torch.no_grad()
+    def start_from_single_frame(self, depth_state: Mapping[str, Tensor]) -> None:
+        """Start as a trained single-frame depth net (``state_dict`` of a ``DepthNet`` of this backbone).
+
+        Manydepth starts student and teacher from the same ImageNet weights; here a single-frame
+        checkpoint plays that part. The encoder and decoder take its weights, and the fusion conv
+        starts as a pass-through of the current frame's features (identity on them, zero on the
+        cost volume; they are post-ReLU, so the ReLU after it changes nothing). The student then
+        predicts exactly what its teacher does, and learns from there how much to trust the cost
+        volume, instead of a random fusion conv scrambling every deeper feature.
+        """
+        own = set(self.state_dict())
+        try:
+            missing, unexpected = self.load_state_dict(depth_state, strict=False)
+        except RuntimeError as error:  # a differing shape; torch lists them all: keep the first
+            first = next((line.strip() for line in str(error).splitlines()[1:] if line.strip()), "")
+            raise ValueError(f"single-frame weights do not fit this multi-frame net: {first[:160]}") from None
+        added = {k for k in own if k.split(".")[0] in ("prematching_conv", "reduce_conv")}
+        added |= {"min_depth_bin", "max_depth_bin", "intrinsics"}
+        if unexpected or set(missing) - added:
+            wrong = sorted(set(missing) - added) + sorted(unexpected)
+            raise ValueError(f"single-frame weights do not fit this multi-frame net: {wrong[:3]}")
+        conv = self.reduce_conv[0]
+        channels = conv.out_channels
+        conv.weight.zero_()
+        conv.weight[torch.arange(channels), torch.arange(channels), 1, 1] = 1.0
+        conv.bias.zero_()
+
     # -- the encoder, level by level ---------------------------------------------------------
     def _level(self, x: Tensor, level: int) -> Tensor:
         """Encoder level ``level`` (0: stride 2 ... 4: stride 32) applied to the previous level's output."""
