@@ -204,6 +204,13 @@ def test_percentile_ranges_ignore_an_outlier_that_sets_minmax(tmp_path: Path) ->
     with pytest.raises(QuantizeError, match="calibration method 'median'"):
         quantize_model(tmp_path / "fp32.onnx", tmp_path / "x.onnx", batches, calibration_method="median")
 
+    # Values within float32's resolution of zero: ONNX Runtime's histogram cannot bin them, so the
+    # ranges are MinMax's, and the metadata says so.
+    tiny = [1e-41 * batch for batch in batches]
+    out = quantize_model(tmp_path / "fp32.onnx", tmp_path / "tiny.onnx", tiny)  # Percentile asked
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert meta["quantization"] == quantization_name("minmax")
+
 
 @pytest.mark.parametrize(
     ("extra", "expected"),

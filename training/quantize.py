@@ -264,7 +264,8 @@ def quantize_model(
     ready [1,3,H,W] float32 batches, or an ONNX Runtime ``CalibrationDataReader``. The float tail
     (``float_tail``) is excluded from quantization. ``out_path`` is replaced only when it all worked.
     ``reduce_range`` (7-bit weights) keeps non-VNNI CPUs' u8s8 kernels from saturating (module doc).
-    ``calibration_method``: a key of ``CALIBRATION_METHODS``.
+    ``calibration_method``: a key of ``CALIBRATION_METHODS``; where a histogram method cannot bin a
+    tensor, MinMax ranges are used and recorded instead (metadata ``quantization``).
     """
     if calibration_method not in CALIBRATION_METHODS:
         raise QuantizeError(
@@ -286,22 +287,34 @@ def quantize_model(
         quant_pre_process(str(fp32_onnx), str(prepared))
         keep_float = float_tail(onnx.load(str(prepared)))
         quantized = Path(tmp) / "int8.onnx"
-        quantize_static(
-            str(prepared),
-            str(quantized),
-            reader,
+        options = dict(
             quant_format=QuantFormat.QDQ,
             per_channel=True,
             reduce_range=reduce_range,
             activation_type=activation_type,
             weight_type=QuantType.QInt8,
             nodes_to_exclude=keep_float,
-            calibrate_method=CALIBRATION_METHODS[calibration_method],
             extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
         )
+        method = calibration_method
+        try:
+            quantize_static(
+                str(prepared), str(quantized), reader, calibrate_method=CALIBRATION_METHODS[method], **options
+            )
+        except ValueError as error:
+            # ONNX Runtime's histograms (Percentile, Entropy) cannot bin a tensor whose values all lie
+            # within float32's resolution of zero (numpy: "Too many bins for data range"); MinMax
+            # can. The method used is recorded in the metadata, which the export's card shows.
+            if method == "minmax" or "bins" not in str(error) or not isinstance(reader, FrameReader):
+                raise QuantizeError(f"{fp32_onnx}: {method} calibration failed: {error}") from error
+            method = "minmax"
+            reader.rewind()
+            quantize_static(
+                str(prepared), str(quantized), reader, calibrate_method=CALIBRATION_METHODS[method], **options
+            )
         model = onnx.load(str(quantized))
     frames = len(reader.images) if isinstance(reader, FrameReader) else 0
-    _quantized_metadata(model, fp32, frames, calibration_method)
+    _quantized_metadata(model, fp32, frames, method)
     onnx.checker.check_model(model)
     with atomic_path(out_path) as tmp_out:
         onnx.save(model, str(tmp_out))
