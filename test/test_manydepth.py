@@ -474,6 +474,25 @@ def test_a_few_training_steps_checkpoint_the_student_teacher_and_range(
     assert ckpt["training_mode"] == "self_supervised+velocity"
 
 
+def test_init_from_a_single_frame_checkpoint_starts_the_student_as_its_teacher(
+    trained: dict[str, Path], kitti_root: Path, tmp_path: Path
+) -> None:
+    """``depth-train model.multi_frame=true train.init_from=<single-frame .pt>``: the first step's
+    consistency term is zero, since student and teacher predict the same depth."""
+    ckpt = load_checkpoint(trained["resnet18"])
+    single = {k: v for k, v in ckpt.items() if k in ("config", "depth_net", "pose_net", "epoch", "step")}
+    single["config"] = {**ckpt["config"], "model": {**ckpt["config"]["model"], "multi_frame": False}}
+    path = tmp_path / "single.pt"
+    torch.save(single, path)
+    overrides = _overrides(kitti_root, tmp_path / "run", "resnet18", 1, f"train.init_from={path}")
+    trainer = Trainer(load_config(None, overrides))
+    student = trainer.model.multi_depth_net
+    for name, value in ckpt["depth_net"].items():
+        torch.testing.assert_close(student.state_dict()[name], value)
+    loss, diagnostics, _ = trainer.train_step(next(iter(trainer.loader(trainer.train_set, 0))))
+    assert math.isfinite(loss) and diagnostics.stats["consistency"] == pytest.approx(0.0, abs=1e-6)
+
+
 def test_resuming_makes_the_step_an_uninterrupted_run_makes(
     trained: dict[str, Path], kitti_root: Path, tmp_path: Path
 ) -> None:
