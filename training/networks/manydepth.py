@@ -346,17 +346,15 @@ class ManyDepthNet(DepthNet):
         predicts exactly what its teacher does, and learns from there how much to trust the cost
         volume, instead of a random fusion conv scrambling every deeper feature.
         """
-        own = set(self.state_dict())
-        try:
-            missing, unexpected = self.load_state_dict(depth_state, strict=False)
-        except RuntimeError as error:  # a differing shape; torch lists them all: keep the first
-            first = next((line.strip() for line in str(error).splitlines()[1:] if line.strip()), "")
-            raise ValueError(f"single-frame weights do not fit this multi-frame net: {first[:160]}") from None
+        own = self.state_dict()
         added = {k for k in own if k.split(".")[0] in ("prematching_conv", "reduce_conv")}
         added |= {"min_depth_bin", "max_depth_bin", "intrinsics"}
-        if unexpected or set(missing) - added:
-            wrong = sorted(set(missing) - added) + sorted(unexpected)
+        # Checked before loading, so that weights which do not fit leave the net as it was.
+        wrong = sorted(k for k, v in depth_state.items() if k not in own or own[k].shape != v.shape)
+        wrong += sorted(set(own) - set(depth_state) - added)
+        if wrong:
             raise ValueError(f"single-frame weights do not fit this multi-frame net: {wrong[:3]}")
+        self.load_state_dict(depth_state, strict=False)
         conv = self.reduce_conv[0]
         channels = conv.out_channels
         conv.weight.zero_()
