@@ -279,10 +279,14 @@ def single_frame_rows(node: dict[str, Any]) -> list[Row]:
 
 
 def queue_is_bounded(overload: dict[str, Any]) -> bool:
-    """No queue: at most one frame waiting, one in the network and one being finished, and no published
-    frame waited in the mailbox longer than a typical inference (a queue makes frames wait for several)."""
+    """No queue: at most one frame per stage (the mailbox, being prepared, prepared and waiting, in the
+    network, being finished), and no published frame waited in the mailbox longer than a typical
+    inference (a queue makes frames wait for several)."""
     timing = overload["timing"]
-    return overload["max_in_flight"] <= 3 and timing["wait"]["p99_ms"] <= timing["service"]["p50_ms"]
+    return (
+        overload["max_in_flight"] <= harness.MOST_IN_FLIGHT
+        and timing["wait"]["p99_ms"] <= timing["service"]["p50_ms"]
+    )
 
 
 def overload_rows(single: dict[str, Any], overload: dict[str, Any]) -> list[Row]:
@@ -396,10 +400,13 @@ def overload_lines(report: dict[str, Any]) -> list[str]:
         ("published / received by a subscriber", f"{overload['published']} / {overload['received']}"),
         ("dropped (by reason)", f"{overload['dropped']} ({drops})"),
         ("sent == published + dropped (after the drain)", "yes" if overload["identity_holds"] else "**no**"),
-        ("most frames in flight (mailbox + network + finishing)", overload["max_in_flight"]),
+        (
+            f"most frames in flight (one per stage: at most {harness.MOST_IN_FLIGHT})",
+            overload["max_in_flight"],
+        ),
         ("latency, stamp -> publish: p50 / p95 / p99 / max", _p(timing["latency"])),
-        ("mailbox wait, arrival -> inference starts", _p(timing["wait"])),
-        ("inference + publish", _p(timing["service"])),
+        ("mailbox wait, arrival -> preparing starts", _p(timing["wait"])),
+        ("prepare + network + publish", _p(timing["service"])),
         ("single-frame latency before the overload", _p(single["timing"]["latency"])),
     ]
     if "single_frame_after" in node:
@@ -553,11 +560,11 @@ def render_doc(report: dict[str, Any]) -> str:
         f"{OVERLOAD_FACTOR:g}x that rate, each with a fresh stamp; the node keeps the newest frame in its "
         'one-slot mailbox and drops ("superseded") the one it replaces. After the last frame the node '
         "drains and the counters must add up exactly. Frames in flight (arrived, neither published nor "
-        "dropped) are sampled at every send: more than 3 (one waiting, one in the network, one being "
-        "finished beside it) would be a queue. "
-        "A published frame's time splits into its wait in the mailbox (arrival -> the worker takes it) and "
-        "inference + publish; a queue would show as waits of several inferences, so the queue verdict asks "
-        "the p99 wait to stay under the median inference. The first and last "
+        "dropped) are sampled at every send: more than 5 (one per stage: in the mailbox, being prepared, "
+        "prepared and waiting for the network, in the network, being finished) would be a queue. "
+        "A published frame's time splits into its wait in the mailbox (arrival -> the prepare thread takes "
+        "it) and prepare + network + publish; a queue would show as waits of several inferences, so the "
+        "queue verdict asks the p99 wait to stay under the median inference. The first and last "
         f"{TREND_WINDOW_S:g} s (a third of a shorter run) are shown apart: latency that grows with the "
         "inference time while the wait stays short is the machine getting slower, not a queue. The camera "
         "(a publisher in the same process) waits for each frame to reach the node's callback before the "

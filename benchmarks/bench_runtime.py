@@ -4,14 +4,17 @@
     .venv/bin/python benchmarks/bench_runtime.py --model a.onnx --camera 1920x1080 -p points_stride:=1
 
 For each model and camera size (640x192, 1242x375 and 1920x1080 by default): the end-to-end loop is
-the node's own frame path as the node runs it (``FramePath.start`` on this thread, ``finish`` on a
-``FinishThread`` beside the next frame's network; the node's default parameters, ``-p`` to change
-one): decode Image -> checks -> pipeline -> depth image, camera info and point cloud. Its blocks of
-frames alternate with blocks of inference-only frames of the same model, so both see the same machine
-load, and the table gives the ratio of the two frame rates; the target is at least 0.9 (for raw bgr8
-frames). Also in the alternation: the same frame as a JPEG CompressedImage (a camera on
-image_transport's compressed topic), and ``FramePath.process`` one frame at a time (the replay's way,
-"sequential"). "frame latency" is one frame's own time from decode to its last message. The stage
+the node's own frame path as the node runs it (``FramePath.prepare`` of frame N+1 on a
+``BackgroundThread`` at the node's ``prepare_priority`` and ``finish`` of frame N-1 on a
+``FinishThread``, both beside frame N's ``infer`` on this thread; the node's default parameters,
+``-p`` to change one): decode Image -> checks -> pipeline -> depth image, camera info and point cloud. Its
+blocks of frames alternate with blocks of inference-only frames of the same model, so both see the
+same machine load, and the table gives the ratio of the two frame rates; the target is at least 0.9
+(for raw bgr8 frames). Also in the alternation: the same frame as a JPEG CompressedImage (a camera on
+image_transport's compressed topic), the node's way with the preparing at the other priority, and
+``FramePath.process`` one frame at a time (the replay's way, "sequential"). "frame latency" is what a frame
+arriving at a free node takes, decode to last message: its network's start to its last message in
+the end-to-end loop, plus decode and preprocess as measured one frame at a time. The stage
 split (decoding an Image (bgr8) and the CompressedImage as the frame path does, with the reduced
 JPEG decode where it applies, and in full; preprocess / inference / postprocess / scale, the cloud
 as the node builds it, and packing the depth Image + CameraInfo) is read from separate frames
@@ -39,7 +42,15 @@ if str(ROOT) not in sys.path:
 
 from depth_node.runtime.conversions import numpy_to_image, to_colour8  # noqa: E402
 from depth_node.runtime.estimator import DepthEstimator  # noqa: E402
-from depth_node.runtime.frame import END_TO_END, FinishThread, FrameDrop, FrameOutputs, FramePath  # noqa: E402
+from depth_node.runtime.frame import (  # noqa: E402
+    END_TO_END,
+    QUEUED,
+    FinishThread,
+    FrameDrop,
+    FrameOutputs,
+    FramePath,
+    prepare_thread,
+)
 from depth_node.runtime.message_types import rosbags_types, stamp_header  # noqa: E402
 from depth_node.runtime.messages import build_outputs, camera_info_from_K  # noqa: E402
 from depth_node.runtime.parameters import NodeSettings, parse_param_override, validate_parameters  # noqa: E402
@@ -180,36 +191,63 @@ def bench_camera(estimator: DepthEstimator, camera: str, settings: NodeSettings,
 
     def deliver(_: None, outputs: FrameOutputs | FrameDrop) -> None:
         delivered[:] = [_published(outputs)]
-        latency.append(delivered[0].timings[END_TO_END])  # one frame's start -> finish
+        # From its network's start to its last message. (Its decode and preprocess, prepared one ahead
+        # beside the frame before, then wait for the network: added below as measured alone.)
+        timings = delivered[0].timings
+        latency.append(timings[END_TO_END] - timings[QUEUED] - timings["decode"] - timings["preprocess"])
 
+    # The node's threads: frame N+1 prepared (at the node's prepare_priority) and frame N-1 finished
+    # beside frame N's network; and the same with the preparing at the other priority, for comparison.
+    other = "normal" if settings.prepare_priority == "idle" else "idle"
+    preparers = {priority: prepare_thread(priority) for priority in (settings.prepare_priority, other)}
     finisher: FinishThread[None] = FinishThread(frame_path, deliver, _reraise)
+
+    def overlapped(message, priority: str) -> float:
+        """Seconds per frame over a block of BLOCK frames, prepared one ahead, finished one behind."""
+        preparer = preparers[priority]
+        t0 = time.perf_counter()
+        ahead = preparer.submit(frame_path.prepare, message, frames.camera_info, settings)
+        for index in range(BLOCK):
+            prepared = _published(ahead.result())
+            if index + 1 < BLOCK:
+                ahead = preparer.submit(frame_path.prepare, message, frames.camera_info, settings)
+            finisher.submit(_published(frame_path.infer(prepared)), True, None)
+        finisher.wait()
+        return (time.perf_counter() - t0) / BLOCK
 
     def per_frame(run_one) -> float:
         t0 = time.perf_counter()
         for _ in range(BLOCK):
             run_one()
-        finisher.wait()
         return (time.perf_counter() - t0) / BLOCK
-
-    def overlapped(message) -> None:
-        started = _published(frame_path.start(message, frames.camera_info, settings))
-        finisher.submit(started, True, None)
 
     def one_at_a_time() -> None:
         _published(frame_path.process(frames.image, frames.camera_info, settings, cloud=True))
 
-    inference_only, end_to_end, end_to_end_jpeg, sequential, raw_latency = [], [], [], [], []
+    inference_only, end_to_end, end_to_end_jpeg, sequential, other_priority, raw_latency = (
+        [],
+        [],
+        [],
+        [],
+        [],
+        [],
+    )
     try:
         for _ in range(max(args.frames // BLOCK, 1)):
             inference_only.append(per_frame(lambda: estimator.infer(batch, prev)))
-            end_to_end.append(per_frame(lambda: overlapped(frames.image)))
+            end_to_end.append(overlapped(frames.image, settings.prepare_priority))
             outputs, raw_latency = delivered[0], raw_latency + latency[-BLOCK:]
-            end_to_end_jpeg.append(per_frame(lambda: overlapped(frames.compressed)))
+            end_to_end_jpeg.append(overlapped(frames.compressed, settings.prepare_priority))
             jpeg_outputs = delivered[0]
+            other_priority.append(overlapped(frames.image, other))
             sequential.append(per_frame(one_at_a_time))
     finally:
         finisher.close()
+        for preparer in preparers.values():
+            preparer.close()
     stages = _stage_split(frame_path, frames, settings, args.frames)
+    before_network = statistics.median(stages["decode_image"]) + statistics.median(stages["preprocess"])
+    raw_latency = [seconds + before_network for seconds in raw_latency]
 
     inference_ms = 1e3 * statistics.median(stages["inference"])
     e2e_ms = 1e3 * statistics.median(end_to_end)
@@ -237,6 +275,9 @@ def bench_camera(estimator: DepthEstimator, camera: str, settings: NodeSettings,
         "rate_ratio": infer_only_ms / e2e_ms,
         "latency": _ms(raw_latency),
         "sequential": _ms(sequential),
+        "prepare_priority": settings.prepare_priority,
+        "end_to_end_other_priority": {"priority": other, **_ms(other_priority)},
+        "rate_ratio_other_priority": infer_only_ms / (1e3 * statistics.median(other_priority)),
         "rate_ratio_sequential": infer_only_ms / (1e3 * statistics.median(sequential)),
         "end_to_end_jpeg": _ms(end_to_end_jpeg),
         "jpeg_reduction": jpeg_outputs.reduction,
@@ -248,7 +289,7 @@ def bench_camera(estimator: DepthEstimator, camera: str, settings: NodeSettings,
 
 
 def _published(outputs):
-    """``outputs`` (FrameOutputs or a StartedFrame), or the run ends: a benchmark frame never drops."""
+    """``outputs`` (a frame from any step), or the run ends: a benchmark frame never drops."""
     if isinstance(outputs, FrameDrop):
         raise SystemExit(f"the frame path dropped the benchmark frame ({outputs.reason}): {outputs.detail}")
     return outputs
@@ -277,6 +318,9 @@ def print_table(results: list[dict]) -> None:
             ("end-to-end [fps]", lambda r: f"{r['fps_end_to_end']:.2f}"),
             ("inference-only [fps]", lambda r: f"{r['fps_inference_only']:.2f}"),
             ("e2e/inference rate", lambda r: f"{r['rate_ratio']:.2f}"),
+            ("prepare priority", lambda r: r["prepare_priority"]),
+            ("e2e/inf, prepare at", lambda r: r["end_to_end_other_priority"]["priority"]),
+            ("  that rate", lambda r: f"{r['rate_ratio_other_priority']:.2f}"),
             ("frame latency [ms]", lambda r: f"{r['latency']['median_ms']:.2f}"),
             ("sequential e2e/inf", lambda r: f"{r['rate_ratio_sequential']:.2f}"),
             ("JPEG end-to-end [ms]", lambda r: f"{r['end_to_end_jpeg']['median_ms']:.2f}"),

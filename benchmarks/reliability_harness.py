@@ -46,6 +46,9 @@ from depth_node.runtime.pipeline import DepthPipeline  # noqa: E402
 
 FRAME_ID = "camera_optical"
 ARRIVAL_TIMEOUT_S = 2.0  # a sent frame that has not reached the node's callback by then is lost
+# Frames in the node at once, one per stage: in the mailbox, being prepared, prepared and waiting for
+# the network, in the network, being finished. More would be a queue.
+MOST_IN_FLIGHT = 5
 
 
 # --- the process: memory, file descriptors, threads ----------------------------------------------
@@ -105,16 +108,17 @@ class Published(NamedTuple):
 
     time: float  # monotonic, at publish
     latency: float  # header stamp -> publish
-    wait: float  # arrival in the callback -> the worker takes it out of the mailbox
-    service: float  # the worker takes it -> published (the network, then the finish thread's part)
+    wait: float  # arrival in the callback -> the prepare thread takes it out of the mailbox
+    service: float  # the prepare thread takes it -> published (prepare, network, finish)
 
 
 class RecordingStats(FrameStats):
     """The node's own FrameStats, also keeping every published frame's figures while ``log`` is set.
 
     FrameStats keeps a bounded window (the node's diagnostics); a benchmark wants every frame.
-    ``taken`` (arrival -> when the worker took that frame) is filled by :class:`NodeUnderTest`; a
-    frame is published by the finish thread after the worker has taken the next one.
+    ``taken`` (arrival -> when the prepare thread took that frame) is filled by
+    :class:`NodeUnderTest`; a frame is published by the finish thread after the prepare thread has
+    taken the next one.
     """
 
     def __init__(self) -> None:
@@ -261,15 +265,15 @@ class NodeUnderTest:
         return count
 
     def start(self) -> NodeUnderTest:
-        # The worker calls node._process once per frame taken from the mailbox: note when (before
-        # start(), which hands the method to the worker).
-        process = self.node._process
+        # The prepare thread calls node._prepare once per frame taken from the mailbox: note when
+        # (before start(), which hands the method to the thread).
+        prepare = self.node._prepare
 
-        def timed_process(frame: Any) -> None:
+        def timed_prepare(frame: Any) -> None:
             self.stats.taken[frame.arrival] = time.monotonic()
-            process(frame)
+            prepare(frame)
 
-        self.node._process = timed_process
+        self.node._prepare = timed_prepare
         self.node.start()
         # Real DDS needs discovery before the first sample counts; the stand-in is connected at once.
         self.spin_until(lambda: self._image_pub.get_subscription_count() > 0, "discovery", 20.0)
@@ -406,7 +410,7 @@ class OverloadResult:
     dropped_by_reason: dict[str, int]
     drained: bool  # every arrived frame published or dropped within the drain timeout
     identity_holds: bool  # sent == published + dropped, exactly
-    max_in_flight: int  # arrived - published - dropped, sampled at every send: mailbox + network + finishing
+    max_in_flight: int  # arrived - published - dropped, sampled at every send: one per stage at most
     timing: dict[str, dict[str, float]]  # timing_summary of every published frame
     trend_window_s: float
     first_window: dict[str, dict[str, float]]  # timing_summary of frames published in the first window

@@ -14,11 +14,13 @@ import numpy as np
 import pytest
 from onnx_models import make_linear_depth_model, make_two_frame_model
 
+from depth_node.runtime.background import BackgroundThread
 from depth_node.runtime.conversions import image_msg_to_depth, numpy_to_image
 from depth_node.runtime.errors import ModelLoadError
 from depth_node.runtime.frame import (
     DROP_REASONS,
     END_TO_END,
+    QUEUED,
     FinishThread,
     FrameDrop,
     FrameOutputs,
@@ -73,7 +75,16 @@ def test_a_good_frame_gives_every_output_with_the_input_header(model: Path) -> N
     assert (out.camera_info.width, out.camera_info.height) == (W // 2, H // 2)
     assert (out.points.height, out.points.width) == (H // 2, W // 2)
     assert out.rgb.shape == (H, W, 3)
-    stages = {"decode", "preprocess", "inference", "scale", "postprocess", "build_outputs", END_TO_END}
+    stages = {
+        "decode",
+        "preprocess",
+        "inference",
+        "scale",
+        "postprocess",
+        "build_outputs",
+        QUEUED,
+        END_TO_END,
+    }
     assert set(out.timings) == stages
     assert out.timings[END_TO_END] >= sum(v for k, v in out.timings.items() if k != END_TO_END) * 0.999
 
@@ -334,14 +345,15 @@ def test_a_1920x1080_jpeg_is_decoded_at_a_quarter_for_the_same_outputs(tmp_path:
 
 @pytest.mark.parametrize("resolution", ["auto", "model"])
 @pytest.mark.parametrize("frames", [1, 2])
-def test_frames_finished_beside_the_next_one_come_out_as_one_at_a_time(
+def test_frames_prepared_ahead_and_finished_behind_come_out_as_one_at_a_time(
     tmp_path: Path, frames: int, resolution: str
 ) -> None:
-    """The node's overlap (:class:`FinishThread` finishes frame N while frame N+1 starts) changes no
-    output: a stream with a repeated stamp, a step back and a time jump, with the ground-plane scale
-    and, for a two-frame model, the previous frame, gives the messages of :meth:`FramePath.process`
-    one frame at a time, in order. Also in the worst order the node allows, frame N+1 started in full
-    before frame N's finish begins."""
+    """The node's overlap (frame N+1 prepared on a :class:`BackgroundThread` and frame N-1 finished on a
+    :class:`FinishThread` while frame N's network runs) changes no output: a stream with a repeated
+    stamp, a step back and a time jump, with the ground-plane scale and, for a two-frame model, the
+    previous frame, gives the messages of :meth:`FramePath.process` one frame at a time, in order.
+    Also in the worst order the node allows: every frame prepared before any network runs, and frame
+    N+1's network run in full before frame N's finish begins."""
     if frames == 2:
         model = make_two_frame_model(tmp_path / "two.onnx", a=2.0, b=10.0, c=20.0)
     else:
@@ -361,21 +373,28 @@ def test_frames_finished_beside_the_next_one_come_out_as_one_at_a_time(
 
     threaded, settings = _path(model, **params)
     got: dict[int, FrameOutputs | FrameDrop] = {}
+    preparer = BackgroundThread("test_prepare")
     finisher: FinishThread[int] = FinishThread(threaded, got.__setitem__, _fail)
-    for index, message in enumerate(messages):
-        started = threaded.start(message, _info(), settings)
+    ahead = preparer.submit(threaded.prepare, messages[0], _info(), settings)
+    for index in range(len(messages)):
+        prepared = ahead.result()
+        if index + 1 < len(messages):
+            ahead = preparer.submit(threaded.prepare, messages[index + 1], _info(), settings)
+        started = prepared if isinstance(prepared, FrameDrop) else threaded.infer(prepared)
         if isinstance(started, FrameDrop):
             got[index] = started
         else:
             finisher.submit(started, True, index)
     finisher.close()
+    preparer.close()
     assert sorted(got) == list(range(len(messages)))
 
     interleaved, settings = _path(model, **params)
+    all_prepared = [interleaved.prepare(m, _info(), settings) for m in messages]
     worst: list[FrameOutputs | FrameDrop] = []
     waiting = None
-    for message in [*messages, None]:
-        started = None if message is None else interleaved.start(message, _info(), settings)
+    for prepared in [*all_prepared, None]:
+        started = None if prepared is None else interleaved.infer(prepared)
         if waiting is not None:
             worst.append(interleaved.finish(waiting, True))
         waiting = None if isinstance(started, FrameDrop) else started
@@ -418,7 +437,8 @@ def test_a_failing_delivery_is_reported_and_the_next_frames_still_come(model: Pa
 
     finisher: FinishThread[int] = FinishThread(path, deliver, lambda i, e: errors.append((i, str(e))))
     for index in range(4):
-        started = path.start(_image(), _info(), settings)
+        prepared = path.prepare(_image(), _info(), settings)
+        started = prepared if isinstance(prepared, FrameDrop) else path.infer(prepared)
         assert not isinstance(started, FrameDrop)
         finisher.submit(started, False, index)
     finisher.close()  # delivers the frame still in progress

@@ -417,18 +417,25 @@ def test_flood_drops_frames_keeps_latency_bounded_and_memory_flat(ros, harness):
     h.send_info(np.array([[100.0, 0, 96], [0, 100.0, 32], [0, 0, 1]]), 192, 64)
     # A model that finishes only when the test says so: the drop pattern is then exact, not timing.
     gate = threading.Semaphore(0)
-    real_start = h.node.pipeline.start
+    real_infer = h.node.pipeline.infer
 
-    def gated_start(*args, **kwargs):
+    def gated_infer(*args, **kwargs):
         assert gate.acquire(timeout=10.0), "the test never released the model"
-        return real_start(*args, **kwargs)
+        return real_infer(*args, **kwargs)
 
-    h.node.pipeline.start = gated_start
+    h.node.pipeline.infer = gated_infer
     frames = [np.full((64, 192, 3), v, np.uint8) for v in range(0, 250, 25)]
     sent = 0
 
+    def settled() -> bool:
+        """Every sent frame is published, dropped, in the network, or prepared and waiting for it
+        (none on its way between two of those)."""
+        snap = h.node.stats.snapshot()
+        waiting = h.node._prepared._item is not None
+        return snap.frames_in == snap.frames_out + snap.dropped + h.node._worker.busy + waiting
+
     def worker_holds_a_frame() -> bool:
-        return h.node._worker.busy and h.node._slot._item is None
+        return h.node._worker.busy and h.node._prepared._item is None and settled()
 
     def send() -> None:
         nonlocal sent
@@ -440,8 +447,9 @@ def test_flood_drops_frames_keeps_latency_bounded_and_memory_flat(ros, harness):
 
     def cycles(n: int) -> None:
         for _ in range(n):
-            for _ in range(3):  # the first waits in the slot, the next two replace it
+            for _ in range(3):  # the first is prepared and waits, the next two replace it
                 send()
+            h.spin_until(settled, "the prepare thread to be done with the three")
             published = h.node.stats.frames_out
             gate.release()  # the frame in inference is published; the newest waiting one is taken
             h.spin_until(lambda p=published: h.node.stats.frames_out > p, "a publication")

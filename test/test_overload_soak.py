@@ -81,9 +81,9 @@ def test_overload_at_three_times_the_max_rate_counts_every_frame_and_never_queue
     # Each frame's own wait and service (the finish thread publishes frame N after frame N+1 is taken).
     assert 0.0 <= result.timing["wait"]["p99_ms"] < math.inf
     assert 0.0 < result.timing["service"]["p50_ms"] < math.inf
-    # One frame waiting in the mailbox, one in the network and one being finished (its messages
-    # built and published beside the next frame's network), never more: nothing queues up.
-    assert 1 <= result.max_in_flight <= 3
+    # One frame per stage at most (in the mailbox, being prepared, prepared and waiting, in the
+    # network, being finished beside the next one's network): nothing queues up.
+    assert 1 <= result.max_in_flight <= harness.MOST_IN_FLIGHT
     # A queue would add a frame period of latency per frame: seconds by the last third, not ms.
     first, last = result.first_window["latency"], result.last_window["latency"]
     assert first["count"] > 0 and last["count"] > 0
@@ -112,14 +112,14 @@ def test_the_soak_sees_a_leak_of_memory_and_file_descriptors(ros, model, camera)
     opened: list[int] = []
     with harness.node_under_test(ros, _params(model), camera, points=False) as nut:
         frame_path = nut.node.frame_path
-        start = frame_path.start
+        prepare = frame_path.prepare
 
-        def leaky_start(image: Any, *args: Any, **kwargs: Any) -> Any:
+        def leaky_prepare(image: Any, *args: Any, **kwargs: Any) -> Any:
             kept.append((image, np.ones(2**20, np.uint8)))  # the frame and 1 MiB (written: resident)
             opened.append(os.open(os.devnull, os.O_RDONLY))
-            return start(image, *args, **kwargs)
+            return prepare(image, *args, **kwargs)
 
-        frame_path.start = leaky_start  # the node calls node.frame_path.start per frame
+        frame_path.prepare = leaky_prepare  # the node calls node.frame_path.prepare per frame
         try:
             result = harness.soak(nut, frames=150, warmup_frames=50, sample_every=50)
         finally:

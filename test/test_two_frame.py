@@ -155,19 +155,20 @@ def test_frame_path_feeds_the_previous_frame_and_starts_afresh_after_each_reset(
     np.testing.assert_allclose(image_msg_to_depth(out.image), _depth(200, 160), rtol=1e-4)
 
 
-def test_pipeline_reset_and_its_two_reused_buffers(two_frame_model: Path) -> None:
+def test_pipeline_reset_and_the_previous_frame(two_frame_model: Path) -> None:
     pipeline = DepthPipeline(DepthEstimator(two_frame_model, providers=("cpu",), threads=1))
     K = np.array([[40.0, 0.0, 32.0], [0.0, 40.0, 12.0], [0.0, 0.0, 1.0]])
-    buffers = {id(pipeline._input), id(pipeline._prev)}
     modes, depths = [], []
     for i, grey in enumerate((30, 90, 150, 210)):
         if i == 2:
             pipeline.reset()
-        result = pipeline.process(np.full((H, W, 3), grey, np.uint8), K)
+            assert pipeline._prev is None
+        prepared = pipeline.prepare(np.full((H, W, 3), grey, np.uint8), K)
+        result = pipeline.finish(pipeline.infer(prepared))
         modes.append(result.frame_mode)
         depths.append(float(result.depth.mean()))
-        # no per-frame allocation: the current and previous inputs swap between the same two buffers
-        assert {id(pipeline._input), id(pipeline._prev)} == buffers
+        # the next frame's previous one is this frame's own network input, kept without a copy
+        assert pipeline._prev is prepared.network_input
     assert modes == ["first", "two", "first", "two"]
     expected = [_depth(30, 30), _depth(90, 30), _depth(150, 150), _depth(210, 150)]
     np.testing.assert_allclose(depths, expected, rtol=1e-4)
@@ -177,10 +178,9 @@ def test_single_frame_models_are_unchanged(tmp_path: Path) -> None:
     """A one-frame model: mode "single" on every frame, resets included; depth from this frame only."""
     model = make_linear_depth_model(tmp_path / "one.onnx", a=A, b=B)
     path, settings = _frame_path(model)
-    assert path.pipeline._prev is None  # no second buffer
     for grey, stamp in ((20, T0), (60, T0 + 100_000_000), (100, T0 + 5_000_000_000)):
         out = _run(path, settings, grey, stamp)
-        assert out.frame_mode == "single"
+        assert out.frame_mode == "single" and path.pipeline._prev is None  # no previous frame kept
         np.testing.assert_allclose(image_msg_to_depth(out.image), A + B * grey / 255, rtol=1e-4)
     assert out.reset == "time_jump"
 

@@ -1,11 +1,11 @@
-"""The node's one-slot mailbox and inference thread (ros/worker.py), without rclpy."""
+"""The node's one-slot mailbox and the thread that empties it (ros/worker.py), without rclpy."""
 
 from __future__ import annotations
 
 import threading
 import time
 
-from depth_node.ros.worker import InferenceWorker, LatestSlot
+from depth_node.ros.worker import LatestSlot, MailboxWorker
 
 
 # --- mailbox and worker ------------------------------------------------------------------------
@@ -33,7 +33,7 @@ def test_worker_processes_newest_frames_survives_errors_and_joins():
             raise ValueError("bad frame")
         processed.append(item)
 
-    worker = InferenceWorker(slot, process, lambda item, error: errors.append((item, str(error))))
+    worker = MailboxWorker(slot, process, lambda item, error: errors.append((item, str(error))), "test")
     worker.start()
     slot.put(0)
     deadline = time.monotonic() + 2.0

@@ -392,7 +392,8 @@ class ReplaySession:
         deserialized = time.perf_counter() - start
         # As the node: its worker takes the next frame once the network is done (gate.finished) while
         # its finish thread builds this frame's messages (here, on this thread).
-        started = self.frame_path.start(msg, self.camera_info, self.settings)
+        prepared = self.frame_path.prepare(msg, self.camera_info, self.settings)
+        started = prepared if isinstance(prepared, FrameDrop) else self.frame_path.infer(prepared)
         self.gate.finished(self.clock.now())
         if isinstance(started, FrameDrop):
             outputs: FrameOutputs | FrameDrop = started

@@ -4,11 +4,13 @@ Thin rclpy glue over the ROS-free runtime: parameters and their validation, the 
 the inference thread in :mod:`depth_node.runtime.parameters` and :mod:`depth_node.ros.worker`; each
 frame goes through the one frame path, :class:`depth_node.runtime.frame.FramePath` (as in the replay).
 
-Threads: subscription callbacks only store the newest frame (they never block the executor); one
-worker thread decodes and runs the network, and a finish thread builds and publishes each frame's
-messages while the worker runs the network on the next (:class:`~depth_node.runtime.frame.FinishThread`).
-A frame still waiting when a newer one arrives is dropped and counted, so latency stays bounded when
-the model is slower than the camera.
+Threads: subscription callbacks only store the newest frame (they never block the executor); a
+prepare thread decodes it and makes the network's input, the inference thread runs the network, and a
+finish thread builds and publishes each frame's messages, all three at once on consecutive frames.
+Preparing runs at idle priority by default (``prepare_priority``,
+:mod:`depth_node.runtime.background`): it takes only what the network leaves of the cores. A frame
+still waiting when a newer one arrives is dropped and counted, so latency stays bounded when the
+model is slower than the camera.
 """
 
 from __future__ import annotations
@@ -30,10 +32,18 @@ from std_msgs.msg import Header
 
 from depth_node.ros.diagnostics import DiagnosticSummary, FrameStats, LogThrottle, diagnostic_summary
 from depth_node.ros.shutdown import ignore_sigint_from_now_on, init_or_one_line
-from depth_node.ros.worker import InferenceWorker, LatestSlot
+from depth_node.ros.worker import LatestSlot, MailboxWorker
+from depth_node.runtime.background import BackgroundThread
 from depth_node.runtime.errors import ModelLoadError
 from depth_node.runtime.estimator import DepthEstimator
-from depth_node.runtime.frame import FinishThread, FrameDrop, FrameOutputs, FramePath
+from depth_node.runtime.frame import (
+    FinishThread,
+    FrameDrop,
+    FrameOutputs,
+    FramePath,
+    PreparedFrame,
+    prepare_thread,
+)
 from depth_node.runtime.message_types import ros_types, stamp_ns
 from depth_node.runtime.parameters import (
     NODE_NAME,
@@ -66,6 +76,12 @@ class _Frame:
     image: Any  # sensor_msgs Image or CompressedImage
     camera_info: Any
     arrival: float  # FrameStats clock (monotonic seconds)
+
+
+@dataclass
+class _Prepared:
+    frame: _Frame
+    prepared: PreparedFrame
 
 
 def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
@@ -113,8 +129,11 @@ class DepthNodeBase:
         self.estimator: DepthEstimator | None = None
         self.stats = FrameStats()
         self._throttle = LogThrottle(DROP_LOG_PERIOD_S)
-        self._slot: LatestSlot[_Frame] = LatestSlot()
-        self._worker: InferenceWorker[_Frame] | None = None
+        self._slot: LatestSlot[_Frame] = LatestSlot()  # frames as they arrive
+        self._prepared: LatestSlot[_Prepared] = LatestSlot()  # frames ready for the network
+        self._preparer: MailboxWorker[_Frame] | None = None
+        self._prepare_thread: BackgroundThread | None = None
+        self._worker: MailboxWorker[_Prepared] | None = None
         self._finisher: FinishThread[_Frame] | None = None
         self._camera_info: Any = None
         self._waiting_logged = False
@@ -177,11 +196,16 @@ class DepthNodeBase:
                 PointCloud2, settings.points_topic, out_qos, settings.output_depth
             )
             self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-            self._slot = LatestSlot()
+            self._slot, self._prepared = LatestSlot(), LatestSlot()
             assert self.frame_path is not None, "configure() first"
             self._finisher = FinishThread(self.frame_path, self._deliver, self._on_worker_error)
-            self._worker = InferenceWorker(self._slot, self._process, self._on_worker_error)
+            self._prepare_thread = prepare_thread(settings.prepare_priority)
+            self._worker = MailboxWorker(
+                self._prepared, self._process, self._on_prepared_error, "depth_inference"
+            )
+            self._preparer = MailboxWorker(self._slot, self._prepare, self._on_worker_error, "depth_prepare")
             self._worker.start()
+            self._preparer.start()
             self._info_sub = self._subscription(
                 CameraInfo, settings.camera_info_topic, self._on_camera_info, in_qos, settings.input_depth
             )
@@ -230,10 +254,14 @@ class DepthNodeBase:
         if self._timer is not None:
             self.destroy_timer(self._timer)
             self._timer = None
-        if self._worker is not None:
-            if not self._worker.stop(timeout=10.0):
-                self.get_logger().warning("inference thread did not stop within 10 s")
-            self._worker = None
+        for name in ("_preparer", "_worker"):  # the prepare thread first: no frame is left half-way
+            worker = getattr(self, name)
+            if worker is not None and not worker.stop(timeout=10.0):
+                self.get_logger().warning(f"{worker.name} thread did not stop within 10 s")
+            setattr(self, name, None)
+        if self._prepare_thread is not None:
+            self._prepare_thread.close()
+            self._prepare_thread = None
         if self._finisher is not None:
             self._finisher.close()  # the last frame's messages go out before the publishers go
             self._finisher = None
@@ -307,17 +335,30 @@ class DepthNodeBase:
         if self._throttle.should_log(reason):
             self.get_logger().warning(f"dropped frame ({reason}): {detail} [{count} so far]")
 
-    def _process(self, frame: _Frame) -> None:
-        """The frame path's first half (decode, checks, network); the second half and the publishing
-        run on the finish thread while this thread starts the next frame."""
+    # --- prepare thread ------------------------------------------------------------------------------
+    def _prepare(self, frame: _Frame) -> None:
+        """Decode, checks and the network's input (at ``prepare_priority``), while the network runs
+        on the frame before; the result waits for the inference thread in the second mailbox."""
+        settings = self.settings
+        assert settings is not None and self.frame_path is not None and self._prepare_thread is not None
+        prepared = self._prepare_thread.run(self.frame_path.prepare, frame.image, frame.camera_info, settings)
+        if isinstance(prepared, FrameDrop):
+            self._drop(prepared.reason, prepared.detail)
+        elif self._prepared.put(_Prepared(frame, prepared)) is not None:
+            self.stats.drop("superseded")
+
+    # --- inference thread ----------------------------------------------------------------------------
+    def _process(self, item: _Prepared) -> None:
+        """The network on a prepared frame; its messages are built and published on the finish thread
+        while this thread runs the network on the next frame."""
         settings = self.settings
         assert settings is not None and self.frame_path is not None and self._finisher is not None
-        started = self.frame_path.start(frame.image, frame.camera_info, settings)
+        started = self.frame_path.infer(item.prepared)
         if isinstance(started, FrameDrop):
             self._drop(started.reason, started.detail)
             return
         cloud = settings.publish_points and self._points_pub.get_subscription_count() > 0
-        self._finisher.submit(started, cloud, frame)
+        self._finisher.submit(started, cloud, item.frame)
 
     def _deliver(self, frame: _Frame, outputs: FrameOutputs | FrameDrop) -> None:
         """Finish thread: publish one finished frame, or count its drop."""
@@ -334,6 +375,9 @@ class DepthNodeBase:
         stamp = stamp_ns(frame.image.header)
         latency = (self.get_clock().now().nanoseconds - stamp) * 1e-9 if stamp > 0 else None
         self.stats.frame_out(frame.arrival, latency, outputs.frame_mode)
+
+    def _on_prepared_error(self, item: _Prepared, error: Exception) -> None:
+        self._on_worker_error(item.frame, error)
 
     def _on_worker_error(self, frame: _Frame, error: Exception) -> None:
         # A publish that failed (the frame path itself never raises): dropped, the node keeps running.

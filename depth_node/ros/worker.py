@@ -1,9 +1,11 @@
-"""The node's frame mailbox and inference thread (ROS-free, so they are tested without rclpy).
+"""The node's frame mailboxes and the threads that empty them (ROS-free, so they are tested without
+rclpy).
 
 Subscription callbacks only put the newest frame into a one-slot mailbox and never block the
-executor; one worker thread takes frames out and runs the frame path. A frame still waiting when a
-newer one arrives is replaced (the node counts it "superseded"), so latency stays bounded when the
-model is slower than the camera.
+executor; a prepare thread takes frames out and prepares them into a second one-slot mailbox, from
+which the inference thread takes them for the network. A frame still waiting in either when a newer
+one arrives is replaced (the node counts it "superseded"), so latency stays bounded when the model is
+slower than the camera.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ class LatestSlot(Generic[T]):
         return self._closed
 
 
-class InferenceWorker(Generic[T]):
+class MailboxWorker(Generic[T]):
     """One thread that takes items from a :class:`LatestSlot` and processes them, one at a time.
 
     An exception from ``process`` goes to ``on_error`` (the thread keeps running): a bad frame must
@@ -67,7 +69,7 @@ class InferenceWorker(Generic[T]):
         slot: LatestSlot[T],
         process: Callable[[T], None],
         on_error: Callable[[T, Exception], None],
-        name: str = "depth_inference",
+        name: str,
     ) -> None:
         self._slot = slot
         self._process = process
@@ -90,6 +92,10 @@ class InferenceWorker(Generic[T]):
                 self._on_error(item, error)
             finally:
                 self._busy.clear()
+
+    @property
+    def name(self) -> str:
+        return self._thread.name
 
     @property
     def busy(self) -> bool:

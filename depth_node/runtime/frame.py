@@ -1,10 +1,11 @@
 """The one per-frame path: image message + latest camera_info + settings -> outputs, or a named drop.
 
 The depth node, the replay and the runtime benchmark all run :meth:`FramePath.process` (the node
-and the benchmark as its two halves overlapped, :class:`FinishThread`), so a frame that is bad in one
-is bad in all, and is counted under the same reason (:data:`DROP_REASONS`). The
-checks run in the order a frame's data is needed: camera_info present, a new stamp, image decodable,
-camera_info describing this image (size, frame, calibration), depth with at least one valid pixel.
+and the benchmark as its three steps overlapped across frames: prepare the next, run the network,
+finish the last), so a frame that is bad in one is bad in all, and is counted under the same reason
+(:data:`DROP_REASONS`). The checks run in the order a frame's data is needed: camera_info present,
+image decodable, camera_info describing this image (size, frame, calibration), a new stamp, depth
+with at least one valid pixel.
 
 Stamps: a frame with the same stamp as the last one processed is dropped ("duplicate_stamp": an
 exact-time synchroniser downstream could not tell the two apart). A stamp that goes backwards (a bag
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -26,13 +27,14 @@ import cv2
 import numpy as np
 
 from depth_node.geometry import crop_image
+from depth_node.runtime.background import BackgroundThread
 from depth_node.runtime.conversions import to_colour8
 from depth_node.runtime.errors import BadInputError, ImageDataError
 from depth_node.runtime.estimator import DepthEstimator
 from depth_node.runtime.message_types import MessageTypes, stamp_ns
 from depth_node.runtime.messages import build_outputs
 from depth_node.runtime.parameters import NodeSettings, resolve_model
-from depth_node.runtime.pipeline import DepthPipeline, DepthResult, NetworkOutput
+from depth_node.runtime.pipeline import DepthPipeline, DepthResult, NetworkOutput, PreparedInput
 
 # Why a frame was not published. "superseded": a newer frame arrived before inference took it (the
 # node's mailbox, the replay's --realtime); the others come from FramePath.process.
@@ -72,7 +74,8 @@ class FrameOutputs:
     ``camera_image``: the decoded camera image, its channels in BGR order where ``bgr`` (see
     :attr:`rgb`), at 1/``reduction`` of the camera's size (a JPEG decoded smaller, see
     :meth:`DepthPipeline.input_reduction`); ``timings``: seconds per stage (decode, the pipeline's
-    preprocess / inference / scale / postprocess, build_outputs) and ``end_to_end`` for all of them;
+    preprocess / inference / scale / postprocess, build_outputs), ``queued`` (:data:`QUEUED`) and
+    ``end_to_end`` for all of them;
     ``reset``: one of :data:`RESET_REASONS` when this frame started the temporal state afresh.
     """
 
@@ -105,6 +108,9 @@ class FrameOutputs:
 
 
 END_TO_END = "end_to_end"
+# In a frame's timings: how long it waited, prepared, for the network (the node prepares frame N+1
+# while frame N's network runs); part of END_TO_END.
+QUEUED = "queued"
 
 
 def check_camera_info(
@@ -193,14 +199,21 @@ class FramePath:
         are dynamic parameters); ``cloud``: build the point cloud (the node builds it only while
         someone subscribes). Never raises for a bad frame: anything unforeseen is an "error" drop.
 
-        :meth:`start` then :meth:`finish`; :class:`FinishThread` runs the two halves overlapped.
+        :meth:`prepare`, :meth:`infer` then :meth:`finish`; the node overlaps the three across frames
+        (:class:`FinishThread`, :class:`~depth_node.runtime.background.BackgroundThread`).
         """
-        started = self.start(image, camera_info, settings)
+        prepared = self.prepare(image, camera_info, settings)
+        if isinstance(prepared, FrameDrop):
+            return prepared
+        started = self.infer(prepared)
         return started if isinstance(started, FrameDrop) else self.finish(started, cloud)
 
-    def start(self, image: Any, camera_info: Any | None, settings: NodeSettings) -> StartedFrame | FrameDrop:
-        """The first half of :meth:`process`: decode, the checks, the network. Frames must be started
-        in order; :meth:`finish` of one may run while the next is started."""
+    def prepare(
+        self, image: Any, camera_info: Any | None, settings: NodeSettings
+    ) -> PreparedFrame | FrameDrop:
+        """The first step of :meth:`process`: decode, the camera_info checks, the network's input. It
+        keeps no state, so frame N+1 may be prepared while frame N's network runs (and a prepared frame
+        may be dropped unseen); calls to ``prepare`` must not overlap each other."""
         start = time.perf_counter()
         if camera_info is None:
             return FrameDrop("no_camera_info", "no camera_info received yet")
@@ -219,22 +232,42 @@ class FramePath:
         K = check_camera_info(camera_info, width, height, image.header.frame_id)
         if isinstance(K, FrameDrop):
             return K
-        reset = self._check_stamp(stamp_ns(image.header))
-        if isinstance(reset, FrameDrop):
-            return reset
         try:
-            network = self.pipeline.start(camera_image, K, bgr, reduction, reset=reset is not None)
+            network_input = self.pipeline.prepare(camera_image, K, bgr, reduction)
         except ImageDataError as error:  # e.g. a crop that does not fit this image
             return FrameDrop("size_mismatch", str(error))
         except Exception as error:  # a bad frame must never stop the node or abort a replay
             return FrameDrop("error", f"{type(error).__name__}: {error}")
-        return StartedFrame(
-            image, camera_info, settings, network, camera_image, bgr, reduction, reset, start, decoded - start
+        return PreparedFrame(
+            image,
+            camera_info,
+            settings,
+            network_input,
+            camera_image,
+            bgr,
+            reduction,
+            started_at=start,
+            decode_seconds=decoded - start,
+            ready_at=time.perf_counter(),
         )
 
+    def infer(self, prepared: PreparedFrame) -> StartedFrame | FrameDrop:
+        """The second step of :meth:`process`: the stamp checks and the network. Frames come in camera
+        order (they carry the temporal state); :meth:`finish` of one may run while the next is here."""
+        queued = time.perf_counter() - prepared.ready_at
+        reset = self._check_stamp(stamp_ns(prepared.image.header))
+        if isinstance(reset, FrameDrop):
+            return reset
+        try:
+            network = self.pipeline.infer(prepared.network_input, reset=reset is not None)
+        except Exception as error:  # a bad frame must never stop the node or abort a replay
+            return FrameDrop("error", f"{type(error).__name__}: {error}")
+        return StartedFrame(prepared, network, reset, queued)
+
     def finish(self, frame: StartedFrame, cloud: bool) -> FrameOutputs | FrameDrop:
-        """The second half of :meth:`process`: metric depth and the output messages."""
-        settings = frame.settings
+        """The last step of :meth:`process`: metric depth and the output messages."""
+        prepared = frame.prepared
+        settings = prepared.settings
         try:
             result = self.pipeline.finish(frame.network)
             if not np.isfinite(result.depth).any():
@@ -242,8 +275,8 @@ class FramePath:
             processed = time.perf_counter()
             outputs = build_outputs(
                 result,
-                frame.image.header,
-                frame.camera_info,
+                prepared.image.header,
+                prepared.camera_info,
                 self.types,
                 cloud=cloud,
                 stride=settings.points_stride,
@@ -259,45 +292,75 @@ class FramePath:
         except Exception as error:  # a bad frame must never stop the node or abort a replay
             return FrameDrop("error", f"{type(error).__name__}: {error}")
         end = time.perf_counter()
-        timings = {"decode": frame.decode_seconds, **result.timings, "build_outputs": end - processed}
-        timings[END_TO_END] = end - frame.started_at
+        timings = {
+            "decode": prepared.decode_seconds,
+            **result.timings,
+            "build_outputs": end - processed,
+            QUEUED: frame.queued_seconds,
+        }
+        timings[END_TO_END] = end - prepared.started_at
         return FrameOutputs(
             outputs.image,
             outputs.camera_info,
             outputs.points,
             result,
-            frame.camera_image,
-            frame.bgr,
-            frame.reduction,
+            prepared.camera_image,
+            prepared.bgr,
+            prepared.reduction,
             timings,
             frame.reset,
         )
 
 
 @dataclass
-class StartedFrame:
-    """A frame between :meth:`FramePath.start` and :meth:`FramePath.finish`: its messages and the
-    settings it started with, the network's output, the decoded image, and when it started."""
+class PreparedFrame:
+    """A frame between :meth:`FramePath.prepare` and :meth:`FramePath.infer`: its messages and the
+    settings it came with, the network's input, the decoded image, and when it started."""
 
     image: Any
     camera_info: Any
     settings: NodeSettings
-    network: NetworkOutput
+    network_input: PreparedInput
     camera_image: np.ndarray
     bgr: bool
     reduction: int
-    reset: str | None
     started_at: float
     decode_seconds: float
+    ready_at: float
+
+
+@dataclass
+class StartedFrame:
+    """A frame between :meth:`FramePath.infer` and :meth:`FramePath.finish`: the prepared frame, the
+    network's output, the reason the temporal state started afresh here (None: it did not), and how
+    long the prepared frame waited for the network."""
+
+    prepared: PreparedFrame
+    network: NetworkOutput
+    reset: str | None
+    queued_seconds: float
+
+
+def prepare_thread(priority: str) -> BackgroundThread:
+    """The thread that prepares frame N+1 beside frame N's network (the node, ``bench_runtime.py``), at
+    ``priority``. At "idle", OpenCV's worker threads are switched off for the process: they run at
+    normal priority, and the shrink they would share out competes with the network again; on this
+    thread alone it fills the network's gaps (0.01-0.02 more of the network's frame rate at 1920x1080
+    on 2 cores, docs/FAST_MODEL_STUDY.md)."""
+    if priority == "idle":
+        cv2.setNumThreads(1)
+    return BackgroundThread("depth_prepare", priority)
 
 
 class FinishThread(Generic[T]):
-    """Finishes started frames on a thread of its own, in order, while the caller starts the next.
+    """Finishes started frames on a :class:`~depth_node.runtime.background.BackgroundThread`, in
+    order, while the caller runs the network on the next.
 
     Why: ONNX Runtime's threads leave gaps in their work (layers too small to split, the hand-over
     between them), and the depth image, cloud and messages of frame N fill them while the network
-    runs on frame N+1. Measured with the 320x96 models at 1242x375 and 1920x1080 on 2 cores: the
-    frame rate went from 0.80-0.92 of the network's own to 0.88-0.94 (docs/FAST_MODEL_STUDY.md).
+    runs on frame N+1. At ``priority`` "normal" (the default), not "idle": at idle priority frame N
+    would wait for the gaps in frame N+1's network: 10-17 ms more latency on a saturated 2-core
+    machine, for 0.01-0.02 more frame rate (docs/FAST_MODEL_STUDY.md).
 
     ``deliver(tag, outputs)`` gets each frame's :meth:`FramePath.finish` result (or drop) on this
     thread; an exception from it goes to ``on_error(tag, error)``. One frame at most waits here:
@@ -310,17 +373,18 @@ class FinishThread(Generic[T]):
         deliver: Callable[[T, FrameOutputs | FrameDrop], None],
         on_error: Callable[[T, Exception], None],
         name: str = "depth_finish",
+        priority: str = "normal",
     ) -> None:
         self._frame_path = frame_path
         self._deliver = deliver
         self._on_error = on_error
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._thread = BackgroundThread(name, priority)
         self._last: Future[None] | None = None
 
     def submit(self, frame: StartedFrame, cloud: bool, tag: T) -> None:
         """Finish ``frame`` (building its cloud where ``cloud``) and deliver it with ``tag``."""
         self.wait()
-        self._last = self._executor.submit(self._finish, frame, cloud, tag)
+        self._last = self._thread.submit(self._finish, frame, cloud, tag)
 
     def _finish(self, frame: StartedFrame, cloud: bool, tag: T) -> None:
         try:
@@ -329,7 +393,7 @@ class FinishThread(Generic[T]):
             self._on_error(tag, error)
 
     def wait(self) -> None:
-        """Until the frame submitted last has been delivered."""
+        """Until the frame submitted last has been delivered (an exception from on_error raised here)."""
         last, self._last = self._last, None
         if last is not None:
             last.result()
@@ -337,4 +401,4 @@ class FinishThread(Generic[T]):
     def close(self) -> None:
         """Deliver the frame still in progress, then end the thread."""
         self.wait()
-        self._executor.shutdown(wait=True)
+        self._thread.close()

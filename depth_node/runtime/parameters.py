@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from depth_node.runtime.background import PRIORITIES
 from depth_node.runtime.conversions import DEPTH_ENCODINGS
 from depth_node.runtime.errors import ModelLoadError
 from depth_node.runtime.estimator import PROVIDER_NAMES
@@ -72,6 +73,14 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec(
         "threads", 0, "ONNX Runtime intra-op threads (0: ONNX Runtime's default)", value_range=(0, 256)
+    ),
+    ParamSpec(
+        "prepare_priority",
+        "idle",
+        "priority of the thread that decodes and prepares the next frame while the network runs: idle "
+        "(Linux SCHED_IDLE: only the cores the network leaves free; normal for good, with a warning, if "
+        "other processes starve it) or normal",
+        choices=PRIORITIES,
     ),
     ParamSpec(
         "precision",
@@ -233,6 +242,7 @@ class NodeSettings:
     model_path: str
     providers: tuple[str, ...]
     threads: int
+    prepare_priority: str
     precision: str
     tensorrt_cache_dir: str | None
     tensorrt_fp16: bool
@@ -389,6 +399,7 @@ def validate_parameters(values: Mapping[str, Any]) -> NodeSettings:
         model_path=v["model_path"].strip(),
         providers=providers,
         threads=v["threads"],
+        prepare_priority=v["prepare_priority"],
         precision=v["precision"],
         tensorrt_cache_dir=str(Path(cache).expanduser()) if cache else None,
         tensorrt_fp16=v["tensorrt_fp16"],

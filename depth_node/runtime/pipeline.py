@@ -1,12 +1,14 @@
 """Camera frame -> metric depth image: crop, resize, infer, scale, mask, resize back.
 
-The hot path reuses its buffers (resized image, network input) between frames; only the returned
-depth image is new each frame, because callers keep it (messages, replay metrics).
+Three steps, so that a node can overlap them across frames: :meth:`DepthPipeline.prepare` (crop,
+resize, normalise: no state between frames), :meth:`~DepthPipeline.infer` (the network, in camera
+order) and :meth:`~DepthPipeline.finish` (scale, mask, resize back). Each frame's network input is its
+own array: the network reads it while the next frame is prepared.
 
-A two-frame model (``ModelInfo.frames == 2``) also gets the previous frame's network input, kept in a
-second buffer that swaps places with the current one after each frame (no copy). Where there is no
-usable previous frame (the first one, after :meth:`DepthPipeline.reset`, after the camera image
-changed size) the current frame is fed twice; each result says which it was (:data:`FRAME_MODES`).
+A two-frame model (``ModelInfo.frames == 2``) also gets the previous frame's network input, kept
+after its own network ran (no copy). Where there is no usable previous frame (the first one, after
+:meth:`DepthPipeline.reset`, after the camera image changed size) the current frame is fed twice;
+each result says which it was (:data:`FRAME_MODES`).
 """
 
 from __future__ import annotations
@@ -129,18 +131,30 @@ class DepthResult:
 
 
 @dataclass
-class NetworkOutput:
-    """One frame between :meth:`DepthPipeline.start` and :meth:`DepthPipeline.finish`: ``raw``, the
-    network's (h, w) depth in model units; ``K``, the intrinsics of the (cropped) camera image of
-    ``source_size`` (w, h); ``colour``, the RGB image on the output grid (its size is the depth
-    image's); ``reset``: the scale smoothing starts afresh here. The rest as in :class:`DepthResult`."""
+class PreparedInput:
+    """One frame between :meth:`DepthPipeline.prepare` and :meth:`DepthPipeline.infer`:
+    ``network_input``, the [1,3,h,w] float32 RGB in [0,1] (this frame's own array); ``K``, the
+    intrinsics of the (cropped) camera image of ``source_size`` (w, h); ``colour``, the RGB image on
+    the output grid (its size is the depth image's); ``input_size``, the camera image's (w, h). The
+    rest as in :class:`DepthResult`."""
 
-    raw: np.ndarray
+    network_input: np.ndarray
     K: np.ndarray
     source_size: tuple[int, int]
     colour: np.ndarray
     input_size: tuple[int, int]
     crop: tuple[int, int, int, int] | None
+    timings: dict[str, float]
+
+
+@dataclass
+class NetworkOutput:
+    """One frame between :meth:`DepthPipeline.infer` and :meth:`DepthPipeline.finish`: ``raw``, the
+    network's (h, w) depth in model units; ``prepared``, what went in; ``reset``: the scale smoothing
+    starts afresh here. The rest as in :class:`DepthResult`."""
+
+    raw: np.ndarray
+    prepared: PreparedInput
     frame_mode: str
     reset: bool
     timings: dict[str, float]
@@ -163,13 +177,12 @@ class DepthPipeline:
                 window=self.config.scale_window,
                 initial_scale=self.info.metric_scale,
             )
-        # Reused per-frame buffers: the resized image and the network input.
+        # Reused by prepare: the resized image.
         width, height = self.model_size
         self._resized = np.empty((height, width, 3), dtype=np.uint8)
-        self._input = np.empty((1, 3, height, width), dtype=np.float32)
         # Two-frame models: the previous frame's network input and the camera size it came from
         # (None: no usable previous frame).
-        self._prev = np.empty_like(self._input) if self.info.frames == 2 else None
+        self._prev: np.ndarray | None = None
         self._prev_size: tuple[int, int] | None = None
 
     def _resolve_scale_mode(self) -> str:
@@ -191,7 +204,7 @@ class DepthPipeline:
         """Forget the smoothed scale and the previous frame (call between drives / bags)."""
         if self.ground is not None:
             self.ground.reset()
-        self._prev_size = None
+        self._prev = None
 
     def _check_inputs(self, rgb: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
@@ -224,22 +237,16 @@ class DepthPipeline:
         ``reduction``: ``rgb`` is the camera image decoded at 1/reduction of its size, as
         :meth:`input_reduction` allows; ``K`` and the crop stay the camera's.
         """
-        return self.finish(self.start(rgb, K, bgr, reduction))
+        return self.finish(self.infer(self.prepare(rgb, K, bgr, reduction)))
 
-    def start(
-        self, rgb: np.ndarray, K: np.ndarray, bgr: bool = False, reduction: int = 1, reset: bool = False
-    ) -> NetworkOutput:
-        """:meth:`process` up to the network's output: resize, normalise, infer. ``reset``: the temporal
-        state starts afresh with this frame (the previous frame here, the scale smoothing in
-        :meth:`finish`, so that a finish still running for the frame before is not disturbed).
+    def prepare(self, rgb: np.ndarray, K: np.ndarray, bgr: bool = False, reduction: int = 1) -> PreparedInput:
+        """:meth:`process` up to the network: crop, the output grid's image, resize, normalise.
 
-        :meth:`finish` of one frame may run on another thread while :meth:`start` runs for the next:
-        nothing :meth:`finish` reads is written here after this returns.
+        Keeps no state between frames, so frame N+1 may be prepared on another thread while the network
+        runs frame N (:meth:`infer`); calls to ``prepare`` itself must not overlap (a reused buffer).
         """
         t0 = time.perf_counter()
         rgb, K = self._check_inputs(rgb, K)
-        if reset:
-            self._prev_size = None
         height, width = rgb.shape[:2]
         camera_size = (width * reduction, height * reduction)
         crop = self.config.crop
@@ -257,44 +264,61 @@ class DepthPipeline:
         grid_image = self._output_grid_image(rgb, reduction)
         if bgr and grid_image is not None:
             grid_image = cv2.cvtColor(grid_image, cv2.COLOR_BGR2RGB)
-        # INTER_AREA, as in training (INTERFACES.md); into a reused buffer, then HWC uint8 -> NCHW [0,1].
+        # INTER_AREA, as in training (INTERFACES.md); into a reused buffer, then HWC uint8 -> NCHW [0,1]
+        # in a new array: the network (and a two-frame model's next frame) reads it after this returns.
         resize_area(rgb if grid_image is None else grid_image, self.model_size, dst=self._resized)
         if bgr and grid_image is None:
             cv2.cvtColor(self._resized, cv2.COLOR_BGR2RGB, dst=self._resized)
-        np.multiply(self._resized.transpose(2, 0, 1), np.float32(1.0 / 255.0), out=self._input[0])
-        # A copy: the resized image is a buffer the next frame's start overwrites.
+        network_input = np.empty((1, 3, self.model_size[1], self.model_size[0]), dtype=np.float32)
+        np.multiply(self._resized.transpose(2, 0, 1), np.float32(1.0 / 255.0), out=network_input[0])
+        # A copy: the resized image is a buffer the next frame's prepare overwrites.
         colour = self._resized.copy() if grid_image is None else grid_image
-        t1 = time.perf_counter()
-
-        if self._prev is None:
-            frame_mode = "single"
-            raw = self.estimator.infer(self._input)[0, 0]
-        else:
-            frame_mode = "two" if self._prev_size == camera_size else "first"
-            raw = self.estimator.infer(self._input, self._prev if frame_mode == "two" else self._input)[0, 0]
-            # This frame's input becomes the previous one; the old buffer takes the next frame.
-            self._input, self._prev = self._prev, self._input
-            self._prev_size = camera_size
-        t2 = time.perf_counter()
-        return NetworkOutput(
-            raw=raw,
+        return PreparedInput(
+            network_input=network_input,
             K=K,
             source_size=source_size,
             colour=colour,
             input_size=camera_size,
             crop=crop,
+            timings={"preprocess": time.perf_counter() - t0},
+        )
+
+    def infer(self, prepared: PreparedInput, reset: bool = False) -> NetworkOutput:
+        """The network on a frame from :meth:`prepare`. Frames must come in camera order: a two-frame
+        model also gets the frame before. ``reset``: the temporal state starts afresh with this frame
+        (the previous frame here, the scale smoothing in :meth:`finish`, so that a finish still running
+        for the frame before is not disturbed).
+
+        :meth:`finish` of one frame may run on another thread while ``infer`` runs for the next:
+        nothing :meth:`finish` reads is written here after this returns.
+        """
+        t1 = time.perf_counter()
+        if reset:
+            self._prev = None
+        image = prepared.network_input
+        if self.info.frames == 1:
+            frame_mode = "single"
+            raw = self.estimator.infer(image)[0, 0]
+        else:
+            usable = self._prev is not None and self._prev_size == prepared.input_size
+            frame_mode = "two" if usable else "first"
+            raw = self.estimator.infer(image, self._prev if usable else image)[0, 0]
+            self._prev, self._prev_size = image, prepared.input_size
+        return NetworkOutput(
+            raw=raw,
+            prepared=prepared,
             frame_mode=frame_mode,
             reset=reset,
-            timings={"preprocess": t1 - t0, "inference": t2 - t1},
+            timings={**prepared.timings, "inference": time.perf_counter() - t1},
         )
 
     def finish(self, out: NetworkOutput) -> DepthResult:
-        """The network's output of :meth:`start` -> metric depth on the output grid."""
+        """The network's output of :meth:`infer` -> metric depth on the output grid."""
         t2 = time.perf_counter()
         if out.reset and self.ground is not None:
             self.ground.reset()
-        raw = out.raw
-        K_model = scale_intrinsics(out.K, out.source_size, self.model_size)
+        raw, prepared = out.raw, out.prepared
+        K_model = scale_intrinsics(prepared.K, prepared.source_size, self.model_size)
         scale = self._frame_scale(raw, K_model)
         t3 = time.perf_counter()
 
@@ -304,10 +328,10 @@ class DepthPipeline:
         valid = (raw >= self.info.min_depth) & (raw <= self.info.max_depth)  # False for NaN
         depth = np.multiply(raw, np.float32(scale), dtype=np.float32)
         depth[~valid] = np.nan
-        output_size = (out.colour.shape[1], out.colour.shape[0])
+        output_size = (prepared.colour.shape[1], prepared.colour.shape[0])
         if output_size != self.model_size:
             depth = cv2.resize(depth, output_size, interpolation=_INTERPOLATIONS[self.config.upsample])
-            K_out = scale_intrinsics(out.K, out.source_size, output_size)
+            K_out = scale_intrinsics(prepared.K, prepared.source_size, output_size)
         else:
             K_out = K_model
         t4 = time.perf_counter()
@@ -317,10 +341,10 @@ class DepthPipeline:
             K=K_out,
             scale=scale,
             timings=timings,
-            input_size=out.input_size,
-            crop=out.crop,
+            input_size=prepared.input_size,
+            crop=prepared.crop,
             model_size=self.model_size,
-            colour=out.colour,
+            colour=prepared.colour,
             frame_mode=out.frame_mode,
         )
 
