@@ -361,6 +361,12 @@ def test_student_loss_is_the_masked_reprojection_plus_consistency_and_the_teache
     loss, diagnostics = criterion(batch, {**student, "reprojection_mask": torch.zeros(2, 1, 64, 96)})
     consistency = float((depth - target).abs().mean())
     assert diagnostics.stats["photometric"] == 0.0 and float(loss) == pytest.approx(consistency, rel=1e-5)
+    # consistency: log, the same in log depth: a relative error, far pixels weigh as much as near ones.
+    log_criterion = SelfSupervisedLoss(
+        {"smoothness_weight": 0.0, "automask_noise": 0.0, "consistency": "log"}, 64, 96
+    )
+    loss, _ = log_criterion(batch, {**student, "reprojection_mask": torch.zeros(2, 1, 64, 96)})
+    assert float(loss) == pytest.approx(float((depth.log() - target.log()).abs().mean()), rel=1e-5)
     # Everything trusted: the mean minimum reprojection error, no auto-masking, no consistency.
     loss, diagnostics = criterion(batch, {**student, "reprojection_mask": torch.ones(2, 1, 64, 96)})
     errors = [criterion.photometric(batch[("color", f, 0)], batch[("color", 0, 0)]) for f in (-1, 1)]

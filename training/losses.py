@@ -43,7 +43,8 @@ when ``outputs`` carry a ``"reprojection_mask"`` (1 where the cost volume is tru
 replaces every other masking: the per-pixel minimum error over the sources, no auto-masking, mean
 over the mask (``masked_reprojection_loss``); with ``("consistency_disp", s)`` (the single-frame
 teacher's disparity, detached) the consistency loss mean(|depth - teacher depth| * (1 - mask)) is
-added at each scale. ``ManydepthLoss`` adds the teacher's own loss while it trains.
+added at each scale (``consistency: log``: of log depths). ``ManydepthLoss`` adds the teacher's own
+loss while it trains.
 
 PackNet-SfM (Guizilini et al., CVPR 2020) weak velocity supervision: |‖t_pred‖ - distance| over the
 frame pairs whose travelled distance is known, which makes the depth metric.
@@ -115,6 +116,10 @@ DEFAULT_LOSS_CFG: dict[str, Any] = {
     # better than shared on every region, median-scaled and metric, at 600 and 900 steps (MS, one
     # seed; docs/STEREO_STUDY.md).
     "stereo_scale": "baseline",
+    # Manydepth's consistency loss between the multi-frame student and its teacher: absolute,
+    # |d - d_teacher| in depth units (Manydepth); log, |log d - log d_teacher|, the same relative error
+    # near and far (an absolute term lets the far pixels' metre-sized differences set the gradient).
+    "consistency": "absolute",
     "explainability_weight": 0.2,  # lambda_e of SfMLearner's mask regulariser
     "smoothness": "edge_aware",  # edge_aware (Monodepth2) | second_order (SfMLearner)
     "velocity_weight": 0.1,  # PackNet weak velocity supervision; applied when batch has finite distances
@@ -133,6 +138,7 @@ DEFAULT_LOSS_CFG: dict[str, Any] = {
 DEPTH_LOSSES = ("log_l1", "abs_rel", "silog", "densedepth")
 MASKINGS = ("monodepth2", "dipe", "explainability")
 MULTISCALES = ("full_resolution", "dipe_weighted", "own_resolution")
+CONSISTENCIES = ("absolute", "log")
 STEREO_TERMS = ("minimum", "separate")
 STEREO_SCALES = ("baseline", "shared")
 DIPE_SCALE_RATE = 0.25  # dipe_weighted's photometric weight per scale (DiPE's --scale_rate)
@@ -173,6 +179,8 @@ def loss_config(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
         raise ValueError(f"loss.masking={out['masking']!r}: expected one of {MASKINGS}")
     if out["multiscale"] not in MULTISCALES:
         raise ValueError(f"loss.multiscale={out['multiscale']!r}: expected one of {MULTISCALES}")
+    if out["consistency"] not in CONSISTENCIES:
+        raise ValueError(f"loss.consistency={out['consistency']!r}: expected one of {CONSISTENCIES}")
     if out["smoothness"] not in SMOOTHNESS:
         raise ValueError(f"loss.smoothness={out['smoothness']!r}: expected one of {SMOOTHNESS}")
     if out["stereo"] not in STEREO_TERMS:
@@ -383,10 +391,13 @@ def masked_reprojection_loss(reprojection: Tensor, mask: Tensor, min_reprojectio
     return (error * mask).sum() / (mask.sum() + 1e-7)
 
 
-def consistency_loss(depth: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+def consistency_loss(depth: Tensor, target: Tensor, mask: Tensor, kind: str = "absolute") -> Tensor:
     """Manydepth's consistency loss: mean over all pixels of |depth - target| * mask, ``target`` (the
-    teacher's depth) without gradient."""
-    return ((depth - target.detach()).abs() * mask).mean()
+    teacher's depth) without gradient; ``kind`` "log": of |log depth - log target| instead."""
+    target = target.detach()
+    if kind == "log":
+        depth, target = depth.log(), target.log()
+    return ((depth - target).abs() * mask).mean()
 
 
 def velocity_loss(translations: Mapping[int, Tensor], distances: Mapping[int, Tensor]) -> Tensor | None:
@@ -781,7 +792,7 @@ class SelfSupervisedLoss(nn.Module):
                 if teacher_disp.shape[-2:] != photo_depth.shape[-2:]:
                     teacher_disp = F.interpolate(teacher_disp, size, mode="bilinear", align_corners=False)
                 teacher_depth = disp_to_depth(teacher_disp, cfg["min_depth"], cfg["max_depth"])[1]
-                consistency = consistency_loss(photo_depth, teacher_depth, 1.0 - mask)
+                consistency = consistency_loss(photo_depth, teacher_depth, 1.0 - mask, cfg["consistency"])
                 scale_loss = scale_loss + consistency
                 parts.setdefault("consistency", []).append(consistency.detach())
             if s == 0:
