@@ -322,3 +322,24 @@ def test_training_without_velocity_supervision_beats_constant(sim_root: Path, tm
     report("no velocity", result, wall, output, tmp_path)
     ms = result.median_scaled
     assert ms["model"]["abs_rel"] <= IMPROVEMENT * ms["constant"]["abs_rel"], result.table()
+
+
+def test_warmup_ramps_the_learning_rate_then_hands_back_to_the_schedule(
+    tmp_path: Path, kitti_root: Path, restore_threads: None
+) -> None:
+    """train.warmup_steps: step k of the warm-up runs at lr (k + 1) / warmup_steps, the step after it
+    at the full rate; a warm-up past the first decay is a one-line ConfigError."""
+    from training.config import ConfigError
+    from training.train import warmup_lr
+
+    assert [warmup_lr(1.0, step, 4) for step in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert warmup_lr(2e-4, 0, 0) == 2e-4
+    base = [*_overrides(kitti_root, tmp_path / "x", 3), "train.lr=1e-3", "train.scheduler_step=10"]
+    for steps, lr in ((3, 0.75e-3), (5, 1e-3)):
+        out = tmp_path / f"w{steps}"
+        overrides = [*base, f"train.out_dir={out}", f"train.max_steps={steps}", "train.warmup_steps=4"]
+        Trainer(load_config(None, overrides)).run()
+        groups = load_checkpoint(out / "checkpoints" / "last.pt")["optimizer"]["param_groups"]
+        assert groups[0]["lr"] == pytest.approx(lr)  # the rate of the last step taken
+    with pytest.raises(ConfigError, match=r"train.warmup_steps=51: expected 0 .. 50"):
+        Trainer(load_config(None, [*base, "train.warmup_steps=51"]))

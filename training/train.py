@@ -129,6 +129,16 @@ def load_weights(
             ) from None
 
 
+def warmup_lr(lr: float, step: int, warmup_steps: int) -> float:
+    """The learning rate of optimiser step ``step`` (0-based) under a linear warm-up over
+    ``warmup_steps`` steps: lr * (step + 1) / warmup_steps, then lr (0 steps: lr throughout).
+
+    Why: a fresh Adam moves every weight by about the learning rate in its first steps, whatever the
+    gradient's size; from trained weights (``init_from``) that alone moves a net away from what it
+    knew (docs/MOVING_CARS_STUDY.md)."""
+    return lr * min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else lr
+
+
 class Trainer:
     """Builds data, networks, optimiser from a config; ``run()`` trains and returns a TrainSummary.
 
@@ -161,6 +171,13 @@ class Trainer:
             raise ConfigError(
                 f"{len(self.train_set)} training samples are fewer than one batch "
                 f"(train.batch_size={self.batch_size} x {self.dist.world_size} processes)"
+            )
+        self.warmup_steps = int(train.get("warmup_steps") or 0)  # absent in older checkpoints
+        first_decay = int(train["scheduler_step"]) * self.steps_per_epoch
+        if not 0 <= self.warmup_steps <= first_decay:
+            raise ConfigError(
+                f"train.warmup_steps={self.warmup_steps}: expected 0 .. {first_decay} (it ends before the "
+                f"first learning-rate decay, train.scheduler_step={train['scheduler_step']} epochs)"
             )
 
         model_cfg = dict(self.config["model"])
@@ -371,6 +388,10 @@ class Trainer:
         if clip:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), float(clip))
+        if self.warmup_steps and self.global_step <= self.warmup_steps:  # and the full rate back after
+            lr = warmup_lr(float(self.config["train"]["lr"]), self.global_step, self.warmup_steps)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
         self.scaler.step(self.optimizer)
         self.scaler.update()
         # A multi-frame run's velocity term is its teacher's (``teacher_velocity``); the pose net it
