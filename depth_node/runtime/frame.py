@@ -233,7 +233,7 @@ class FramePath:
         if isinstance(K, FrameDrop):
             return K
         try:
-            network_input = self.pipeline.prepare(camera_image, K, bgr, reduction)
+            pipeline_input = self.pipeline.prepare(camera_image, K, bgr, reduction)
         except ImageDataError as error:  # e.g. a crop that does not fit this image
             return FrameDrop("size_mismatch", str(error))
         except Exception as error:  # a bad frame must never stop the node or abort a replay
@@ -242,7 +242,7 @@ class FramePath:
             image,
             camera_info,
             settings,
-            network_input,
+            pipeline_input,
             camera_image,
             bgr,
             reduction,
@@ -259,7 +259,7 @@ class FramePath:
         if isinstance(reset, FrameDrop):
             return reset
         try:
-            network = self.pipeline.infer(prepared.network_input, reset=reset is not None)
+            network = self.pipeline.infer(prepared.pipeline_input, reset=reset is not None)
         except Exception as error:  # a bad frame must never stop the node or abort a replay
             return FrameDrop("error", f"{type(error).__name__}: {error}")
         return StartedFrame(prepared, network, reset, queued)
@@ -320,7 +320,7 @@ class PreparedFrame:
     image: Any
     camera_info: Any
     settings: NodeSettings
-    network_input: PreparedInput
+    pipeline_input: PreparedInput
     camera_image: np.ndarray
     bgr: bool
     reduction: int
