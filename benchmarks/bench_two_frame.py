@@ -10,9 +10,9 @@ runtime: end to end through the node's frame path (``FramePath.process``, defaul
 alternate frame by frame in the same run, so a changing machine load hits them alike. The two-frame
 model runs in its steady state (frame mode "two": the previous frame is the one before). The table
 gives ms per frame (median), two-frame / single-frame ratios against the 1.6 target (issue 13),
-parameters and GMAC (conv + linear). ``--bins``, ``--matching-channels`` and ``--pose-downsample``
-override the multi-frame defaults (``training.networks.manydepth.MULTI_FRAME_DEFAULTS``) to measure
-other designs. Writes JSON (``--out``).
+parameters and GMAC (conv + linear). ``--bins``, ``--matching-channels``, ``--pose-downsample`` and
+``--matching-level`` override the multi-frame defaults
+(``training.networks.manydepth.MULTI_FRAME_DEFAULTS``) to measure other designs. Writes JSON (``--out``).
 """
 
 from __future__ import annotations
@@ -133,6 +133,8 @@ def bench_backbone(backbone: str, args: argparse.Namespace, folder: Path, frames
         overrides["matching_channels"] = args.matching_channels or None  # 0: no prematching conv
     if args.pose_downsample is not None:
         overrides["pose_downsample"] = args.pose_downsample
+    if args.matching_level is not None:
+        overrides["matching_level"] = args.matching_level
     made = make_checkpoints(backbone, overrides, args.height, args.width, folder)
     models = {
         kind: export_onnx(ckpt, folder / f"{backbone}_{kind}.onnx", latency_runs=1, verbose=False)
@@ -148,7 +150,8 @@ def bench_backbone(backbone: str, args: argparse.Namespace, folder: Path, frames
                 modes.add(mode)
     if modes != {"two"}:
         raise SystemExit(f"the two-frame model ran in frame modes {sorted(modes)}, expected only 'two'")
-    design = {key: made["config"][key] for key in ("num_depth_bins", "matching_channels", "pose_downsample")}
+    keys = ("num_depth_bins", "matching_channels", "pose_downsample", "matching_level")
+    design = {key: made["config"][key] for key in keys}
     result: dict = {"backbone": backbone, "multi_frame": design}
     for kind, runner in runners.items():
         result[kind] = {
@@ -195,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         "--matching-channels", type=int, help="model.matching_channels (0: no prematching conv)"
     )
     parser.add_argument("--pose-downsample", type=int, help="model.pose_downsample")
+    parser.add_argument("--matching-level", type=int, help="model.matching_level (0: stride 2, 1: stride 4)")
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "bench_two_frame.json")
     args = parser.parse_args(argv)
     args.width, args.height = (int(v) for v in args.size.lower().split("x"))

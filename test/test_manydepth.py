@@ -204,9 +204,14 @@ def test_the_prematching_conv_learns_through_the_cost_volume_and_the_pose_net_se
     assert seen == [(2, 6, 32, 48)] * 3  # the export's pair, then training's (-1, 0) and (0, 1)
 
 
+@pytest.mark.parametrize("level", [1, 0])
 @pytest.mark.parametrize("backbone", ["resnet18", "stdc1"])
-def test_a_student_started_from_single_frame_weights_predicts_what_its_teacher_does(backbone: str) -> None:
-    cfg = multi_frame_config({"backbone": backbone, "multi_frame": True, "num_depth_bins": 4})
+def test_a_student_started_from_single_frame_weights_predicts_what_its_teacher_does(
+    backbone: str, level: int
+) -> None:
+    cfg = multi_frame_config(
+        {"backbone": backbone, "multi_frame": True, "num_depth_bins": 4, "matching_level": level}
+    )
     teacher, student = build_depth_net(cfg).eval(), build_multi_depth_net(cfg).eval()
     with torch.no_grad():  # a teacher that is not at its initial weights
         for p in teacher.parameters():
@@ -239,6 +244,7 @@ def test_a_student_started_from_single_frame_weights_predicts_what_its_teacher_d
         ("matching_channels", 0, "matching_channels=0"),
         ("pose_downsample", 0, "pose_downsample=0"),
         ("num_depth_bins", 1, "num_depth_bins=1"),
+        ("matching_level", 2, "matching_level=2"),
     ],
 )
 def test_multi_frame_config_names_a_bad_value(key: str, value: object, message: str) -> None:
@@ -448,11 +454,13 @@ def test_teacher_and_pose_freeze_while_the_student_trains(kitti_root: Path, tmp_
 
 @pytest.fixture(scope="module")
 def trained(kitti_root: Path, module_tmp: Path) -> dict[str, Path]:
-    """A few real training steps per backbone; the last checkpoint of each."""
+    """A few real training steps per backbone (STDC1's cost volume at level 0, inverse bins); the last
+    checkpoint of each."""
     runs = {}
-    for backbone in ("resnet18", "stdc1"):
+    level_0 = ["model.matching_level=0", "model.depth_binning=inverse"]
+    for backbone, extra in (("resnet18", []), ("stdc1", level_0)):
         out_dir = module_tmp / backbone
-        summary = Trainer(load_config(None, _overrides(kitti_root, out_dir, backbone, 2))).run()
+        summary = Trainer(load_config(None, _overrides(kitti_root, out_dir, backbone, 2, *extra))).run()
         assert summary.steps == 2 and all(math.isfinite(v) for v in summary.losses), summary
         runs[backbone] = Path(summary.checkpoint)
     return runs
@@ -467,8 +475,11 @@ def test_a_few_training_steps_checkpoint_the_student_teacher_and_range(
     model = ckpt["config"]["model"]
     assert model["multi_frame"] and model["num_depth_bins"] == 8 and model["static_camera_prob"] == 0.25
     student = ckpt["multi_depth_net"]
-    assert student["reduce_conv.0.weight"].shape[1] == 64 + 8  # 1/4-level channels + hypotheses
-    assert student["prematching_conv.0.weight"].shape[:2] == (16, 64)  # matching on 16 channels
+    # The matched level's channels (ResNet18's 1/4 level: 64; STDC1's 1/2 level: 32) + hypotheses.
+    channels, level = {"resnet18": (64, 1), "stdc1": (32, 0)}[backbone]
+    assert model["matching_level"] == level
+    assert student["reduce_conv.0.weight"].shape[1] == channels + 8
+    assert student["prematching_conv.0.weight"].shape[:2] == (16, channels)  # matching on 16 channels
     assert model["matching_channels"] == 16 and model["pose_downsample"] == 2
     low, high = float(student["min_depth_bin"]), float(student["max_depth_bin"])
     assert 0.1 < low < high and high != 10.0  # moved from the initial [0.1, 10] with the teacher
@@ -578,3 +589,23 @@ def test_two_frame_export_runs_in_onnx_runtime_and_the_depth_estimator(
 
     with pytest.raises(ValueError, match="two-frame\\) model exports in fp32 only"):
         export_onnx(checkpoint, tmp_path / "half.onnx", fp16=True, verbose=False)
+
+
+def test_a_level_0_student_exports_and_matches_pytorch(
+    trained: dict[str, Path], tmp_path: Path, kitti_root: Path
+) -> None:
+    """STDC1 matching at stride 2 with inverse bins: the export runs what PyTorch runs."""
+    import onnxruntime as ort
+
+    from training.datasets import build_dataset
+
+    checkpoint = trained["stdc1"]
+    out = export_onnx(checkpoint, tmp_path / "level0.onnx", latency_runs=1, verbose=False)
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert json.loads(session.get_modelmeta().custom_metadata_map["depth_bins"])["binning"] == "inverse"
+    sample = build_dataset(load_config(None, _overrides(kitti_root, tmp_path, "stdc1", 1)), "train")[3]
+    image, prev = (sample[("color", f, 0)][None] for f in (0, -1))
+    with torch.no_grad():
+        reference = two_frame_net_from_checkpoint(load_checkpoint(checkpoint))(image, prev).numpy()
+    got = session.run(["depth"], {"image": image.numpy(), "prev_image": prev.numpy()})[0]
+    assert float(np.max(np.abs(got - reference) / reference)) < 1e-4

@@ -206,6 +206,7 @@ def build_multi_depth_net(model_cfg: dict) -> ManyDepthNet:
         max_depth_bin=float(cfg["max_depth_bin"]),
         matching_channels=None if cfg["matching_channels"] is None else int(cfg["matching_channels"]),
         pose_downsample=int(cfg["pose_downsample"]),
+        matching_level=int(cfg["matching_level"]),
     )
 
 

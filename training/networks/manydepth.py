@@ -10,6 +10,13 @@ depth decoder sits on top (its 1/4 skip is the features before fusion, as in Man
 (cost volume after ``layer1``, 64 channels for ResNet18) and STDC (after its second ConvX, 64
 channels, before the first STDC stage) encoders both have their 1/4 level where Manydepth puts it.
 
+``matching_level: 0`` matches at the encoder's 1/2 level instead (ResNet: after ``conv1``, 64
+channels; STDC: after its first ConvX, 32 channels) and feeds the fused features to the rest of the
+encoder from there. What matters is the matching grid's size in pixels: a car moving 0.8 m between
+frames shifts a point 10 m away by 1-2 pixels of an 80x24 grid, well under the spacing that the
+hypotheses need to be told apart. Manydepth's 1/4 level at its 640x192 is a 160x48 grid; at 320x96
+that grid is the 1/2 level (``docs/MOVING_CARS_STUDY.md``, "The matching grid").
+
 Taken from Manydepth's code (``ResnetEncoderMatching``, ``trainer.py``):
 
 - D hypotheses (``num_depth_bins``) spaced linearly in depth (``depth_binning: linear``;
@@ -82,7 +89,8 @@ from training.networks.stdc import STDCEncoder
 MULTI_FRAME_DEFAULTS: dict[str, Any] = {
     "num_depth_bins": 16,  # Manydepth (and Manydepth2): 96
     "depth_binning": "linear",  # linear (in depth) | inverse (linear in 1/depth)
-    "matching_channels": 16,  # Manydepth's prematching_conv: 1/4-level features reduced to this (null: none)
+    "matching_channels": 16,  # Manydepth's prematching_conv: matched features reduced to this (null: none)
+    "matching_level": 1,  # the encoder level matched: 1 (stride 4, Manydepth's) or 0 (stride 2)
     "pose_downsample": 2,  # the pose net sees both frames average-pooled by this factor (1: full size)
     "min_depth_bin": 0.1,  # where the learnt hypothesis range starts
     "max_depth_bin": 10.0,
@@ -92,7 +100,7 @@ MULTI_FRAME_DEFAULTS: dict[str, Any] = {
     "freeze_teacher_step": None,  # ... or at this global step, whichever comes first
 }
 DEPTH_BINNINGS = ("linear", "inverse")
-MATCHING_LEVEL = 1  # the encoder level the cost volume enters: stride 4
+MATCHING_LEVELS = (0, 1)  # encoder levels the cost volume can enter: stride 2 or 4
 BORDER = 2  # feature pixels at the border left out of matching (Manydepth's)
 BIN_MOMENTUM = 0.99
 # Monodepth2's normalised KITTI intrinsics (fx/W, fy/H, cx/W, cy/H): the default until the trainer
@@ -110,6 +118,8 @@ def multi_frame_config(model_cfg: Mapping[str, Any]) -> dict[str, Any]:
     channels = cfg["matching_channels"]
     if channels is not None and not (isinstance(channels, int) and channels >= 1):
         raise ValueError(f"model.matching_channels={channels!r}: expected an integer >= 1 or null")
+    if cfg["matching_level"] not in MATCHING_LEVELS:
+        raise ValueError(f"model.matching_level={cfg['matching_level']!r}: expected one of {MATCHING_LEVELS}")
     if not (isinstance(cfg["pose_downsample"], int) and cfg["pose_downsample"] >= 1):
         raise ValueError(f"model.pose_downsample={cfg['pose_downsample']!r}: expected an integer >= 1")
     if cfg["pose_downsample"] > 1 and cfg.get("explainability"):
@@ -306,6 +316,7 @@ class ManyDepthNet(DepthNet):
         max_depth_bin: float = 10.0,
         matching_channels: int | None = 16,
         pose_downsample: int = 2,
+        matching_level: int = 1,
     ) -> None:
         if not isinstance(encoder, ResnetEncoder | STDCEncoder):
             raise ValueError(
@@ -314,13 +325,16 @@ class ManyDepthNet(DepthNet):
             )
         if depth_binning not in DEPTH_BINNINGS:
             raise ValueError(f"depth binning {depth_binning!r}: expected one of {DEPTH_BINNINGS}")
+        if matching_level not in MATCHING_LEVELS:
+            raise ValueError(f"matching level {matching_level!r}: expected one of {MATCHING_LEVELS}")
         super().__init__(encoder, backbone, num_scales, min_depth, max_depth, init_depth, decoder)
         self.num_depth_bins = int(num_depth_bins)
         self.depth_binning = depth_binning
         # How much smaller the pose net's frames are (kept here: the student's export and training
         # pass both need it, and the pose net itself is the single-frame model's).
         self.pose_downsample = int(pose_downsample)
-        channels = encoder.num_ch_enc[MATCHING_LEVEL]
+        self.matching_level = int(matching_level)
+        channels = encoder.num_ch_enc[self.matching_level]
         # Manydepth's prematching_conv (its code defines it, 64 -> 16, but never calls it): the cost
         # volume's work scales with the channels it compares.
         self.prematching_conv = (
@@ -377,8 +391,11 @@ class ManyDepthNet(DepthNet):
         return x
 
     def _matching_features(self, image: Tensor) -> list[Tensor]:
-        x = self._level((image - self.mean) / self.std, 0)
-        return [x, self._level(x, MATCHING_LEVEL)]
+        """The encoder's levels 0 .. ``matching_level`` of ``image``; the last one is matched."""
+        features = [self._level((image - self.mean) / self.std, 0)]
+        for level in range(1, self.matching_level + 1):
+            features.append(self._level(features[-1], level))
+        return features
 
     # -- the hypotheses and the camera -------------------------------------------------------
     def depth_bins(self) -> Tensor:
@@ -424,7 +441,7 @@ class ManyDepthNet(DepthNet):
                 f"{tuple(image.shape)}"
             )
         features = self._matching_features(image)
-        current = features[MATCHING_LEVEL]
+        current = features[-1]
         # Python ints (constants when traced for the export, whose sizes are fixed).
         height, width = int(image.shape[-2]), int(image.shape[-1])
         size = (int(current.shape[-1]), int(current.shape[-2]))
@@ -437,7 +454,7 @@ class ManyDepthNet(DepthNet):
         # one, as it has no other way to learn. float32 even under mixed precision, since
         # half-precision pixel coordinates are off by a fraction of a pixel.
         with torch.no_grad():
-            lookup_features = self._matching_features(lookup)[MATCHING_LEVEL]
+            lookup_features = self._matching_features(lookup)[-1]
         with torch.autocast(device_type=image.device.type, enabled=False):
             volume = cost_volume(
                 self.prematching_conv(current.detach().float()),
@@ -450,7 +467,7 @@ class ManyDepthNet(DepthNet):
             )
         fused = self.reduce_conv(torch.cat([current, volume.cost.to(current.dtype)], 1))
         deeper = [fused]
-        for level in range(MATCHING_LEVEL + 1, 5):
+        for level in range(self.matching_level + 1, 5):
             deeper.append(self._level(deeper[-1], level))
         outputs: dict[Any, Tensor] = dict(self.decoder([*features, *deeper[1:]]))
         outputs["matching_depth"] = volume.matching_depth
