@@ -43,6 +43,7 @@ from training.networks.manydepth import (
     depth_bins,
     matching_augmentation,
     matching_mask,
+    relative_cost,
     reliable_pixels,
     update_depth_range,
 )
@@ -245,6 +246,7 @@ def test_a_student_started_from_single_frame_weights_predicts_what_its_teacher_d
         ("pose_downsample", 0, "pose_downsample=0"),
         ("num_depth_bins", 1, "num_depth_bins=1"),
         ("matching_level", 2, "matching_level=2"),
+        ("cost_scale", "softmax", "cost_scale='softmax'"),
     ],
 )
 def test_multi_frame_config_names_a_bad_value(key: str, value: object, message: str) -> None:
@@ -252,6 +254,14 @@ def test_multi_frame_config_names_a_bad_value(key: str, value: object, message: 
         multi_frame_config({"backbone": "resnet18", key: value})
     with pytest.raises(ValueError, match="explainability"):
         multi_frame_config({"backbone": "resnet18", "explainability": True})
+
+
+def test_relative_cost_divides_each_pixel_by_its_mean_over_the_hypotheses() -> None:
+    cost = torch.zeros(1, 3, 1, 2)
+    cost[0, :, 0, 0] = torch.tensor([1.0, 2.0, 3.0])  # the second pixel: emptied, all zero
+    torch.testing.assert_close(relative_cost(cost)[0, :, 0, 0], torch.tensor([0.5, 1.0, 1.5]))
+    assert float(relative_cost(cost)[0, :, 0, 1].abs().sum()) == 0.0
+    torch.testing.assert_close(relative_cost(10 * cost), relative_cost(cost))  # the scale is gone
 
 
 # ------------------------------------------------------------------ hypotheses, masks, augmentations
@@ -454,10 +464,10 @@ def test_teacher_and_pose_freeze_while_the_student_trains(kitti_root: Path, tmp_
 
 @pytest.fixture(scope="module")
 def trained(kitti_root: Path, module_tmp: Path) -> dict[str, Path]:
-    """A few real training steps per backbone (STDC1's cost volume at level 0, inverse bins); the last
-    checkpoint of each."""
+    """A few real training steps per backbone (STDC1's cost volume at level 0, inverse bins, relative
+    costs); the last checkpoint of each."""
     runs = {}
-    level_0 = ["model.matching_level=0", "model.depth_binning=inverse"]
+    level_0 = ["model.matching_level=0", "model.depth_binning=inverse", "model.cost_scale=relative"]
     for backbone, extra in (("resnet18", []), ("stdc1", level_0)):
         out_dir = module_tmp / backbone
         summary = Trainer(load_config(None, _overrides(kitti_root, out_dir, backbone, 2, *extra))).run()
@@ -477,7 +487,10 @@ def test_a_few_training_steps_checkpoint_the_student_teacher_and_range(
     student = ckpt["multi_depth_net"]
     # The matched level's channels (ResNet18's 1/4 level: 64; STDC1's 1/2 level: 32) + hypotheses.
     channels, level = {"resnet18": (64, 1), "stdc1": (32, 0)}[backbone]
-    assert model["matching_level"] == level
+    assert (
+        model["matching_level"] == level
+        and model["cost_scale"] == {"resnet18": "raw", "stdc1": "relative"}[backbone]
+    )
     assert student["reduce_conv.0.weight"].shape[1] == channels + 8
     assert student["prematching_conv.0.weight"].shape[:2] == (16, channels)  # matching on 16 channels
     assert model["matching_channels"] == 16 and model["pose_downsample"] == 2
@@ -594,7 +607,7 @@ def test_two_frame_export_runs_in_onnx_runtime_and_the_depth_estimator(
 def test_a_level_0_student_exports_and_matches_pytorch(
     trained: dict[str, Path], tmp_path: Path, kitti_root: Path
 ) -> None:
-    """STDC1 matching at stride 2 with inverse bins: the export runs what PyTorch runs."""
+    """STDC1 matching at stride 2, inverse bins, relative costs: the export runs what PyTorch runs."""
     import onnxruntime as ort
 
     from training.datasets import build_dataset

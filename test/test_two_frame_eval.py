@@ -89,6 +89,14 @@ def test_a_two_frame_export_is_fed_each_frames_previous_frame_and_resets_at_driv
     # Not trivially equal: frame 5 with frame 4 is not frame 5 twice.
     assert not np.allclose(predictor.outputs[2], 1.0 + 60.0 * network_mean(ENTRIES[2]), rtol=1e-3)
 
+    # --repeat-frame: every frame goes in twice, whatever its previous frame.
+    predictor.outputs.clear()
+    options = EvalOptions(garg_crop=False, grid_frames=0, repeat_frame=True)
+    result = evaluate_model(predictor, frames, None, options=options, progress=False)
+    assert result.info["repeat_frame"] is True
+    for got, entry in zip(predictor.outputs, ENTRIES, strict=True):
+        np.testing.assert_allclose(got, 1.0 + 60.0 * network_mean(entry), rtol=1e-5, err_msg=str(entry))
+
 
 def test_a_multi_frame_checkpoint_is_scored_as_its_two_frame_student(tmp_path: Path) -> None:
     torch.manual_seed(0)

@@ -172,6 +172,9 @@ class EvalOptions:
     grid_frames: int = 4
     protocol: str = "kitti"  # kitti | nyu: the metrics reported (PROTOCOL_METRICS)
     nyu_crop: bool = False  # Eigen's crop of NYU's 480x640 frame (depth_node.metrics.nyu_crop_mask)
+    # Two-frame models get every frame twice (the first-frame mode): against a normal run, what the
+    # previous frame adds.
+    repeat_frame: bool = False
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOL_METRICS:
@@ -386,7 +389,8 @@ def evaluate_model(
     """Predict every frame, score model and baselines, write metrics.json and grid.png to out_dir.
 
     A two-frame predictor (``predictor.frames == 2``) gets each frame's previous frame of the same
-    drive (``EvalFrame.load_previous``; without one, the current frame twice)."""
+    drive (``EvalFrame.load_previous``; without one, or with ``options.repeat_frame``, the current
+    frame twice)."""
     options = options or EvalOptions()
     metric = predictor.metric if options.metric is None else options.metric
     pairs: list[tuple[np.ndarray, np.ndarray]] = []
@@ -395,7 +399,7 @@ def evaluate_model(
     grid_picks = set(subsample(range(len(frames)), options.grid_frames)) if options.grid_frames else set()
     for i, frame in enumerate(tqdm(frames, desc="evaluating", disable=not progress)):
         rgb, gt = frame.load_image(), np.asarray(frame.load_gt(), dtype=np.float32)
-        two_frame = predictor.frames == 2 and frame.load_previous is not None
+        two_frame = predictor.frames == 2 and frame.load_previous is not None and not options.repeat_frame
         prev = frame.load_previous() if two_frame else None
         depth = predictor.predict(rgb, prev) * predictor.metric_scale
         pred = resize_depth(depth, gt.shape[1], gt.shape[0])
@@ -421,6 +425,7 @@ def evaluate_model(
             "name": options.protocol,
             "nyu_crop": options.nyu_crop,
         },
+        "repeat_frame": options.repeat_frame and predictor.frames == 2,
         "baseline_training_frames": prior.frames if prior is not None else 0,
     }
     if out_dir is not None:
@@ -526,6 +531,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-garg-crop", action="store_true")
     parser.add_argument("--max-frames", type=int, help="evaluate at most this many frames (evenly spread)")
     parser.add_argument("--grid-frames", type=int, default=4)
+    parser.add_argument(
+        "--repeat-frame",
+        action="store_true",
+        help="two-frame models get every frame twice (the first-frame mode): what the previous frame adds "
+        "is the difference to a run without this",
+    )
     parser.add_argument("--out-dir", type=Path, default=Path("out/eval"))
     parser.add_argument("--device", default="auto", help="PyTorch device for --checkpoint")
     parser.add_argument("--png", choices=("auto", "png", "jpg"), default="auto", help="image file type")
@@ -608,6 +619,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         **{key: value for key, value in given.items() if value is not None},
         metric={"auto": None, "on": True, "off": False}[args.metric],
         grid_frames=args.grid_frames,
+        repeat_frame=args.repeat_frame,
     )
     if args.no_garg_crop:
         options = replace(options, garg_crop=False)

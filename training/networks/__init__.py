@@ -207,6 +207,7 @@ def build_multi_depth_net(model_cfg: dict) -> ManyDepthNet:
         matching_channels=None if cfg["matching_channels"] is None else int(cfg["matching_channels"]),
         pose_downsample=int(cfg["pose_downsample"]),
         matching_level=int(cfg["matching_level"]),
+        cost_scale=str(cfg["cost_scale"]),
     )
 
 

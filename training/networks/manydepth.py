@@ -16,6 +16,9 @@ encoder from there. What matters is the matching grid's size in pixels: a car mo
 frames shifts a point 10 m away by 1-2 pixels of an 80x24 grid, well under the spacing that the
 hypotheses need to be told apart. Manydepth's 1/4 level at its 640x192 is a 160x48 grid; at 320x96
 that grid is the 1/2 level (``docs/MOVING_CARS_STUDY.md``, "The matching grid").
+``cost_scale: relative`` divides each pixel's costs by their mean over the hypotheses before fusion
+(``relative_cost``): raw costs are a tenth of the features' size, and the students trained with them
+here ignored the previous frame (the same scores with each frame fed twice).
 
 Taken from Manydepth's code (``ResnetEncoderMatching``, ``trainer.py``):
 
@@ -91,6 +94,7 @@ MULTI_FRAME_DEFAULTS: dict[str, Any] = {
     "depth_binning": "linear",  # linear (in depth) | inverse (linear in 1/depth)
     "matching_channels": 16,  # Manydepth's prematching_conv: matched features reduced to this (null: none)
     "matching_level": 1,  # the encoder level matched: 1 (stride 4, Manydepth's) or 0 (stride 2)
+    "cost_scale": "raw",  # raw (Manydepth's) | relative: each pixel's costs over their mean (relative_cost)
     "pose_downsample": 2,  # the pose net sees both frames average-pooled by this factor (1: full size)
     "min_depth_bin": 0.1,  # where the learnt hypothesis range starts
     "max_depth_bin": 10.0,
@@ -101,6 +105,7 @@ MULTI_FRAME_DEFAULTS: dict[str, Any] = {
 }
 DEPTH_BINNINGS = ("linear", "inverse")
 MATCHING_LEVELS = (0, 1)  # encoder levels the cost volume can enter: stride 2 or 4
+COST_SCALES = ("raw", "relative")
 BORDER = 2  # feature pixels at the border left out of matching (Manydepth's)
 BIN_MOMENTUM = 0.99
 # Monodepth2's normalised KITTI intrinsics (fx/W, fy/H, cx/W, cy/H): the default until the trainer
@@ -120,6 +125,8 @@ def multi_frame_config(model_cfg: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"model.matching_channels={channels!r}: expected an integer >= 1 or null")
     if cfg["matching_level"] not in MATCHING_LEVELS:
         raise ValueError(f"model.matching_level={cfg['matching_level']!r}: expected one of {MATCHING_LEVELS}")
+    if cfg["cost_scale"] not in COST_SCALES:
+        raise ValueError(f"model.cost_scale={cfg['cost_scale']!r}: expected one of {COST_SCALES}")
     if not (isinstance(cfg["pose_downsample"], int) and cfg["pose_downsample"] >= 1):
         raise ValueError(f"model.pose_downsample={cfg['pose_downsample']!r}: expected an integer >= 1")
     if cfg["pose_downsample"] > 1 and cfg.get("explainability"):
@@ -251,6 +258,18 @@ def cost_volume(
     return CostVolume(cost, confidence.to(diff.dtype), bins[best].detach())
 
 
+def relative_cost(cost: Tensor, eps: float = 1e-6) -> Tensor:
+    """Each pixel's costs [B,D,h,w] divided by their mean over the D hypotheses (all-zero pixels stay 0).
+
+    Raw L1 feature differences are small beside the features they are fused with (0.05-0.06 against
+    0.44-0.47 mean magnitude in trained students, varying by 0.08 over the hypotheses), so the fusion
+    conv reads them at a twentieth of the features' weight and Adam, moving each weight by about the
+    learning rate per step, cannot scale them up within a short run. Relative costs are about 1 with a
+    dip at the matching depth, and flat (about 1 everywhere) where nothing matches better than anything else.
+    """
+    return cost / cost.mean(dim=1, keepdim=True).clamp(min=eps)
+
+
 def matching_mask(matching_depth: Tensor, teacher_depth: Tensor) -> Tensor:
     """Manydepth's ``compute_matching_mask``: 1 where the cost volume's argmin depth and the teacher's
     depth differ by less than a factor 2 either way ((m - t) / t < 1 and (t - m) / m < 1), else 0."""
@@ -317,6 +336,7 @@ class ManyDepthNet(DepthNet):
         matching_channels: int | None = 16,
         pose_downsample: int = 2,
         matching_level: int = 1,
+        cost_scale: str = "raw",
     ) -> None:
         if not isinstance(encoder, ResnetEncoder | STDCEncoder):
             raise ValueError(
@@ -327,6 +347,8 @@ class ManyDepthNet(DepthNet):
             raise ValueError(f"depth binning {depth_binning!r}: expected one of {DEPTH_BINNINGS}")
         if matching_level not in MATCHING_LEVELS:
             raise ValueError(f"matching level {matching_level!r}: expected one of {MATCHING_LEVELS}")
+        if cost_scale not in COST_SCALES:
+            raise ValueError(f"cost scale {cost_scale!r}: expected one of {COST_SCALES}")
         super().__init__(encoder, backbone, num_scales, min_depth, max_depth, init_depth, decoder)
         self.num_depth_bins = int(num_depth_bins)
         self.depth_binning = depth_binning
@@ -334,6 +356,7 @@ class ManyDepthNet(DepthNet):
         # pass both need it, and the pose net itself is the single-frame model's).
         self.pose_downsample = int(pose_downsample)
         self.matching_level = int(matching_level)
+        self.cost_scale = cost_scale
         channels = encoder.num_ch_enc[self.matching_level]
         # Manydepth's prematching_conv (its code defines it, 64 -> 16, but never calls it): the cost
         # volume's work scales with the channels it compares.
@@ -465,7 +488,8 @@ class ManyDepthNet(DepthNet):
                 self.depth_bins().float(),
                 empty,
             )
-        fused = self.reduce_conv(torch.cat([current, volume.cost.to(current.dtype)], 1))
+        cost = relative_cost(volume.cost) if self.cost_scale == "relative" else volume.cost
+        fused = self.reduce_conv(torch.cat([current, cost.to(current.dtype)], 1))
         deeper = [fused]
         for level in range(self.matching_level + 1, 5):
             deeper.append(self._level(deeper[-1], level))
