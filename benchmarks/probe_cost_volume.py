@@ -77,7 +77,15 @@ class Probe:
         x = self.net._level((image - self.net.mean) / self.net.std, 0)
         return self.net._level(x, 1) if level == 1 else x
 
-    def run(self, image, prev, motion, level, bins, prematching) -> tuple[np.ndarray, np.ndarray]:
+    def run(
+        self,
+        image: torch.Tensor,
+        prev: torch.Tensor,
+        motion: torch.Tensor,
+        level: int,
+        bins: torch.Tensor,
+        prematching: bool,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(matching depth, confident) at the level's grid."""
         current, lookup = self.features(image, level), self.features(prev, level)
         if prematching:

@@ -552,6 +552,15 @@ def test_resuming_makes_the_step_an_uninterrupted_run_makes(
     assert torch.equal(final[0]["max_depth_bin"], final[1]["max_depth_bin"])
 
 
+def _frame_pair(kitti_root: Path, out_dir: Path, backbone: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(frame, previous frame) [1,3,H,W] of the test drive at the model's size, as training loads them."""
+    from training.datasets import build_dataset
+
+    sample = build_dataset(load_config(None, _overrides(kitti_root, out_dir, backbone, 1)), "train")[3]
+    image, prev = (sample[("color", f, 0)][None] for f in (0, -1))
+    return image, prev
+
+
 def test_two_frame_export_runs_in_onnx_runtime_and_the_depth_estimator(
     trained: dict[str, Path], tmp_path: Path, kitti_root: Path
 ) -> None:
@@ -581,11 +590,7 @@ def test_two_frame_export_runs_in_onnx_runtime_and_the_depth_estimator(
     assert f"| depth hypotheses | 8 (linear) from {bins['min']:.3g} to {bins['max']:.3g} model units" in card
 
     # Two consecutive frames of the drive, at the model's size: ONNX Runtime vs PyTorch.
-    from training.datasets import build_dataset
-
-    config = load_config(None, _overrides(kitti_root, tmp_path, "resnet18", 1))
-    sample = build_dataset(config, "train")[3]
-    image, prev = (sample[("color", f, 0)][None] for f in (0, -1))
+    image, prev = _frame_pair(kitti_root, tmp_path, "resnet18")
     net = two_frame_net_from_checkpoint(ckpt)
     with torch.no_grad():
         reference = net(image, prev).numpy()
@@ -610,14 +615,11 @@ def test_a_level_0_student_exports_and_matches_pytorch(
     """STDC1 matching at stride 2, inverse bins, relative costs: the export runs what PyTorch runs."""
     import onnxruntime as ort
 
-    from training.datasets import build_dataset
-
     checkpoint = trained["stdc1"]
     out = export_onnx(checkpoint, tmp_path / "level0.onnx", latency_runs=1, verbose=False)
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     assert json.loads(session.get_modelmeta().custom_metadata_map["depth_bins"])["binning"] == "inverse"
-    sample = build_dataset(load_config(None, _overrides(kitti_root, tmp_path, "stdc1", 1)), "train")[3]
-    image, prev = (sample[("color", f, 0)][None] for f in (0, -1))
+    image, prev = _frame_pair(kitti_root, tmp_path, "stdc1")
     with torch.no_grad():
         reference = two_frame_net_from_checkpoint(load_checkpoint(checkpoint))(image, prev).numpy()
     got = session.run(["depth"], {"image": image.numpy(), "prev_image": prev.numpy()})[0]
