@@ -10,8 +10,8 @@ runtime: end to end through the node's frame path (``FramePath.process``, defaul
 alternate frame by frame in the same run, so a changing machine load hits them alike. The two-frame
 model runs in its steady state (frame mode "two": the previous frame is the one before). The table
 gives ms per frame (median), two-frame / single-frame ratios against the 1.6 target (issue 13),
-parameters and GMAC (conv + linear). ``--bins``, ``--matching-channels``, ``--pose-downsample`` and
-``--matching-level`` override the multi-frame defaults
+parameters and GMAC (conv + linear). ``--bins``, ``--matching-channels``, ``--pose-downsample``,
+``--matching-level`` and ``--motion-aware`` override the multi-frame defaults
 (``training.networks.manydepth.MULTI_FRAME_DEFAULTS``) to measure other designs. Writes JSON (``--out``).
 """
 
@@ -67,7 +67,7 @@ def make_checkpoints(backbone: str, overrides: dict, height: int, width: int, fo
         build_multi_depth_net(two_cfg).eval(),
     )
     example = torch.rand(1, 3, height, width)
-    two = TwoFrameDepthNet(student, pose_net, height, width).eval()
+    two = TwoFrameDepthNet(student, pose_net, height, width, depth_net).eval()
     sizes = {
         "single": {
             "parameters": sum(p.numel() for p in depth_net.parameters()),
@@ -135,6 +135,8 @@ def bench_backbone(backbone: str, args: argparse.Namespace, folder: Path, frames
         overrides["pose_downsample"] = args.pose_downsample
     if args.matching_level is not None:
         overrides["matching_level"] = args.matching_level
+    if args.motion_aware:
+        overrides["motion_aware"] = True
     made = make_checkpoints(backbone, overrides, args.height, args.width, folder)
     models = {
         kind: export_onnx(ckpt, folder / f"{backbone}_{kind}.onnx", latency_runs=1, verbose=False)
@@ -150,7 +152,7 @@ def bench_backbone(backbone: str, args: argparse.Namespace, folder: Path, frames
                 modes.add(mode)
     if modes != {"two"}:
         raise SystemExit(f"the two-frame model ran in frame modes {sorted(modes)}, expected only 'two'")
-    keys = ("num_depth_bins", "matching_channels", "pose_downsample", "matching_level")
+    keys = ("num_depth_bins", "matching_channels", "pose_downsample", "matching_level", "motion_aware")
     design = {key: made["config"][key] for key in keys}
     result: dict = {"backbone": backbone, "multi_frame": design}
     for kind, runner in runners.items():
@@ -199,6 +201,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--pose-downsample", type=int, help="model.pose_downsample")
     parser.add_argument("--matching-level", type=int, help="model.matching_level (0: stride 2, 1: stride 4)")
+    parser.add_argument(
+        "--motion-aware",
+        action="store_true",
+        help="model.motion_aware (Manydepth2's step; the teacher runs too)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "bench_two_frame.json")
     args = parser.parse_args(argv)
     args.width, args.height = (int(v) for v in args.size.lower().split("x"))

@@ -14,7 +14,14 @@ errors from matching errors. Then the encoder's own features at levels 0 and 1, 
 prematching conv, over the same range binned linearly and inversely (16 and 32 hypotheses): what a
 different design would have to work with. ``student`` scores the model's depth on the 1/2-grid
 pixels for scale. A cost volume that does not beat the constant baseline (~0.5 on the synthetic
-drives) tells the student nothing. Writes JSON (``--out``).
+drives) tells the student nothing.
+
+``model, motion-aware`` reruns the model's matching with Manydepth2's compensation
+(``model.motion_aware``, ``training.networks.manydepth.object_motion``) around the static flow of
+the checkpoint's teacher, whatever the model was trained with; ``teacher`` scores that reference
+depth on the same grid. Where the drives carry the world's motion labels, the fraction within 1.25x
+is also given on static pixels and on moving cars, with the share of each region's pixels that the
+compensation moved. Writes JSON (``--out``).
 """
 
 from __future__ import annotations
@@ -34,7 +41,12 @@ if str(ROOT) not in sys.path:
 
 from depth_node.data import kitti  # noqa: E402
 from depth_node.geometry import resize_area, scale_intrinsics  # noqa: E402
-from training.checkpoint import load_checkpoint, two_frame_net_from_checkpoint  # noqa: E402
+from depth_node.metrics import motion_regions  # noqa: E402
+from training.checkpoint import (  # noqa: E402
+    depth_net_from_checkpoint,
+    load_checkpoint,
+    two_frame_net_from_checkpoint,
+)
 from training.datasets.kitti import KittiDataset, split_from_drives  # noqa: E402
 from training.geometry import transformation_from_parameters  # noqa: E402
 from training.networks.manydepth import cost_volume, depth_bins, pose_frame  # noqa: E402
@@ -55,6 +67,9 @@ def recorded_motion(dataset: KittiDataset, index: int) -> np.ndarray | None:
     return np.linalg.inv(previous) @ current
 
 
+REGIONS = ("static", "moving")
+
+
 def score(matching: np.ndarray, gt: np.ndarray) -> tuple[float, float, int]:
     """(median-scaled abs_rel, fraction within 1.25x, pixels) of depths against ground truth."""
     if matching.size == 0:
@@ -71,6 +86,7 @@ class Probe:
         ckpt = load_checkpoint(checkpoint)
         self.two_frame = two_frame_net_from_checkpoint(ckpt)
         self.net = self.two_frame.net
+        self.teacher = depth_net_from_checkpoint(ckpt)  # the motion-aware matching's reference depth
         self.height, self.width = (int(ckpt["config"]["data"][key]) for key in ("height", "width"))
 
     def features(self, image: torch.Tensor, level: int) -> torch.Tensor:
@@ -85,16 +101,22 @@ class Probe:
         level: int,
         bins: torch.Tensor,
         prematching: bool,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(matching depth, confident) at the level's grid."""
+        reference_depth: torch.Tensor | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(matching depth, confident, compensated) at the level's grid; compensated where
+        ``reference_depth`` is given (Manydepth2's step) and the pixel moved on its own."""
         current, lookup = self.features(image, level), self.features(prev, level)
         if prematching:
             current, lookup = self.net.prematching_conv(current), self.net.prematching_conv(lookup)
         h, w = current.shape[-2:]
         S = torch.tensor(scale_intrinsics(np.eye(4), (self.width, self.height), (w, h)), dtype=torch.float32)
         K, inv_K = S @ self.two_frame.K, self.two_frame.inv_K @ torch.linalg.inv(S)
-        volume = cost_volume(current, lookup, motion, K, inv_K, bins)
-        return volume.matching_depth[0, 0].numpy(), volume.confidence[0, 0].numpy() > 0
+        own = None
+        if reference_depth is not None:
+            own = self.net._object_motion(current, lookup, motion, K, inv_K, reference_depth)
+        volume = cost_volume(current, lookup, motion, K, inv_K, bins, motion=own)
+        compensated = np.zeros((h, w), bool) if own is None else own[0].abs().sum(0).numpy() > 0
+        return volume.matching_depth[0, 0].numpy(), volume.confidence[0, 0].numpy() > 0, compensated
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,27 +126,43 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drives", nargs="+", required=True, help="date/drive folders under the root")
     parser.add_argument("--every", type=int, default=4, help="use every n-th frame")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--motion-radius", type=int, help="motion-aware rows: search radius (default: the model's)"
+    )
+    parser.add_argument(
+        "--motion-threshold", type=float, help="motion-aware rows: pixels that count as moving"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "probe_cost_volume.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     probe = Probe(args.checkpoint)
     net = probe.net
+    if args.motion_radius is not None:
+        net.motion_search_radius = args.motion_radius
+    if args.motion_threshold is not None:
+        net.motion_threshold = args.motion_threshold
     entries = split_from_drives(args.data_root, args.drives, frame_ids=(0, -1))[:: args.every]
     dataset = KittiDataset(
         args.data_root, entries, 32, 32, [0], is_train=False, check_files=False, depth_gt="dense"
     )
     low, high, count = net.min_depth_bin, net.max_depth_bin, net.num_depth_bins
     own_level = net.matching_level
-    rows: dict[str, tuple[int, torch.Tensor, bool, str]] = {
-        "model": (own_level, net.depth_bins(), True, "net"),
-        "model, OXTS motion": (own_level, net.depth_bins(), True, "oxts"),
+    # name: (level, hypotheses, prematching conv, motion source, motion-aware)
+    rows: dict[str, tuple[int, torch.Tensor, bool, str, bool]] = {
+        "model": (own_level, net.depth_bins(), True, "net", False),
+        "model, OXTS motion": (own_level, net.depth_bins(), True, "oxts", False),
+        "model, motion-aware": (own_level, net.depth_bins(), True, "net", True),
+        "model, motion-aware, OXTS motion": (own_level, net.depth_bins(), True, "oxts", True),
     }
     for level in (0, 1):
         for binning in ("linear", "inverse"):
             for n in sorted({count, 32}):
                 bins = depth_bins(low, high, n, binning)
-                rows[f"level {level} features, {n} {binning}"] = (level, bins, False, "net")
-    found: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {name: [] for name in [*rows, "student"]}
+                rows[f"level {level} features, {n} {binning}"] = (level, bins, False, "net", False)
+    # Per row and frame: (depth, ground truth, region masks, compensated), over the kept pixels.
+    found: dict[str, list[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], np.ndarray]]] = {
+        name: [] for name in [*rows, "teacher", "student"]
+    }
 
     def tensor(rgb: np.ndarray) -> torch.Tensor:
         resized = resize_area(rgb, (probe.width, probe.height)).astype(np.float32) / 255.0
@@ -132,42 +170,69 @@ def main(argv: list[str] | None = None) -> int:
 
     for index in range(len(dataset)):
         oxts = recorded_motion(dataset, index)
+        entry = dataset.entries[index]
+        labels = dataset.reader(entry).motion_labels(entry.frame)
         image, prev = tensor(dataset.load_color(index, 0)), tensor(dataset.load_color(index, -1))
         gt = np.nan_to_num(dataset.load_depth_gt(index).astype(np.float32))
+
         with torch.no_grad():
             pose_args = (pose_frame(prev, net.pose_downsample), pose_frame(image, net.pose_downsample))
             axisangle, translation = probe.two_frame.pose_net(*pose_args)
             motions = {"net": transformation_from_parameters(axisangle, translation, invert=True)}
             if oxts is not None:
                 motions["oxts"] = torch.tensor(oxts, dtype=torch.float32)[None]
-            for name, (level, bins, prematching, source) in rows.items():
+            reference = probe.teacher.predict_depth(image)
+            for name, (level, bins, prematching, source, aware) in rows.items():
                 if source not in motions:
                     continue
-                motion = motions[source]
-                matching, confident = probe.run(image, prev, motion, level, bins.float(), prematching)
-                truth = resize_nearest(gt, matching.shape)
-                keep = confident & (truth > MIN_GT) & (truth < MAX_GT)
-                found[name].append((matching[keep], truth[keep]))
-            depth = probe.two_frame(image, prev)
-            half = F.avg_pool2d(depth, 2)[0, 0].numpy()
-            truth = resize_nearest(gt, half.shape)
-            keep = (truth > MIN_GT) & (truth < MAX_GT)
-            found["student"].append((half[keep], truth[keep]))
+                matching, confident, compensated = probe.run(
+                    image,
+                    prev,
+                    motions[source],
+                    level,
+                    bins.float(),
+                    prematching,
+                    reference if aware else None,
+                )
+                found[name].append(kept(matching, gt, labels, confident, compensated))
+            for name, depth in (("teacher", reference), ("student", probe.two_frame(image, prev))):
+                at_grid = F.avg_pool2d(depth, 2 ** (own_level + 1))[0, 0].numpy()
+                found[name].append(kept(at_grid, gt, labels, np.ones(at_grid.shape, bool)))
 
     results = {}
-    print(f"{'matching':40} {'abs_rel':>8} {'d<1.25':>7} {'pixels':>8}")
-    for name, pairs in found.items():
-        scores = [score(m, g) for m, g in pairs if m.size]
+    columns = ("abs_rel", "d<1.25", "static", "moving")
+    print(f"{'matching':40} " + " ".join(f"{c:>7}" for c in columns) + f" {'moved':>13} {'pixels':>8}")
+    for name, frames in found.items():
+        scores = [score(m, g) for m, g, _, _ in frames if m.size]
         abs_rel = float(np.mean([s[0] for s in scores])) if scores else float("nan")
         within = float(np.mean([s[1] for s in scores])) if scores else float("nan")
         pixels = sum(s[2] for s in scores)
-        results[name] = {"abs_rel": abs_rel, "a1": within, "pixels": pixels, "frames": len(scores)}
-        print(f"{name:40} {abs_rel:8.3f} {within:7.3f} {pixels:8d}")
+        row: dict = {"abs_rel": abs_rel, "a1": within, "pixels": pixels, "frames": len(scores)}
+        for region in REGIONS:
+            # Each frame median-scaled as a whole, then a region's pixels pooled over the frames
+            # (moving cars fill few pixels of each frame).
+            within_region, moved_region = [], []
+            for m, g, r, c in frames:
+                if region in r and m.size:
+                    scaled = m[r[region]] * np.median(g) / np.median(m)
+                    truth = g[r[region]]
+                    within_region.append(np.maximum(scaled / truth, truth / scaled) < 1.25)
+                    moved_region.append(c[r[region]])
+            if within_region and sum(w.size for w in within_region):
+                row[f"a1_{region}"] = float(np.mean(np.concatenate(within_region)))
+                row[f"moved_{region}"] = float(np.mean(np.concatenate(moved_region)))
+        results[name] = row
+        moved = f"{row.get('moved_static', float('nan')):6.3f}/{row.get('moved_moving', float('nan')):.3f}"
+        print(
+            f"{name:40} {abs_rel:8.3f} {within:7.3f} {row.get('a1_static', float('nan')):7.3f} "
+            f"{row.get('a1_moving', float('nan')):7.3f} {moved:>13} {pixels:8d}"
+        )
     report = {
         "checkpoint": str(args.checkpoint),
         "drives": args.drives,
         "frames": len(dataset),
         "matching_level": own_level,
+        "motion_search": {"radius": net.motion_search_radius, "threshold_px": net.motion_threshold},
         "bins": {"count": count, "binning": net.depth_binning, "min": float(low), "max": float(high)},
         "results": results,
     }
@@ -175,6 +240,22 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(report, indent=2))
     print(f"[probe] wrote {args.out}")
     return 0
+
+
+def kept(
+    values: np.ndarray,
+    gt: np.ndarray,
+    labels: np.ndarray | None,
+    keep: np.ndarray,
+    compensated: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    """A frame's (depth, ground truth, region masks, compensated) over its kept pixels at ``values``'
+    grid: ``keep`` and valid ground truth (ground truth and motion labels resized nearest)."""
+    truth = resize_nearest(gt, values.shape)
+    keep = keep & (truth > MIN_GT) & (truth < MAX_GT)
+    regions = {} if labels is None else motion_regions(resize_nearest(labels, values.shape))
+    moved = np.zeros_like(keep) if compensated is None else compensated
+    return values[keep], truth[keep], {k: regions[k][keep] for k in REGIONS if k in regions}, moved[keep]
 
 
 def resize_nearest(depth: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

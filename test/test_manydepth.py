@@ -43,6 +43,7 @@ from training.networks.manydepth import (
     depth_bins,
     matching_augmentation,
     matching_mask,
+    object_motion,
     relative_cost,
     reliable_pixels,
     update_depth_range,
@@ -162,6 +163,42 @@ def test_pure_translation_moves_features_by_the_expected_disparity() -> None:
     assert torch.all(volume.matching_depth[0, 0][confident] == 4.0)
 
 
+def test_object_motion_finds_a_moving_patch_and_the_cost_volume_matches_it_where_it_stood() -> None:
+    """Manydepth2's step: the camera moves sideways, every pixel is 4 m away, and a patch has moved
+    on by (2, 1) pixels of its own. The search around the static flow finds that motion on the patch
+    and none elsewhere; compensated, the cost volume matches the patch at 4 m as it does the rest."""
+    gen = torch.Generator().manual_seed(3)
+    h, w, fx = 14, 24, 8.0
+    current = torch.rand(1, 8, h, w, generator=gen)
+    lookup = torch.roll(current, shifts=2, dims=-1)  # the static flow at 4 m: 2 px to the right
+    rows, cols = slice(5, 9), slice(6, 11)
+    lookup[..., 5:9, 8:13] = torch.rand(1, 8, 4, 5, generator=gen)  # where it stood: now background
+    lookup[..., 6:10, 10:15] = current[..., rows, cols]  # the patch: 2 + 2 px right, 1 px down
+    T = torch.eye(4)[None].clone()
+    T[0, 0, 3] = 2.0 * 4.0 / fx
+    K, inv_K = _K(fx, fx, 11.5, 6.5, 1)
+    depth = torch.full((1, 1, h, w), 4.0)
+    motion = object_motion(current, lookup, T, K, inv_K, depth, radius=3)
+    assert motion.shape == (1, 2, h, w)
+    patch = torch.zeros(h, w, dtype=torch.bool)
+    patch[rows, cols] = True
+    assert torch.all(motion[0, 0][patch] == 2) and torch.all(motion[0, 1][patch] == 1)
+    # Static pixels whose match the patch did not cover, inside the searched map: no motion.
+    untouched = torch.ones(h, w, dtype=torch.bool)
+    untouched[5:10, 6:13] = False  # pixels whose match (2 px right) the patch's move changed
+    untouched[patch] = False
+    untouched[:2] = untouched[-2:] = False
+    untouched[:, :2] = untouched[:, -5:] = False
+    assert not motion[0][:, untouched].any()
+
+    bins = torch.tensor([2.0, 4.0, 8.0])
+    plain = cost_volume(current, lookup, T, K, inv_K, bins)
+    compensated = cost_volume(current, lookup, T, K, inv_K, bins, motion=motion)
+    assert float(plain.cost[0, 1][patch].min()) > 1e-3  # the patch breaks the static matching at 4 m
+    assert torch.all(compensated.matching_depth[0, 0][patch] == 4.0)
+    assert float(compensated.cost[0, 1][patch].abs().max()) < 1e-5
+
+
 def test_bilinear_lookup_is_grid_sample_wherever_all_four_neighbours_are_inside() -> None:
     gen = torch.Generator().manual_seed(5)
     b, c, h, w, d = 2, 3, 7, 11, 4
@@ -247,6 +284,8 @@ def test_a_student_started_from_single_frame_weights_predicts_what_its_teacher_d
         ("num_depth_bins", 1, "num_depth_bins=1"),
         ("matching_level", 2, "matching_level=2"),
         ("cost_scale", "softmax", "cost_scale='softmax'"),
+        ("motion_search_radius", 0, "motion_search_radius=0"),
+        ("motion_threshold", 5.0, "motion_threshold=5.0"),
     ],
 )
 def test_multi_frame_config_names_a_bad_value(key: str, value: object, message: str) -> None:
@@ -465,9 +504,14 @@ def test_teacher_and_pose_freeze_while_the_student_trains(kitti_root: Path, tmp_
 @pytest.fixture(scope="module")
 def trained(kitti_root: Path, module_tmp: Path) -> dict[str, Path]:
     """A few real training steps per backbone (STDC1's cost volume at level 0, inverse bins, relative
-    costs); the last checkpoint of each."""
+    costs, motion-aware); the last checkpoint of each."""
     runs = {}
-    level_0 = ["model.matching_level=0", "model.depth_binning=inverse", "model.cost_scale=relative"]
+    level_0 = [
+        "model.matching_level=0",
+        "model.depth_binning=inverse",
+        "model.cost_scale=relative",
+        "model.motion_aware=true",
+    ]
     for backbone, extra in (("resnet18", []), ("stdc1", level_0)):
         out_dir = module_tmp / backbone
         summary = Trainer(load_config(None, _overrides(kitti_root, out_dir, backbone, 2, *extra))).run()
@@ -575,6 +619,7 @@ def test_two_frame_export_runs_in_onnx_runtime_and_the_depth_estimator(
     meta = session.get_modelmeta().custom_metadata_map
     ckpt = load_checkpoint(checkpoint)
     assert meta["frames"] == "2" and meta["backbone"] == "resnet18"
+    assert "motion_aware" not in meta  # Manydepth's cost volume, no teacher in the graph
     np.testing.assert_allclose(
         json.loads(meta["cost_volume_intrinsics"]), ckpt["multi_depth_net"]["intrinsics"]
     )
@@ -612,13 +657,20 @@ def test_two_frame_export_runs_in_onnx_runtime_and_the_depth_estimator(
 def test_a_level_0_student_exports_and_matches_pytorch(
     trained: dict[str, Path], tmp_path: Path, kitti_root: Path
 ) -> None:
-    """STDC1 matching at stride 2, inverse bins, relative costs: the export runs what PyTorch runs."""
+    """STDC1 matching at stride 2, inverse bins, relative costs, motion-aware (its teacher inside the
+    graph): the export runs what PyTorch runs."""
     import onnxruntime as ort
 
     checkpoint = trained["stdc1"]
     out = export_onnx(checkpoint, tmp_path / "level0.onnx", latency_runs=1, verbose=False)
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    assert json.loads(session.get_modelmeta().custom_metadata_map["depth_bins"])["binning"] == "inverse"
+    meta = session.get_modelmeta().custom_metadata_map
+    assert json.loads(meta["depth_bins"])["binning"] == "inverse"
+    assert json.loads(meta["motion_aware"]) == {"search_radius": 3, "threshold_px": 1.5}
+    assert "| motion-aware matching | Manydepth2's: pixels whose best match lies more than 1.5 px" in (
+        out.with_suffix(".md").read_text()
+    )
+
     image, prev = _frame_pair(kitti_root, tmp_path, "stdc1")
     with torch.no_grad():
         reference = two_frame_net_from_checkpoint(load_checkpoint(checkpoint))(image, prev).numpy()

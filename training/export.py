@@ -336,7 +336,8 @@ def _metadata(
 
 def two_frame_metadata(model: TwoFrameDepthNet) -> dict[str, str]:
     """A two-frame model's extra ``metadata_props``: ``frames=2``, the cost volume's intrinsics
-    (normalised by image size: fx/W, fy/H, cx/W, cy/H) and its depth hypotheses."""
+    (normalised by image size: fx/W, fy/H, cx/W, cy/H), its depth hypotheses and, for a motion-aware
+    model, its motion search."""
     net = model.net
     bins = {
         "count": net.num_depth_bins,
@@ -344,11 +345,15 @@ def two_frame_metadata(model: TwoFrameDepthNet) -> dict[str, str]:
         "min": float(net.min_depth_bin),
         "max": float(net.max_depth_bin),
     }
-    return {
+    metadata = {
         "frames": "2",
         "cost_volume_intrinsics": json.dumps([float(v) for v in net.intrinsics]),
         "depth_bins": json.dumps(bins),
     }
+    if net.motion_aware:  # Manydepth2's compensation, with the teacher inside the graph
+        motion = {"search_radius": net.motion_search_radius, "threshold_px": net.motion_threshold}
+        metadata["motion_aware"] = json.dumps(motion)
+    return metadata
 
 
 def _write_metadata(onnx_file: Path, out_path: Path, metadata: Mapping[str, str]) -> None:

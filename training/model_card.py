@@ -66,14 +66,18 @@ def card_info(
 
 def two_frame_info(metadata: Mapping[str, str]) -> dict[str, Any]:
     """``frames`` (1 or 2) and, for a two-frame model, its cost volume's ``cost_volume_intrinsics``
-    (fx/W, fy/H, cx/W, cy/H) and ``depth_bins`` (count, binning, min, max), from the export's metadata."""
+    (fx/W, fy/H, cx/W, cy/H), ``depth_bins`` (count, binning, min, max) and, if motion-aware,
+    ``motion_aware`` (search_radius, threshold_px), from the export's metadata."""
     if metadata.get("frames", "1") != "2":
         return {"frames": 1}
-    return {
+    info = {
         "frames": 2,
         "cost_volume_intrinsics": json.loads(metadata["cost_volume_intrinsics"]),
         "depth_bins": json.loads(metadata["depth_bins"]),
     }
+    if "motion_aware" in metadata:
+        info["motion_aware"] = json.loads(metadata["motion_aware"])
+    return info
 
 
 def _input_rows(info: Mapping[str, Any]) -> list[str]:
@@ -83,7 +87,7 @@ def _input_rows(info: Mapping[str, Any]) -> list[str]:
         return [f"| input | `image` {shape} |"]
     fx, fy, cx, cy = info["cost_volume_intrinsics"]
     bins = info["depth_bins"]
-    return [
+    rows = [
         f"| inputs | `image` {shape}; `prev_image` the same, the previous frame (the current frame again "
         "on the first frame and after a reset) |",
         f"| cost volume intrinsics | fx/W {fx:.4f}, fy/H {fy:.4f}, cx/W {cx:.4f}, cy/H {cy:.4f} (normalised "
@@ -91,6 +95,15 @@ def _input_rows(info: Mapping[str, Any]) -> list[str]:
         f"| depth hypotheses | {bins['count']} ({bins['binning']}) from {bins['min']:.3g} to "
         f"{bins['max']:.3g} model units (learnt in training) |",
     ]
+    motion = info.get("motion_aware")
+    if motion:
+        rows.append(
+            f"| motion-aware matching | Manydepth2's: pixels whose best match lies more than "
+            f"{motion['threshold_px']:g} px off the teacher's static flow (searched within "
+            f"{motion['search_radius']} px of the matching grid) are matched where they moved; the teacher "
+            "runs inside the model |"
+        )
+    return rows
 
 
 def _is_metric_row(value: Any) -> bool:

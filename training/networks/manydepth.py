@@ -20,6 +20,17 @@ that grid is the 1/2 level (``docs/MOVING_CARS_STUDY.md``, "The matching grid").
 (``relative_cost``): raw costs are a tenth of the features' size, and the students trained with them
 here ignored the previous frame (the same scores with each frame fed twice).
 
+``motion_aware: true`` is Manydepth2's step (Zhou et al., 2024): a moving car breaks the static-world
+matching, so each pixel is first looked for within ``motion_search_radius`` grid pixels of where the
+teacher's depth and the pose net's motion put it in the previous frame (``object_motion``); where
+the best match lies more than ``motion_threshold`` pixels off, every hypothesis samples that much
+further along (``cost_volume``'s ``motion``), i.e. against the car where it moved to. Manydepth2
+takes the flow from a pretrained GMFlow (which cannot be downloaded here) and subtracts the static
+flow of the teacher's depth (threshold 10 px at its 1/4 grid), then warps and blends the previous
+image (``alpha`` 0.2-0.3); here the search on the matching features finds the difference directly,
+and the cost volume samples it per pixel. The teacher then runs on the car as well (in
+``TwoFrameDepthNet``).
+
 Taken from Manydepth's code (``ResnetEncoderMatching``, ``trainer.py``):
 
 - D hypotheses (``num_depth_bins``) spaced linearly in depth (``depth_binning: linear``;
@@ -96,6 +107,9 @@ MULTI_FRAME_DEFAULTS: dict[str, Any] = {
     "matching_level": 1,  # the encoder level matched: 1 (stride 4, Manydepth's) or 0 (stride 2)
     "cost_scale": "raw",  # raw (Manydepth's) | relative: each pixel's costs over their mean (relative_cost)
     "pose_downsample": 2,  # the pose net sees both frames average-pooled by this factor (1: full size)
+    "motion_aware": False,  # Manydepth2's step: match moving pixels against where they moved (object_motion)
+    "motion_search_radius": 3,  # ... searching this many matching-grid pixels around the static flow
+    "motion_threshold": 1.5,  # ... and compensating pixels whose own motion is longer than this (pixels)
     "min_depth_bin": 0.1,  # where the learnt hypothesis range starts
     "max_depth_bin": 10.0,
     "static_camera_prob": 0.25,
@@ -127,6 +141,14 @@ def multi_frame_config(model_cfg: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"model.matching_level={cfg['matching_level']!r}: expected one of {MATCHING_LEVELS}")
     if cfg["cost_scale"] not in COST_SCALES:
         raise ValueError(f"model.cost_scale={cfg['cost_scale']!r}: expected one of {COST_SCALES}")
+    radius, threshold = cfg["motion_search_radius"], cfg["motion_threshold"]
+    if not (isinstance(radius, int) and radius >= 1):
+        raise ValueError(f"model.motion_search_radius={radius!r}: expected an integer >= 1")
+    if not (isinstance(threshold, int | float) and 0 <= threshold < radius * 2**0.5):
+        raise ValueError(
+            f"model.motion_threshold={threshold!r}: expected a number of pixels >= 0 and shorter than the "
+            f"longest motion the search finds ({radius} * sqrt(2))"
+        )
     if not (isinstance(cfg["pose_downsample"], int) and cfg["pose_downsample"] >= 1):
         raise ValueError(f"model.pose_downsample={cfg['pose_downsample']!r}: expected an integer >= 1")
     if cfg["pose_downsample"] > 1 and cfg.get("explainability"):
@@ -210,6 +232,37 @@ class CostVolume:
     matching_depth: Tensor
 
 
+def pixel_grid(height: int, width: int, like: Tensor) -> tuple[Tensor, Tensor]:
+    """(u, v) [height*width]: the column and row of every pixel, row by row, in ``like``'s dtype."""
+    v, u = torch.meshgrid(
+        torch.arange(height, dtype=like.dtype, device=like.device),
+        torch.arange(width, dtype=like.dtype, device=like.device),
+        indexing="ij",
+    )
+    return u.reshape(-1), v.reshape(-1)
+
+
+def project_pixels(
+    depth: Tensor, cam_T_cam: Tensor, K: Tensor, inv_K: Tensor, height: int, width: int
+) -> tuple[Tensor, Tensor]:
+    """Where each pixel of a ``height`` x ``width`` grid lands in the lookup frame (x, y) [B,D,hw] when
+    back-projected at ``depth`` [B|1,D,hw] (D depths per pixel) with ``inv_K``, moved by ``cam_T_cam``
+    [B,4,4] (current-camera points into the lookup camera) and projected with ``K``. Behind the
+    camera: far outside."""
+    u, v = pixel_grid(height, width, depth)
+    rays = torch.matmul(inv_K[:, :3, :3], torch.stack([u, v, torch.ones_like(u)]))  # [B,3,hw]
+    P = torch.matmul(K, cam_T_cam)[:, :3, :]
+    # P [d r; 1] = d (M r) + t: project every depth without building d * r first.
+    cam = depth.unsqueeze(2) * torch.matmul(P[:, :, :3], rays).unsqueeze(1) + P[:, :, 3].view(-1, 1, 3, 1)
+    uv = cam[:, :, :2] / cam[:, :, 2:3].clamp(min=1e-7)  # [B,D,2,hw]
+    return uv[:, :, 0], uv[:, :, 1]
+
+
+def inside_map(x: Tensor, y: Tensor, height: int, width: int, border: int) -> Tensor:
+    """Whether pixel coordinates lie at least ``border`` pixels inside a ``height`` x ``width`` map."""
+    return (x >= border) & (x <= width - border) & (y >= border) & (y <= height - border)
+
+
 def cost_volume(
     current: Tensor,
     lookup: Tensor,
@@ -219,6 +272,7 @@ def cost_volume(
     bins: Tensor,
     empty: Tensor | None = None,
     border: int = BORDER,
+    motion: Tensor | None = None,
 ) -> CostVolume:
     """Manydepth's L1 feature cost volume of ``current`` [B,C,h,w] against ``lookup`` [B,C,h,w].
 
@@ -227,25 +281,18 @@ def cost_volume(
     ``K`` (both [B,4,4] or [1,4,4] at the features' resolution); the lookup features are sampled there
     (bilinear, ``bilinear_lookup``) and the cost is mean_c |warped - current|. ``empty`` [B] bool:
     samples whose cost volume is emptied (all zero, not confident; Manydepth's zero-pose frames).
+    ``motion`` [B,2,h,w]: each pixel's own motion in pixels (``object_motion``), added to where every
+    hypothesis samples, so that a moving pixel is matched as if it had stood still (Manydepth2).
     Differentiable in the features (the projection is not); the caller decides what gets gradients.
     """
     b, _, h, w = current.shape
     d = bins.numel()
-    v, u = torch.meshgrid(
-        torch.arange(h, dtype=current.dtype, device=current.device),
-        torch.arange(w, dtype=current.dtype, device=current.device),
-        indexing="ij",
-    )
-    pix = torch.stack([u.reshape(-1), v.reshape(-1), torch.ones_like(u).reshape(-1)])  # [3,hw]
-    rays = torch.matmul(inv_K[:, :3, :3], pix)  # [B,3,hw]
-    P = torch.matmul(K, cam_T_cam)[:, :3, :]
-    # P [d r; 1] = d (M r) + t: project every hypothesis without building d * r per hypothesis.
-    cam = bins.view(1, d, 1, 1) * torch.matmul(P[:, :, :3], rays).unsqueeze(1) + P[:, :, 3].view(b, 1, 3, 1)
-    uv = cam[:, :, :2] / cam[:, :, 2:3].clamp(min=1e-7)  # [B,D,2,hw]; behind the camera: far outside
-    x, y = uv[:, :, 0], uv[:, :, 1]
-    inside = (x >= border) & (x <= w - border) & (y >= border) & (y <= h - border)
-    interior = (u >= border) & (u < w - border) & (v >= border) & (v < h - border)
-    valid = inside.view(b, d, h, w) & interior.view(1, 1, h, w)
+    x, y = project_pixels(bins.view(1, d, 1), cam_T_cam, K, inv_K, h, w)  # [B,D,hw]
+    if motion is not None:
+        x, y = x + motion[:, 0].reshape(b, 1, h * w), y + motion[:, 1].reshape(b, 1, h * w)
+    u, v = pixel_grid(h, w, current)
+    interior = (u >= border) & (u < w - border) & (v >= border) & (v < h - border)  # Manydepth's [2:-2]
+    valid = (inside_map(x, y, h, w, border) & interior).view(b, d, h, w)
     if empty is not None:
         valid = valid & ~empty.view(b, 1, 1, 1)
     warped = bilinear_lookup(lookup, x.detach(), y.detach())  # [B,D,hw,C]
@@ -256,6 +303,43 @@ def cost_volume(
     # where, not a product: a discarded sample's cost is finite but not meaningful.
     cost = torch.where(confidence, diff, torch.zeros_like(diff))
     return CostVolume(cost, confidence.to(diff.dtype), bins[best].detach())
+
+
+def search_offsets(radius: int) -> list[tuple[int, int]]:
+    """The (dx, dy) of a (2 radius + 1)^2 window, shortest first (ties in the search go to less motion)."""
+    window = [(dx, dy) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)]
+    return sorted(window, key=lambda o: o[0] ** 2 + o[1] ** 2)
+
+
+def object_motion(
+    current: Tensor,
+    lookup: Tensor,
+    cam_T_cam: Tensor,
+    K: Tensor,
+    inv_K: Tensor,
+    reference_depth: Tensor,
+    radius: int,
+    border: int = BORDER,
+) -> Tensor:
+    """Each pixel's own motion [B,2,h,w] (x, y in feature pixels): the offset, within ``radius`` of
+    where ``reference_depth`` [B,1,h,w] and the camera's motion put the pixel in the lookup frame,
+    at which the lookup features [B,C,h,w] match ``current``'s best (mean L1 over channels).
+
+    Manydepth2 gets the optical flow from a pretrained GMFlow and subtracts the static flow of the
+    teacher's depth; the difference of the two is what this searches for directly, on the matching
+    features, so no flow network is needed. Ties and pixels with no offset inside the map get 0.
+    """
+    b, _, h, w = current.shape
+    offsets = current.new_tensor(search_offsets(radius))  # [O,2]
+    x, y = project_pixels(reference_depth.reshape(b, 1, h * w), cam_T_cam, K, inv_K, h, w)  # [B,1,hw]
+    xs, ys = x + offsets[:, 0].view(1, -1, 1), y + offsets[:, 1].view(1, -1, 1)  # [B,O,hw]
+    warped = bilinear_lookup(lookup, xs, ys)  # [B,O,hw,C]
+    diff = (warped - current.flatten(2).transpose(1, 2).unsqueeze(1)).abs().mean(-1)
+    diff = torch.where(inside_map(xs, ys, h, w, border), diff, torch.full_like(diff, float("inf")))
+    best = diff.argmin(dim=1)  # [B,hw]; the first (shortest) offset among equals
+    motion = offsets[best].permute(0, 2, 1).reshape(b, 2, h, w)
+    found = torch.isfinite(diff.amin(dim=1)).view(b, 1, h, w)
+    return torch.where(found, motion, torch.zeros_like(motion))
 
 
 def relative_cost(cost: Tensor, eps: float = 1e-6) -> Tensor:
@@ -337,6 +421,9 @@ class ManyDepthNet(DepthNet):
         pose_downsample: int = 2,
         matching_level: int = 1,
         cost_scale: str = "raw",
+        motion_aware: bool = False,
+        motion_search_radius: int = 3,
+        motion_threshold: float = 1.5,
     ) -> None:
         if not isinstance(encoder, ResnetEncoder | STDCEncoder):
             raise ValueError(
@@ -357,6 +444,9 @@ class ManyDepthNet(DepthNet):
         self.pose_downsample = int(pose_downsample)
         self.matching_level = int(matching_level)
         self.cost_scale = cost_scale
+        self.motion_aware = bool(motion_aware)
+        self.motion_search_radius = int(motion_search_radius)
+        self.motion_threshold = float(motion_threshold)
         channels = encoder.num_ch_enc[self.matching_level]
         # Manydepth's prematching_conv (its code defines it, 64 -> 16, but never calls it): the cost
         # volume's work scales with the channels it compares.
@@ -455,6 +545,7 @@ class ManyDepthNet(DepthNet):
         K: Tensor,
         inv_K: Tensor,
         empty: Tensor | None = None,
+        reference_depth: Tensor | None = None,
     ) -> dict[Any, Tensor]:
         if image.shape[-2] % 32 or image.shape[-1] % 32:
             raise ValueError(f"ManyDepthNet input size {tuple(image.shape[-2:])} must be a multiple of 32")
@@ -479,14 +570,22 @@ class ManyDepthNet(DepthNet):
         with torch.no_grad():
             lookup_features = self._matching_features(lookup)[-1]
         with torch.autocast(device_type=image.device.type, enabled=False):
+            matched_current = self.prematching_conv(current.detach().float())
+            matched_lookup = self.prematching_conv(lookup_features.float())
+            motion = None
+            if self.motion_aware:
+                motion = self._object_motion(
+                    matched_current, matched_lookup, cam_T_cam.float(), K_s, inv_K_s, reference_depth
+                )
             volume = cost_volume(
-                self.prematching_conv(current.detach().float()),
-                self.prematching_conv(lookup_features.float()),
+                matched_current,
+                matched_lookup,
                 cam_T_cam.float(),
                 K_s,
                 inv_K_s,
                 self.depth_bins().float(),
                 empty,
+                motion=motion,
             )
         cost = relative_cost(volume.cost) if self.cost_scale == "relative" else volume.cost
         fused = self.reduce_conv(torch.cat([current, cost.to(current.dtype)], 1))
@@ -496,13 +595,41 @@ class ManyDepthNet(DepthNet):
         outputs: dict[Any, Tensor] = dict(self.decoder([*features, *deeper[1:]]))
         outputs["matching_depth"] = volume.matching_depth
         outputs["cost_confidence"] = volume.confidence
+        if motion is not None:
+            outputs["object_motion"] = motion
         return outputs
 
+    def _object_motion(
+        self,
+        current: Tensor,
+        lookup: Tensor,
+        cam_T_cam: Tensor,
+        K: Tensor,
+        inv_K: Tensor,
+        depth: Tensor | None,
+    ) -> Tensor:
+        """Manydepth2's compensation [B,2,h,w]: each pixel's own motion (``object_motion``, around the
+        static flow of the reference depth [B,1,H,W], resized bilinearly to the matching grid as
+        Manydepth2 does), kept where it is longer than ``motion_threshold`` pixels, else 0."""
+        if depth is None:
+            raise ValueError("model.motion_aware: the matching needs the reference (teacher's) depth")
+        depth = F.interpolate(depth.float(), size=current.shape[-2:], mode="bilinear", align_corners=False)
+        with torch.no_grad():
+            motion = object_motion(current, lookup, cam_T_cam, K, inv_K, depth, self.motion_search_radius)
+        moving = motion.norm(dim=1, keepdim=True) > self.motion_threshold
+        return torch.where(moving, motion, torch.zeros_like(motion))
+
     def predict_depth(  # type: ignore[override]
-        self, image: Tensor, lookup: Tensor, cam_T_cam: Tensor, K: Tensor, inv_K: Tensor
+        self,
+        image: Tensor,
+        lookup: Tensor,
+        cam_T_cam: Tensor,
+        K: Tensor,
+        inv_K: Tensor,
+        reference_depth: Tensor | None = None,
     ) -> Tensor:
         """Scale-0 depth [B,1,H,W] in model units."""
-        disp = self.forward(image, lookup, cam_T_cam, K, inv_K)[("disp", 0)]
+        disp = self.forward(image, lookup, cam_T_cam, K, inv_K, reference_depth=reference_depth)[("disp", 0)]
         return disp_to_depth(disp, self.min_depth, self.max_depth)[1]
 
 
@@ -602,10 +729,10 @@ class ManyDepthModel(nn.Module):
         if "stereo_T" in batch:
             poses[("cam_T_cam", 0, "s")] = batch["stereo_T"]
         lookup, pose, empty, augmented = self.matching_inputs(batch, poses)
-        student = self.multi_depth_net(image, lookup, pose, batch["K"], batch["inv_K"], empty)
-
         net = self.multi_depth_net
         teacher_depth = disp_to_depth(teacher[("disp", 0)].detach().float(), net.min_depth, net.max_depth)[1]
+        student = net(image, lookup, pose, batch["K"], batch["inv_K"], empty, teacher_depth)
+
         outputs: dict[Any, Tensor] = dict(student)
         outputs["reprojection_mask"] = reliable_pixels(
             student["cost_confidence"], student["matching_depth"], teacher_depth, augmented
@@ -629,13 +756,25 @@ class TwoFrameDepthNet(nn.Module):
     The pose net estimates the motion from ``prev_image`` to ``image``; the student matches with the
     intrinsics recorded at training (``ManyDepthNet.intrinsics``, normalised by image size) scaled to
     ``height`` x ``width``. A camera whose normalised intrinsics differ from those needs the model
-    re-exported with its own (the cost volume's geometry depends on them).
+    re-exported with its own (the cost volume's geometry depends on them). A motion-aware student
+    (``model.motion_aware``) also needs its single-frame teacher (``reference_net``), whose depth
+    places the static flow it compensates moving pixels against; the car runs that too.
     """
 
-    def __init__(self, net: ManyDepthNet, pose_net: PoseNet, height: int, width: int) -> None:
+    def __init__(
+        self,
+        net: ManyDepthNet,
+        pose_net: PoseNet,
+        height: int,
+        width: int,
+        reference_net: DepthNet | None = None,
+    ) -> None:
         super().__init__()
+        if net.motion_aware and reference_net is None:
+            raise ValueError("a motion-aware two-frame model needs its teacher (reference_net)")
         self.net = net
         self.pose_net = pose_net
+        self.reference_net = reference_net if net.motion_aware else None
         K, inv_K = net.intrinsics_at(height, width)
         self.register_buffer("K", K, persistent=False)
         self.register_buffer("inv_K", inv_K, persistent=False)
@@ -644,4 +783,5 @@ class TwoFrameDepthNet(nn.Module):
         factor = self.net.pose_downsample
         axisangle, translation = self.pose_net(pose_frame(prev_image, factor), pose_frame(image, factor))
         cam_T_cam = transformation_from_parameters(axisangle, translation, invert=True)
-        return self.net.predict_depth(image, prev_image, cam_T_cam, self.K, self.inv_K)
+        reference = None if self.reference_net is None else self.reference_net.predict_depth(image)
+        return self.net.predict_depth(image, prev_image, cam_T_cam, self.K, self.inv_K, reference)
