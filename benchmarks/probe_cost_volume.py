@@ -12,7 +12,8 @@ Rows: ``model`` is the matching as trained (its level, its prematching conv, its
 net's motion); ``model, OXTS motion`` swaps in the drive's recorded motion, which separates pose
 errors from matching errors. Then the encoder's own features at levels 0 and 1, without the
 prematching conv, over the same range binned linearly and inversely (16 and 32 hypotheses): what a
-different design would have to work with. ``student`` scores the model's depth on the 1/2-grid
+different design would have to work with; and each pixel's 3x3 RGB patch at full size, a bound on
+what any features could match at this image size. ``student`` scores the model's depth on the 1/2-grid
 pixels for scale. A cost volume that does not beat the constant baseline (~0.5 on the synthetic
 drives) tells the student nothing.
 
@@ -90,7 +91,11 @@ class Probe:
         self.height, self.width = (int(ckpt["config"]["data"][key]) for key in ("height", "width"))
 
     def features(self, image: torch.Tensor, level: int) -> torch.Tensor:
-        x = self.net._level((image - self.net.mean) / self.net.std, 0)
+        """The encoder's level 0 or 1; level -1: each pixel's 3x3 RGB patch (27 channels, full size)."""
+        normalised = (image - self.net.mean) / self.net.std
+        if level == -1:
+            return F.unfold(normalised, 3, padding=1).view(image.shape[0], 27, *image.shape[-2:])
+        x = self.net._level(normalised, 0)
         return self.net._level(x, 1) if level == 1 else x
 
     def run(
@@ -159,6 +164,15 @@ def main(argv: list[str] | None = None) -> int:
             for n in sorted({count, 32}):
                 bins = depth_bins(low, high, n, binning)
                 rows[f"level {level} features, {n} {binning}"] = (level, bins, False, "net", False)
+    # What the pictures themselves tell at full size: a bound on any learnt matching features.
+    for source, label in (("net", ""), ("oxts", ", OXTS motion")):
+        rows[f"3x3 RGB patches, 32 inverse{label}"] = (
+            -1,
+            depth_bins(low, high, 32, "inverse"),
+            False,
+            source,
+            False,
+        )
     # Per row and frame: (depth, ground truth, region masks, compensated), over the kept pixels.
     found: dict[str, list[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], np.ndarray]]] = {
         name: [] for name in [*rows, "teacher", "student"]
