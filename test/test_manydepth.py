@@ -199,6 +199,20 @@ def test_object_motion_finds_a_moving_patch_and_the_cost_volume_matches_it_where
     assert float(compensated.cost[0, 1][patch].abs().max()) < 1e-5
 
 
+def test_object_motion_resolves_equal_matches_the_same_way_whatever_the_rounding() -> None:
+    """Features that vary only across the image (a ramp: every vertical offset matches exactly as
+    well) and no motion: the search keeps the zero offset, also when float noise of the size that
+    separates ONNX Runtime from PyTorch (1e-7) is added, which a plain argmin would follow."""
+    h, w = 10, 16
+    ramp = torch.linspace(0, 1, w).view(1, 1, 1, w).expand(1, 4, h, w).contiguous()
+    K, inv_K = _K(8.0, 8.0, 7.5, 4.5, 1)
+    still, depth = torch.eye(4)[None], torch.full((1, 1, h, w), 5.0)
+    gen = torch.Generator().manual_seed(4)
+    for lookup in (ramp, ramp + 1e-7 * torch.randn(ramp.shape, generator=gen)):
+        motion = object_motion(ramp, lookup, still, K, inv_K, depth, radius=2)
+        assert not motion[..., 2:-2, 2:-2].any()  # where the zero offset lies inside the map
+
+
 def test_bilinear_lookup_is_grid_sample_wherever_all_four_neighbours_are_inside() -> None:
     gen = torch.Generator().manual_seed(5)
     b, c, h, w, d = 2, 3, 7, 11, 4

@@ -122,6 +122,10 @@ MATCHING_LEVELS = (0, 1)  # encoder levels the cost volume can enter: stride 2 o
 COST_SCALES = ("raw", "relative")
 BORDER = 2  # feature pixels at the border left out of matching (Manydepth's)
 BIN_MOMENTUM = 0.99
+# object_motion's preference between matches: each offset costs this much more than the one before
+# it (shortest first), so that matches equal in exact arithmetic (flat or repeating texture) go to
+# the same offset whatever the float rounding (ONNX Runtime and PyTorch differ by ~1e-7).
+OFFSET_TIE_BREAK = 1e-5
 # Monodepth2's normalised KITTI intrinsics (fx/W, fy/H, cx/W, cy/H): the default until the trainer
 # records the training camera's.
 KITTI_NORMALISED_INTRINSICS = (0.58, 1.92, 0.5, 0.5)
@@ -327,7 +331,8 @@ def object_motion(
 
     Manydepth2 gets the optical flow from a pretrained GMFlow and subtracts the static flow of the
     teacher's depth; the difference of the two is what this searches for directly, on the matching
-    features, so no flow network is needed. Ties and pixels with no offset inside the map get 0.
+    features, so no flow network is needed. Near-equal matches go to the shorter offset
+    (``OFFSET_TIE_BREAK``); pixels with no offset inside the map get 0.
     """
     b, _, h, w = current.shape
     offsets = current.new_tensor(search_offsets(radius))  # [O,2]
@@ -335,8 +340,10 @@ def object_motion(
     xs, ys = x + offsets[:, 0].view(1, -1, 1), y + offsets[:, 1].view(1, -1, 1)  # [B,O,hw]
     warped = bilinear_lookup(lookup, xs, ys)  # [B,O,hw,C]
     diff = (warped - current.flatten(2).transpose(1, 2).unsqueeze(1)).abs().mean(-1)
+    preference = torch.arange(len(offsets), dtype=diff.dtype, device=diff.device).view(1, -1, 1)
+    diff = diff + OFFSET_TIE_BREAK * preference
     diff = torch.where(inside_map(xs, ys, h, w, border), diff, torch.full_like(diff, float("inf")))
-    best = diff.argmin(dim=1)  # [B,hw]; the first (shortest) offset among equals
+    best = diff.argmin(dim=1)  # [B,hw]
     motion = offsets[best].permute(0, 2, 1).reshape(b, 2, h, w)
     found = torch.isfinite(diff.amin(dim=1)).view(b, 1, h, w)
     return torch.where(found, motion, torch.zeros_like(motion))
