@@ -137,6 +137,8 @@ def bench_backbone(backbone: str, args: argparse.Namespace, folder: Path, frames
         overrides["matching_level"] = args.matching_level
     if args.motion_aware:
         overrides["motion_aware"] = True
+    if args.matching_source is not None:
+        overrides["matching_source"] = args.matching_source
     made = make_checkpoints(backbone, overrides, args.height, args.width, folder)
     models = {
         kind: export_onnx(ckpt, folder / f"{backbone}_{kind}.onnx", latency_runs=1, verbose=False)
@@ -152,7 +154,14 @@ def bench_backbone(backbone: str, args: argparse.Namespace, folder: Path, frames
                 modes.add(mode)
     if modes != {"two"}:
         raise SystemExit(f"the two-frame model ran in frame modes {sorted(modes)}, expected only 'two'")
-    keys = ("num_depth_bins", "matching_channels", "pose_downsample", "matching_level", "motion_aware")
+    keys = (
+        "num_depth_bins",
+        "matching_channels",
+        "pose_downsample",
+        "matching_level",
+        "motion_aware",
+        "matching_source",
+    )
     design = {key: made["config"][key] for key in keys}
     result: dict = {"backbone": backbone, "multi_frame": design}
     for kind, runner in runners.items():
@@ -205,6 +214,11 @@ def main(argv: list[str] | None = None) -> int:
         "--motion-aware",
         action="store_true",
         help="model.motion_aware (Manydepth2's step; the teacher runs too)",
+    )
+    parser.add_argument(
+        "--matching-source",
+        choices=("features", "image"),
+        help="model.matching_source (image: full-size patches)",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "bench_two_frame.json")
     args = parser.parse_args(argv)

@@ -8,14 +8,14 @@ and the depth of each pixel's lowest cost (``matching_depth``) is scored like a 
 median-scaled abs_rel and the fraction within 1.25x of the ground truth, over the pixels whose
 hypotheses all land inside the previous frame, at the matching grid (ground truth resized nearest).
 
-Rows: ``model`` is the matching as trained (its level, its prematching conv, its hypotheses, the pose
-net's motion); ``model, OXTS motion`` swaps in the drive's recorded motion, which separates pose
-errors from matching errors. Then the encoder's own features at levels 0 and 1, without the
-prematching conv, over the same range binned linearly and inversely (16 and 32 hypotheses): what a
-different design would have to work with; and each pixel's 3x3 RGB patch at full size, a bound on
-what any features could match at this image size. ``student`` scores the model's depth on the 1/2-grid
-pixels for scale. A cost volume that does not beat the constant baseline (~0.5 on the synthetic
-drives) tells the student nothing.
+Rows: ``model`` is the matching as trained (``ManyDepthNet.match``: its level, its prematching conv
+or image patches, its hypotheses, the pose net's motion); ``model, OXTS motion`` swaps in the
+drive's recorded motion, which separates pose errors from matching errors. Then the encoder's own
+features at levels 0 and 1, without the prematching conv, over the same range binned linearly and
+inversely (16 and 32 hypotheses): what a different design would have to work with; and each pixel's
+3x3 RGB patch at full size, a bound on what any features could match at this image size. ``student``
+scores the model's depth on the 1/2-grid pixels for scale. A cost volume that does not beat the
+constant baseline (~0.5 on the synthetic drives) tells the student nothing.
 
 ``model, motion-aware`` reruns the model's matching with Manydepth2's compensation
 (``model.motion_aware``, ``training.networks.manydepth.object_motion``) around the static flow of
@@ -105,21 +105,28 @@ class Probe:
         motion: torch.Tensor,
         level: int,
         bins: torch.Tensor,
-        prematching: bool,
+        as_trained: bool,
         reference_depth: torch.Tensor | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(matching depth, confident, compensated) at the level's grid; compensated where
-        ``reference_depth`` is given (Manydepth2's step) and the pixel moved on its own."""
-        current, lookup = self.features(image, level), self.features(prev, level)
-        if prematching:
-            current, lookup = self.net.prematching_conv(current), self.net.prematching_conv(lookup)
-        h, w = current.shape[-2:]
-        S = torch.tensor(scale_intrinsics(np.eye(4), (self.width, self.height), (w, h)), dtype=torch.float32)
-        K, inv_K = S @ self.two_frame.K, self.two_frame.inv_K @ torch.linalg.inv(S)
-        own = None
-        if reference_depth is not None:
-            own = self.net._object_motion(current, lookup, motion, K, inv_K, reference_depth)
-        volume = cost_volume(current, lookup, motion, K, inv_K, bins, motion=own)
+        ``reference_depth`` is given (Manydepth2's step) and the pixel moved on its own.
+        ``as_trained``: the model's own matching (``ManyDepthNet.match``: its features or image
+        patches, its hypotheses); else ``level``'s features as they are over ``bins``."""
+        current = self.features(image, level)
+        if as_trained:
+            K, inv_K = self.two_frame.K, self.two_frame.inv_K
+            volume, own = self.net.match(
+                current, image, prev, motion, K, inv_K, reference_depth=reference_depth
+            )
+        else:
+            lookup = self.features(prev, level)
+            h, w = current.shape[-2:]
+            S = torch.tensor(
+                scale_intrinsics(np.eye(4), (self.width, self.height), (w, h)), dtype=torch.float32
+            )
+            K, inv_K = S @ self.two_frame.K, self.two_frame.inv_K @ torch.linalg.inv(S)
+            volume, own = cost_volume(current, lookup, motion, K, inv_K, bins), None
+        h, w = volume.cost.shape[-2:]
         compensated = np.zeros((h, w), bool) if own is None else own[0].abs().sum(0).numpy() > 0
         return volume.matching_depth[0, 0].numpy(), volume.confidence[0, 0].numpy() > 0, compensated
 
@@ -152,13 +159,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     low, high, count = net.min_depth_bin, net.max_depth_bin, net.num_depth_bins
     own_level = net.matching_level
-    # name: (level, hypotheses, prematching conv, motion source, motion-aware)
+    # name: (level, hypotheses, the model's own matching, motion source, motion-aware)
     rows: dict[str, tuple[int, torch.Tensor, bool, str, bool]] = {
         "model": (own_level, net.depth_bins(), True, "net", False),
         "model, OXTS motion": (own_level, net.depth_bins(), True, "oxts", False),
-        "model, motion-aware": (own_level, net.depth_bins(), True, "net", True),
-        "model, motion-aware, OXTS motion": (own_level, net.depth_bins(), True, "oxts", True),
     }
+    if net.matching_source == "features":  # the motion search runs on the matching features
+        rows["model, motion-aware"] = (own_level, net.depth_bins(), True, "net", True)
+        rows["model, motion-aware, OXTS motion"] = (own_level, net.depth_bins(), True, "oxts", True)
     for level in (0, 1):
         for binning in ("linear", "inverse"):
             for n in sorted({count, 32}):
@@ -196,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             if oxts is not None:
                 motions["oxts"] = torch.tensor(oxts, dtype=torch.float32)[None]
             reference = probe.teacher.predict_depth(image)
-            for name, (level, bins, prematching, source, aware) in rows.items():
+            for name, (level, bins, as_trained, source, aware) in rows.items():
                 if source not in motions:
                     continue
                 matching, confident, compensated = probe.run(
@@ -205,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
                     motions[source],
                     level,
                     bins.float(),
-                    prematching,
+                    as_trained,
                     reference if aware else None,
                 )
                 found[name].append(kept(matching, gt, labels, confident, compensated))

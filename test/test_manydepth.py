@@ -44,6 +44,7 @@ from training.networks.manydepth import (
     matching_augmentation,
     matching_mask,
     object_motion,
+    pooled_cost_volume,
     relative_cost,
     reliable_pixels,
     update_depth_range,
@@ -161,6 +162,34 @@ def test_pure_translation_moves_features_by_the_expected_disparity() -> None:
     for k in (0, 2, 3):
         assert float(volume.cost[0, k][confident].min()) > 1e-3, k
     assert torch.all(volume.matching_depth[0, 0][confident] == 4.0)
+
+
+def test_image_matching_pools_full_size_costs_over_patches_of_the_matching_grid() -> None:
+    """``matching_source: image``: the frames are matched at full size and each cost is averaged over
+    the (2f)^2-pixel patch around every f-th pixel. Checked against a literal loop over the grid's
+    pixels; on frames shifted by the 4 m hypothesis' disparity, every confident patch matches at 4 m."""
+    gen = torch.Generator().manual_seed(6)
+    h, w, fx, factor = 16, 24, 8.0, 2
+    current = torch.rand(1, 3, h, w, generator=gen)
+    lookup = torch.roll(current, shifts=2, dims=-1)
+    T = torch.eye(4)[None].clone()
+    T[0, 0, 3] = 2.0 * 4.0 / fx
+    K, inv_K = _K(fx, fx, 11.5, 7.5, 1)
+    bins = torch.tensor([2.0, 4.0, 8.0, 16.0])
+    full = cost_volume(current, lookup, T, K, inv_K, bins)
+    pooled = pooled_cost_volume(full, factor, bins)
+    assert pooled.cost.shape == (1, 4, h // factor, w // factor)
+    for i in range(h // factor):
+        for j in range(w // factor):
+            rows = slice(max(i * factor - 1, 0), min(i * factor + 3, h))
+            cols = slice(max(j * factor - 1, 0), min(j * factor + 3, w))
+            confident = bool(full.confidence[0, 0, rows, cols].all())
+            assert bool(pooled.confidence[0, 0, i, j]) == confident, (i, j)
+            expected = full.cost[0, :, rows, cols].mean(dim=(1, 2)) if confident else torch.zeros(4)
+            torch.testing.assert_close(pooled.cost[0, :, i, j], expected, atol=1e-6, rtol=1e-6)
+    confident = pooled.confidence[0, 0].bool()
+    assert int(confident.sum()) > 10
+    assert torch.all(pooled.matching_depth[0, 0][confident] == 4.0)
 
 
 def test_object_motion_finds_a_moving_patch_and_the_cost_volume_matches_it_where_it_stood() -> None:
@@ -300,6 +329,7 @@ def test_a_student_started_from_single_frame_weights_predicts_what_its_teacher_d
         ("cost_scale", "softmax", "cost_scale='softmax'"),
         ("motion_search_radius", 0, "motion_search_radius=0"),
         ("motion_threshold", 5.0, "motion_threshold=5.0"),
+        ("matching_source", "pixels", "matching_source='pixels'"),
     ],
 )
 def test_multi_frame_config_names_a_bad_value(key: str, value: object, message: str) -> None:
@@ -307,6 +337,8 @@ def test_multi_frame_config_names_a_bad_value(key: str, value: object, message: 
         multi_frame_config({"backbone": "resnet18", key: value})
     with pytest.raises(ValueError, match="explainability"):
         multi_frame_config({"backbone": "resnet18", "explainability": True})
+    with pytest.raises(ValueError, match="matching_source=image with model"):
+        multi_frame_config({"backbone": "resnet18", "matching_source": "image", "motion_aware": True})
 
 
 def test_relative_cost_divides_each_pixel_by_its_mean_over_the_hypotheses() -> None:
@@ -518,7 +550,7 @@ def test_teacher_and_pose_freeze_while_the_student_trains(kitti_root: Path, tmp_
 @pytest.fixture(scope="module")
 def trained(kitti_root: Path, module_tmp: Path) -> dict[str, Path]:
     """A few real training steps per backbone (STDC1's cost volume at level 0, inverse bins, relative
-    costs, motion-aware); the last checkpoint of each."""
+    costs, motion-aware), and ResNet18 matching the frames themselves; the last checkpoint of each."""
     runs = {}
     level_0 = [
         "model.matching_level=0",
@@ -526,11 +558,15 @@ def trained(kitti_root: Path, module_tmp: Path) -> dict[str, Path]:
         "model.cost_scale=relative",
         "model.motion_aware=true",
     ]
-    for backbone, extra in (("resnet18", []), ("stdc1", level_0)):
-        out_dir = module_tmp / backbone
+    for name, backbone, extra in (
+        ("resnet18", "resnet18", []),
+        ("stdc1", "stdc1", level_0),
+        ("resnet18_image", "resnet18", ["model.matching_source=image"]),
+    ):
+        out_dir = module_tmp / name
         summary = Trainer(load_config(None, _overrides(kitti_root, out_dir, backbone, 2, *extra))).run()
         assert summary.steps == 2 and all(math.isfinite(v) for v in summary.losses), summary
-        runs[backbone] = Path(summary.checkpoint)
+        runs[name] = Path(summary.checkpoint)
     return runs
 
 
@@ -688,5 +724,28 @@ def test_a_level_0_student_exports_and_matches_pytorch(
     image, prev = _frame_pair(kitti_root, tmp_path, "stdc1")
     with torch.no_grad():
         reference = two_frame_net_from_checkpoint(load_checkpoint(checkpoint))(image, prev).numpy()
+    got = session.run(["depth"], {"image": image.numpy(), "prev_image": prev.numpy()})[0]
+    assert float(np.max(np.abs(got - reference) / reference)) < 1e-4
+
+
+def test_an_image_matching_student_exports_and_matches_pytorch(
+    trained: dict[str, Path], tmp_path: Path, kitti_root: Path
+) -> None:
+    """``matching_source: image`` at level 1: the frames pooled to twice the 1/4 grid, matched in
+    patches; no prematching conv; the export says so and runs what PyTorch runs."""
+    import onnxruntime as ort
+
+    checkpoint = trained["resnet18_image"]
+    ckpt = load_checkpoint(checkpoint)
+    assert ckpt["config"]["model"]["matching_source"] == "image"
+    assert not any(key.startswith("prematching_conv") for key in ckpt["multi_depth_net"])
+    out = export_onnx(checkpoint, tmp_path / "image.onnx", latency_runs=1, verbose=False)
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert session.get_modelmeta().custom_metadata_map["matching_source"] == "image"
+    assert "| matching | the frames themselves" in out.with_suffix(".md").read_text()
+
+    image, prev = _frame_pair(kitti_root, tmp_path, "resnet18")
+    with torch.no_grad():
+        reference = two_frame_net_from_checkpoint(ckpt)(image, prev).numpy()
     got = session.run(["depth"], {"image": image.numpy(), "prev_image": prev.numpy()})[0]
     assert float(np.max(np.abs(got - reference) / reference)) < 1e-4

@@ -23,3 +23,16 @@ def test_model_card_metrics_include_nested_motion_region_tables() -> None:
 def test_a_single_frame_card_has_one_input_row() -> None:
     info = {"batch": 1, "height": 192, "width": 640, **two_frame_info({"frames": "1"})}
     assert _input_rows(info) == ["| input | `image` float32 [1,3,192,640] RGB in [0,1] |"]
+
+
+def test_a_two_frame_card_says_what_is_matched() -> None:
+    metadata = {
+        "frames": "2",
+        "cost_volume_intrinsics": "[0.58, 1.92, 0.5, 0.5]",
+        "depth_bins": '{"count": 16, "binning": "inverse", "min": 4.9, "max": 97.8}',
+    }
+    size = {"batch": 1, "height": 96, "width": 320}
+    features = _input_rows({**size, **two_frame_info(metadata)})
+    image = _input_rows({**size, **two_frame_info({**metadata, "matching_source": "image"})})
+    assert len(features) == 3 and not any(row.startswith("| matching |") for row in features)
+    assert image[:3] == features and image[3].startswith("| matching | the frames themselves")

@@ -350,6 +350,8 @@ def two_frame_metadata(model: TwoFrameDepthNet) -> dict[str, str]:
         "cost_volume_intrinsics": json.dumps([float(v) for v in net.intrinsics]),
         "depth_bins": json.dumps(bins),
     }
+    if net.matching_source != "features":  # Manydepth's learnt features are the default
+        metadata["matching_source"] = net.matching_source
     if net.motion_aware:  # Manydepth2's compensation, with the teacher inside the graph
         motion = {"search_radius": net.motion_search_radius, "threshold_px": net.motion_threshold}
         metadata["motion_aware"] = json.dumps(motion)

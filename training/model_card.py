@@ -66,8 +66,9 @@ def card_info(
 
 def two_frame_info(metadata: Mapping[str, str]) -> dict[str, Any]:
     """``frames`` (1 or 2) and, for a two-frame model, its cost volume's ``cost_volume_intrinsics``
-    (fx/W, fy/H, cx/W, cy/H), ``depth_bins`` (count, binning, min, max) and, if motion-aware,
-    ``motion_aware`` (search_radius, threshold_px), from the export's metadata."""
+    (fx/W, fy/H, cx/W, cy/H), ``depth_bins`` (count, binning, min, max), ``matching_source``
+    (features or image) and, if motion-aware, ``motion_aware`` (search_radius, threshold_px), from the
+    export's metadata."""
     if metadata.get("frames", "1") != "2":
         return {"frames": 1}
     info = {
@@ -77,6 +78,7 @@ def two_frame_info(metadata: Mapping[str, str]) -> dict[str, Any]:
     }
     if "motion_aware" in metadata:
         info["motion_aware"] = json.loads(metadata["motion_aware"])
+    info["matching_source"] = metadata.get("matching_source", "features")
     return info
 
 
@@ -95,6 +97,11 @@ def _input_rows(info: Mapping[str, Any]) -> list[str]:
         f"| depth hypotheses | {bins['count']} ({bins['binning']}) from {bins['min']:.3g} to "
         f"{bins['max']:.3g} model units (learnt in training) |",
     ]
+    if info.get("matching_source") == "image":
+        rows.append(
+            "| matching | the frames themselves (normalised RGB), averaged over 4x4-pixel patches at twice "
+            "the matching grid's size |"
+        )
     motion = info.get("motion_aware")
     if motion:
         rows.append(

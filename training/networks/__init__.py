@@ -208,6 +208,7 @@ def build_multi_depth_net(model_cfg: dict) -> ManyDepthNet:
         pose_downsample=int(cfg["pose_downsample"]),
         matching_level=int(cfg["matching_level"]),
         cost_scale=str(cfg["cost_scale"]),
+        matching_source=str(cfg["matching_source"]),
         motion_aware=bool(cfg["motion_aware"]),
         motion_search_radius=int(cfg["motion_search_radius"]),
         motion_threshold=float(cfg["motion_threshold"]),

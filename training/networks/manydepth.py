@@ -20,6 +20,12 @@ that grid is the 1/2 level (``docs/MOVING_CARS_STUDY.md``, "The matching grid").
 (``relative_cost``): raw costs are a tenth of the features' size, and the students trained with them
 here ignored the previous frame (the same scores with each frame fed twice).
 
+``matching_source: image`` matches the frames themselves instead of learnt features: the normalised
+RGB frames average-pooled to twice the matching grid's size (full size for 320x96 at level 0), their
+per-pixel L1 cost averaged over the 4x4-pixel patch around each grid pixel (``pooled_cost_volume``,
+block matching as in stereo). On held-out drives the argmin of 3x3 RGB patches at full size was
+right far more often than that of the level-0 features (``benchmarks/probe_cost_volume.py``).
+
 ``motion_aware: true`` is Manydepth2's step (Zhou et al., 2024): a moving car breaks the static-world
 matching, so each pixel is first looked for within ``motion_search_radius`` grid pixels of where the
 teacher's depth and the pose net's motion put it in the previous frame (``object_motion``); where
@@ -106,6 +112,7 @@ MULTI_FRAME_DEFAULTS: dict[str, Any] = {
     "matching_channels": 16,  # Manydepth's prematching_conv: matched features reduced to this (null: none)
     "matching_level": 1,  # the encoder level matched: 1 (stride 4, Manydepth's) or 0 (stride 2)
     "cost_scale": "raw",  # raw (Manydepth's) | relative: each pixel's costs over their mean (relative_cost)
+    "matching_source": "features",  # features (Manydepth's) | image: full-size patches (pooled_cost_volume)
     "pose_downsample": 2,  # the pose net sees both frames average-pooled by this factor (1: full size)
     "motion_aware": False,  # Manydepth2's step: match moving pixels against where they moved (object_motion)
     "motion_search_radius": 3,  # ... searching this many matching-grid pixels around the static flow
@@ -120,6 +127,7 @@ MULTI_FRAME_DEFAULTS: dict[str, Any] = {
 DEPTH_BINNINGS = ("linear", "inverse")
 MATCHING_LEVELS = (0, 1)  # encoder levels the cost volume can enter: stride 2 or 4
 COST_SCALES = ("raw", "relative")
+MATCHING_SOURCES = ("features", "image")
 BORDER = 2  # feature pixels at the border left out of matching (Manydepth's)
 BIN_MOMENTUM = 0.99
 # object_motion's preference between matches: each offset costs this much more than the one before
@@ -145,6 +153,15 @@ def multi_frame_config(model_cfg: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"model.matching_level={cfg['matching_level']!r}: expected one of {MATCHING_LEVELS}")
     if cfg["cost_scale"] not in COST_SCALES:
         raise ValueError(f"model.cost_scale={cfg['cost_scale']!r}: expected one of {COST_SCALES}")
+    if cfg["matching_source"] not in MATCHING_SOURCES:
+        raise ValueError(
+            f"model.matching_source={cfg['matching_source']!r}: expected one of {MATCHING_SOURCES}"
+        )
+    if cfg["matching_source"] == "image" and cfg["motion_aware"]:
+        raise ValueError(
+            "model.matching_source=image with model.motion_aware: the motion search runs on the matching "
+            "grid's features; use matching_source: features"
+        )
     radius, threshold = cfg["motion_search_radius"], cfg["motion_threshold"]
     if not (isinstance(radius, int) and radius >= 1):
         raise ValueError(f"model.motion_search_radius={radius!r}: expected an integer >= 1")
@@ -309,6 +326,18 @@ def cost_volume(
     return CostVolume(cost, confidence.to(diff.dtype), bins[best].detach())
 
 
+def pooled_cost_volume(volume: CostVolume, factor: int, bins: Tensor) -> CostVolume:
+    """A full-size cost volume [B,D,H,W] matched in patches: each cost averaged over the
+    (2 ``factor``)^2 pixels around every ``factor``-th pixel, the matching grid's [B,D,H/factor,W/factor]
+    (block matching, as in stereo). A grid pixel is confident where every pixel of its patch is; its
+    matching depth is the hypothesis of ``bins`` [D] with the lowest patch cost."""
+    kernel, pad = 2 * factor, factor // 2
+    cost = F.avg_pool2d(volume.cost, kernel, factor, pad, count_include_pad=False)
+    confidence = -F.max_pool2d(-volume.confidence, kernel, factor, pad)
+    cost = torch.where(confidence > 0, cost, torch.zeros_like(cost))
+    return CostVolume(cost, confidence, bins[cost.argmin(dim=1, keepdim=True)].detach())
+
+
 def search_offsets(radius: int) -> list[tuple[int, int]]:
     """The (dx, dy) of a (2 radius + 1)^2 window, shortest first (ties in the search go to less motion)."""
     window = [(dx, dy) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)]
@@ -428,6 +457,7 @@ class ManyDepthNet(DepthNet):
         pose_downsample: int = 2,
         matching_level: int = 1,
         cost_scale: str = "raw",
+        matching_source: str = "features",
         motion_aware: bool = False,
         motion_search_radius: int = 3,
         motion_threshold: float = 1.5,
@@ -443,6 +473,8 @@ class ManyDepthNet(DepthNet):
             raise ValueError(f"matching level {matching_level!r}: expected one of {MATCHING_LEVELS}")
         if cost_scale not in COST_SCALES:
             raise ValueError(f"cost scale {cost_scale!r}: expected one of {COST_SCALES}")
+        if matching_source not in MATCHING_SOURCES:
+            raise ValueError(f"matching source {matching_source!r}: expected one of {MATCHING_SOURCES}")
         super().__init__(encoder, backbone, num_scales, min_depth, max_depth, init_depth, decoder)
         self.num_depth_bins = int(num_depth_bins)
         self.depth_binning = depth_binning
@@ -451,6 +483,7 @@ class ManyDepthNet(DepthNet):
         self.pose_downsample = int(pose_downsample)
         self.matching_level = int(matching_level)
         self.cost_scale = cost_scale
+        self.matching_source = matching_source
         self.motion_aware = bool(motion_aware)
         self.motion_search_radius = int(motion_search_radius)
         self.motion_threshold = float(motion_threshold)
@@ -459,7 +492,7 @@ class ManyDepthNet(DepthNet):
         # volume's work scales with the channels it compares.
         self.prematching_conv = (
             nn.Sequential(nn.Conv2d(channels, int(matching_channels), 1), nn.ReLU(inplace=True))
-            if matching_channels
+            if matching_channels and matching_source == "features"
             else nn.Identity()
         )
         self.reduce_conv = nn.Sequential(
@@ -563,37 +596,10 @@ class ManyDepthNet(DepthNet):
             )
         features = self._matching_features(image)
         current = features[-1]
-        # Python ints (constants when traced for the export, whose sizes are fixed).
-        height, width = int(image.shape[-2]), int(image.shape[-1])
-        size = (int(current.shape[-1]), int(current.shape[-2]))
-        # The one intrinsics scaling (depth_node.geometry) as a matrix S, its inverse in numpy (a
-        # matrix inverse has no ONNX operator).
-        S = scale_intrinsics(np.eye(4), (width, height), size)
-        K_s = K.new_tensor(S) @ K.float()
-        inv_K_s = inv_K.float() @ inv_K.new_tensor(np.linalg.inv(S))
-        # No gradient into the encoder through the matching (Manydepth's); the prematching conv gets
-        # one, as it has no other way to learn. float32 even under mixed precision, since
-        # half-precision pixel coordinates are off by a fraction of a pixel.
-        with torch.no_grad():
-            lookup_features = self._matching_features(lookup)[-1]
-        with torch.autocast(device_type=image.device.type, enabled=False):
-            matched_current = self.prematching_conv(current.detach().float())
-            matched_lookup = self.prematching_conv(lookup_features.float())
-            motion = None
-            if self.motion_aware:
-                motion = self._object_motion(
-                    matched_current, matched_lookup, cam_T_cam.float(), K_s, inv_K_s, reference_depth
-                )
-            volume = cost_volume(
-                matched_current,
-                matched_lookup,
-                cam_T_cam.float(),
-                K_s,
-                inv_K_s,
-                self.depth_bins().float(),
-                empty,
-                motion=motion,
-            )
+        if self.motion_aware and reference_depth is None:
+            raise ValueError("model.motion_aware: the matching needs the reference (teacher's) depth")
+        reference = reference_depth if self.motion_aware else None
+        volume, motion = self.match(current, image, lookup, cam_T_cam, K, inv_K, empty, reference)
         cost = relative_cost(volume.cost) if self.cost_scale == "relative" else volume.cost
         fused = self.reduce_conv(torch.cat([current, cost.to(current.dtype)], 1))
         deeper = [fused]
@@ -606,6 +612,63 @@ class ManyDepthNet(DepthNet):
             outputs["object_motion"] = motion
         return outputs
 
+    def match(
+        self,
+        current: Tensor,
+        image: Tensor,
+        lookup: Tensor,
+        cam_T_cam: Tensor,
+        K: Tensor,
+        inv_K: Tensor,
+        empty: Tensor | None = None,
+        reference_depth: Tensor | None = None,
+    ) -> tuple[CostVolume, Tensor | None]:
+        """The cost volume of ``image`` against ``lookup`` at the matching grid of ``current`` (the
+        image's encoder features at ``matching_level``), and each pixel's own motion [B,2,h,w] where
+        ``reference_depth`` is given (Manydepth2's compensation, else None). Arguments as ``forward``'s.
+
+        ``matching_source: features`` matches the prematching conv's features of both frames;
+        ``image`` matches the normalised frames average-pooled to twice the grid's size (full size
+        for 320x96 at level 0) and pools the costs over 4x4-pixel patches onto the grid.
+        """
+        # Python ints (constants when traced for the export, whose sizes are fixed).
+        height, width = int(image.shape[-2]), int(image.shape[-1])
+        grid = (int(current.shape[-1]), int(current.shape[-2]))
+        by_image = self.matching_source == "image"
+        if by_image and reference_depth is not None:
+            raise ValueError("matching source 'image' with motion_aware: the motion search needs features")
+        shrink = width // (2 * grid[0])
+        size = (width // shrink, height // shrink) if by_image else grid
+        # The one intrinsics scaling (depth_node.geometry) as a matrix S, its inverse in numpy (a
+        # matrix inverse has no ONNX operator).
+        S = scale_intrinsics(np.eye(4), (width, height), size)
+        K_s = K.new_tensor(S) @ K.float()
+        inv_K_s = inv_K.float() @ inv_K.new_tensor(np.linalg.inv(S))
+        bins = self.depth_bins().float()
+        # No gradient into the encoder through the matching (Manydepth's); the prematching conv gets
+        # one, as it has no other way to learn. float32 even under mixed precision, since
+        # half-precision pixel coordinates are off by a fraction of a pixel.
+        if not by_image:
+            with torch.no_grad():
+                lookup_features = self._matching_features(lookup)[-1]
+        with torch.autocast(device_type=image.device.type, enabled=False):
+            if by_image:
+                matched_current, matched_lookup = (
+                    F.avg_pool2d(((f - self.mean) / self.std).float(), shrink) for f in (image, lookup)
+                )
+            else:
+                matched_current = self.prematching_conv(current.detach().float())
+                matched_lookup = self.prematching_conv(lookup_features.float())
+            motion = None
+            if reference_depth is not None:
+                motion = self._object_motion(
+                    matched_current, matched_lookup, cam_T_cam.float(), K_s, inv_K_s, reference_depth
+                )
+            volume = cost_volume(
+                matched_current, matched_lookup, cam_T_cam.float(), K_s, inv_K_s, bins, empty, motion=motion
+            )
+        return (pooled_cost_volume(volume, 2, bins) if by_image else volume), motion
+
     def _object_motion(
         self,
         current: Tensor,
@@ -613,13 +676,11 @@ class ManyDepthNet(DepthNet):
         cam_T_cam: Tensor,
         K: Tensor,
         inv_K: Tensor,
-        depth: Tensor | None,
+        depth: Tensor,
     ) -> Tensor:
         """Manydepth2's compensation [B,2,h,w]: each pixel's own motion (``object_motion``, around the
         static flow of the reference depth [B,1,H,W], resized bilinearly to the matching grid as
         Manydepth2 does), kept where it is longer than ``motion_threshold`` pixels, else 0."""
-        if depth is None:
-            raise ValueError("model.motion_aware: the matching needs the reference (teacher's) depth")
         depth = F.interpolate(depth.float(), size=current.shape[-2:], mode="bilinear", align_corners=False)
         with torch.no_grad():
             motion = object_motion(current, lookup, cam_T_cam, K, inv_K, depth, self.motion_search_radius)
