@@ -11,8 +11,9 @@ alternate frame by frame in the same run, so a changing machine load hits them a
 model runs in its steady state (frame mode "two": the previous frame is the one before). The table
 gives ms per frame (median), two-frame / single-frame ratios against the 1.6 target (issue 13),
 parameters and GMAC (conv + linear). ``--bins``, ``--matching-channels``, ``--pose-downsample``,
-``--matching-level`` and ``--motion-aware`` override the multi-frame defaults
-(``training.networks.manydepth.MULTI_FRAME_DEFAULTS``) to measure other designs. Writes JSON (``--out``).
+``--matching-level``, ``--motion-aware``, ``--matching-source`` and ``--student`` override the
+multi-frame defaults (``training.networks.manydepth.MULTI_FRAME_DEFAULTS``) to measure other designs.
+Writes JSON (``--out``).
 """
 
 from __future__ import annotations
@@ -139,6 +140,8 @@ def bench_backbone(backbone: str, args: argparse.Namespace, folder: Path, frames
         overrides["motion_aware"] = True
     if args.matching_source is not None:
         overrides["matching_source"] = args.matching_source
+    if args.student is not None:
+        overrides["student"] = args.student
     made = make_checkpoints(backbone, overrides, args.height, args.width, folder)
     models = {
         kind: export_onnx(ckpt, folder / f"{backbone}_{kind}.onnx", latency_runs=1, verbose=False)
@@ -161,6 +164,7 @@ def bench_backbone(backbone: str, args: argparse.Namespace, folder: Path, frames
         "matching_level",
         "motion_aware",
         "matching_source",
+        "student",
     )
     design = {key: made["config"][key] for key in keys}
     result: dict = {"backbone": backbone, "multi_frame": design}
@@ -219,6 +223,11 @@ def main(argv: list[str] | None = None) -> int:
         "--matching-source",
         choices=("features", "image"),
         help="model.matching_source (image: full-size patches)",
+    )
+    parser.add_argument(
+        "--student",
+        choices=("encoder", "refine"),
+        help="model.student (refine: a small head corrects the teacher, which runs too)",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "bench_two_frame.json")
     args = parser.parse_args(argv)

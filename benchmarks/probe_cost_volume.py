@@ -8,11 +8,12 @@ and the depth of each pixel's lowest cost (``matching_depth``) is scored like a 
 median-scaled abs_rel and the fraction within 1.25x of the ground truth, over the pixels whose
 hypotheses all land inside the previous frame, at the matching grid (ground truth resized nearest).
 
-Rows: ``model`` is the matching as trained (``ManyDepthNet.match``: its level, its prematching conv
+Rows: ``model`` is the matching as trained (``CostVolumeMatching.match``: its level, its prematching conv
 or image patches, its hypotheses, the pose net's motion); ``model, OXTS motion`` swaps in the
 drive's recorded motion, which separates pose errors from matching errors. Then the encoder's own
 features at levels 0 and 1, without the prematching conv, over the same range binned linearly and
-inversely (16 and 32 hypotheses): what a different design would have to work with; and each pixel's
+inversely (16 and 32 hypotheses): what a different design would have to work with (not for a refining
+student, ``model.student: refine``, which has no encoder of its own); and each pixel's
 3x3 RGB patch at full size, a bound on what any features could match at this image size. ``student``
 scores the model's depth on the 1/2-grid pixels for scale. A cost volume that does not beat the
 constant baseline (~0.5 on the synthetic drives) tells the student nothing.
@@ -50,7 +51,7 @@ from training.checkpoint import (  # noqa: E402
 )
 from training.datasets.kitti import KittiDataset, split_from_drives  # noqa: E402
 from training.geometry import transformation_from_parameters  # noqa: E402
-from training.networks.manydepth import cost_volume, depth_bins, pose_frame  # noqa: E402
+from training.networks.manydepth import ManyDepthNet, cost_volume, depth_bins, pose_frame  # noqa: E402
 
 MIN_GT, MAX_GT = 1e-3, 80.0
 
@@ -112,14 +113,14 @@ class Probe:
         ``reference_depth`` is given (Manydepth2's step) and the pixel moved on its own.
         ``as_trained``: the model's own matching (``ManyDepthNet.match``: its features or image
         patches, its hypotheses); else ``level``'s features as they are over ``bins``."""
-        current = self.features(image, level)
         if as_trained:
+            current = self.net._matching_features(image)[-1]
             K, inv_K = self.two_frame.K, self.two_frame.inv_K
             volume, own = self.net.match(
                 current, image, prev, motion, K, inv_K, reference_depth=reference_depth
             )
         else:
-            lookup = self.features(prev, level)
+            current, lookup = self.features(image, level), self.features(prev, level)
             h, w = current.shape[-2:]
             S = torch.tensor(
                 scale_intrinsics(np.eye(4), (self.width, self.height), (w, h)), dtype=torch.float32
@@ -167,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     if net.matching_source == "features":  # the motion search runs on the matching features
         rows["model, motion-aware"] = (own_level, net.depth_bins(), True, "net", True)
         rows["model, motion-aware, OXTS motion"] = (own_level, net.depth_bins(), True, "oxts", True)
-    for level in (0, 1):
+    # The encoder's levels; a refining student (``student: refine``) has none of its own.
+    for level in (0, 1) if isinstance(net, ManyDepthNet) else ():
         for binning in ("linear", "inverse"):
             for n in sorted({count, 32}):
                 bins = depth_bins(low, high, n, binning)

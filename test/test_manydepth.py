@@ -31,6 +31,7 @@ from training.geometry import BackprojectDepth, Project3D, disp_to_depth, transf
 from training.losses import ManydepthLoss, SelfSupervisedLoss
 from training.networks import (
     ManyDepthModel,
+    RefineNet,
     TwoFrameDepthNet,
     build_depth_net,
     build_multi_depth_net,
@@ -330,6 +331,7 @@ def test_a_student_started_from_single_frame_weights_predicts_what_its_teacher_d
         ("motion_search_radius", 0, "motion_search_radius=0"),
         ("motion_threshold", 5.0, "motion_threshold=5.0"),
         ("matching_source", "pixels", "matching_source='pixels'"),
+        ("student", "teacher", "student='teacher'"),
     ],
 )
 def test_multi_frame_config_names_a_bad_value(key: str, value: object, message: str) -> None:
@@ -339,6 +341,43 @@ def test_multi_frame_config_names_a_bad_value(key: str, value: object, message: 
         multi_frame_config({"backbone": "resnet18", "explainability": True})
     with pytest.raises(ValueError, match="matching_source=image with model"):
         multi_frame_config({"backbone": "resnet18", "matching_source": "image", "motion_aware": True})
+    with pytest.raises(ValueError, match=r"student=refine with model\.motion_aware"):
+        multi_frame_config({"backbone": "resnet18", "student": "refine", "motion_aware": True})
+
+
+def test_a_refining_student_starts_as_its_teacher_and_learns_its_correction() -> None:
+    """``student: refine``: the teacher's disparity at every scale, exactly, until the head learns;
+    the head and the prematching conv both get gradients from the student's disparity."""
+    cfg = multi_frame_config(
+        {"backbone": "resnet18", "multi_frame": True, "num_depth_bins": 4, "student": "refine"}
+    )
+    teacher, student = build_depth_net(cfg).eval(), build_multi_depth_net(cfg).eval()
+    assert isinstance(student, RefineNet) and student.needs_reference
+    batch = _batch(height=64, width=96)
+    T = torch.eye(4).expand(2, 4, 4).clone()
+    T[:, 0, 3] = 0.2
+    student.min_depth_bin.fill_(2.0)
+    image, lookup = batch[("color", 0, 0)], batch[("color", -1, 0)]
+    with torch.no_grad():
+        disps = {key[1]: value for key, value in teacher(image).items() if key[0] == "disp"}
+        out = student(image, lookup, T, batch["K"], batch["inv_K"], reference_disps=disps)
+        depth = student.predict_depth(
+            image, lookup, T, batch["K"], batch["inv_K"], teacher.predict_depth(image)
+        )
+    assert float(out["cost_confidence"].sum()) > 0
+    for scale in range(4):
+        torch.testing.assert_close(out[("disp", scale)], disps[scale], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(depth, teacher.predict_depth(image), atol=1e-4, rtol=1e-4)
+
+    student.train()
+    with torch.no_grad():  # a head that has learnt something, so gradients reach its first layers
+        student.head[-1].weight.normal_(0, 0.01)
+    out = student(image, lookup, T, batch["K"], batch["inv_K"], reference_disps=disps)
+    out[("disp", 0)].mean().backward()
+    assert float(student.head[0].weight.grad[:, -5:-1].abs().sum()) > 0  # the cost volume's inputs
+    assert float(student.prematching_conv[0].weight.grad.abs().sum()) > 0  # learns through the matching
+    with pytest.raises(ValueError, match="needs its teacher's disparities"):
+        student(image, lookup, T, batch["K"], batch["inv_K"])
 
 
 def test_relative_cost_divides_each_pixel_by_its_mean_over_the_hypotheses() -> None:
@@ -468,6 +507,12 @@ def test_student_loss_is_the_masked_reprojection_plus_consistency_and_the_teache
     )
     loss, _ = log_criterion(batch, {**student, "reprojection_mask": torch.zeros(2, 1, 64, 96)})
     assert float(loss) == pytest.approx(float((depth.log() - target.log()).abs().mean()), rel=1e-5)
+    # consistency: none, the ablation: nothing trusted leaves the student without a loss.
+    no_criterion = SelfSupervisedLoss(
+        {"smoothness_weight": 0.0, "automask_noise": 0.0, "consistency": "none"}, 64, 96
+    )
+    loss, diagnostics = no_criterion(batch, {**student, "reprojection_mask": torch.zeros(2, 1, 64, 96)})
+    assert float(loss) == 0.0 and "consistency" not in diagnostics.stats
     # Everything trusted: the mean minimum reprojection error, no auto-masking, no consistency.
     loss, diagnostics = criterion(batch, {**student, "reprojection_mask": torch.ones(2, 1, 64, 96)})
     errors = [criterion.photometric(batch[("color", f, 0)], batch[("color", 0, 0)]) for f in (-1, 1)]
@@ -550,7 +595,8 @@ def test_teacher_and_pose_freeze_while_the_student_trains(kitti_root: Path, tmp_
 @pytest.fixture(scope="module")
 def trained(kitti_root: Path, module_tmp: Path) -> dict[str, Path]:
     """A few real training steps per backbone (STDC1's cost volume at level 0, inverse bins, relative
-    costs, motion-aware), and ResNet18 matching the frames themselves; the last checkpoint of each."""
+    costs, motion-aware), ResNet18 matching the frames themselves, and a ResNet18 refining student at
+    level 0; the last checkpoint of each."""
     runs = {}
     level_0 = [
         "model.matching_level=0",
@@ -562,6 +608,7 @@ def trained(kitti_root: Path, module_tmp: Path) -> dict[str, Path]:
         ("resnet18", "resnet18", []),
         ("stdc1", "stdc1", level_0),
         ("resnet18_image", "resnet18", ["model.matching_source=image"]),
+        ("resnet18_refine", "resnet18", ["model.student=refine", "model.matching_level=0"]),
     ):
         out_dir = module_tmp / name
         summary = Trainer(load_config(None, _overrides(kitti_root, out_dir, backbone, 2, *extra))).run()
@@ -747,5 +794,32 @@ def test_an_image_matching_student_exports_and_matches_pytorch(
     image, prev = _frame_pair(kitti_root, tmp_path, "resnet18")
     with torch.no_grad():
         reference = two_frame_net_from_checkpoint(ckpt)(image, prev).numpy()
+    got = session.run(["depth"], {"image": image.numpy(), "prev_image": prev.numpy()})[0]
+    assert float(np.max(np.abs(got - reference) / reference)) < 1e-4
+
+
+def test_a_refining_student_exports_with_its_teacher_and_matches_pytorch(
+    trained: dict[str, Path], tmp_path: Path, kitti_root: Path
+) -> None:
+    """``student: refine``: the checkpoint's student is the small net only; the export holds the
+    teacher too, says so, and runs what PyTorch runs."""
+    import onnxruntime as ort
+
+    checkpoint = trained["resnet18_refine"]
+    ckpt = load_checkpoint(checkpoint)
+    assert not any(key.startswith(("encoder", "decoder")) for key in ckpt["multi_depth_net"])
+    assert ckpt["multi_depth_net"]["head.0.weight"].shape[1] == 32 + 8 + 1  # features, costs, teacher
+    out = export_onnx(checkpoint, tmp_path / "refine.onnx", latency_runs=1, verbose=False)
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert session.get_modelmeta().custom_metadata_map["student"] == "refine"
+    assert "| student | refines its single-frame teacher's disparity" in out.with_suffix(".md").read_text()
+
+    image, prev = _frame_pair(kitti_root, tmp_path, "resnet18")
+    net = two_frame_net_from_checkpoint(ckpt)
+    assert net.reference_net is not None
+    with torch.no_grad():
+        reference = net(image, prev).numpy()
+        teacher = net.reference_net.predict_depth(image).numpy()
+    assert float(np.max(np.abs(reference - teacher))) > 0  # two steps moved the head off zero
     got = session.run(["depth"], {"image": image.numpy(), "prev_image": prev.numpy()})[0]
     assert float(np.max(np.abs(got - reference) / reference)) < 1e-4

@@ -74,8 +74,8 @@ def is_multi_frame(ckpt: Mapping[str, Any]) -> bool:
 
 def two_frame_net_from_checkpoint(ckpt: Mapping[str, Any]) -> TwoFrameDepthNet:
     """The two-frame model of a multi-frame checkpoint (its student and pose net, strict; a
-    motion-aware student's teacher too), in eval mode, with the training camera's intrinsics at the
-    training size."""
+    motion-aware or refining student's teacher too), in eval mode, with the training camera's
+    intrinsics at the training size."""
     config = ckpt["config"]
     if "multi_depth_net" not in ckpt:
         raise ValueError("checkpoint: model.multi_frame is on but it holds no multi_depth_net")
@@ -84,6 +84,6 @@ def two_frame_net_from_checkpoint(ckpt: Mapping[str, Any]) -> TwoFrameDepthNet:
     net, pose_net = build_multi_depth_net(model_cfg), build_pose_net(model_cfg)
     net.load_state_dict(ckpt["multi_depth_net"], strict=True)
     pose_net.load_state_dict(ckpt["pose_net"], strict=True)
-    reference = depth_net_from_checkpoint(ckpt) if net.motion_aware else None  # the teacher
+    reference = depth_net_from_checkpoint(ckpt) if net.needs_reference else None  # the teacher
     data = config["data"]
     return TwoFrameDepthNet(net, pose_net, int(data["height"]), int(data["width"]), reference).eval()

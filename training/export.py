@@ -50,7 +50,7 @@ from training.geometry import disp_to_depth
 from training.losses import METRIC_TRAINING_MODES
 from training.losses import training_mode as infer_training_mode
 from training.model_card import card_info, write_model_card
-from training.networks import DepthNet, TwoFrameDepthNet, model_config
+from training.networks import DepthNet, RefineNet, TwoFrameDepthNet, model_config
 from training.quantize import (
     CALIBRATION_METHODS,
     DEFAULT_CALIBRATION_FRAMES,
@@ -337,7 +337,7 @@ def _metadata(
 def two_frame_metadata(model: TwoFrameDepthNet) -> dict[str, str]:
     """A two-frame model's extra ``metadata_props``: ``frames=2``, the cost volume's intrinsics
     (normalised by image size: fx/W, fy/H, cx/W, cy/H), its depth hypotheses and, for a motion-aware
-    model, its motion search."""
+    model, its motion search; ``student=refine`` for a refining student."""
     net = model.net
     bins = {
         "count": net.num_depth_bins,
@@ -352,6 +352,8 @@ def two_frame_metadata(model: TwoFrameDepthNet) -> dict[str, str]:
     }
     if net.matching_source != "features":  # Manydepth's learnt features are the default
         metadata["matching_source"] = net.matching_source
+    if isinstance(net, RefineNet):  # the teacher's depth refined, the teacher inside the graph
+        metadata["student"] = "refine"
     if net.motion_aware:  # Manydepth2's compensation, with the teacher inside the graph
         motion = {"search_radius": net.motion_search_radius, "threshold_px": net.motion_threshold}
         metadata["motion_aware"] = json.dumps(motion)

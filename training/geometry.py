@@ -29,6 +29,12 @@ def disp_to_depth(disp: Tensor, min_depth: float, max_depth: float) -> tuple[Ten
     return scaled_disp, 1.0 / scaled_disp
 
 
+def depth_to_disp(depth: Tensor, min_depth: float, max_depth: float) -> Tensor:
+    """The sigmoid output in [0,1] for which ``disp_to_depth`` yields ``depth`` (its inverse)."""
+    min_disp, max_disp = 1.0 / max_depth, 1.0 / min_depth
+    return (1.0 / depth - min_disp) / (max_disp - min_disp)
+
+
 def depth_to_sigmoid_logit(depth: float, min_depth: float, max_depth: float) -> float:
     """The pre-sigmoid value for which ``disp_to_depth`` yields ``depth`` (used to initialise heads)."""
     min_disp, max_disp = 1.0 / max_depth, 1.0 / min_depth

@@ -118,7 +118,8 @@ DEFAULT_LOSS_CFG: dict[str, Any] = {
     "stereo_scale": "baseline",
     # Manydepth's consistency loss between the multi-frame student and its teacher: absolute,
     # |d - d_teacher| in depth units (Manydepth); log, |log d - log d_teacher|, the same relative error
-    # near and far (an absolute term lets the far pixels' metre-sized differences set the gradient).
+    # near and far (an absolute term lets the far pixels' metre-sized differences set the gradient);
+    # none, no such term: the student learns from its own photometric loss alone (an ablation).
     "consistency": "absolute",
     "explainability_weight": 0.2,  # lambda_e of SfMLearner's mask regulariser
     "smoothness": "edge_aware",  # edge_aware (Monodepth2) | second_order (SfMLearner)
@@ -138,7 +139,7 @@ DEFAULT_LOSS_CFG: dict[str, Any] = {
 DEPTH_LOSSES = ("log_l1", "abs_rel", "silog", "densedepth")
 MASKINGS = ("monodepth2", "dipe", "explainability")
 MULTISCALES = ("full_resolution", "dipe_weighted", "own_resolution")
-CONSISTENCIES = ("absolute", "log")
+CONSISTENCIES = ("absolute", "log", "none")
 STEREO_TERMS = ("minimum", "separate")
 STEREO_SCALES = ("baseline", "shared")
 DIPE_SCALE_RATE = 0.25  # dipe_weighted's photometric weight per scale (DiPE's --scale_rate)
@@ -787,7 +788,8 @@ class SelfSupervisedLoss(nn.Module):
             )
             photo, mask, warped = self._photometric_term(outputs, images[size], photo_depth, source_ids)
             teacher_disp = outputs.get(("consistency_disp", s))
-            if teacher_disp is not None:  # Manydepth's student: the teacher's depth where the mask is 0
+            if teacher_disp is not None and cfg["consistency"] != "none":
+                # Manydepth's student: the teacher's depth where the mask is 0.
                 teacher_disp = teacher_disp.float()
                 if teacher_disp.shape[-2:] != photo_depth.shape[-2:]:
                     teacher_disp = F.interpolate(teacher_disp, size, mode="bilinear", align_corners=False)

@@ -66,9 +66,9 @@ def card_info(
 
 def two_frame_info(metadata: Mapping[str, str]) -> dict[str, Any]:
     """``frames`` (1 or 2) and, for a two-frame model, its cost volume's ``cost_volume_intrinsics``
-    (fx/W, fy/H, cx/W, cy/H), ``depth_bins`` (count, binning, min, max), ``matching_source``
-    (features or image) and, if motion-aware, ``motion_aware`` (search_radius, threshold_px), from the
-    export's metadata."""
+    (fx/W, fy/H, cx/W, cy/H), ``depth_bins`` (count, binning, min, max), ``student`` (encoder or
+    refine), ``matching_source`` (features or image) and, if motion-aware, ``motion_aware``
+    (search_radius, threshold_px), from the export's metadata."""
     if metadata.get("frames", "1") != "2":
         return {"frames": 1}
     info = {
@@ -78,6 +78,7 @@ def two_frame_info(metadata: Mapping[str, str]) -> dict[str, Any]:
     }
     if "motion_aware" in metadata:
         info["motion_aware"] = json.loads(metadata["motion_aware"])
+    info["student"] = metadata.get("student", "encoder")
     info["matching_source"] = metadata.get("matching_source", "features")
     return info
 
@@ -101,6 +102,11 @@ def _input_rows(info: Mapping[str, Any]) -> list[str]:
         rows.append(
             "| matching | the frames themselves (normalised RGB), averaged over 4x4-pixel patches at twice "
             "the matching grid's size |"
+        )
+    if info.get("student") == "refine":
+        rows.append(
+            "| student | refines its single-frame teacher's disparity from the cost volume; the teacher runs "
+            "inside the model |"
         )
     motion = info.get("motion_aware")
     if motion:

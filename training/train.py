@@ -55,6 +55,7 @@ from training.networks import (
     DepthPoseModel,
     ManyDepthModel,
     ManyDepthNet,
+    RefineNet,
     build_depth_net,
     build_multi_depth_net,
     build_pose_net,
@@ -99,7 +100,10 @@ def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def load_weights(
-    depth_net: nn.Module, pose_net: nn.Module, path: Path, multi_depth_net: ManyDepthNet | None = None
+    depth_net: nn.Module,
+    pose_net: nn.Module,
+    path: Path,
+    multi_depth_net: ManyDepthNet | RefineNet | None = None,
 ) -> None:
     """Start from a checkpoint's weights (``train.init_from``: fine-tuning, e.g. at a larger size).
 

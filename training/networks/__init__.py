@@ -54,7 +54,13 @@ from training.networks.depth_decoder import (
 )
 from training.networks.inception_resnet_v2 import InceptionResNetV2Encoder, load_inception_resnet_v2_weights
 from training.networks.lraspp import LRASPPDecoder, dilate_last_stage
-from training.networks.manydepth import ManyDepthModel, ManyDepthNet, TwoFrameDepthNet, multi_frame_config
+from training.networks.manydepth import (
+    ManyDepthModel,
+    ManyDepthNet,
+    RefineNet,
+    TwoFrameDepthNet,
+    multi_frame_config,
+)
 from training.networks.mobilenet import MobileNetV3Encoder, load_mobilenet_weights
 from training.networks.model import DepthPoseModel, predict_poses, rescale_to_distance
 from training.networks.pose import PoseNet
@@ -112,6 +118,7 @@ __all__ = [
     "ManyDepthNet",
     "MobileNetV3Encoder",
     "PoseNet",
+    "RefineNet",
     "ResnetEncoder",
     "STDCEncoder",
     "SlimDepthDecoder",
@@ -194,9 +201,24 @@ def build_depth_net(model_cfg: dict) -> DepthNet:
     return DepthNet(encoder, **_depth_net_args(cfg))
 
 
-def build_multi_depth_net(model_cfg: dict) -> ManyDepthNet:
+def build_multi_depth_net(model_cfg: dict) -> ManyDepthNet | RefineNet:
     """The multi-frame student (``model.multi_frame``) from the ``model`` config section."""
     cfg = multi_frame_config(model_config(model_cfg))
+    if cfg["student"] == "refine":
+        return RefineNet(
+            num_scales=int(cfg["num_scales"]),
+            min_depth=float(cfg["min_depth"]),
+            max_depth=float(cfg["max_depth"]),
+            num_depth_bins=int(cfg["num_depth_bins"]),
+            depth_binning=str(cfg["depth_binning"]),
+            min_depth_bin=float(cfg["min_depth_bin"]),
+            max_depth_bin=float(cfg["max_depth_bin"]),
+            matching_channels=None if cfg["matching_channels"] is None else int(cfg["matching_channels"]),
+            pose_downsample=int(cfg["pose_downsample"]),
+            matching_level=int(cfg["matching_level"]),
+            cost_scale=str(cfg["cost_scale"]),
+            matching_source=str(cfg["matching_source"]),
+        )
     return ManyDepthNet(
         build_encoder(str(cfg["backbone"]), cfg["weights"]),
         **_depth_net_args(cfg),

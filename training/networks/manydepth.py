@@ -77,6 +77,12 @@ stops the teacher's and pose net's updates within the one optimizer (Manydepth b
 a new StepLR over the student, which restarts the learning-rate schedule); the teacher's loss is the
 configured ``SelfSupervisedLoss`` (``loss.masking`` etc.), the student's always Manydepth's masking.
 
+``student: refine`` (``RefineNet``, not Manydepth's) leaves the depth to the teacher and learns only a
+correction of its disparity from the cost volume: a few convs over small features of its own, the
+costs and the teacher's disparity at the matching grid. The teacher trains as the single-frame model
+does; the car runs it too. The hypothesis range, the camera and the matching (``match``) are the
+same for both students (``CostVolumeMatching``).
+
 ``ManyDepthModel`` is the training forward pass (teacher, pose net, augmentations, student and the
 masks the loss reads); ``TwoFrameDepthNet`` is what the car runs: ``(image, prev_image) -> depth``
 with the pose net inside and the training intrinsics baked in.
@@ -94,8 +100,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from depth_node.geometry import scale_intrinsics
-from training.geometry import disp_to_depth, transformation_from_parameters
-from training.networks.depth_decoder import DepthNet
+from training.geometry import depth_to_disp, disp_to_depth, transformation_from_parameters
+from training.networks.depth_decoder import IMAGENET_MEAN, IMAGENET_STD, DepthNet
 from training.networks.model import predict_poses
 from training.networks.pose import PoseNet
 from training.networks.resnet import ResnetEncoder
@@ -114,6 +120,8 @@ MULTI_FRAME_DEFAULTS: dict[str, Any] = {
     "cost_scale": "raw",  # raw (Manydepth's) | relative: each pixel's costs over their mean (relative_cost)
     "matching_source": "features",  # features (Manydepth's) | image: full-size patches (pooled_cost_volume)
     "pose_downsample": 2,  # the pose net sees both frames average-pooled by this factor (1: full size)
+    "student": "encoder",  # encoder (Manydepth's: the cost volume fused into the student's encoder) |
+    # refine: a small head corrects the teacher's disparity from the cost volume (RefineNet)
     "motion_aware": False,  # Manydepth2's step: match moving pixels against where they moved (object_motion)
     "motion_search_radius": 3,  # ... searching this many matching-grid pixels around the static flow
     "motion_threshold": 1.5,  # ... and compensating pixels whose own motion is longer than this (pixels)
@@ -128,6 +136,7 @@ DEPTH_BINNINGS = ("linear", "inverse")
 MATCHING_LEVELS = (0, 1)  # encoder levels the cost volume can enter: stride 2 or 4
 COST_SCALES = ("raw", "relative")
 MATCHING_SOURCES = ("features", "image")
+STUDENTS = ("encoder", "refine")
 BORDER = 2  # feature pixels at the border left out of matching (Manydepth's)
 BIN_MOMENTUM = 0.99
 # object_motion's preference between matches: each offset costs this much more than the one before
@@ -156,6 +165,13 @@ def multi_frame_config(model_cfg: Mapping[str, Any]) -> dict[str, Any]:
     if cfg["matching_source"] not in MATCHING_SOURCES:
         raise ValueError(
             f"model.matching_source={cfg['matching_source']!r}: expected one of {MATCHING_SOURCES}"
+        )
+    if cfg["student"] not in STUDENTS:
+        raise ValueError(f"model.student={cfg['student']!r}: expected one of {STUDENTS}")
+    if cfg["student"] == "refine" and cfg["motion_aware"]:
+        raise ValueError(
+            "model.student=refine with model.motion_aware: the refiner matches the static world only; "
+            "use student: encoder"
         )
     if cfg["matching_source"] == "image" and cfg["motion_aware"]:
         raise ValueError(
@@ -425,48 +441,31 @@ def matching_augmentation(
     return static, ~static & (u < static_prob + empty_prob)
 
 
-class ManyDepthNet(DepthNet):
-    """The multi-frame depth net: built like ``DepthNet`` (encoder, decoder, depth range, initial
-    depth), plus the fusion conv and the hypothesis range.
-
-    ``forward(image, lookup, cam_T_cam, K, inv_K, empty=None)``: images [B,3,H,W] RGB in [0,1] (H, W
-    multiples of 32), ``cam_T_cam`` [B,4,4] current-camera points into the lookup camera, ``K`` /
-    ``inv_K`` [B,4,4] (or [1,4,4] for all) at the input resolution. Returns ``("disp", s)`` as
-    ``DepthNet`` does, plus
-    ``"matching_depth"`` and ``"cost_confidence"`` [B,1,H/4,W/4] (see ``cost_volume``).
+class CostVolumeMatching(nn.Module):
+    """What every student shares: the learnt hypothesis range, the training camera and the matching
+    (``match``). ``_init_matching`` sets it up; a subclass provides ``_matching_features(image)`` (its
+    features up to the matching grid, the last one matched), ``prematching_conv``, the ImageNet
+    ``mean`` and ``std`` buffers and ``min_depth``.
 
     Buffers (in the state dict, so in checkpoints and the export): ``min_depth_bin`` and
     ``max_depth_bin``, the learnt hypothesis range; ``intrinsics``, the training camera's normalised
     (fx/W, fy/H, cx/W, cy/H), which the exported model matches with.
     """
 
-    def __init__(
+    def _init_matching(
         self,
-        encoder: nn.Module,
-        backbone: str,
-        num_scales: int = 4,
-        min_depth: float = 0.1,
-        max_depth: float = 100.0,
-        init_depth: float | None = 12.0,
-        decoder: str = "monodepth2",
-        num_depth_bins: int = 16,
-        depth_binning: str = "linear",
-        min_depth_bin: float = 0.1,
-        max_depth_bin: float = 10.0,
-        matching_channels: int | None = 16,
-        pose_downsample: int = 2,
-        matching_level: int = 1,
-        cost_scale: str = "raw",
-        matching_source: str = "features",
+        num_depth_bins: int,
+        depth_binning: str,
+        min_depth_bin: float,
+        max_depth_bin: float,
+        pose_downsample: int,
+        matching_level: int,
+        cost_scale: str,
+        matching_source: str,
         motion_aware: bool = False,
         motion_search_radius: int = 3,
         motion_threshold: float = 1.5,
     ) -> None:
-        if not isinstance(encoder, ResnetEncoder | STDCEncoder):
-            raise ValueError(
-                f"multi-frame model: backbone {backbone!r} is not supported; expected a ResNet or STDC "
-                "backbone (the cost volume enters at their 1/4 level)"
-            )
         if depth_binning not in DEPTH_BINNINGS:
             raise ValueError(f"depth binning {depth_binning!r}: expected one of {DEPTH_BINNINGS}")
         if matching_level not in MATCHING_LEVELS:
@@ -475,7 +474,6 @@ class ManyDepthNet(DepthNet):
             raise ValueError(f"cost scale {cost_scale!r}: expected one of {COST_SCALES}")
         if matching_source not in MATCHING_SOURCES:
             raise ValueError(f"matching source {matching_source!r}: expected one of {MATCHING_SOURCES}")
-        super().__init__(encoder, backbone, num_scales, min_depth, max_depth, init_depth, decoder)
         self.num_depth_bins = int(num_depth_bins)
         self.depth_binning = depth_binning
         # How much smaller the pose net's frames are (kept here: the student's export and training
@@ -487,68 +485,14 @@ class ManyDepthNet(DepthNet):
         self.motion_aware = bool(motion_aware)
         self.motion_search_radius = int(motion_search_radius)
         self.motion_threshold = float(motion_threshold)
-        channels = encoder.num_ch_enc[self.matching_level]
-        # Manydepth's prematching_conv (its code defines it, 64 -> 16, but never calls it): the cost
-        # volume's work scales with the channels it compares.
-        self.prematching_conv = (
-            nn.Sequential(nn.Conv2d(channels, int(matching_channels), 1), nn.ReLU(inplace=True))
-            if matching_channels and matching_source == "features"
-            else nn.Identity()
-        )
-        self.reduce_conv = nn.Sequential(
-            nn.Conv2d(channels + self.num_depth_bins, channels, 3, 1, 1), nn.ReLU(inplace=True)
-        )
         self.register_buffer("min_depth_bin", torch.tensor(float(min_depth_bin)))
         self.register_buffer("max_depth_bin", torch.tensor(float(max_depth_bin)))
         self.register_buffer("intrinsics", torch.tensor(KITTI_NORMALISED_INTRINSICS))
 
-    @torch.no_grad()
-    def start_from_single_frame(self, depth_state: Mapping[str, Tensor]) -> None:
-        """Start as a trained single-frame depth net (``state_dict`` of a ``DepthNet`` of this backbone).
-
-        Manydepth starts student and teacher from the same ImageNet weights; here a single-frame
-        checkpoint plays that part. The encoder and decoder take its weights, and the fusion conv
-        starts as a pass-through of the current frame's features (identity on them, zero on the
-        cost volume; they are post-ReLU, so the ReLU after it changes nothing). The student then
-        predicts exactly what its teacher does, and learns from there how much to trust the cost
-        volume, instead of a random fusion conv scrambling every deeper feature.
-        """
-        own = self.state_dict()
-        added = {k for k in own if k.split(".")[0] in ("prematching_conv", "reduce_conv")}
-        added |= {"min_depth_bin", "max_depth_bin", "intrinsics"}
-        # Checked before loading, so that weights which do not fit leave the net as it was.
-        wrong = sorted(k for k, v in depth_state.items() if k not in own or own[k].shape != v.shape)
-        wrong += sorted(set(own) - set(depth_state) - added)
-        if wrong:
-            raise ValueError(f"single-frame weights do not fit this multi-frame net: {wrong[:3]}")
-        self.load_state_dict(depth_state, strict=False)
-        conv = self.reduce_conv[0]
-        channels = conv.out_channels
-        conv.weight.zero_()
-        conv.weight[torch.arange(channels), torch.arange(channels), 1, 1] = 1.0
-        conv.bias.zero_()
-
-    # -- the encoder, level by level ---------------------------------------------------------
-    def _level(self, x: Tensor, level: int) -> Tensor:
-        """Encoder level ``level`` (0: stride 2 ... 4: stride 32) applied to the previous level's output."""
-        enc = self.encoder
-        if isinstance(enc, ResnetEncoder):
-            if level == 0:
-                return enc.relu(enc.bn1(enc.conv1(x)))
-            if level == 1:
-                return enc.layer1(enc.maxpool(x))
-            return getattr(enc, f"layer{level}")(x)
-        start, end = enc.stage_slices[level]
-        for idx in range(start, end):
-            x = enc.features[idx](x)
-        return x
-
-    def _matching_features(self, image: Tensor) -> list[Tensor]:
-        """The encoder's levels 0 .. ``matching_level`` of ``image``; the last one is matched."""
-        features = [self._level((image - self.mean) / self.std, 0)]
-        for level in range(1, self.matching_level + 1):
-            features.append(self._level(features[-1], level))
-        return features
+    @property
+    def needs_reference(self) -> bool:
+        """Whether it runs on its teacher's depth, so that the car runs the teacher too."""
+        return self.motion_aware
 
     # -- the hypotheses and the camera -------------------------------------------------------
     def depth_bins(self) -> Tensor:
@@ -576,42 +520,7 @@ class ManyDepthNet(DepthNet):
         inv_K = np.linalg.inv(K)
         return torch.tensor(K, dtype=torch.float32)[None], torch.tensor(inv_K, dtype=torch.float32)[None]
 
-    # -- the forward pass --------------------------------------------------------------------
-    def forward(  # type: ignore[override]
-        self,
-        image: Tensor,
-        lookup: Tensor,
-        cam_T_cam: Tensor,
-        K: Tensor,
-        inv_K: Tensor,
-        empty: Tensor | None = None,
-        reference_depth: Tensor | None = None,
-    ) -> dict[Any, Tensor]:
-        if image.shape[-2] % 32 or image.shape[-1] % 32:
-            raise ValueError(f"ManyDepthNet input size {tuple(image.shape[-2:])} must be a multiple of 32")
-        if lookup.shape != image.shape:
-            raise ValueError(
-                f"ManyDepthNet: lookup frame {tuple(lookup.shape)} must have the shape of image "
-                f"{tuple(image.shape)}"
-            )
-        features = self._matching_features(image)
-        current = features[-1]
-        if self.motion_aware and reference_depth is None:
-            raise ValueError("model.motion_aware: the matching needs the reference (teacher's) depth")
-        reference = reference_depth if self.motion_aware else None
-        volume, motion = self.match(current, image, lookup, cam_T_cam, K, inv_K, empty, reference)
-        cost = relative_cost(volume.cost) if self.cost_scale == "relative" else volume.cost
-        fused = self.reduce_conv(torch.cat([current, cost.to(current.dtype)], 1))
-        deeper = [fused]
-        for level in range(self.matching_level + 1, 5):
-            deeper.append(self._level(deeper[-1], level))
-        outputs: dict[Any, Tensor] = dict(self.decoder([*features, *deeper[1:]]))
-        outputs["matching_depth"] = volume.matching_depth
-        outputs["cost_confidence"] = volume.confidence
-        if motion is not None:
-            outputs["object_motion"] = motion
-        return outputs
-
+    # -- the matching -----------------------------------------------------------------------
     def match(
         self,
         current: Tensor,
@@ -687,6 +596,157 @@ class ManyDepthNet(DepthNet):
         moving = motion.norm(dim=1, keepdim=True) > self.motion_threshold
         return torch.where(moving, motion, torch.zeros_like(motion))
 
+
+class ManyDepthNet(DepthNet, CostVolumeMatching):
+    """The multi-frame depth net: built like ``DepthNet`` (encoder, decoder, depth range, initial
+    depth), plus the fusion conv and the hypothesis range.
+
+    ``forward(image, lookup, cam_T_cam, K, inv_K, empty=None)``: images [B,3,H,W] RGB in [0,1] (H, W
+    multiples of 32), ``cam_T_cam`` [B,4,4] current-camera points into the lookup camera, ``K`` /
+    ``inv_K`` [B,4,4] (or [1,4,4] for all) at the input resolution. Returns ``("disp", s)`` as
+    ``DepthNet`` does, plus
+    ``"matching_depth"`` and ``"cost_confidence"`` [B,1,H/4,W/4] (see ``cost_volume``).
+
+    The hypothesis range, the camera and the matching are ``CostVolumeMatching``'s.
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        backbone: str,
+        num_scales: int = 4,
+        min_depth: float = 0.1,
+        max_depth: float = 100.0,
+        init_depth: float | None = 12.0,
+        decoder: str = "monodepth2",
+        num_depth_bins: int = 16,
+        depth_binning: str = "linear",
+        min_depth_bin: float = 0.1,
+        max_depth_bin: float = 10.0,
+        matching_channels: int | None = 16,
+        pose_downsample: int = 2,
+        matching_level: int = 1,
+        cost_scale: str = "raw",
+        matching_source: str = "features",
+        motion_aware: bool = False,
+        motion_search_radius: int = 3,
+        motion_threshold: float = 1.5,
+    ) -> None:
+        if not isinstance(encoder, ResnetEncoder | STDCEncoder):
+            raise ValueError(
+                f"multi-frame model: backbone {backbone!r} is not supported; expected a ResNet or STDC "
+                "backbone (the cost volume enters at their 1/4 level)"
+            )
+        super().__init__(encoder, backbone, num_scales, min_depth, max_depth, init_depth, decoder)
+        self._init_matching(
+            num_depth_bins,
+            depth_binning,
+            min_depth_bin,
+            max_depth_bin,
+            pose_downsample,
+            matching_level,
+            cost_scale,
+            matching_source,
+            motion_aware,
+            motion_search_radius,
+            motion_threshold,
+        )
+        channels = encoder.num_ch_enc[self.matching_level]
+        # Manydepth's prematching_conv (its code defines it, 64 -> 16, but never calls it): the cost
+        # volume's work scales with the channels it compares.
+        self.prematching_conv = (
+            nn.Sequential(nn.Conv2d(channels, int(matching_channels), 1), nn.ReLU(inplace=True))
+            if matching_channels and matching_source == "features"
+            else nn.Identity()
+        )
+        self.reduce_conv = nn.Sequential(
+            nn.Conv2d(channels + self.num_depth_bins, channels, 3, 1, 1), nn.ReLU(inplace=True)
+        )
+
+    @torch.no_grad()
+    def start_from_single_frame(self, depth_state: Mapping[str, Tensor]) -> None:
+        """Start as a trained single-frame depth net (``state_dict`` of a ``DepthNet`` of this backbone).
+
+        Manydepth starts student and teacher from the same ImageNet weights; here a single-frame
+        checkpoint plays that part. The encoder and decoder take its weights, and the fusion conv
+        starts as a pass-through of the current frame's features (identity on them, zero on the
+        cost volume; they are post-ReLU, so the ReLU after it changes nothing). The student then
+        predicts exactly what its teacher does, and learns from there how much to trust the cost
+        volume, instead of a random fusion conv scrambling every deeper feature.
+        """
+        own = self.state_dict()
+        added = {k for k in own if k.split(".")[0] in ("prematching_conv", "reduce_conv")}
+        added |= {"min_depth_bin", "max_depth_bin", "intrinsics"}
+        # Checked before loading, so that weights which do not fit leave the net as it was.
+        wrong = sorted(k for k, v in depth_state.items() if k not in own or own[k].shape != v.shape)
+        wrong += sorted(set(own) - set(depth_state) - added)
+        if wrong:
+            raise ValueError(f"single-frame weights do not fit this multi-frame net: {wrong[:3]}")
+        self.load_state_dict(depth_state, strict=False)
+        conv = self.reduce_conv[0]
+        channels = conv.out_channels
+        conv.weight.zero_()
+        conv.weight[torch.arange(channels), torch.arange(channels), 1, 1] = 1.0
+        conv.bias.zero_()
+
+    # -- the encoder, level by level ---------------------------------------------------------
+    def _level(self, x: Tensor, level: int) -> Tensor:
+        """Encoder level ``level`` (0: stride 2 ... 4: stride 32) applied to the previous level's output."""
+        enc = self.encoder
+        if isinstance(enc, ResnetEncoder):
+            if level == 0:
+                return enc.relu(enc.bn1(enc.conv1(x)))
+            if level == 1:
+                return enc.layer1(enc.maxpool(x))
+            return getattr(enc, f"layer{level}")(x)
+        start, end = enc.stage_slices[level]
+        for idx in range(start, end):
+            x = enc.features[idx](x)
+        return x
+
+    def _matching_features(self, image: Tensor) -> list[Tensor]:
+        """The encoder's levels 0 .. ``matching_level`` of ``image``; the last one is matched."""
+        features = [self._level((image - self.mean) / self.std, 0)]
+        for level in range(1, self.matching_level + 1):
+            features.append(self._level(features[-1], level))
+        return features
+
+    # -- the forward pass --------------------------------------------------------------------
+    def forward(  # type: ignore[override]
+        self,
+        image: Tensor,
+        lookup: Tensor,
+        cam_T_cam: Tensor,
+        K: Tensor,
+        inv_K: Tensor,
+        empty: Tensor | None = None,
+        reference_depth: Tensor | None = None,
+    ) -> dict[Any, Tensor]:
+        if image.shape[-2] % 32 or image.shape[-1] % 32:
+            raise ValueError(f"ManyDepthNet input size {tuple(image.shape[-2:])} must be a multiple of 32")
+        if lookup.shape != image.shape:
+            raise ValueError(
+                f"ManyDepthNet: lookup frame {tuple(lookup.shape)} must have the shape of image "
+                f"{tuple(image.shape)}"
+            )
+        features = self._matching_features(image)
+        current = features[-1]
+        if self.motion_aware and reference_depth is None:
+            raise ValueError("model.motion_aware: the matching needs the reference (teacher's) depth")
+        reference = reference_depth if self.motion_aware else None
+        volume, motion = self.match(current, image, lookup, cam_T_cam, K, inv_K, empty, reference)
+        cost = relative_cost(volume.cost) if self.cost_scale == "relative" else volume.cost
+        fused = self.reduce_conv(torch.cat([current, cost.to(current.dtype)], 1))
+        deeper = [fused]
+        for level in range(self.matching_level + 1, 5):
+            deeper.append(self._level(deeper[-1], level))
+        outputs: dict[Any, Tensor] = dict(self.decoder([*features, *deeper[1:]]))
+        outputs["matching_depth"] = volume.matching_depth
+        outputs["cost_confidence"] = volume.confidence
+        if motion is not None:
+            outputs["object_motion"] = motion
+        return outputs
+
     def predict_depth(  # type: ignore[override]
         self,
         image: Tensor,
@@ -699,6 +759,138 @@ class ManyDepthNet(DepthNet):
         """Scale-0 depth [B,1,H,W] in model units."""
         disp = self.forward(image, lookup, cam_T_cam, K, inv_K, reference_depth=reference_depth)[("disp", 0)]
         return disp_to_depth(disp, self.min_depth, self.max_depth)[1]
+
+
+class RefineNet(CostVolumeMatching):
+    """``model.student: refine``: the teacher's disparity, corrected where the cost volume says
+    otherwise. Not Manydepth's student (which is ``ManyDepthNet``): a small net of its own beside the
+    teacher, which the car runs anyway.
+
+    ``feature_conv`` (3x3 convs and ReLUs, stride 2 per level down to the matching grid,
+    ``channels`` wide) stands in for the encoder: its features are matched through
+    ``prematching_conv`` and read by the head. The head (three 3x3 convs) takes them, the cost volume
+    (relative with ``cost_scale: relative``) and the teacher's scale-0 disparity logit at the grid,
+    and returns a correction of that logit, which is upsampled and added to the teacher's logit at
+    every scale. Its last conv starts at zero, so the student starts as exactly its teacher, and
+    where the matching is no help (an empty cost volume, a static camera) the consistency loss keeps
+    it there.
+
+    ``forward(image, lookup, cam_T_cam, K, inv_K, empty, reference_disps)``: arguments as
+    ``ManyDepthNet``'s, ``reference_disps`` {s: the teacher's ``("disp", s)``} (no gradient reaches
+    the teacher). Returns ``("disp", s)`` for those scales, ``"matching_depth"`` and
+    ``"cost_confidence"``.
+    """
+
+    def __init__(
+        self,
+        num_scales: int = 4,
+        min_depth: float = 0.1,
+        max_depth: float = 100.0,
+        num_depth_bins: int = 16,
+        depth_binning: str = "linear",
+        min_depth_bin: float = 0.1,
+        max_depth_bin: float = 10.0,
+        matching_channels: int | None = 16,
+        pose_downsample: int = 2,
+        matching_level: int = 1,
+        cost_scale: str = "raw",
+        matching_source: str = "features",
+        channels: int = 32,
+    ) -> None:
+        super().__init__()
+        self._init_matching(
+            num_depth_bins,
+            depth_binning,
+            min_depth_bin,
+            max_depth_bin,
+            pose_downsample,
+            matching_level,
+            cost_scale,
+            matching_source,
+        )
+        self.num_scales = int(num_scales)
+        self.min_depth = float(min_depth)
+        self.max_depth = float(max_depth)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        layers: list[nn.Module] = [nn.Conv2d(3, channels, 3, 2, 1), nn.ReLU(inplace=True)]
+        for _ in range(self.matching_level):
+            layers += [nn.Conv2d(channels, channels, 3, 2, 1), nn.ReLU(inplace=True)]
+        self.feature_conv = nn.Sequential(*layers)
+        self.prematching_conv = (
+            nn.Sequential(nn.Conv2d(channels, int(matching_channels), 1), nn.ReLU(inplace=True))
+            if matching_channels and matching_source == "features"
+            else nn.Identity()
+        )
+        self.head = nn.Sequential(
+            nn.Conv2d(channels + self.num_depth_bins + 1, channels, 3, 1, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, 3, 1, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels, 1, 3, 1, 1),
+        )
+        nn.init.zeros_(self.head[-1].weight)
+        nn.init.zeros_(self.head[-1].bias)
+
+    @property
+    def needs_reference(self) -> bool:
+        return True
+
+    def start_from_single_frame(self, depth_state: Mapping[str, Tensor]) -> None:
+        """Nothing to take: the teacher takes the single-frame weights, and the refiner starts as
+        its teacher whatever they are (its last conv is zero)."""
+
+    def _matching_features(self, image: Tensor) -> list[Tensor]:
+        return [self.feature_conv((image - self.mean) / self.std)]
+
+    def forward(
+        self,
+        image: Tensor,
+        lookup: Tensor,
+        cam_T_cam: Tensor,
+        K: Tensor,
+        inv_K: Tensor,
+        empty: Tensor | None = None,
+        reference_disps: Mapping[int, Tensor] | None = None,
+    ) -> dict[Any, Tensor]:
+        if not reference_disps:
+            raise ValueError("model.student=refine: the refiner needs its teacher's disparities")
+        current = self._matching_features(image)[-1]
+        volume, _ = self.match(current, image, lookup, cam_T_cam, K, inv_K, empty)
+        cost = relative_cost(volume.cost) if self.cost_scale == "relative" else volume.cost
+        teacher_logit = {s: disp_logit(disp.detach().float()) for s, disp in reference_disps.items()}
+        first = teacher_logit[min(teacher_logit)]
+        at_grid = F.interpolate(first, size=current.shape[-2:], mode="bilinear", align_corners=False)
+        correction = self.head(torch.cat([current, cost.to(current.dtype), at_grid.to(current.dtype)], 1))
+        outputs: dict[Any, Tensor] = {}
+        for s, logit in teacher_logit.items():
+            step = F.interpolate(correction, size=logit.shape[-2:], mode="bilinear", align_corners=False)
+            outputs[("disp", s)] = torch.sigmoid(logit + step)
+        outputs["matching_depth"] = volume.matching_depth
+        outputs["cost_confidence"] = volume.confidence
+        return outputs
+
+    def predict_depth(
+        self,
+        image: Tensor,
+        lookup: Tensor,
+        cam_T_cam: Tensor,
+        K: Tensor,
+        inv_K: Tensor,
+        reference_depth: Tensor | None = None,
+    ) -> Tensor:
+        """Scale-0 depth [B,1,H,W] in model units, refining the teacher's ``reference_depth``."""
+        if reference_depth is None:
+            raise ValueError("model.student=refine: the refiner needs its teacher's depth")
+        reference = {0: depth_to_disp(reference_depth, self.min_depth, self.max_depth)}
+        disp = self.forward(image, lookup, cam_T_cam, K, inv_K, reference_disps=reference)[("disp", 0)]
+        return disp_to_depth(disp, self.min_depth, self.max_depth)[1]
+
+
+def disp_logit(disp: Tensor, eps: float = 1e-6) -> Tensor:
+    """The pre-sigmoid value of a disparity in (0, 1), clamped ``eps`` inside (ONNX has no logit)."""
+    disp = disp.clamp(eps, 1.0 - eps)
+    return torch.log(disp / (1.0 - disp))
 
 
 def pose_frame(image: Tensor, downsample: int) -> Tensor:
@@ -732,7 +924,7 @@ class ManyDepthModel(nn.Module):
         self,
         depth_net: DepthNet,
         pose_net: PoseNet,
-        multi_depth_net: ManyDepthNet,
+        multi_depth_net: ManyDepthNet | RefineNet,
         frame_ids: Sequence[int],
         odometry_scale: bool = False,
         static_camera_prob: float = 0.25,
@@ -799,7 +991,11 @@ class ManyDepthModel(nn.Module):
         lookup, pose, empty, augmented = self.matching_inputs(batch, poses)
         net = self.multi_depth_net
         teacher_depth = disp_to_depth(teacher[("disp", 0)].detach().float(), net.min_depth, net.max_depth)[1]
-        student = net(image, lookup, pose, batch["K"], batch["inv_K"], empty, teacher_depth)
+        if isinstance(net, RefineNet):
+            teacher_disps = {key[1]: value for key, value in teacher.items() if key[0] == "disp"}
+            student = net(image, lookup, pose, batch["K"], batch["inv_K"], empty, teacher_disps)
+        else:
+            student = net(image, lookup, pose, batch["K"], batch["inv_K"], empty, teacher_depth)
 
         outputs: dict[Any, Tensor] = dict(student)
         outputs["reprojection_mask"] = reliable_pixels(
@@ -826,23 +1022,24 @@ class TwoFrameDepthNet(nn.Module):
     ``height`` x ``width``. A camera whose normalised intrinsics differ from those needs the model
     re-exported with its own (the cost volume's geometry depends on them). A motion-aware student
     (``model.motion_aware``) also needs its single-frame teacher (``reference_net``), whose depth
-    places the static flow it compensates moving pixels against; the car runs that too.
+    places the static flow it compensates moving pixels against, and a refining student
+    (``model.student: refine``) the teacher's depth it corrects; the car runs that too.
     """
 
     def __init__(
         self,
-        net: ManyDepthNet,
+        net: ManyDepthNet | RefineNet,
         pose_net: PoseNet,
         height: int,
         width: int,
         reference_net: DepthNet | None = None,
     ) -> None:
         super().__init__()
-        if net.motion_aware and reference_net is None:
-            raise ValueError("a motion-aware two-frame model needs its teacher (reference_net)")
+        if net.needs_reference and reference_net is None:
+            raise ValueError("a motion-aware or refining two-frame model needs its teacher (reference_net)")
         self.net = net
         self.pose_net = pose_net
-        self.reference_net = reference_net if net.motion_aware else None
+        self.reference_net = reference_net if net.needs_reference else None
         K, inv_K = net.intrinsics_at(height, width)
         self.register_buffer("K", K, persistent=False)
         self.register_buffer("inv_K", inv_K, persistent=False)
