@@ -624,7 +624,7 @@ def test_a_few_training_steps_checkpoint_the_student_teacher_and_range(
     ckpt = load_checkpoint(trained[backbone])
     assert {"depth_net", "pose_net", "multi_depth_net"} <= set(ckpt)
     model = ckpt["config"]["model"]
-    assert model["multi_frame"] and model["num_depth_bins"] == 8 and model["static_camera_prob"] == 0.25
+    assert model["multi_frame"] and model["num_depth_bins"] == 8 and model["static_camera_prob"] == 0.1
     student = ckpt["multi_depth_net"]
     # The matched level's channels (ResNet18's 1/4 level: 64; STDC1's 1/2 level: 32) + hypotheses.
     channels, level = {"resnet18": (64, 1), "stdc1": (32, 0)}[backbone]
