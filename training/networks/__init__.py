@@ -201,36 +201,31 @@ def build_depth_net(model_cfg: dict) -> DepthNet:
     return DepthNet(encoder, **_depth_net_args(cfg))
 
 
+def _matching_args(cfg: dict) -> dict:
+    """The keyword arguments both students take for their matching, from a resolved ``model`` section."""
+    channels = cfg["matching_channels"]
+    return {
+        "num_depth_bins": int(cfg["num_depth_bins"]),
+        "depth_binning": str(cfg["depth_binning"]),
+        "min_depth_bin": float(cfg["min_depth_bin"]),
+        "max_depth_bin": float(cfg["max_depth_bin"]),
+        "matching_channels": None if channels is None else int(channels),
+        "pose_downsample": int(cfg["pose_downsample"]),
+        "matching_level": int(cfg["matching_level"]),
+        "cost_scale": str(cfg["cost_scale"]),
+        "matching_source": str(cfg["matching_source"]),
+    }
+
+
 def build_multi_depth_net(model_cfg: dict) -> ManyDepthNet | RefineNet:
     """The multi-frame student (``model.multi_frame``) from the ``model`` config section."""
     cfg = multi_frame_config(model_config(model_cfg))
     if cfg["student"] == "refine":
-        return RefineNet(
-            num_scales=int(cfg["num_scales"]),
-            min_depth=float(cfg["min_depth"]),
-            max_depth=float(cfg["max_depth"]),
-            num_depth_bins=int(cfg["num_depth_bins"]),
-            depth_binning=str(cfg["depth_binning"]),
-            min_depth_bin=float(cfg["min_depth_bin"]),
-            max_depth_bin=float(cfg["max_depth_bin"]),
-            matching_channels=None if cfg["matching_channels"] is None else int(cfg["matching_channels"]),
-            pose_downsample=int(cfg["pose_downsample"]),
-            matching_level=int(cfg["matching_level"]),
-            cost_scale=str(cfg["cost_scale"]),
-            matching_source=str(cfg["matching_source"]),
-        )
+        return RefineNet(float(cfg["min_depth"]), float(cfg["max_depth"]), **_matching_args(cfg))
     return ManyDepthNet(
         build_encoder(str(cfg["backbone"]), cfg["weights"]),
         **_depth_net_args(cfg),
-        num_depth_bins=int(cfg["num_depth_bins"]),
-        depth_binning=str(cfg["depth_binning"]),
-        min_depth_bin=float(cfg["min_depth_bin"]),
-        max_depth_bin=float(cfg["max_depth_bin"]),
-        matching_channels=None if cfg["matching_channels"] is None else int(cfg["matching_channels"]),
-        pose_downsample=int(cfg["pose_downsample"]),
-        matching_level=int(cfg["matching_level"]),
-        cost_scale=str(cfg["cost_scale"]),
-        matching_source=str(cfg["matching_source"]),
+        **_matching_args(cfg),
         motion_aware=bool(cfg["motion_aware"]),
         motion_search_radius=int(cfg["motion_search_radius"]),
         motion_threshold=float(cfg["motion_threshold"]),

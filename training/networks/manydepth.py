@@ -445,9 +445,9 @@ def matching_augmentation(
 
 class CostVolumeMatching(nn.Module):
     """What every student shares: the learnt hypothesis range, the training camera and the matching
-    (``match``). ``_init_matching`` sets it up; a subclass provides ``_matching_features(image)`` (its
-    features up to the matching grid, the last one matched), ``prematching_conv``, the ImageNet
-    ``mean`` and ``std`` buffers and ``min_depth``.
+    (``match``). ``_init_matching`` sets it up, the prematching conv included; a subclass provides
+    ``_matching_features(image)`` (its features up to the matching grid, the last one matched), the
+    ImageNet ``mean`` and ``std`` buffers and ``min_depth``.
 
     Buffers (in the state dict, so in checkpoints and the export): ``min_depth_bin`` and
     ``max_depth_bin``, the learnt hypothesis range; ``intrinsics``, the training camera's normalised
@@ -464,10 +464,13 @@ class CostVolumeMatching(nn.Module):
         matching_level: int,
         cost_scale: str,
         matching_source: str,
+        level_channels: Sequence[int],
+        matching_channels: int | None,
         motion_aware: bool = False,
         motion_search_radius: int = 3,
         motion_threshold: float = 1.5,
     ) -> None:
+        """``level_channels``: the channels of the student's features at each matching level."""
         if depth_binning not in DEPTH_BINNINGS:
             raise ValueError(f"depth binning {depth_binning!r}: expected one of {DEPTH_BINNINGS}")
         if matching_level not in MATCHING_LEVELS:
@@ -487,6 +490,14 @@ class CostVolumeMatching(nn.Module):
         self.motion_aware = bool(motion_aware)
         self.motion_search_radius = int(motion_search_radius)
         self.motion_threshold = float(motion_threshold)
+        channels = int(level_channels[self.matching_level])
+        # Manydepth's prematching_conv (its code defines it, 64 -> 16, but never calls it): the cost
+        # volume's work scales with the channels it compares.
+        self.prematching_conv = (
+            nn.Sequential(nn.Conv2d(channels, int(matching_channels), 1), nn.ReLU(inplace=True))
+            if matching_channels and matching_source == "features"
+            else nn.Identity()
+        )
         self.register_buffer("min_depth_bin", torch.tensor(float(min_depth_bin)))
         self.register_buffer("max_depth_bin", torch.tensor(float(max_depth_bin)))
         self.register_buffer("intrinsics", torch.tensor(KITTI_NORMALISED_INTRINSICS))
@@ -649,18 +660,13 @@ class ManyDepthNet(DepthNet, CostVolumeMatching):
             matching_level,
             cost_scale,
             matching_source,
+            encoder.num_ch_enc,
+            matching_channels,
             motion_aware,
             motion_search_radius,
             motion_threshold,
         )
         channels = encoder.num_ch_enc[self.matching_level]
-        # Manydepth's prematching_conv (its code defines it, 64 -> 16, but never calls it): the cost
-        # volume's work scales with the channels it compares.
-        self.prematching_conv = (
-            nn.Sequential(nn.Conv2d(channels, int(matching_channels), 1), nn.ReLU(inplace=True))
-            if matching_channels and matching_source == "features"
-            else nn.Identity()
-        )
         self.reduce_conv = nn.Sequential(
             nn.Conv2d(channels + self.num_depth_bins, channels, 3, 1, 1), nn.ReLU(inplace=True)
         )
@@ -785,7 +791,6 @@ class RefineNet(CostVolumeMatching):
 
     def __init__(
         self,
-        num_scales: int = 4,
         min_depth: float = 0.1,
         max_depth: float = 100.0,
         num_depth_bins: int = 16,
@@ -809,8 +814,9 @@ class RefineNet(CostVolumeMatching):
             matching_level,
             cost_scale,
             matching_source,
+            [channels] * len(MATCHING_LEVELS),
+            matching_channels,
         )
-        self.num_scales = int(num_scales)
         self.min_depth = float(min_depth)
         self.max_depth = float(max_depth)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
@@ -819,11 +825,6 @@ class RefineNet(CostVolumeMatching):
         for _ in range(self.matching_level):
             layers += [nn.Conv2d(channels, channels, 3, 2, 1), nn.ReLU(inplace=True)]
         self.feature_conv = nn.Sequential(*layers)
-        self.prematching_conv = (
-            nn.Sequential(nn.Conv2d(channels, int(matching_channels), 1), nn.ReLU(inplace=True))
-            if matching_channels and matching_source == "features"
-            else nn.Identity()
-        )
         self.head = nn.Sequential(
             nn.Conv2d(channels + self.num_depth_bins + 1, channels, 3, 1, 1),
             nn.ReLU(inplace=True),
