@@ -28,7 +28,7 @@ from training.checkpoint import load_checkpoint
 from training.config import load_config
 from training.export import export_onnx, two_frame_net_from_checkpoint
 from training.geometry import BackprojectDepth, Project3D, disp_to_depth, transformation_from_parameters
-from training.losses import ManydepthLoss, SelfSupervisedLoss
+from training.losses import ManydepthLoss, SelfSupervisedLoss, student_mask
 from training.networks import (
     ManyDepthModel,
     RefineNet,
@@ -479,6 +479,7 @@ def test_matching_augmentations_with_probability_one_and_zero() -> None:
     outputs = model(batch)
     assert not outputs["cost_confidence"].any()  # emptied volumes
     assert not outputs["reprojection_mask"].any()  # augmented samples go to the consistency loss
+    assert outputs["matching_augmented"].all()  # and every student_mask leaves them to it
     model = _model(0.0, 0.0).train()
     lookup, _, empty, augmented = model.matching_inputs(batch, poses)
     assert torch.equal(lookup, batch[("color_aug", -1, 0)]) and not empty.any() and not augmented.any()
@@ -527,6 +528,48 @@ def test_student_loss_is_the_masked_reprojection_plus_consistency_and_the_teache
     assert float(total) == pytest.approx(consistency + float(teacher_loss), rel=1e-5)
     assert diagnostics.stats["loss"] == pytest.approx(float(total), rel=1e-5)
     assert "teacher_photometric" in diagnostics.stats
+
+
+def test_student_mask_all_and_automask_train_every_unaugmented_pixel_or_the_auto_masked_ones() -> None:
+    reliable = torch.tensor([[[[1.0, 0.0, 0.0]]], [[[0.0, 0.0, 0.0]]]])  # [2,1,1,3]; sample 1 augmented
+    augmented = torch.tensor([False, True])
+    reprojection = torch.tensor([[[[0.1, 0.5, 0.2]], [[0.3, 0.4, 0.9]]]] * 2)  # [2,2,1,3], 2 sources
+    identity = torch.tensor([[[[0.2, 0.3, 0.1]], [[0.5, 0.1, 0.8]]]] * 2)
+    # matching (Manydepth): the reliable pixels as they are.
+    assert torch.equal(student_mask("matching", reliable, None, reprojection, identity), reliable)
+    # all (Manydepth's --disable_motion_masking): every pixel of the unaugmented sample.
+    expected_all = torch.tensor([[[[1.0, 1.0, 1.0]]], [[[0.0, 0.0, 0.0]]]])
+    assert torch.equal(student_mask("all", reliable, augmented, reprojection, identity), expected_all)
+    # automask: of those, where the best warped error (0.1, 0.4, 0.2) beats the best unwarped (0.2, 0.1, 0.1).
+    expected_auto = torch.tensor([[[[1.0, 0.0, 0.0]]], [[[0.0, 0.0, 0.0]]]])
+    assert torch.equal(student_mask("automask", reliable, augmented, reprojection, identity), expected_auto)
+    assert torch.equal(student_mask("automask", reliable, augmented, reprojection, None), expected_all)
+    with pytest.raises(KeyError, match="matching_augmented"):
+        student_mask("all", reliable, None, reprojection, identity)
+
+    # Through the loss: with student_mask all, the first sample's photometric error over every pixel,
+    # the second (augmented) sample's consistency term; Manydepth's mask (all zeros here) is ignored.
+    batch = _batch()
+    gen = torch.Generator().manual_seed(5)
+    disp, teacher_disp = torch.rand(2, 2, 1, 64, 96, generator=gen) * 0.5 + 0.1
+    pose = {("cam_T_cam", 0, f): torch.eye(4).expand(2, 4, 4) for f in (-1, 1)}
+    outputs = {
+        ("disp", 0): disp,
+        **pose,
+        ("consistency_disp", 0): teacher_disp,
+        "reprojection_mask": torch.zeros(2, 1, 64, 96),
+        "matching_augmented": augmented,
+    }
+    criterion = SelfSupervisedLoss({"smoothness_weight": 0.0, "student_mask": "all"}, 64, 96)
+    loss, diagnostics = criterion(batch, outputs)
+    errors = [criterion.photometric(batch[("color", f, 0)], batch[("color", 0, 0)]) for f in (-1, 1)]
+    photometric = float(torch.minimum(*errors)[0].mean())
+    depth, target = (disp_to_depth(d, 0.1, 100.0)[1] for d in (disp, teacher_disp))
+    consistency = float((depth[1] - target[1]).abs().mean()) / 2  # mean over both samples' pixels
+    assert float(loss) == pytest.approx(photometric + consistency, rel=1e-5)
+    assert diagnostics.stats["mask_fraction"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="student_mask"):
+        SelfSupervisedLoss({"student_mask": "everything"}, 64, 96)
 
 
 # ------------------------------------------------------------------------- training and export

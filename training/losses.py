@@ -39,12 +39,13 @@ scale (``without_scale_gradient``): the baseline alone sets it, and the pose net
 has to follow.
 
 Manydepth (Watson et al., CVPR 2021), the multi-frame student of ``training.networks.manydepth``:
-when ``outputs`` carry a ``"reprojection_mask"`` (1 where the cost volume is trusted), that mask
-replaces every other masking: the per-pixel minimum error over the sources, no auto-masking, mean
-over the mask (``masked_reprojection_loss``); with ``("consistency_disp", s)`` (the single-frame
-teacher's disparity, detached) the consistency loss mean(|depth - teacher depth| * (1 - mask)) is
-added at each scale (``consistency: log``: of log depths). ``ManydepthLoss`` adds the teacher's own
-loss while it trains.
+when ``outputs`` carry a ``"reprojection_mask"`` (1 where the cost volume is trusted), the student's
+own mask replaces every other masking (``student_mask``: that mask by default; every pixel of a
+sample whose matching was not augmented, or those of them Monodepth2's auto-mask keeps): the
+per-pixel minimum error over the sources, mean over the mask (``masked_reprojection_loss``); with
+``("consistency_disp", s)`` (the single-frame teacher's disparity, detached) the consistency loss
+mean(|depth - teacher depth| * (1 - mask)) is added at each scale (``consistency: log``: of log
+depths). ``ManydepthLoss`` adds the teacher's own loss while it trains.
 
 PackNet-SfM (Guizilini et al., CVPR 2020) weak velocity supervision: |‖t_pred‖ - distance| over the
 frame pairs whose travelled distance is known, which makes the depth metric.
@@ -121,6 +122,12 @@ DEFAULT_LOSS_CFG: dict[str, Any] = {
     # near and far (an absolute term lets the far pixels' metre-sized differences set the gradient);
     # none, no such term: the student learns from its own photometric loss alone (an ablation).
     "consistency": "absolute",
+    # Where the multi-frame student's own photometric loss applies (the consistency term takes the
+    # rest): matching, Manydepth's reliable pixels (confident, argmin depth within 2x of the teacher's,
+    # sample not augmented); all, every pixel of a sample whose matching was not augmented
+    # (Manydepth's --disable_motion_masking); automask, those of them Monodepth2's auto-mask keeps
+    # (the lead car and other pixels that move with the camera go to the teacher).
+    "student_mask": "matching",
     "explainability_weight": 0.2,  # lambda_e of SfMLearner's mask regulariser
     "smoothness": "edge_aware",  # edge_aware (Monodepth2) | second_order (SfMLearner)
     "velocity_weight": 0.1,  # PackNet weak velocity supervision; applied when batch has finite distances
@@ -140,6 +147,7 @@ DEPTH_LOSSES = ("log_l1", "abs_rel", "silog", "densedepth")
 MASKINGS = ("monodepth2", "dipe", "explainability")
 MULTISCALES = ("full_resolution", "dipe_weighted", "own_resolution")
 CONSISTENCIES = ("absolute", "log", "none")
+STUDENT_MASKS = ("matching", "all", "automask")
 STEREO_TERMS = ("minimum", "separate")
 STEREO_SCALES = ("baseline", "shared")
 DIPE_SCALE_RATE = 0.25  # dipe_weighted's photometric weight per scale (DiPE's --scale_rate)
@@ -182,6 +190,8 @@ def loss_config(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
         raise ValueError(f"loss.multiscale={out['multiscale']!r}: expected one of {MULTISCALES}")
     if out["consistency"] not in CONSISTENCIES:
         raise ValueError(f"loss.consistency={out['consistency']!r}: expected one of {CONSISTENCIES}")
+    if out["student_mask"] not in STUDENT_MASKS:
+        raise ValueError(f"loss.student_mask={out['student_mask']!r}: expected one of {STUDENT_MASKS}")
     if out["smoothness"] not in SMOOTHNESS:
         raise ValueError(f"loss.smoothness={out['smoothness']!r}: expected one of {SMOOTHNESS}")
     if out["stereo"] not in STEREO_TERMS:
@@ -390,6 +400,31 @@ def masked_reprojection_loss(reprojection: Tensor, mask: Tensor, min_reprojectio
     [B,S,H,W] over the sources, averaged over ``mask`` [B,1,H,W]: sum(mask e) / (sum(mask) + 1e-7)."""
     error = reprojection.min(1, keepdim=True)[0] if min_reprojection else reprojection.mean(1, keepdim=True)
     return (error * mask).sum() / (mask.sum() + 1e-7)
+
+
+def student_mask(
+    kind: str,
+    reliable: Tensor,
+    augmented: Tensor | None,
+    reprojection: Tensor,
+    identity: Tensor | None,
+    min_reprojection: bool = True,
+) -> Tensor:
+    """Where the multi-frame student's photometric loss applies [B,1,h,w] (``loss.student_mask``).
+
+    ``reliable`` [B,1,h,w]: Manydepth's reliable pixels (augmented samples already 0); ``augmented``
+    [B] (1: static camera or empty cost volume); ``reprojection`` [B,S,h,w] and ``identity``
+    [B,S,h,w] (None: auto-masking off, so ``automask`` keeps every pixel): the warped and the
+    unwarped sources' errors.
+    """
+    if kind == "matching":
+        return reliable
+    if augmented is None:
+        raise KeyError(f"loss.student_mask={kind!r} needs the model's outputs['matching_augmented']")
+    kept = (1.0 - augmented.to(reliable.dtype)).view(-1, 1, 1, 1).expand_as(reliable)
+    if kind == "automask" and identity is not None:
+        kept = kept * reduce_reprojection(reprojection, identity, min_reprojection, dipe=False)[1]
+    return kept
 
 
 def consistency_loss(depth: Tensor, target: Tensor, mask: Tensor, kind: str = "absolute") -> Tensor:
@@ -855,7 +890,15 @@ class SelfSupervisedLoss(nn.Module):
                 # The same grid warp_image sampled with (recomputed: the warp stays in one place).
                 inside.append(inside_image(project(backproject(depth, images.inv_K), images.K, cam_T_cam)))
         if "reprojection_mask" in outputs:  # Manydepth's student: its mask replaces every other
-            mask = F.interpolate(outputs["reprojection_mask"].float(), depth.shape[-2:], mode="nearest")
+            reliable = F.interpolate(outputs["reprojection_mask"].float(), depth.shape[-2:], mode="nearest")
+            mask = student_mask(
+                cfg["student_mask"],
+                reliable,
+                outputs.get("matching_augmented"),
+                torch.cat(errors, 1),
+                images.identity,
+                cfg["min_reprojection"],
+            )
             loss = masked_reprojection_loss(torch.cat(errors, 1), mask, cfg["min_reprojection"])
             return loss, mask, warped
         if cfg["masking"] == "explainability":

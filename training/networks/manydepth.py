@@ -52,6 +52,8 @@ Taken from Manydepth's code (``ResnetEncoderMatching``, ``trainer.py``):
 - The argmin depth over the valid hypotheses (the first bin where none is), for the consistency mask:
   the cost volume is trusted where it is confident and its argmin depth is within a factor 2 of the
   single-frame teacher's depth (``reliable_pixels``); elsewhere the student learns the teacher's depth.
+  ``loss.student_mask: all`` is Manydepth's ``--disable_motion_masking``: the student's own loss on
+  every pixel of the samples whose matching was not augmented (``training.losses.student_mask``).
 - The matching augmentations, per sample: with probability 0.25 the previous frame is replaced by
   the current one (static camera, the pose net's motion kept), else with probability 0.25 the cost
   volume is emptied (Manydepth zeroes the pose, which makes its cost volume skip the frame). Their
@@ -916,6 +918,7 @@ class ManyDepthModel(nn.Module):
 
     Outputs: the student's ``("disp", s)``; ``("cam_T_cam", 0, f)`` detached (the student's loss must
     not train the pose net); ``"reprojection_mask"`` [B,1,H,W] (``reliable_pixels``);
+    ``"matching_augmented"`` [B] bool (static camera or empty cost volume this sample);
     ``("consistency_disp", s)``: the teacher's disparity, detached, the consistency loss's target;
     ``"matching_depth"`` and ``"cost_confidence"`` at 1/4. While the teacher trains, also its own
     outputs under ``("teacher", *key)`` (its disparities and the pose net's outputs), for its loss
@@ -1004,6 +1007,7 @@ class ManyDepthModel(nn.Module):
         outputs["reprojection_mask"] = reliable_pixels(
             student["cost_confidence"], student["matching_depth"], teacher_depth, augmented
         )
+        outputs["matching_augmented"] = augmented
         for key, value in teacher.items():
             outputs[("consistency_disp", key[1])] = value.detach()
         for key, value in poses.items():
