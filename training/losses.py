@@ -891,15 +891,16 @@ class SelfSupervisedLoss(nn.Module):
                 inside.append(inside_image(project(backproject(depth, images.inv_K), images.K, cam_T_cam)))
         if "reprojection_mask" in outputs:  # Manydepth's student: its mask replaces every other
             reliable = F.interpolate(outputs["reprojection_mask"].float(), depth.shape[-2:], mode="nearest")
+            reprojection = torch.cat(errors, 1)
             mask = student_mask(
                 cfg["student_mask"],
                 reliable,
                 outputs.get("matching_augmented"),
-                torch.cat(errors, 1),
+                reprojection,
                 images.identity,
                 cfg["min_reprojection"],
             )
-            loss = masked_reprojection_loss(torch.cat(errors, 1), mask, cfg["min_reprojection"])
+            loss = masked_reprojection_loss(reprojection, mask, cfg["min_reprojection"])
             return loss, mask, warped
         if cfg["masking"] == "explainability":
             ones = torch.ones_like(errors[0])
