@@ -18,6 +18,9 @@ student, ``model.student: refine``, which has no encoder of its own); and each p
 scores the model's depth on the 1/2-grid pixels for scale. A cost volume that does not beat the
 constant baseline (~0.5 on the synthetic drives) tells the student nothing.
 
+``--prev-offset K`` matches against the frame K back instead (the pose net estimates that motion
+as it does the adjacent one): K times the parallax, and more of the scene changed or out of view.
+
 ``model, motion-aware`` reruns the model's matching with Manydepth2's compensation
 (``model.motion_aware``, ``training.networks.manydepth.object_motion``) around the static flow of
 the checkpoint's teacher, whatever the model was trained with; ``teacher`` scores that reference
@@ -56,11 +59,12 @@ from training.networks.manydepth import ManyDepthNet, cost_volume, depth_bins, p
 MIN_GT, MAX_GT = 1e-3, 80.0
 
 
-def recorded_motion(dataset: KittiDataset, index: int) -> np.ndarray | None:
-    """Current-camera points into the previous camera [4,4] from the drive's OXTS, None without it."""
+def recorded_motion(dataset: KittiDataset, index: int, offset: int = 1) -> np.ndarray | None:
+    """Current-camera points into the camera ``offset`` frames back [4,4] from the drive's OXTS, None
+    without it."""
     entry = dataset.entries[index]
     reader = dataset.reader(entry)
-    paths = [kitti.oxts_path(reader.drive_dir, f) for f in (entry.frame - 1, entry.frame)]
+    paths = [kitti.oxts_path(reader.drive_dir, f) for f in (entry.frame - offset, entry.frame)]
     if not all(p.is_file() for p in paths):
         return None
     T_cam_imu = reader.calib.T_cam_imu
@@ -138,6 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-root", required=True, help="KITTI-layout root with dense ground truth")
     parser.add_argument("--drives", nargs="+", required=True, help="date/drive folders under the root")
     parser.add_argument("--every", type=int, default=4, help="use every n-th frame")
+    parser.add_argument(
+        "--prev-offset",
+        type=int,
+        default=1,
+        help="match against the frame this many back (the models are trained on 1): more parallax",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
         "--motion-radius", type=int, help="motion-aware rows: search radius (default: the model's)"
@@ -154,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         net.motion_search_radius = args.motion_radius
     if args.motion_threshold is not None:
         net.motion_threshold = args.motion_threshold
-    entries = split_from_drives(args.data_root, args.drives, frame_ids=(0, -1))[:: args.every]
+    entries = split_from_drives(args.data_root, args.drives, frame_ids=(0, -args.prev_offset))[:: args.every]
     dataset = KittiDataset(
         args.data_root, entries, 32, 32, [0], is_train=False, check_files=False, depth_gt="dense"
     )
@@ -193,10 +203,11 @@ def main(argv: list[str] | None = None) -> int:
         return torch.from_numpy(resized.transpose(2, 0, 1).copy())[None]
 
     for index in range(len(dataset)):
-        oxts = recorded_motion(dataset, index)
+        oxts = recorded_motion(dataset, index, args.prev_offset)
         entry = dataset.entries[index]
         labels = dataset.reader(entry).motion_labels(entry.frame)
-        image, prev = tensor(dataset.load_color(index, 0)), tensor(dataset.load_color(index, -1))
+        image = tensor(dataset.load_color(index, 0))
+        prev = tensor(dataset.load_color(index, -args.prev_offset))
         gt = np.nan_to_num(dataset.load_depth_gt(index).astype(np.float32))
 
         with torch.no_grad():
@@ -254,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "checkpoint": str(args.checkpoint),
         "drives": args.drives,
+        "prev_offset": args.prev_offset,
         "frames": len(dataset),
         "matching_level": own_level,
         "motion_search": {"radius": net.motion_search_radius, "threshold_px": net.motion_threshold},

@@ -2,9 +2,10 @@
 and ``depth-eval``.
 
 A multi-frame run's checkpoint (``model.multi_frame``) also holds ``multi_depth_net``, the student;
-``two_frame_net_from_checkpoint`` rebuilds what the car runs from it. Multi-frame checkpoints written
-before the cost volume's cheaper defaults (16 matching channels, 16 hypotheses, the pose net on
-half-size frames) do not load into the new networks; none were shipped.
+``two_frame_net_from_checkpoint`` rebuilds what the car runs from it, and
+``guided_net_from_checkpoint`` a two-frame model from its single-frame depth net and pose net alone.
+Multi-frame checkpoints written before the cost volume's cheaper defaults (16 matching channels, 16
+hypotheses, the pose net on half-size frames) do not load into the new networks; none were shipped.
 
 A checkpoint is a plain dict that ``torch.load(weights_only=True)`` reads: ``config`` (the resolved
 training config), ``depth_net`` and ``pose_net`` state dicts, and for resuming the optimizer,
@@ -22,6 +23,7 @@ import torch
 from depth_node.files import atomic_open, named_write_errors
 from training.networks import (
     DepthNet,
+    GuidedTwoFrameNet,
     TwoFrameDepthNet,
     build_depth_net,
     build_multi_depth_net,
@@ -87,3 +89,29 @@ def two_frame_net_from_checkpoint(ckpt: Mapping[str, Any]) -> TwoFrameDepthNet:
     reference = depth_net_from_checkpoint(ckpt) if net.needs_reference else None  # the teacher
     data = config["data"]
     return TwoFrameDepthNet(net, pose_net, int(data["height"]), int(data["width"]), reference).eval()
+
+
+def guided_net_from_checkpoint(
+    ckpt: Mapping[str, Any], intrinsics: Sequence[float] | None = None
+) -> GuidedTwoFrameNet:
+    """A two-frame model from the checkpoint's single-frame depth net and pose net, the previous frame
+    matched around the single-frame depth (``training.networks.guided``), in eval mode, at the
+    training size. ``intrinsics`` (fx, fy, cx, cy, normalised by image size): the camera; by default
+    the one a multi-frame checkpoint recorded (a single-frame one records none)."""
+    if "pose_net" not in ckpt:
+        raise ValueError("checkpoint: guided two-frame matching needs the pose net, and it holds none")
+    model_cfg = {**ckpt["config"]["model"], "weights": None, "pose_weights": None}
+    if intrinsics is None:
+        if "multi_depth_net" not in ckpt:
+            raise ValueError(
+                "checkpoint: a single-frame run records no camera; give the intrinsics for guided matching"
+            )
+        intrinsics = ckpt["multi_depth_net"]["intrinsics"].tolist()
+    pose_net = build_pose_net(model_cfg)
+    pose_net.load_state_dict(ckpt["pose_net"], strict=True)
+    # The multi-frame run trains its pose net on pooled frames (model.pose_downsample).
+    factor = int(model_cfg.get("pose_downsample", 2)) if model_cfg.get("multi_frame") else 1
+    data = ckpt["config"]["data"]
+    fx, fy, cx, cy = (float(v) for v in intrinsics)
+    depth_net, size = depth_net_from_checkpoint(ckpt), (int(data["height"]), int(data["width"]))
+    return GuidedTwoFrameNet(depth_net, pose_net, (fx, fy, cx, cy), *size, factor).eval()

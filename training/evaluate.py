@@ -537,6 +537,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="two-frame models get every frame twice (the first-frame mode): what the previous frame adds "
         "is the difference to a run without this",
     )
+    parser.add_argument(
+        "--guided",
+        action="store_true",
+        help="--checkpoint as a two-frame model: its single-frame depth net and pose net, the previous "
+        "frame matched around the single-frame depth (training.networks.guided)",
+    )
+    parser.add_argument(
+        "--intrinsics",
+        type=float,
+        nargs=4,
+        metavar=("FX", "FY", "CX", "CY"),
+        help="--guided: the camera, normalised by image size (a single-frame checkpoint records none)",
+    )
     parser.add_argument("--out-dir", type=Path, default=Path("out/eval"))
     parser.add_argument("--device", default="auto", help="PyTorch device for --checkpoint")
     parser.add_argument("--png", choices=("auto", "png", "jpg"), default="auto", help="image file type")
@@ -624,9 +637,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.no_garg_crop:
         options = replace(options, garg_crop=False)
     png = {"auto": None, "png": True, "jpg": False}[args.png]
+    if args.guided and not args.checkpoint:
+        print("depth-eval: --guided needs --checkpoint", file=sys.stderr)
+        return 2
     try:
         predictor: Predictor = (
-            CheckpointPredictor(args.checkpoint, args.device) if args.checkpoint else OnnxPredictor(args.onnx)
+            CheckpointPredictor(args.checkpoint, args.device, args.guided, args.intrinsics)
+            if args.checkpoint
+            else OnnxPredictor(args.onnx)
         )
         if args.protocol == "nyu":
             test_frames = nyu_frames(args.data_root, args.split, "test")

@@ -53,13 +53,22 @@ class Predictor:
 
 class CheckpointPredictor(Predictor):
     """A depth-train checkpoint's DepthNet (PyTorch); of a multi-frame checkpoint, its two-frame student
-    with the pose net (``training.checkpoint.two_frame_net_from_checkpoint``), not the teacher."""
+    with the pose net (``training.checkpoint.two_frame_net_from_checkpoint``), not the teacher.
+    ``guided``: the two-frame model of ``training.checkpoint.guided_net_from_checkpoint`` instead,
+    with ``intrinsics`` (fx, fy, cx, cy normalised by image size) where the checkpoint records none."""
 
-    def __init__(self, checkpoint: str | Path, device: str = "auto") -> None:
+    def __init__(
+        self,
+        checkpoint: str | Path,
+        device: str = "auto",
+        guided: bool = False,
+        intrinsics: Sequence[float] | None = None,
+    ) -> None:
         import torch
 
         from training.checkpoint import (
             depth_net_from_checkpoint,
+            guided_net_from_checkpoint,
             is_multi_frame,
             load_checkpoint,
             two_frame_net_from_checkpoint,
@@ -71,8 +80,13 @@ class CheckpointPredictor(Predictor):
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
-        self.frames = 2 if is_multi_frame(ckpt) else 1
-        net = two_frame_net_from_checkpoint(ckpt) if self.frames == 2 else depth_net_from_checkpoint(ckpt)
+        self.frames = 2 if guided or is_multi_frame(ckpt) else 1
+        if guided:
+            net = guided_net_from_checkpoint(ckpt, intrinsics)
+        elif self.frames == 2:
+            net = two_frame_net_from_checkpoint(ckpt)
+        else:
+            net = depth_net_from_checkpoint(ckpt)
         self.net = net.to(self.device)
         data = ckpt["config"]["data"]
         self.input_size = (int(data["width"]), int(data["height"]))
