@@ -28,6 +28,7 @@ from training.networks import (
     build_depth_net,
     build_multi_depth_net,
     build_pose_net,
+    multi_frame_config,
 )
 
 CHECKPOINT_VERSION = 1
@@ -110,7 +111,7 @@ def guided_net_from_checkpoint(
     pose_net = build_pose_net(model_cfg)
     pose_net.load_state_dict(ckpt["pose_net"], strict=True)
     # The multi-frame run trains its pose net on pooled frames (model.pose_downsample).
-    factor = int(model_cfg.get("pose_downsample", 2)) if model_cfg.get("multi_frame") else 1
+    factor = multi_frame_config(model_cfg)["pose_downsample"] if model_cfg.get("multi_frame") else 1
     data = ckpt["config"]["data"]
     fx, fy, cx, cy = (float(v) for v in intrinsics)
     depth_net, size = depth_net_from_checkpoint(ckpt), (int(data["height"]), int(data["width"]))

@@ -28,15 +28,19 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from depth_node.geometry import scale_intrinsics
 from training.geometry import transformation_from_parameters
 from training.networks.depth_decoder import DepthNet
-from training.networks.manydepth import bilinear_lookup, inside_map, pose_frame, project_pixels
+from training.networks.manydepth import (
+    bilinear_lookup,
+    camera_matrices,
+    inside_map,
+    pose_frame,
+    project_pixels,
+)
 from training.networks.pose import PoseNet
 
 # Chosen on training drives (docs/MOVING_CARS_STUDY.md), not on the held-out ones.
@@ -139,12 +143,9 @@ class GuidedTwoFrameNet(nn.Module):
         self.pose_downsample = int(pose_downsample)
         self.ratio, self.count, self.window = float(ratio), int(count), int(window)
         self.min_parallax, self.automask = float(min_parallax), bool(automask)
-        fx, fy, cx, cy = intrinsics
-        K = np.eye(4)
-        K[:3, :3] = scale_intrinsics(np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]]), (1, 1), (width, height))
-        inv_K = np.linalg.inv(K)
-        self.register_buffer("K", torch.tensor(K, dtype=torch.float32)[None], persistent=False)
-        self.register_buffer("inv_K", torch.tensor(inv_K, dtype=torch.float32)[None], persistent=False)
+        K, inv_K = camera_matrices(intrinsics, height, width)
+        self.register_buffer("K", K, persistent=False)
+        self.register_buffer("inv_K", inv_K, persistent=False)
 
     def forward(self, image: Tensor, prev_image: Tensor) -> Tensor:
         factor = self.pose_downsample

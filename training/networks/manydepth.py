@@ -213,6 +213,18 @@ def multi_frame_config(model_cfg: Mapping[str, Any]) -> dict[str, Any]:
     return cfg
 
 
+def camera_matrices(
+    intrinsics: tuple[float, float, float, float], height: int, width: int
+) -> tuple[Tensor, Tensor]:
+    """(K, inv_K) [1,4,4] for images of ``height`` x ``width`` from (fx, fy, cx, cy) normalised by
+    image size."""
+    fx, fy, cx, cy = intrinsics
+    K = np.eye(4)
+    K[:3, :3] = scale_intrinsics(np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]]), (1, 1), (width, height))
+    inv_K = np.linalg.inv(K)
+    return torch.tensor(K, dtype=torch.float32)[None], torch.tensor(inv_K, dtype=torch.float32)[None]
+
+
 def depth_bins(min_depth: Tensor, max_depth: Tensor, count: int, binning: str = "linear") -> Tensor:
     """``count`` depth hypotheses [count], ascending from ``min_depth`` to ``max_depth`` (0-d tensors):
     equally spaced in depth (``linear``) or in inverse depth (``inverse``)."""
@@ -530,10 +542,7 @@ class CostVolumeMatching(nn.Module):
     def intrinsics_at(self, height: int, width: int) -> tuple[Tensor, Tensor]:
         """(K, inv_K) [1,4,4] of the recorded camera for images of ``height`` x ``width``."""
         fx, fy, cx, cy = (float(v) for v in self.intrinsics)
-        K = np.eye(4)
-        K[:3, :3] = scale_intrinsics(np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]]), (1, 1), (width, height))
-        inv_K = np.linalg.inv(K)
-        return torch.tensor(K, dtype=torch.float32)[None], torch.tensor(inv_K, dtype=torch.float32)[None]
+        return camera_matrices((fx, fy, cx, cy), height, width)
 
     # -- the matching -----------------------------------------------------------------------
     def match(
