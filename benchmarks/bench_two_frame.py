@@ -12,7 +12,9 @@ model runs in its steady state (frame mode "two": the previous frame is the one 
 gives ms per frame (median), two-frame / single-frame ratios against the 1.6 target (issue 13),
 parameters and GMAC (conv + linear). ``--bins``, ``--matching-channels``, ``--pose-downsample``,
 ``--matching-level``, ``--motion-aware``, ``--matching-source`` and ``--student`` override the
-multi-frame defaults (``training.networks.manydepth.MULTI_FRAME_DEFAULTS``) to measure other designs.
+multi-frame defaults (``training.networks.manydepth.MULTI_FRAME_DEFAULTS``) to measure other designs;
+``--guided`` measures guided matching (``training.networks.guided``) as the two-frame model instead:
+the multi-frame checkpoint exported by ``depth-export --guided``.
 Writes JSON (``--out``).
 """
 
@@ -45,6 +47,8 @@ from depth_node.runtime.pipeline import DepthPipeline  # noqa: E402
 from training.checkpoint import save_checkpoint  # noqa: E402
 from training.export import count_flops, cpu_name, export_onnx  # noqa: E402
 from training.networks import (  # noqa: E402
+    GUIDED_PRIORS,
+    GuidedTwoFrameNet,
     TwoFrameDepthNet,
     build_depth_net,
     build_multi_depth_net,
@@ -56,8 +60,11 @@ TARGET = 1.6  # two-frame / single-frame, end to end (issue 13)
 BACKBONES = ("resnet18", "stdc1")
 
 
-def make_checkpoints(backbone: str, overrides: dict, height: int, width: int, folder: Path) -> dict:
-    """Random-weight checkpoints of the single-frame and the two-frame model, with their sizes."""
+def make_checkpoints(
+    backbone: str, overrides: dict, height: int, width: int, folder: Path, guided: str | None = None
+) -> dict:
+    """Random-weight checkpoints of the single-frame and the two-frame model, with their sizes
+    (``guided``: the two-frame model is the multi-frame checkpoint's guided one, with that prior)."""
     torch.manual_seed(0)
     data = {"height": height, "width": width}
     single_cfg = {"backbone": backbone, "weights": None}
@@ -69,6 +76,11 @@ def make_checkpoints(backbone: str, overrides: dict, height: int, width: int, fo
     )
     example = torch.rand(1, 3, height, width)
     two = TwoFrameDepthNet(student, pose_net, height, width, depth_net).eval()
+    if guided is not None:
+        camera = tuple(float(v) for v in student.intrinsics)
+        pooling = two_cfg["pose_downsample"]
+        searched = student if guided == "student" else None
+        two = GuidedTwoFrameNet(depth_net, pose_net, camera, height, width, pooling, student=searched).eval()
     sizes = {
         "single": {
             "parameters": sum(p.numel() for p in depth_net.parameters()),
@@ -142,9 +154,15 @@ def bench_backbone(backbone: str, args: argparse.Namespace, folder: Path, frames
         overrides["matching_source"] = args.matching_source
     if args.student is not None:
         overrides["student"] = args.student
-    made = make_checkpoints(backbone, overrides, args.height, args.width, folder)
+    made = make_checkpoints(backbone, overrides, args.height, args.width, folder, args.guided)
     models = {
-        kind: export_onnx(ckpt, folder / f"{backbone}_{kind}.onnx", latency_runs=1, verbose=False)
+        kind: export_onnx(
+            ckpt,
+            folder / f"{backbone}_{kind}.onnx",
+            latency_runs=1,
+            verbose=False,
+            guided=args.guided if kind == "two" else None,
+        )
         for kind, ckpt in made["checkpoints"].items()
     }
     runners = {kind: Runner(path, args.threads) for kind, path in models.items()}
@@ -167,6 +185,8 @@ def bench_backbone(backbone: str, args: argparse.Namespace, folder: Path, frames
         "student",
     )
     design = {key: made["config"][key] for key in keys}
+    if args.guided is not None:  # no cost volume: the search, around the single-frame depth or the student's
+        design = {"guided": args.guided, "pose_downsample": made["config"]["pose_downsample"]}
     result: dict = {"backbone": backbone, "multi_frame": design}
     for kind, runner in runners.items():
         result[kind] = {
@@ -228,6 +248,14 @@ def main(argv: list[str] | None = None) -> int:
         "--student",
         choices=("encoder", "refine"),
         help="model.student (refine: a small head corrects the teacher, which runs too)",
+    )
+    parser.add_argument(
+        "--guided",
+        nargs="?",
+        const="single_frame",
+        choices=GUIDED_PRIORS,
+        help="the two-frame model is guided matching (training.networks.guided) around the single-frame "
+        "depth (default) or the student's; the pose net as --pose-downsample and the defaults set it",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "bench_two_frame.json")
     args = parser.parse_args(argv)

@@ -7,6 +7,7 @@ the matched depth is the plane's, whatever the prior inside the search range.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -16,9 +17,23 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from training.checkpoint import guided_net_from_checkpoint, load_checkpoint, save_checkpoint
-from training.networks import build_depth_net, build_multi_depth_net, build_pose_net, multi_frame_config
-from training.networks.guided import GuidedTwoFrameNet, guided_depth, guided_hypotheses
+from training.checkpoint import (
+    guided_net_from_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    two_frame_net_from_checkpoint,
+)
+from training.evaluate import build_parser
+from training.export import export_onnx
+from training.export import main as export_main
+from training.networks import (
+    GUIDED_PRIORS,
+    build_depth_net,
+    build_multi_depth_net,
+    build_pose_net,
+    multi_frame_config,
+)
+from training.networks.guided import GuidedTwoFrameNet, box_all, box_mean, guided_depth, guided_hypotheses
 from training.predictors import CheckpointPredictor
 
 HEIGHT, WIDTH = 48, 96
@@ -51,12 +66,12 @@ class KnownMotion(nn.Module):
         return torch.zeros(later.shape[0], 3), translation
 
 
-def textured_pair() -> tuple[Tensor, Tensor]:
+def textured_pair(height: int = HEIGHT, width: int = WIDTH) -> tuple[Tensor, Tensor]:
     """(image, previous frame) [1,3,H,W] of a fronto-parallel plane at ``PLANE_DEPTH``: the previous
     camera sat to the left, so the plane appears ``SHIFT_PX`` pixels further right in it."""
     generator = torch.Generator().manual_seed(0)
-    texture = F.avg_pool2d(torch.rand(1, 3, HEIGHT, WIDTH + SHIFT_PX, generator=generator), 3, 1, 1)
-    return texture[..., SHIFT_PX:], texture[..., :WIDTH]
+    texture = F.avg_pool2d(torch.rand(1, 3, height, width + SHIFT_PX, generator=generator), 3, 1, 1)
+    return texture[..., SHIFT_PX:], texture[..., :width]
 
 
 def plane_net(prior: float, offset: float, **options) -> GuidedTwoFrameNet:
@@ -100,6 +115,29 @@ def test_a_plane_seen_from_a_moved_camera_is_pulled_to_its_true_depth(prior: flo
     # right), the match is the plane: the output is sqrt(prior x its depth).
     interior = depth[8:-8, 8:-16]
     np.testing.assert_allclose(interior.numpy(), math.sqrt(prior * PLANE_DEPTH), rtol=0.03)
+
+
+def test_wide_frames_are_searched_pooled_and_the_correction_upsampled() -> None:
+    image, prev = textured_pair()
+    net = plane_net(7.5, 1.0, ratio=2.0, count=17, window=5, search_width=WIDTH // 2)
+    assert net.search_factor == 2
+    with torch.no_grad():
+        depth = net(image, prev)[0, 0]
+        same = net(image, image)
+    # The plane's parallax is 2 px in the pooled frames: still pulled to sqrt(prior x its depth), but
+    # for the last pixel or two before the prior takes over, where the upsampled correction fades.
+    np.testing.assert_allclose(depth[8:-8, 8:-18].numpy(), math.sqrt(7.5 * PLANE_DEPTH), rtol=0.03)
+    assert torch.equal(same, torch.full_like(same, 7.5))
+
+
+def test_the_box_filters_are_the_two_dimensional_ones() -> None:
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(2, 3, 9, 14, generator=gen)
+    np.testing.assert_allclose(
+        box_mean(x, 5).numpy(), F.avg_pool2d(x, 5, 1, 2, count_include_pad=False).numpy(), rtol=1e-5
+    )
+    mask = (torch.rand(2, 1, 9, 14, generator=gen) > 0.1).float()
+    assert torch.equal(box_all(mask, 5), -F.max_pool2d(-mask, 5, 1, 2) > 0)
 
 
 def test_the_prior_stays_where_the_frames_cannot_tell_the_hypotheses_apart() -> None:
@@ -155,7 +193,7 @@ def test_a_checkpoint_becomes_a_guided_two_frame_model_for_depth_eval(tmp_path: 
     # The recorded camera, the pose net's frame size of a multi-frame run.
     np.testing.assert_allclose(net.K[0, 0, 0], 0.58 * NET_WIDTH, rtol=1e-6)
     assert net.pose_downsample == 2
-    predictor = CheckpointPredictor(path, device="cpu", guided=True)
+    predictor = CheckpointPredictor(path, device="cpu", guided="single_frame")
     assert predictor.frames == 2
 
     rng = np.random.default_rng(0)
@@ -183,6 +221,63 @@ def test_a_single_frame_checkpoint_needs_its_camera(tmp_path: Path) -> None:
         guided_net_from_checkpoint(ckpt)
     net = guided_net_from_checkpoint(ckpt, intrinsics=(0.58, 1.92, 0.5, 0.5))
     assert net.pose_downsample == 1  # a single-frame run's pose net sees full-size frames
-    predictor = CheckpointPredictor(path, device="cpu", guided=True, intrinsics=(0.58, 1.92, 0.5, 0.5))
+    predictor = CheckpointPredictor(
+        path, device="cpu", guided="single_frame", intrinsics=(0.58, 1.92, 0.5, 0.5)
+    )
     assert predictor.frames == 2
     np.testing.assert_allclose(predictor.net.K[0, 1, 1], 1.92 * NET_HEIGHT, rtol=1e-6)
+
+
+def test_the_student_is_searched_around_and_its_first_frame_is_the_students(tmp_path: Path) -> None:
+    path = _multi_frame_checkpoint(tmp_path / "multi.pt")
+    ckpt = load_checkpoint(path)
+    net = guided_net_from_checkpoint(ckpt, prior="student")
+    assert net.student is not None
+    image = torch.rand(1, 3, NET_HEIGHT, NET_WIDTH, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        # The same frame twice: no parallax, so the student's own first-frame depth.
+        torch.testing.assert_close(net(image, image), two_frame_net_from_checkpoint(ckpt)(image, image))
+    single = {key: value for key, value in ckpt.items() if key != "multi_depth_net"}
+    with pytest.raises(ValueError, match="needs a multi-frame checkpoint"):
+        guided_net_from_checkpoint(single, intrinsics=(0.58, 1.92, 0.5, 0.5), prior="student")
+    with pytest.raises(ValueError, match="guided prior 'teacher'"):
+        guided_net_from_checkpoint(ckpt, prior="teacher")
+    # depth-eval offers the same priors (spelt out there: it runs ONNX models without torch).
+    action = next(a for a in build_parser()._actions if a.dest == "guided")
+    assert tuple(action.choices) == GUIDED_PRIORS
+
+
+@pytest.mark.parametrize("prior", GUIDED_PRIORS)
+def test_a_guided_export_runs_in_the_depth_estimator(tmp_path: Path, prior: str) -> None:
+    import onnxruntime as ort
+
+    from depth_node.runtime.estimator import DepthEstimator
+
+    path = _multi_frame_checkpoint(tmp_path / "multi.pt")
+    out = tmp_path / "guided.onnx"
+    args = ["--checkpoint", str(path), "--out", str(out), "--guided", prior, "--latency-runs", "1"]
+    assert export_main(args) == 0
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["image", "prev_image"]
+    meta = session.get_modelmeta().custom_metadata_map
+    search = json.loads(meta["guided"])
+    assert meta["frames"] == "2" and search["prior"] == prior and search["window"] == 11
+    np.testing.assert_allclose(search["intrinsics"], [0.58, 1.92, 0.5, 0.5], rtol=1e-6)
+    card = out.with_suffix(".md").read_text()
+    assert (
+        "| matching | guided: 9 depths per pixel" in card and "| matching intrinsics | fx/W 0.5800," in card
+    )
+
+    # The runtime runs it as a two-frame model; a pair with motion, and the first frame (fed twice).
+    net = guided_net_from_checkpoint(load_checkpoint(path), prior=prior)
+    image, prev = textured_pair(NET_HEIGHT, NET_WIDTH)
+    estimator = DepthEstimator(out, providers=("cpu",), threads=1)
+    assert estimator.info.frames == 2
+    for previous in (prev, image):
+        with torch.no_grad():
+            reference = net(image, previous).numpy()
+        depth = estimator.infer(image.numpy(), previous.numpy())
+        close = np.abs(depth - reference) <= 1e-4 * reference
+        assert close.mean() >= 1 - 1e-3  # an argmin over near-equal costs may fall the other way
+    with pytest.raises(ValueError, match="model exports in fp32 only"):
+        export_onnx(path, tmp_path / "half.onnx", fp16=True, verbose=False, guided=prior)

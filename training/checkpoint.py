@@ -3,7 +3,8 @@ and ``depth-eval``.
 
 A multi-frame run's checkpoint (``model.multi_frame``) also holds ``multi_depth_net``, the student;
 ``two_frame_net_from_checkpoint`` rebuilds what the car runs from it, and
-``guided_net_from_checkpoint`` a two-frame model from its single-frame depth net and pose net alone.
+``guided_net_from_checkpoint`` a two-frame model from its single-frame depth net and pose net alone
+(or its student, searched around).
 Multi-frame checkpoints written before the cost volume's cheaper defaults (16 matching channels, 16
 hypotheses, the pose net on half-size frames) do not load into the new networks; none were shipped.
 
@@ -22,6 +23,7 @@ import torch
 
 from depth_node.files import atomic_open, named_write_errors
 from training.networks import (
+    GUIDED_PRIORS,
     DepthNet,
     GuidedTwoFrameNet,
     TwoFrameDepthNet,
@@ -93,14 +95,19 @@ def two_frame_net_from_checkpoint(ckpt: Mapping[str, Any]) -> TwoFrameDepthNet:
 
 
 def guided_net_from_checkpoint(
-    ckpt: Mapping[str, Any], intrinsics: Sequence[float] | None = None
+    ckpt: Mapping[str, Any], intrinsics: Sequence[float] | None = None, prior: str = "single_frame"
 ) -> GuidedTwoFrameNet:
     """A two-frame model from the checkpoint's single-frame depth net and pose net, the previous frame
     matched around the single-frame depth (``training.networks.guided``), in eval mode, at the
-    training size. ``intrinsics`` (fx, fy, cx, cy, normalised by image size): the camera; by default
-    the one a multi-frame checkpoint recorded (a single-frame one records none)."""
+    training size. ``prior``: ``single_frame``, or ``student`` to search around a multi-frame
+    checkpoint's student's depth instead. ``intrinsics`` (fx, fy, cx, cy, normalised by image size):
+    the camera; by default the one a multi-frame checkpoint recorded (a single-frame one records none)."""
+    if prior not in GUIDED_PRIORS:
+        raise ValueError(f"guided prior {prior!r}: expected one of {GUIDED_PRIORS}")
     if "pose_net" not in ckpt:
         raise ValueError("checkpoint: guided two-frame matching needs the pose net, and it holds none")
+    if prior == "student" and "multi_depth_net" not in ckpt:
+        raise ValueError("checkpoint: a guided search around the student needs a multi-frame checkpoint")
     model_cfg = {**ckpt["config"]["model"], "weights": None, "pose_weights": None}
     if intrinsics is None:
         if "multi_depth_net" not in ckpt:
@@ -110,9 +117,13 @@ def guided_net_from_checkpoint(
         intrinsics = ckpt["multi_depth_net"]["intrinsics"].tolist()
     pose_net = build_pose_net(model_cfg)
     pose_net.load_state_dict(ckpt["pose_net"], strict=True)
+    student = None
+    if prior == "student":
+        student = build_multi_depth_net(model_cfg)
+        student.load_state_dict(ckpt["multi_depth_net"], strict=True)
     # The multi-frame run trains its pose net on pooled frames (model.pose_downsample).
     factor = multi_frame_config(model_cfg)["pose_downsample"] if model_cfg.get("multi_frame") else 1
     data = ckpt["config"]["data"]
     fx, fy, cx, cy = (float(v) for v in intrinsics)
     depth_net, size = depth_net_from_checkpoint(ckpt), (int(data["height"]), int(data["width"]))
-    return GuidedTwoFrameNet(depth_net, pose_net, (fx, fy, cx, cy), *size, factor).eval()
+    return GuidedTwoFrameNet(depth_net, pose_net, (fx, fy, cx, cy), *size, factor, student=student).eval()

@@ -59,7 +59,7 @@ from training.baselines import TrainingPrior, training_prior, valid_gt_mask
 from training.datasets.diw import DiwDataset
 from training.datasets.kitti import KittiDataset, SplitEntry, read_split_file, split_from_drives
 from training.eval_grid import write_grid
-from training.predictors import CheckpointPredictor, OnnxPredictor, Predictor
+from training.predictors import CheckpointPredictor, OnnxPredictor, Predictor, add_guided_arguments
 
 # ---------------------------------------------------------------------------------------------
 # Frames with ground truth
@@ -537,19 +537,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="two-frame models get every frame twice (the first-frame mode): what the previous frame adds "
         "is the difference to a run without this",
     )
-    parser.add_argument(
-        "--guided",
-        action="store_true",
-        help="--checkpoint as a two-frame model: its single-frame depth net and pose net, the previous "
-        "frame matched around the single-frame depth (training.networks.guided)",
-    )
-    parser.add_argument(
-        "--intrinsics",
-        type=float,
-        nargs=4,
-        metavar=("FX", "FY", "CX", "CY"),
-        help="--guided: the camera, normalised by image size (a single-frame checkpoint records none)",
-    )
+    add_guided_arguments(parser, "--checkpoint")
     parser.add_argument("--out-dir", type=Path, default=Path("out/eval"))
     parser.add_argument("--device", default="auto", help="PyTorch device for --checkpoint")
     parser.add_argument("--png", choices=("auto", "png", "jpg"), default="auto", help="image file type")

@@ -68,9 +68,12 @@ def two_frame_info(metadata: Mapping[str, str]) -> dict[str, Any]:
     """``frames`` (1 or 2) and, for a two-frame model, its cost volume's ``cost_volume_intrinsics``
     (fx/W, fy/H, cx/W, cy/H), ``depth_bins`` (count, binning, min, max), ``student`` (encoder or
     refine), ``matching_source`` (features or image) and, if motion-aware, ``motion_aware``
-    (search_radius, threshold_px), from the export's metadata."""
+    (search_radius, threshold_px), from the export's metadata; for a guided model, ``guided`` (its
+    search, ``training.export.guided_metadata``) instead of the cost volume's."""
     if metadata.get("frames", "1") != "2":
         return {"frames": 1}
+    if "guided" in metadata:  # training.networks.guided: no cost volume
+        return {"frames": 2, "guided": json.loads(metadata["guided"])}
     info = {
         "frames": 2,
         "cost_volume_intrinsics": json.loads(metadata["cost_volume_intrinsics"]),
@@ -88,11 +91,16 @@ def _input_rows(info: Mapping[str, Any]) -> list[str]:
     shape = f"float32 [{info['batch']},3,{info['height']},{info['width']}] RGB in [0,1]"
     if info.get("frames", 1) != 2:
         return [f"| input | `image` {shape} |"]
+    inputs = (
+        f"| inputs | `image` {shape}; `prev_image` the same, the previous frame (the current frame again "
+        "on the first frame and after a reset) |"
+    )
+    if "guided" in info:
+        return [inputs, *_guided_rows(info["guided"])]
     fx, fy, cx, cy = info["cost_volume_intrinsics"]
     bins = info["depth_bins"]
     rows = [
-        f"| inputs | `image` {shape}; `prev_image` the same, the previous frame (the current frame again "
-        "on the first frame and after a reset) |",
+        inputs,
         f"| cost volume intrinsics | fx/W {fx:.4f}, fy/H {fy:.4f}, cx/W {cx:.4f}, cy/H {cy:.4f} (normalised "
         "by image size; a camera whose normalised intrinsics differ needs its own export) |",
         f"| depth hypotheses | {bins['count']} ({bins['binning']}) from {bins['min']:.3g} to "
@@ -117,6 +125,23 @@ def _input_rows(info: Mapping[str, Any]) -> list[str]:
             "runs inside the model |"
         )
     return rows
+
+
+def _guided_rows(search: Mapping[str, Any]) -> list[str]:
+    """A guided model's search (``training.networks.guided``), from its metadata."""
+    fx, fy, cx, cy = search["intrinsics"]
+    prior = "its multi-frame student's depth" if search["prior"] == "student" else "the single-frame depth"
+    factor = search["search_factor"]
+    pooled = f" on frames average-pooled {factor}x, the correction upsampled" if factor > 1 else ""
+    return [
+        f"| matching | guided: {search['count']} depths per pixel from / {search['ratio']:g} to x "
+        f"{search['ratio']:g} {prior}, RGB block matching in a {search['window']}x{search['window']} box"
+        f"{pooled}; the output is the geometric mean of the prior and the best match; the prior stays where "
+        f"the depths land under {search['min_parallax']:g} px apart"
+        f"{' or the previous frame matches better unmoved' if search['automask'] else ''} |",
+        f"| matching intrinsics | fx/W {fx:.4f}, fy/H {fy:.4f}, cx/W {cx:.4f}, cy/H {cy:.4f} (normalised "
+        "by image size; a camera whose normalised intrinsics differ needs its own export) |",
+    ]
 
 
 def _is_metric_row(value: Any) -> bool:

@@ -10,12 +10,33 @@ frame twice, the runtime's first-frame mode (``depth_node.runtime.pipeline``).
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from depth_node.geometry import resize_area
+
+
+def add_guided_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--guided [PRIOR]`` and ``--intrinsics FX FY CX CY``, as ``depth-eval`` and ``depth-export`` take
+    them: ``what`` (the checkpoint) as a guided two-frame model (``training.networks.guided``)."""
+    parser.add_argument(
+        "--guided",
+        nargs="?",
+        const="single_frame",
+        choices=("single_frame", "student"),  # GUIDED_PRIORS, spelt out: depth-eval --onnx needs no torch
+        help=f"{what} as a two-frame model: its pose net, the previous frame matched around the "
+        "single-frame depth (default) or a multi-frame checkpoint's student's (training.networks.guided)",
+    )
+    parser.add_argument(
+        "--intrinsics",
+        type=float,
+        nargs=4,
+        metavar=("FX", "FY", "CX", "CY"),
+        help="--guided: the camera, normalised by image size (a single-frame checkpoint records none)",
+    )
 
 
 class Predictor:
@@ -54,14 +75,15 @@ class Predictor:
 class CheckpointPredictor(Predictor):
     """A depth-train checkpoint's DepthNet (PyTorch); of a multi-frame checkpoint, its two-frame student
     with the pose net (``training.checkpoint.two_frame_net_from_checkpoint``), not the teacher.
-    ``guided``: the two-frame model of ``training.checkpoint.guided_net_from_checkpoint`` instead,
-    with ``intrinsics`` (fx, fy, cx, cy normalised by image size) where the checkpoint records none."""
+    ``guided`` (a prior of ``GUIDED_PRIORS``): the two-frame model of
+    ``training.checkpoint.guided_net_from_checkpoint`` instead, with ``intrinsics`` (fx, fy, cx, cy
+    normalised by image size) where the checkpoint records none."""
 
     def __init__(
         self,
         checkpoint: str | Path,
         device: str = "auto",
-        guided: bool = False,
+        guided: str | None = None,
         intrinsics: Sequence[float] | None = None,
     ) -> None:
         import torch
@@ -82,7 +104,7 @@ class CheckpointPredictor(Predictor):
         self.device = torch.device(device)
         self.frames = 2 if guided or is_multi_frame(ckpt) else 1
         if guided:
-            net = guided_net_from_checkpoint(ckpt, intrinsics)
+            net = guided_net_from_checkpoint(ckpt, intrinsics, guided)
         elif self.frames == 2:
             net = two_frame_net_from_checkpoint(ckpt)
         else:

@@ -52,7 +52,7 @@ from training.networks.depth_decoder import (
     LightDepthDecoder,
     SlimDepthDecoder,
 )
-from training.networks.guided import GuidedTwoFrameNet
+from training.networks.guided import GUIDED_PRIORS, GuidedTwoFrameNet
 from training.networks.inception_resnet_v2 import InceptionResNetV2Encoder, load_inception_resnet_v2_weights
 from training.networks.lraspp import LRASPPDecoder, dilate_last_stage
 from training.networks.manydepth import (
@@ -107,6 +107,7 @@ __all__ = [
     "BACKBONES",
     "DECODERS",
     "DEFAULT_MODEL_CFG",
+    "GUIDED_PRIORS",
     "AttentionDepthDecoder",
     "DarknetEncoder",
     "DepthDecoder",

@@ -22,6 +22,11 @@ that cost volume followed it there. Searched only around the single-frame depth,
 cannot happen, and nothing has to be learnt: any checkpoint with a pose net becomes a two-frame
 model. What it cannot tell is a car that moves along its own line of sight (an oncoming car looks
 nearer than it is); the study measures what that costs.
+
+``student``: the same search around a multi-frame checkpoint's student instead (better on moving cars,
+at the student's cost). ``search_width``: the window and the minimum parallax are in pixels of
+320-wide frames, where they were chosen; wider frames are searched average-pooled to that width and
+the correction is upsampled, which at 640x192 searches a quarter of the pixels.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ from torch import Tensor, nn
 from training.geometry import transformation_from_parameters
 from training.networks.depth_decoder import DepthNet
 from training.networks.manydepth import (
+    ManyDepthNet,
+    RefineNet,
     bilinear_lookup,
     camera_matrices,
     inside_map,
@@ -50,7 +57,10 @@ GUIDED_DEFAULTS: dict[str, float | int | bool] = {
     "window": 11,  # the block matching's box, pixels
     "min_parallax": 1.0,  # pixels between the nearest and the farthest hypothesis in the previous frame
     "automask": True,
+    "search_width": 320,  # frames wider are searched average-pooled to about this width
 }
+# What the frames are searched around: the single-frame depth, or a multi-frame checkpoint's student's.
+GUIDED_PRIORS = ("single_frame", "student")
 
 
 def guided_hypotheses(prior: Tensor, ratio: float, count: int) -> Tensor:
@@ -58,6 +68,23 @@ def guided_hypotheses(prior: Tensor, ratio: float, count: int) -> Tensor:
     depth from prior / ``ratio`` to prior x ``ratio``."""
     steps = torch.linspace(-1.0, 1.0, count, dtype=prior.dtype, device=prior.device)
     return prior * torch.exp(math.log(ratio) * steps).view(1, count, 1, 1)
+
+
+def box_mean(x: Tensor, window: int) -> Tensor:
+    """The mean over the ``window`` x ``window`` box around each pixel of ``x`` [B,C,H,W], over the
+    box's part inside the map. Two 1-D passes: the same mean as one 2-D pool at 2 ``window`` rather than
+    ``window``^2 additions a pixel."""
+    pad = window // 2
+    rows = F.avg_pool2d(x, (1, window), 1, (0, pad), count_include_pad=False)
+    return F.avg_pool2d(rows, (window, 1), 1, (pad, 0), count_include_pad=False)
+
+
+def box_all(mask: Tensor, window: int) -> Tensor:
+    """Whether every pixel of the ``window`` x ``window`` box around each pixel of ``mask`` [B,1,H,W]
+    (float 0/1) is set (the part of the box inside the map); separable, as ``box_mean``."""
+    pad = window // 2
+    rows = -F.max_pool2d(-mask, (1, window), 1, (0, pad))
+    return -F.max_pool2d(-rows, (window, 1), 1, (pad, 0)) > 0
 
 
 def photometric_cost(
@@ -77,27 +104,25 @@ def photometric_cost(
     ``inside``: every hypothesis of every pixel of the box lands inside the previous frame;
     ``parallax``: how many pixels apart the nearest and the farthest hypothesis land; ``identity``:
     the same box cost against the previous frame's same pixels (no motion at all)."""
-    b, _, h, w = image.shape
+    b, c, h, w = image.shape
     d = hypotheses.shape[1]
     x, y = project_pixels(hypotheses.flatten(2), cam_T_cam, K, inv_K, h, w)  # [B,D,hw]
-    warped = bilinear_lookup(prev, x, y)  # [B,D,hw,3]
-    current = image.flatten(2).transpose(1, 2).unsqueeze(1)  # [B,1,hw,3]
-    diff = (warped - current).abs().mean(-1).view(b, d, h, w)
-    pad = window // 2
-    cost = F.avg_pool2d(diff, window, 1, pad, count_include_pad=False)
-    still = (prev - image).abs().mean(1, keepdim=True)
-    identity = F.avg_pool2d(still, window, 1, pad, count_include_pad=False)
+    warped = bilinear_lookup(prev, x, y, channels_first=True)  # [B,3,D,hw]
+    current = image.reshape(b, c, 1, h * w)
+    diff = (warped - current).abs().mean(1).view(b, d, h, w)
+    cost = box_mean(diff, window)
+    identity = box_mean((prev - image).abs().mean(1, keepdim=True), window)
     landed = inside_map(x, y, h, w, 1).view(b, d, h, w).all(dim=1, keepdim=True).to(image.dtype)
-    inside = -F.max_pool2d(-landed, window, 1, pad) > 0
+    inside = box_all(landed, window)
     parallax = ((x[:, -1] - x[:, 0]) ** 2 + (y[:, -1] - y[:, 0]) ** 2).sqrt().view(b, 1, h, w)
     return cost, inside, parallax, identity
 
 
-def guided_depth(prior: Tensor, cost: Tensor, usable: Tensor, ratio: float) -> Tensor:
-    """The depth [B,1,H,W]: where ``usable`` [B,1,H,W], the geometric mean of ``prior`` and the matched
-    depth, else ``prior``. The matched depth is the lowest ``cost`` [B,D,H,W] over the hypotheses of
-    ``guided_hypotheses(prior, ratio, D)``, moved to the vertex of the parabola through it and its
-    two neighbours (at most half a step; none at the ends of the range)."""
+def guided_correction(cost: Tensor, usable: Tensor, ratio: float) -> Tensor:
+    """The log-depth correction [B,1,H,W] to the prior: half the log ratio of the matched depth to the
+    prior where ``usable`` [B,1,H,W], else 0. The matched depth is the lowest ``cost`` [B,D,H,W] over
+    the hypotheses of ``guided_hypotheses(prior, ratio, D)``, moved to the vertex of the parabola
+    through it and its two neighbours (at most half a step; none at the ends of the range)."""
     count = cost.shape[1]
     best = cost.argmin(dim=1, keepdim=True)
     inner = best.clamp(1, count - 2)
@@ -107,16 +132,36 @@ def guided_depth(prior: Tensor, cost: Tensor, usable: Tensor, ratio: float) -> T
     vertex = torch.where(fits, 0.5 * (c0 - c2) / curvature.clamp(min=1e-9), torch.zeros_like(c1))
     # Hypothesis k lies at log(prior) + log(ratio) (2k / (D - 1) - 1).
     step = 2.0 * math.log(ratio) / (count - 1)
-    log_offset = (best.to(prior.dtype) + vertex.clamp(-0.5, 0.5)) * step - math.log(ratio)
-    return torch.where(usable, prior * torch.exp(0.5 * log_offset), prior)
+    log_offset = (best.to(cost.dtype) + vertex.clamp(-0.5, 0.5)) * step - math.log(ratio)
+    return torch.where(usable, 0.5 * log_offset, torch.zeros_like(log_offset))
+
+
+def guided_depth(prior: Tensor, cost: Tensor, usable: Tensor, ratio: float) -> Tensor:
+    """The depth [B,1,H,W]: where ``usable``, the geometric mean of ``prior`` and the matched depth
+    (``guided_correction``), else ``prior``."""
+    return prior * torch.exp(guided_correction(cost, usable, ratio))
+
+
+def search_factor(width: int, search_width: int) -> int:
+    """By how much frames ``width`` pixels wide are pooled for the search: to about ``search_width``,
+    never up."""
+    return max(1, round(width / search_width))
 
 
 class GuidedTwoFrameNet(nn.Module):
     """What the car would run, like ``TwoFrameDepthNet``: ``forward(image, prev_image) -> depth``
-    [N,1,H,W] in model units, both inputs [N,3,H,W] RGB in [0,1]. ``depth_net`` and ``pose_net`` are a
-    checkpoint's own, unchanged; ``intrinsics`` (fx, fy, cx, cy) normalised by image size, the camera
-    the matching's geometry assumes; ``pose_downsample``: the factor the pose net's frames were
-    pooled by in training (``pose_frame``)."""
+    [N,1,H,W] in model units, both inputs [N,3,height,width] RGB in [0,1]. ``depth_net`` and
+    ``pose_net`` are a checkpoint's own, unchanged; ``intrinsics`` (fx, fy, cx, cy) normalised by image
+    size, the camera the matching's geometry assumes; ``pose_downsample``: the factor the pose net's
+    frames were pooled by in training (``pose_frame``).
+
+    ``student``: a multi-frame checkpoint's student (``ManyDepthNet`` or ``RefineNet``, with the same
+    pose net and camera); its depth, rather than ``depth_net``'s, is the prior searched around.
+
+    ``search_width``: the window and ``min_parallax`` are in pixels of frames this wide (the width they
+    were chosen at): wider frames are average-pooled to about it for the search, and the correction is
+    upsampled to the full-size prior. At 640x192 this searches a quarter of the pixels.
+    """
 
     def __init__(
         self,
@@ -131,32 +176,59 @@ class GuidedTwoFrameNet(nn.Module):
         window: int = GUIDED_DEFAULTS["window"],
         min_parallax: float = GUIDED_DEFAULTS["min_parallax"],
         automask: bool = GUIDED_DEFAULTS["automask"],
+        search_width: int = GUIDED_DEFAULTS["search_width"],
+        student: ManyDepthNet | RefineNet | None = None,
     ) -> None:
         super().__init__()
-        if ratio <= 1.0 or count < 3 or window < 1 or window % 2 == 0:
+        if ratio <= 1.0 or count < 3 or window < 1 or window % 2 == 0 or search_width < 1:
             raise ValueError(
-                f"guided matching: need ratio > 1 (got {ratio}), count >= 3 (got {count}) "
-                f"and an odd window (got {window})"
+                f"guided matching: need ratio > 1 (got {ratio}), count >= 3 (got {count}), "
+                f"an odd window (got {window}) and search_width >= 1 (got {search_width})"
             )
         self.depth_net = depth_net
         self.pose_net = pose_net
+        self.student = student
+        self.intrinsics = tuple(float(v) for v in intrinsics)
         self.pose_downsample = int(pose_downsample)
         self.ratio, self.count, self.window = float(ratio), int(count), int(window)
         self.min_parallax, self.automask = float(min_parallax), bool(automask)
-        K, inv_K = camera_matrices(intrinsics, height, width)
+        self.search_factor = search_factor(width, int(search_width))
+        size = (height // self.search_factor, width // self.search_factor)
+        K, inv_K = camera_matrices(intrinsics, *size)
         self.register_buffer("K", K, persistent=False)
         self.register_buffer("inv_K", inv_K, persistent=False)
+        if student is not None:  # the student matches at the full size, as in TwoFrameDepthNet
+            student_K, student_inv_K = camera_matrices(intrinsics, height, width)
+            self.register_buffer("student_K", student_K, persistent=False)
+            self.register_buffer("student_inv_K", student_inv_K, persistent=False)
+
+    def prior(self, image: Tensor, prev_image: Tensor, cam_T_cam: Tensor) -> Tensor:
+        """The depth searched around: the single-frame depth, or the student's."""
+        if self.student is None:
+            return self.depth_net.predict_depth(image)
+        reference = self.depth_net.predict_depth(image) if self.student.needs_reference else None
+        return self.student.predict_depth(
+            image, prev_image, cam_T_cam, self.student_K, self.student_inv_K, reference
+        )
 
     def forward(self, image: Tensor, prev_image: Tensor) -> Tensor:
         factor = self.pose_downsample
         axisangle, translation = self.pose_net(pose_frame(prev_image, factor), pose_frame(image, factor))
         cam_T_cam = transformation_from_parameters(axisangle, translation, invert=True)
-        prior = self.depth_net.predict_depth(image)
-        hypotheses = guided_hypotheses(prior, self.ratio, self.count)
+        prior = self.prior(image, prev_image, cam_T_cam)
+        small_prior, small_image, small_prev = (
+            pose_frame(x, self.search_factor) for x in (prior, image, prev_image)
+        )
+        hypotheses = guided_hypotheses(small_prior, self.ratio, self.count)
         cost, inside, parallax, identity = photometric_cost(
-            image, prev_image, hypotheses, cam_T_cam, self.K, self.inv_K, self.window
+            small_image, small_prev, hypotheses, cam_T_cam, self.K, self.inv_K, self.window
         )
         usable = inside & (parallax >= self.min_parallax)
         if self.automask:
             usable = usable & (cost.amin(dim=1, keepdim=True) < identity)
-        return guided_depth(prior, cost, usable, self.ratio)
+        correction = guided_correction(cost, usable, self.ratio)
+        if self.search_factor > 1:
+            correction = F.interpolate(
+                correction, size=prior.shape[-2:], mode="bilinear", align_corners=False
+            )
+        return prior * torch.exp(correction)
