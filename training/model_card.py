@@ -27,8 +27,9 @@ def card_info(
     metrics: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
     """What the model card shows; ``measured``: fp16, dynamic_batch, parameters, macs, flops,
-    parity, latency_ms, opset, commit, and optionally precision, cpu and int8 (the quantization, its
-    depth difference to fp32 and fp32's latency)."""
+    parity, latency_ms, opset, commit, and optionally parity_left_out (the share of pixels the parity
+    leaves out), precision, cpu and int8 (the quantization, its depth difference to fp32 and fp32's
+    latency)."""
     train_cfg = ckpt["config"].get("train") or {}
     command = ckpt.get("command") or train_cfg.get("command") or "not recorded (see the configuration below)"
     return {
@@ -52,6 +53,7 @@ def card_info(
         "metric_scale": 1.0,
         "scale_is_metric": metadata["scale_is_metric"],
         "parity": measured["parity"],
+        "parity_left_out": measured.get("parity_left_out", 0.0),
         "latency_ms": measured["latency_ms"],
         "opset": measured["opset"],
         "commit": measured["commit"],
@@ -180,7 +182,9 @@ def _precision_rows(info: Mapping[str, Any]) -> list[str]:
     """Precision, parity and CPU latency rows; an int8 model also shows fp32's latency beside its own."""
     precision = info.get("precision") or ("fp16" if info["fp16"] else "fp32")
     cpu = f" ({info['cpu']})" if info.get("cpu") else ""
-    parity = f"| ONNX Runtime parity | max relative error {info['parity']:.2e} |"
+    left_out = info.get("parity_left_out") or 0.0
+    but = f" (all but the worst {100 * left_out:.2g} % of the pixels: argmins over near-equal costs)"
+    parity = f"| ONNX Runtime parity | max relative error {info['parity']:.2e}{but if left_out else ''} |"
     int8 = info.get("int8")
     if precision != "int8" or not int8:
         text = {"fp16": "fp16 inside, float32 interface"}.get(precision, precision)
