@@ -216,8 +216,9 @@ class GuidedTwoFrameNet(nn.Module):
         axisangle, translation = self.pose_net(pose_frame(prev_image, factor), pose_frame(image, factor))
         cam_T_cam = transformation_from_parameters(axisangle, translation, invert=True)
         prior = self.prior(image, prev_image, cam_T_cam)
+        factor = self.search_factor
         small_prior, small_image, small_prev = (
-            pose_frame(x, self.search_factor) for x in (prior, image, prev_image)
+            F.avg_pool2d(x, factor) if factor > 1 else x for x in (prior, image, prev_image)
         )
         hypotheses = guided_hypotheses(small_prior, self.ratio, self.count)
         cost, inside, parallax, identity = photometric_cost(
@@ -227,7 +228,7 @@ class GuidedTwoFrameNet(nn.Module):
         if self.automask:
             usable = usable & (cost.amin(dim=1, keepdim=True) < identity)
         correction = guided_correction(cost, usable, self.ratio)
-        if self.search_factor > 1:
+        if factor > 1:
             correction = F.interpolate(
                 correction, size=prior.shape[-2:], mode="bilinear", align_corners=False
             )
