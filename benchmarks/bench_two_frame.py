@@ -44,12 +44,15 @@ from depth_node.runtime.frame import FrameDrop, FramePath  # noqa: E402
 from depth_node.runtime.message_types import rosbags_types  # noqa: E402
 from depth_node.runtime.parameters import validate_parameters  # noqa: E402
 from depth_node.runtime.pipeline import DepthPipeline  # noqa: E402
-from training.checkpoint import save_checkpoint  # noqa: E402
+from training.checkpoint import (  # noqa: E402
+    guided_net_from_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    two_frame_net_from_checkpoint,
+)
 from training.export import count_flops, cpu_name, export_onnx  # noqa: E402
 from training.networks import (  # noqa: E402
     GUIDED_PRIORS,
-    GuidedTwoFrameNet,
-    TwoFrameDepthNet,
     build_depth_net,
     build_multi_depth_net,
     build_pose_net,
@@ -74,23 +77,6 @@ def make_checkpoints(
         build_pose_net(two_cfg).eval(),
         build_multi_depth_net(two_cfg).eval(),
     )
-    example = torch.rand(1, 3, height, width)
-    two = TwoFrameDepthNet(student, pose_net, height, width, depth_net).eval()
-    if guided is not None:
-        camera = tuple(float(v) for v in student.intrinsics)
-        pooling = two_cfg["pose_downsample"]
-        searched = student if guided == "student" else None
-        two = GuidedTwoFrameNet(depth_net, pose_net, camera, height, width, pooling, student=searched).eval()
-    sizes = {
-        "single": {
-            "parameters": sum(p.numel() for p in depth_net.parameters()),
-            "gmac": count_flops(depth_net, example)["macs"] / 1e9,
-        },
-        "two": {
-            "parameters": sum(p.numel() for p in two.parameters()),
-            "gmac": count_flops(two, (example, example))["macs"] / 1e9,
-        },
-    }
     single_ckpt = save_checkpoint(
         folder / f"{backbone}_single.pt",
         {"config": {"model": single_cfg, "data": data}, "depth_net": depth_net.state_dict()},
@@ -104,6 +90,23 @@ def make_checkpoints(
             "multi_depth_net": student.state_dict(),
         },
     )
+    # The two-frame model exactly as depth-export builds it from that checkpoint.
+    two_frame = load_checkpoint(two_ckpt)
+    if guided is None:
+        two = two_frame_net_from_checkpoint(two_frame)
+    else:
+        two = guided_net_from_checkpoint(two_frame, prior=guided)
+    example = torch.rand(1, 3, height, width)
+    sizes = {
+        "single": {
+            "parameters": sum(p.numel() for p in depth_net.parameters()),
+            "gmac": count_flops(depth_net, example)["macs"] / 1e9,
+        },
+        "two": {
+            "parameters": sum(p.numel() for p in two.parameters()),
+            "gmac": count_flops(two, (example, example))["macs"] / 1e9,
+        },
+    }
     return {"config": two_cfg, "sizes": sizes, "checkpoints": {"single": single_ckpt, "two": two_ckpt}}
 
 
